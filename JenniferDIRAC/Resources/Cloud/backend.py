@@ -1,0 +1,57 @@
+"""The small interface every cloud backend implements. The CE and the VM director never branch
+on the cloud type: they hold a CloudBackend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec
+
+
+class CloudBackend(ABC):
+    #: Largest user data (bytes, after any compression and before base64) the cloud accepts.
+    max_user_data_bytes: int = 65535
+
+    @abstractmethod
+    def list_vms(self, owner: OwnerTags) -> list[VM]:
+        """All VMs of this installation and CE (owner.installation, owner.ce), in ONE listing
+        (paginated where the API needs it). Raises CloudError on failure: a failed listing is
+        never an empty one."""
+
+    @abstractmethod
+    def create_vm(self, spec: VMSpec) -> VM:
+        """Create one VM. Raises QuotaExceeded, CloudUnreachable (the VM may or may not exist:
+        look it up with find_vm_by_name before retrying), or CloudError."""
+
+    @abstractmethod
+    def find_vm_by_name(self, name: str, owner: OwnerTags) -> VM | None:
+        """The owned VM with exactly this (unique) name, or None."""
+
+    @abstractmethod
+    def delete_vms(self, vm_ids: list[str]) -> dict[str, str]:
+        """Delete VMs. Returns {vm_id: error message} for the ones that failed; an already
+        deleted VM is a success."""
+
+    @abstractmethod
+    def console_log(self, vm_id: str) -> str:
+        """The VM's console output ("" if the cloud has none)."""
+
+    @abstractmethod
+    def quota(self) -> Quota:
+        """The project's absolute limits and usage."""
+
+    @abstractmethod
+    def resolve_image(self, ref: str) -> str:
+        """Image id for an id or a `name:<name>` reference. Raises NotFound."""
+
+    @abstractmethod
+    def resolve_flavor(self, ref: str) -> Flavor:
+        """Flavor for an id or a `name:<name>` reference. Raises NotFound."""
+
+    @abstractmethod
+    def resolve_networks(self, refs: list[str]) -> list[str]:
+        """Network ids for ids or `name:<name>` references. Raises NotFound."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,155 @@
+"""The one model of a cloud VM that every backend maps to, and of what we need from a cloud.
+
+Backends (openstacksdk, libcloud) translate their own objects into these types; nothing above
+the backends sees a backend-specific object or dict.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+#: Metadata keys that mark a VM as ours. A VM is owned by one DIRAC installation and one CE;
+#: names are never used to decide ownership (other installations share the same projects).
+TAG_PREFIX = "jdirac-"
+TAG_INSTALLATION = TAG_PREFIX + "installation"
+TAG_CE = TAG_PREFIX + "ce"
+TAG_VO = TAG_PREFIX + "vo"
+TAG_STAMP = TAG_PREFIX + "stamp"
+TAG_PROFILE = TAG_PREFIX + "profile"
+TAG_SITE = TAG_PREFIX + "site"
+
+
+class VMState(str, Enum):
+    """Cloud-side state of a VM, normalised across clouds."""
+
+    BUILD = "BUILD"  # being created / booting: the pilot is not yet running
+    ACTIVE = "ACTIVE"  # running
+    SHUTOFF = "SHUTOFF"  # powered off (the pilot ended and the VM powered itself off)
+    ERROR = "ERROR"  # the cloud failed it; see VM.fault
+    DELETING = "DELETING"  # delete requested, still listed
+    UNKNOWN = "UNKNOWN"  # a state we cannot map
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (VMState.SHUTOFF, VMState.ERROR)
+
+
+@dataclass(frozen=True)
+class OwnerTags:
+    """Who a VM belongs to. Written as VM metadata at creation, read back from every listing."""
+
+    installation: str
+    ce: str
+    vo: str = ""
+    stamp: str = ""
+    profile: str = ""
+    site: str = ""
+
+    def to_metadata(self) -> dict[str, str]:
+        metadata = {TAG_INSTALLATION: self.installation, TAG_CE: self.ce}
+        for key, value in (
+            (TAG_VO, self.vo),
+            (TAG_STAMP, self.stamp),
+            (TAG_PROFILE, self.profile),
+            (TAG_SITE, self.site),
+        ):
+            if value:
+                metadata[key] = value
+        return metadata
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str] | None) -> OwnerTags | None:
+        """The owner recorded in a VM's metadata, or None for a VM that is not JenniferDIRAC's."""
+        metadata = metadata or {}
+        installation = metadata.get(TAG_INSTALLATION)
+        ce = metadata.get(TAG_CE)
+        if not installation or not ce:
+            return None
+        return cls(
+            installation=installation,
+            ce=ce,
+            vo=metadata.get(TAG_VO, ""),
+            stamp=metadata.get(TAG_STAMP, ""),
+            profile=metadata.get(TAG_PROFILE, ""),
+            site=metadata.get(TAG_SITE, ""),
+        )
+
+    def owns(self, other: OwnerTags | None) -> bool:
+        """True if `other` (read from a VM) belongs to the same installation and CE as self."""
+        return other is not None and other.installation == self.installation and other.ce == self.ce
+
+
+@dataclass
+class VM:
+    """A VM as listed by a cloud."""
+
+    id: str
+    name: str
+    state: VMState
+    created: datetime | None = None  # timezone-aware UTC
+    updated: datetime | None = None
+    launched: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    fault: str = ""  # the cloud's reason for ERROR, if any
+    flavor_id: str = ""
+    image_id: str = ""
+
+    @property
+    def owner(self) -> OwnerTags | None:
+        return OwnerTags.from_metadata(self.metadata)
+
+    @property
+    def stamp(self) -> str:
+        return self.metadata.get(TAG_STAMP, "")
+
+
+@dataclass(frozen=True)
+class Flavor:
+    id: str
+    name: str
+    vcpus: int
+    ram_mb: int
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Absolute limits and usage of a project. None or a negative limit means unlimited."""
+
+    max_instances: int | None = None
+    used_instances: int = 0
+    max_cores: int | None = None
+    used_cores: int = 0
+    max_ram_mb: int | None = None
+    used_ram_mb: int = 0
+
+    def headroom(self, flavor: Flavor) -> float:
+        """How many more VMs of `flavor` fit; math.inf when nothing limits it."""
+        room = math.inf
+        for limit, used, cost in (
+            (self.max_instances, self.used_instances, 1),
+            (self.max_cores, self.used_cores, flavor.vcpus),
+            (self.max_ram_mb, self.used_ram_mb, flavor.ram_mb),
+        ):
+            if limit is None or limit < 0 or cost <= 0:
+                continue
+            room = min(room, max(0, (limit - used) // cost))
+        return room
+
+
+@dataclass
+class VMSpec:
+    """Everything needed to create one VM. Ids are already resolved (never `name:` references)."""
+
+    name: str
+    image_id: str
+    flavor_id: str
+    user_data: bytes
+    metadata: dict[str, str]
+    network_ids: list[str] = field(default_factory=list)
+    key_name: str | None = None
+    security_groups: list[str] = field(default_factory=list)
+    availability_zone: str | None = None
+    config_drive: bool = False

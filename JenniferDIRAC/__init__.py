@@ -1,0 +1,16 @@
+"""JenniferDIRAC: pilots in cloud VMs through DIRAC's own SiteDirector and CE machinery."""
+
+__version__ = "0.1.0"
+
+
+def extension_metadata() -> dict:
+    return {
+        # A secondary extension: it sits beside a VO's primary extension (BelleDIRAC,
+        # GridPP's DIRAC) or plain DIRAC, and must never take over the installation's
+        # identity (scripts, web, pilot -e list). Priority 10 places it above DIRAC (0)
+        # so that its CloudComputingElement module overrides DIRAC's, and below typical
+        # primary VO extensions (100), so a VO extension can still override us.
+        "primary_extension": False,
+        "priority": 10,
+        "setups": {},
+    }
