@@ -1,0 +1,148 @@
+"""Per-VM tokens for the VM endpoint.
+
+The CE puts one token in each VM's user data. A token names exactly one VM and an expiry, and is
+signed with HMAC-SHA256 under a server-side secret that never leaves the DIRAC servers, so a VM
+holds nothing that works for another VM or after its lifetime (no certificate, no shared secret).
+
+Token text: ``jdv1.<vm name>.<expiry, unix seconds>.<base64url HMAC>``.
+
+The secret file holds one secret per line (at least 32 characters each; ``#`` comments and blank
+lines ignored). The first secret signs new tokens; all of them verify, so an administrator rotates
+by adding a new first line and removing the old one after the longest VM lifetime.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import stat
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+TOKEN_PREFIX = "jdv1"
+MIN_SECRET_CHARS = 32
+#: VM names a token can carry: no dots, so the token splits unambiguously.
+VM_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SIGNATURE_CONTEXT = b"jdirac-vm-token/v1"
+_MAX_TOKEN_CHARS = 256
+
+
+class TokenError(Exception):
+    """A token is refused. The message never contains the token or the secret."""
+
+
+class TokenInvalid(TokenError):
+    """Malformed, forged or signed with an unknown secret."""
+
+
+class TokenExpired(TokenError):
+    """Correctly signed but past its expiry."""
+
+
+class SecretFileError(Exception):
+    """The secret file is missing, unreadable, too permissive or holds no usable secret."""
+
+
+@dataclass(frozen=True)
+class VMToken:
+    vm_name: str
+    expires: int  # unix seconds
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class TokenAuthority:
+    """Issues and verifies per-VM tokens with HMAC-SHA256."""
+
+    def __init__(self, secrets: Sequence[bytes], clock: Callable[[], float] = time.time):
+        if not secrets:
+            raise SecretFileError("no secret given")
+        for secret in secrets:
+            if len(secret) < MIN_SECRET_CHARS:
+                raise SecretFileError(f"a secret is shorter than {MIN_SECRET_CHARS} characters")
+        self._secrets = [bytes(s) for s in secrets]
+        self._clock = clock
+
+    @classmethod
+    def from_secret_file(cls, path: str | os.PathLike, clock: Callable[[], float] = time.time) -> TokenAuthority:
+        return cls(read_secret_file(path), clock=clock)
+
+    def _sign(self, secret: bytes, vm_name: str, expires: int) -> str:
+        message = b"|".join((_SIGNATURE_CONTEXT, vm_name.encode("ascii"), str(expires).encode("ascii")))
+        return _b64(hmac.new(secret, message, hashlib.sha256).digest())
+
+    def issue(self, vm_name: str, lifetime_seconds: int) -> str:
+        """A token for `vm_name`, valid for `lifetime_seconds` from now."""
+        if not VM_NAME_PATTERN.match(vm_name or ""):
+            raise ValueError(f"VM name {vm_name!r} cannot carry a token (allowed: {VM_NAME_PATTERN.pattern})")
+        if lifetime_seconds <= 0:
+            raise ValueError("token lifetime must be positive")
+        expires = int(self._clock()) + int(lifetime_seconds)
+        return f"{TOKEN_PREFIX}.{vm_name}.{expires}.{self._sign(self._secrets[0], vm_name, expires)}"
+
+    def verify(self, token: str) -> VMToken:
+        """The VM a token was issued for; raises TokenInvalid or TokenExpired."""
+        if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN_CHARS:
+            raise TokenInvalid("malformed token")
+        parts = token.split(".")
+        if len(parts) != 4 or parts[0] != TOKEN_PREFIX:
+            raise TokenInvalid("malformed token")
+        _, vm_name, expires_text, signature = parts
+        if not VM_NAME_PATTERN.match(vm_name) or not expires_text.isdigit() or len(expires_text) > 12:
+            raise TokenInvalid("malformed token")
+        expires = int(expires_text)
+        presented = signature.encode("ascii", "replace")
+        # Check every secret without stopping early, so timing says nothing about which matched.
+        matched = False
+        for secret in self._secrets:
+            expected = self._sign(secret, vm_name, expires).encode("ascii")
+            matched |= hmac.compare_digest(expected, presented)
+        if not matched:
+            raise TokenInvalid("token signature does not verify")
+        if expires <= self._clock():
+            raise TokenExpired(f"token for {vm_name} expired")
+        return VMToken(vm_name=vm_name, expires=expires)
+
+
+def read_secret_file(path: str | os.PathLike) -> list[bytes]:
+    """Secrets from `path`; refuses files that others can read."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise SecretFileError(f"cannot read token secret file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SecretFileError(f"token secret file {path} is not a regular file")
+    if info.st_mode & 0o007:
+        raise SecretFileError(
+            f"token secret file {path} is accessible by other users (mode {stat.S_IMODE(info.st_mode):o}); chmod 600 it"
+        )
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as exc:
+        raise SecretFileError(f"cannot read token secret file {path}: {exc.strerror}") from None
+    secrets = [line.strip() for line in lines if line.strip() and not line.strip().startswith(b"#")]
+    if not secrets:
+        raise SecretFileError(f"token secret file {path} holds no secret")
+    short = [i for i, s in enumerate(secrets, 1) if len(s) < MIN_SECRET_CHARS]
+    if short:
+        raise SecretFileError(
+            f"token secret file {path}: secret number {short[0]} is shorter than {MIN_SECRET_CHARS} characters"
+        )
+    return secrets
+
+
+def create_secret_file(path: str | os.PathLike) -> None:
+    """Write a new random secret to `path` (mode 600); refuses to overwrite an existing file."""
+    import secrets as random_source
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(random_source.token_urlsafe(48) + "\n")
