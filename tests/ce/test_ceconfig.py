@@ -1,0 +1,151 @@
+"""CE parameters -> CloudCEConfig: DIRAC's CloudCE options keep their meaning, new ones validate."""
+
+import pytest
+
+from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig, OPENSTACK
+from JenniferDIRAC.Resources.Cloud.errors import ConfigurationError
+
+#: DIRAC's documented OpenStack example, unchanged, plus what getQueuesResolved adds.
+DIRAC_EXAMPLE = {
+    "CEType": "Cloud",
+    "CloudType": "OPENSTACK",
+    "Driver_ex_force_auth_url": "https://cloudprov.mysite.example:5000",
+    "Driver_ex_force_auth_version": "3.x_password",
+    "Driver_ex_tenant_name": "clouduser",
+    "Instance_Image": "name:CentOS-7-x86_64-GenericCloud-1905",
+    "Instance_Flavor": "name:m1.medium",
+    "Instance_Networks": "name:my_public_net,name:my_private_net",
+    "Instance_SSHKey": "mysshkey",
+    "Site": "CLOUD.Example.uk",
+    "Community": "belle",
+    "InstallationName": "Belle2-Prod",
+}
+
+
+def parse(**changes):
+    params = dict(DIRAC_EXAMPLE)
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
+    return CloudCEConfig.from_ce_parameters("cloudprov.mysite.example", params)
+
+
+def test_dirac_openstack_example_translates_to_keystone_settings():
+    config = parse()
+    assert config.cloud_type == OPENSTACK and config.is_openstack
+    assert config.image == "name:CentOS-7-x86_64-GenericCloud-1905"
+    assert config.flavor == "name:m1.medium"
+    assert config.networks == ("name:my_public_net", "name:my_private_net")
+    assert config.ssh_key == "mysshkey"
+    assert config.context_max_lifetime == 14 * 24 * 3600
+    assert config.openstack.auth_url == "https://cloudprov.mysite.example:5000/v3"
+    assert config.openstack.auth_type == "password"
+    assert config.openstack.identity() == {
+        "auth_url": "https://cloudprov.mysite.example:5000/v3",
+        "project_name": "clouduser",
+    }
+    assert config.ignored_driver_options == ()
+    owner = config.owner("ab" * 16)
+    assert (owner.installation, owner.ce, owner.vo, owner.site, owner.stamp) == (
+        "Belle2-Prod", "cloudprov.mysite.example", "belle", "CLOUD.Example.uk", "ab" * 16)
+
+
+def test_domains_region_appcred_and_versioned_url():
+    config = parse(
+        Driver_ex_force_auth_url="https://keystone.example/identity/v3/",
+        Driver_ex_force_auth_version="3.x_appcred",
+        Driver_ex_domain_name="users",
+        Driver_ex_tenant_domain_id="dom-42",
+        Driver_ex_force_service_region="RegionTwo",
+        Driver_ex_force_service_type="compute",
+    )
+    assert config.openstack.auth_url == "https://keystone.example/identity/v3"
+    assert config.openstack.auth_type == "v3applicationcredential"
+    assert config.openstack.user_domain_name == "users"
+    assert config.openstack.project_domain_id == "dom-42"
+    assert config.region == "RegionTwo"
+    assert config.ignored_driver_options == ("Driver_ex_force_service_type",)
+
+
+def test_oidc_driver_options_keep_libcloud_meaning():
+    project = "0123456789abcdef0123456789abcdef"
+    config = parse(
+        Driver_ex_force_auth_version="3.x_oidc_access_token",
+        Driver_ex_tenant_name="openid",
+        Driver_ex_domain_name=project,
+    )
+    assert config.openstack.auth_type == "v3oidcaccesstoken"
+    assert config.openstack.protocol == "openid"
+    assert config.openstack.project_id == project and config.openstack.project_name == ""
+
+
+def test_new_options_are_typed():
+    config = parse(
+        Region="RegionOne",
+        CloudsYamlCloud="fedcloud",
+        Instance_SecurityGroups="default, pilots",
+        Instance_AvailabilityZone="nova",
+        Instance_Metadata="project=belle2, owner=ops",
+        QuotaShare="50%",
+        MaxStartingVMs="5",
+        MaxSubmitThreads="4",
+        Context_Profile="belle2",
+        Context_ExtPackages="htop, git",
+        Context_MaxLifetime="86400",
+    )
+    assert config.region == "RegionOne" and config.clouds_yaml_cloud == "fedcloud"
+    assert config.security_groups == ("default", "pilots")
+    assert config.availability_zone == "nova"
+    assert dict(config.extra_metadata) == {"project": "belle2", "owner": "ops"}
+    assert config.quota_share == 0.5
+    assert config.max_starting_vms == 5 and config.max_submit_threads == 4
+    assert config.context_profile == "belle2"
+    assert config.context_ext_packages == ("htop", "git")
+    assert config.context_max_lifetime == 86400
+
+
+def test_libcloud_cloud_types():
+    assert parse(CloudType="ec2").cloud_type == "EC2"
+    assert parse(CloudType="mypkg.drivers.MyNodeDriver").cloud_type == "mypkg.drivers.MyNodeDriver"
+    assert parse(CloudType=None, CloudsYamlCloud="mycloud").cloud_type == OPENSTACK
+
+
+@pytest.mark.parametrize(
+    "changes, option",
+    [
+        ({"CloudType": None}, "CloudType"),
+        ({"CloudType": "NOSUCHCLOUD"}, "CloudType"),
+        ({"Instance_Image": None}, "Instance_Image"),
+        ({"Instance_Flavor": "name:"}, "Instance_Flavor"),
+        ({"QuotaShare": "1.5"}, "QuotaShare"),
+        ({"QuotaShare": "lots"}, "QuotaShare"),
+        ({"MaxStartingVMs": "0"}, "MaxStartingVMs"),
+        ({"MaxSubmitThreads": "many"}, "MaxSubmitThreads"),
+        ({"Context_MaxLifetime": "-1"}, "Context_MaxLifetime"),
+        ({"Context_Template": "/nonexistent/template.yaml"}, "Context_Template"),
+        ({"Instance_Metadata": "novalue"}, "Instance_Metadata"),
+        ({"Instance_Metadata": "jdirac-ce=forged"}, "Instance_Metadata"),
+        ({"Instance_ConfigDrive": "perhaps"}, "Instance_ConfigDrive"),
+        ({"Driver_ex_force_auth_version": "1.0"}, "Driver_ex_force_auth_version"),
+        ({"Driver_ex_force_auth_url": "keystone:5000"}, "Driver_ex_force_auth_url"),
+    ],
+)
+def test_bad_options_name_the_option(changes, option):
+    with pytest.raises(ConfigurationError) as excinfo:
+        parse(**changes)
+    assert excinfo.value.option == option
+    assert f"CS option {option}" in str(excinfo.value)
+
+
+def test_installation_name_required_when_cs_names_none():
+    from DIRAC import gConfig
+
+    assert not gConfig.getValue("/DIRAC/InstallationName", "")
+    assert not gConfig.getValue("/DIRAC/Configuration/Name", "")
+    with pytest.raises(ConfigurationError) as excinfo:
+        parse(InstallationName=None)
+    assert excinfo.value.option == "InstallationName"
+    explicit = CloudCEConfig.from_ce_parameters("ce", {**DIRAC_EXAMPLE, "InstallationName": ""}, installation="X")
+    assert explicit.installation == "X"
