@@ -24,3 +24,35 @@ def mariadb(tmp_path_factory):
         yield server
     finally:
         server.destroy()
+
+
+# --- VMDB on the private MariaDB ---------------------------------------------------------------
+@pytest.fixture
+def vmdb(mariadb):
+    """A fresh, empty VMDB (own database) configured in gConfig for this process.
+
+    Gives ``db`` (a VMDB), ``dbname`` and ``cfg`` (the CS text that points a subprocess
+    at the same database); the database is dropped afterwards.
+    """
+    import types
+    import uuid
+
+    from DIRAC import gConfig
+    from diraccfg import CFG
+
+    dbname = "VMDB_" + uuid.uuid4().hex[:12]
+    mariadb.create_database(dbname)
+    cfg_text = (
+        "Systems\n{\n  Databases\n  {\n"
+        f"    User = {mariadb.user}\n    Password = {mariadb.password}\n"
+        f"    Host = {mariadb.host}\n    Port = {mariadb.port}\n  }}\n"
+        "  WorkloadManagement\n  {\n    Databases\n    {\n      VMDB\n      {\n"
+        f"        DBName = {dbname}\n      }}\n    }}\n  }}\n}}\n"
+    )
+    gConfig.loadCFG(CFG().loadFromBuffer(cfg_text))
+    from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
+
+    try:
+        yield types.SimpleNamespace(db=VMDB(), dbname=dbname, cfg=cfg_text)
+    finally:
+        mariadb.drop_database(dbname)
