@@ -56,3 +56,18 @@ def vmdb(mariadb):
         yield types.SimpleNamespace(db=VMDB(), dbname=dbname, cfg=cfg_text)
     finally:
         mariadb.drop_database(dbname)
+
+
+# --- LocalCloud: loopback OpenStack (JenniferDIRAC/Resources/Cloud/LocalCloud) ----------------
+@pytest.fixture
+def local_cloud(request):
+    """A started LocalCloud on 127.0.0.1:<random port>, stopped (VMs killed) afterwards.
+
+    Boot is off by default; pass options with indirect parametrization, e.g.
+    ``@pytest.mark.parametrize("local_cloud", [{"token_ttl": 60}], indirect=True)``.
+    """
+    from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
+
+    options = dict(getattr(request, "param", None) or {})
+    with LocalCloud(**options) as cloud:
+        yield cloud

@@ -1,0 +1,51 @@
+"""LocalCloud: a loopback OpenStack-compatible cloud for the demo, the tests and the benchmarks.
+
+It serves Keystone v3, Nova 2.1 (microversions up to 2.96), Glance v2 and a Neutron subset over
+real HTTP on ``127.0.0.1:<random port>``, with all state in memory::
+
+    from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
+
+    with LocalCloud(token_ttl=3600, boot=False, sandbox_root=None, latency=0.0, seed=0) as cloud:
+        conn = cloud.connect()                       # openstacksdk, password auth
+        cloud.clouds_yaml_entry("v3oidcaccesstoken")  # or "password", "v3applicationcredential"
+
+Public API (state parts can be driven directly by tests):
+
+``cloud.start()`` / ``cloud.stop()`` / context manager; ``cloud.auth_url``, ``cloud.base_url``,
+``cloud.port``; ``cloud.clouds_yaml_entry(auth_type)``; ``cloud.connect(auth_type)``.
+
+``cloud.credentials``
+    project/user/password, application credential id/secret, OIDC identity provider
+    (``egi.eu``), protocol (``openid``) and an accepted access token;
+    ``cloud.add_oidc_access_token(tok)`` accepts more.
+
+``cloud.counters``
+    requests per ``(service, method, path template)``: ``get()``, ``total(service=None)``,
+    ``snapshot()``, ``reset()``.
+
+``cloud.faults``
+    ``http_error(500|503, service=, method=, path=, times=, probability=)``, ``timeout(seconds)``,
+    ``drop_connection()``, ``expire_token()``, ``slow(seconds)``, ``random_errors(rate, seed=)``,
+    ``error_next_vms(n)``, ``stick_next_vms_in_build(n)``, ``refuse_next_creates_for_quota(n)``,
+    ``quota_recheck_next_vms(n)``, ``script([...])``; ``events``, ``count(kind)``, ``clear()``;
+    ``latency`` (seconds added to every request).
+
+``cloud.compute``
+    ``servers`` dict, ``set_quota(instances=, cores=, ram=)`` (-1 = unlimited),
+    ``add_flavor(name, vcpus, ram)``, ``add_keypair(user_id, name)``,
+    ``add_server(name, project_id, status=, metadata=, created=)`` (fast seeding),
+    ``set_state(server_id, "SHUTOFF"|"ERROR"|..., fault=)``, ``usage(project_id)``.
+``cloud.identity``: ``expire_all_tokens()``; ``cloud.image.add_image(name)``;
+``cloud.network.add_network(name)``; ``cloud.advance_time(seconds)`` moves the cloud clock.
+
+With ``boot=True`` each server's user data (cloud-init MIME multipart, ``#cloud-config`` or a
+``#!`` script) runs in a bubblewrap sandbox under ``sandbox_root`` once the server is ACTIVE; its
+output is the console log and the server goes SHUTOFF when it exits (see ``boot``).
+
+Standalone: ``python -m JenniferDIRAC.Resources.Cloud.LocalCloud`` or ``jdirac-localcloud``
+prints a ready ``clouds.yaml`` and serves until interrupted.
+"""
+
+from .cloud import Credentials, LocalCloud
+
+__all__ = ["LocalCloud", "Credentials"]

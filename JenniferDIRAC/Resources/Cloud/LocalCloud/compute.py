@@ -1,0 +1,576 @@
+"""Nova state: flavors, keypairs, quotas and servers with their lifecycle.
+
+Servers move BUILD -> ACTIVE when their build delay has passed on the cloud clock (checked
+whenever they are observed, and by the cloud's ticker), ACTIVE -> SHUTOFF when their boot
+process exits, and to ERROR with a ``fault`` when a fault says so. Tests drive servers
+directly with :meth:`ComputeState.set_state` and seed thousands with :meth:`add_server`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .clock import Clock
+from .errors import BadRequest, Conflict, Forbidden, NotFound
+from .faults import FaultInjector, VmFate
+from .ids import IdFactory
+from .image import ImageState
+from .network import NetworkState
+
+MAX_USER_DATA = 65535  # Nova's limit on the base64 text of user_data
+MAX_METADATA_ITEMS = 128
+MAX_LIST_LIMIT = 1000  # Nova's osapi_max_limit
+UNLIMITED = -1
+
+# Nova's power_state codes
+NOSTATE, RUNNING, SHUTDOWN = 0, 1, 4
+
+STATES: dict[str, tuple[str, int]] = {  # status -> (vm_state, power_state)
+    "BUILD": ("building", NOSTATE),
+    "ACTIVE": ("active", RUNNING),
+    "SHUTOFF": ("stopped", SHUTDOWN),
+    "ERROR": ("error", NOSTATE),
+    "PAUSED": ("paused", 3),
+    "SUSPENDED": ("suspended", SHUTDOWN),
+    "DELETED": ("deleted", NOSTATE),
+}
+
+
+@dataclass
+class Flavor:
+    id: str
+    name: str
+    vcpus: int
+    ram: int
+    disk: int = 20
+    ephemeral: int = 0
+    swap: int = 0
+    is_public: bool = True
+    extra_specs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Keypair:
+    name: str
+    public_key: str
+    fingerprint: str
+    user_id: str
+    created: float
+    type: str = "ssh"
+
+
+@dataclass
+class Quota:
+    instances: int = 10
+    cores: int = 20
+    ram: int = 51200
+    key_pairs: int = 100
+    metadata_items: int = MAX_METADATA_ITEMS
+
+
+@dataclass
+class Fault:
+    code: int
+    message: str
+    created: float
+    details: str = ""
+
+
+@dataclass
+class Server:
+    id: str
+    name: str
+    project_id: str
+    user_id: str
+    image_id: str
+    flavor: Flavor
+    created: float
+    updated: float
+    seq: int
+    status: str = "BUILD"
+    task_state: str | None = "scheduling"
+    metadata: dict[str, str] = field(default_factory=dict)
+    addresses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    user_data: str | None = field(default=None, repr=False)
+    key_name: str | None = None
+    security_groups: list[str] = field(default_factory=lambda: ["default"])
+    availability_zone: str = "nova"
+    config_drive: bool = False
+    fault: Fault | None = None
+    launched_at: float | None = None
+    terminated_at: float | None = None
+    build_until: float = 0.0
+    stuck: bool = False
+    host_id: str = ""
+    console: list[str] = field(default_factory=list, repr=False)
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def vm_state(self) -> str:
+        return STATES.get(self.status, ("error", NOSTATE))[0]
+
+    @property
+    def power_state(self) -> int:
+        return STATES.get(self.status, ("error", NOSTATE))[1]
+
+
+class Booter(Protocol):
+    """What runs a server's user data (see ``boot``); the compute state only starts, polls,
+    stops and reads it."""
+
+    def start(self, server: Server) -> None: ...
+    def exit_code(self, server: Server) -> int | None: ...
+    def stop(self, server: Server) -> None: ...
+    def console(self, server: Server) -> str | None: ...
+
+
+@dataclass
+class ListResult:
+    servers: list[Server]
+    limit: int  # the page size used; a full page means "there may be more"
+
+
+class ComputeState:
+    """All of Nova's state. Thread-safe."""
+
+    def __init__(self, clock: Clock, ids: IdFactory, images: ImageState, networks: NetworkState,
+                 faults: FaultInjector, build_seconds: float = 0.0) -> None:
+        self.clock = clock
+        self.ids = ids
+        self.images = images
+        self.networks = networks
+        self.faults = faults
+        self.build_seconds = build_seconds
+        self.flavors: dict[str, Flavor] = {}
+        self.keypairs: dict[tuple[str, str], Keypair] = {}  # (user_id, name)
+        self.quotas: dict[str, Quota] = {}
+        self.default_quota = Quota()
+        self.servers: dict[str, Server] = {}
+        self.deleted: dict[str, Server] = {}
+        self.booter: Booter | None = None
+        self._seq = 0
+        self._lock = threading.RLock()
+
+    # --- flavors, keypairs, quotas ---------------------------------------------------------
+    def add_flavor(self, name: str, vcpus: int, ram: int, disk: int = 20, flavor_id: str | None = None,
+                   **fields: Any) -> Flavor:
+        flavor = Flavor(id=flavor_id or str(len(self.flavors) + 1), name=name, vcpus=vcpus, ram=ram,
+                        disk=disk, **fields)
+        with self._lock:
+            self.flavors[flavor.id] = flavor
+        return flavor
+
+    def get_flavor(self, ref: str) -> Flavor:
+        flavor_id = str(ref).rstrip("/").rsplit("/", 1)[-1]
+        with self._lock:
+            flavor = self.flavors.get(flavor_id) or next(
+                (f for f in self.flavors.values() if f.name == flavor_id), None)
+        if flavor is None:
+            raise NotFound(f"Flavor {flavor_id} could not be found.")
+        return flavor
+
+    def add_keypair(self, user_id: str, name: str, public_key: str | None = None) -> Keypair:
+        if not re.fullmatch(r"[A-Za-z0-9_\- .@]{1,255}", name or ""):
+            raise BadRequest("Keypair data is invalid: Keypair name contains unsafe characters")
+        key = public_key or "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI" + self.ids.hex() + " localcloud"
+        digest = hashlib.md5(key.encode(), usedforsecurity=False).hexdigest()
+        fingerprint = ":".join(digest[i:i + 2] for i in range(0, 32, 2))
+        with self._lock:
+            if (user_id, name) in self.keypairs:
+                raise Conflict(f"Key pair '{name}' already exists.")
+            keypair = Keypair(name, key, fingerprint, user_id, self.clock.now())
+            self.keypairs[(user_id, name)] = keypair
+        return keypair
+
+    def get_keypair(self, user_id: str, name: str) -> Keypair:
+        with self._lock:
+            keypair = self.keypairs.get((user_id, name))
+        if keypair is None:
+            raise NotFound(f"Keypair {name} not found for user {user_id}")
+        return keypair
+
+    def delete_keypair(self, user_id: str, name: str) -> None:
+        with self._lock:
+            if self.keypairs.pop((user_id, name), None) is None:
+                raise NotFound(f"Keypair {name} not found for user {user_id}")
+
+    def quota(self, project_id: str) -> Quota:
+        with self._lock:
+            return self.quotas.get(project_id, self.default_quota)
+
+    def set_quota(self, project_id: str | None = None, *, instances: int | None = None,
+                  cores: int | None = None, ram: int | None = None, **other: int) -> Quota:
+        """Set quotas of one project (default: every project without its own); -1 = unlimited."""
+        with self._lock:
+            if project_id is None:
+                quota = self.default_quota
+            else:
+                base = self.quotas.get(project_id, self.default_quota)
+                quota = self.quotas[project_id] = Quota(**vars(base))
+            for key, value in {"instances": instances, "cores": cores, "ram": ram, **other}.items():
+                if value is not None:
+                    setattr(quota, key, int(value))
+            return quota
+
+    def usage(self, project_id: str) -> dict[str, int]:
+        with self._lock:
+            mine = [s for s in self.servers.values() if s.project_id == project_id]
+            return {
+                "instances": len(mine),
+                "cores": sum(s.flavor.vcpus for s in mine),
+                "ram": sum(s.flavor.ram for s in mine),
+            }
+
+    def _quota_excess(self, project_id: str, flavor: Flavor) -> str | None:
+        quota, used = self.quota(project_id), self.usage(project_id)
+        requested = {"instances": 1, "cores": flavor.vcpus, "ram": flavor.ram}
+        overs = sorted(
+            r for r, n in requested.items()
+            if getattr(quota, r) != UNLIMITED and used[r] + n > getattr(quota, r)
+        )
+        if not overs:
+            return None
+        return _quota_message(overs, requested, used, {r: getattr(quota, r) for r in overs})
+
+    # --- servers ---------------------------------------------------------------------------
+    def create_server(self, project_id: str, user_id: str, spec: dict[str, Any]) -> Server:
+        """Validate a ``POST /servers`` body (the ``server`` object) and create the server."""
+        name = spec.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise BadRequest("Invalid input for field/attribute name.")
+        image_ref = spec.get("imageRef")
+        if not image_ref:
+            raise BadRequest("Missing imageRef attribute")
+        image_id = str(image_ref).rstrip("/").rsplit("/", 1)[-1]
+        try:
+            self.images.get(image_id)
+        except NotFound:
+            raise BadRequest(f"Image {image_id} could not be found.") from None
+        if not spec.get("flavorRef"):
+            raise BadRequest("Missing flavorRef attribute")
+        try:
+            flavor = self.get_flavor(spec["flavorRef"])
+        except NotFound as exc:
+            raise BadRequest(exc.message) from None
+        metadata = _check_metadata(spec.get("metadata") or {})
+        user_data = _check_user_data(spec.get("user_data"))
+        key_name = spec.get("key_name")
+        if key_name:
+            try:
+                self.get_keypair(user_id, key_name)
+            except NotFound:
+                raise BadRequest("Invalid key_name provided.") from None
+        networks = self._resolve_networks(spec.get("networks"))
+        groups = [g.get("name", "default") if isinstance(g, dict) else str(g)
+                  for g in (spec.get("security_groups") or [{"name": "default"}])]
+        zone = spec.get("availability_zone") or "nova"
+        if zone.split(":")[0] != "nova":
+            raise BadRequest("The requested availability zone is not available")
+
+        with self._lock:
+            fate = self.faults.take_vm_fate()
+            if fate is not None and fate.kind == "quota_refused":
+                used = self.usage(project_id)
+                raise Forbidden(_quota_message(["instances"], {"instances": 1}, used,
+                                               {"instances": used["instances"]}))
+            excess = self._quota_excess(project_id, flavor)
+            if excess:
+                raise Forbidden(excess)
+            server = self._new_server(project_id, user_id, name, image_id, flavor, metadata)
+            server.user_data = user_data
+            server.key_name = key_name
+            server.security_groups = groups
+            server.availability_zone = zone.split(":")[0]
+            server.config_drive = bool(spec.get("config_drive"))
+            server.tags = list(spec.get("tags") or [])
+            for network in networks:
+                server.addresses.setdefault(network.name, []).append({
+                    "version": 4, "addr": self.networks.allocate_ip(network),
+                    "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": self.ids.mac(),
+                })
+            self.servers[server.id] = server
+            self._apply_fate(server, fate)
+            self._refresh(server)
+            return server
+
+    def add_server(self, name: str, project_id: str, user_id: str = "", *, status: str = "ACTIVE",
+                   flavor: str | Flavor | None = None, image_id: str | None = None,
+                   metadata: dict[str, str] | None = None, created: float | None = None,
+                   fault: Fault | dict[str, Any] | None = None) -> Server:
+        """Seed a server directly: no quota check, no boot; for scale and policy tests."""
+        if isinstance(flavor, Flavor):
+            flv = flavor
+        else:
+            flv = self.get_flavor(flavor) if flavor else next(iter(self.flavors.values()))
+        image = image_id or next(iter(self.images.images))
+        with self._lock:
+            server = self._new_server(project_id, user_id, name, image, flv, dict(metadata or {}))
+            if created is not None:
+                server.created = server.updated = created
+            self.servers[server.id] = server
+            self._set(server, status, fault)
+            return server
+
+    def _new_server(self, project_id: str, user_id: str, name: str, image_id: str, flavor: Flavor,
+                    metadata: dict[str, str]) -> Server:
+        now = self.clock.now()
+        self._seq += 1
+        server_id = self.ids.uuid()
+        return Server(
+            id=server_id, name=name, project_id=project_id, user_id=user_id, image_id=image_id,
+            flavor=flavor, created=now, updated=now, seq=self._seq, metadata=metadata,
+            build_until=now + self.build_seconds,
+            host_id=hashlib.sha224((project_id + "localcloud").encode()).hexdigest(),
+            console=[f"[    0.000000] LocalCloud virtual machine {server_id} ({name})"],
+        )
+
+    def _apply_fate(self, server: Server, fate: VmFate | None) -> None:
+        if fate is None:
+            return
+        if fate.kind == "stuck":
+            server.stuck = True
+            server.task_state = "spawning"
+        elif fate.kind == "error":
+            self._set(server, "ERROR", Fault(fate.code, fate.message, self.clock.now()))
+        elif fate.kind == "quota_recheck":
+            used = self.usage(server.project_id)
+            limit = max(used["instances"] - 1, 0)
+            message = _quota_message(["instances"], {"instances": 1}, {"instances": limit},
+                                     {"instances": limit})
+            self._set(server, "ERROR", Fault(413, message, self.clock.now()))
+
+    def _resolve_networks(self, requested: Any) -> list:
+        if requested in (None, "auto"):
+            found = self.networks.find()
+            return found[:1]
+        if requested == "none":
+            return []
+        if not isinstance(requested, list):
+            raise BadRequest("Invalid input for field/attribute networks.")
+        resolved = []
+        for item in requested:
+            net_id = item.get("uuid") if isinstance(item, dict) else None
+            if not net_id:
+                raise BadRequest("Bad networks format: network uuid is not in proper format")
+            try:
+                resolved.append(self.networks.get(net_id))
+            except NotFound as exc:
+                raise BadRequest(exc.message) from None
+        return resolved
+
+    def get_server(self, project_id: str | None, server_id: str) -> Server:
+        with self._lock:
+            server = self.servers.get(server_id)
+            if server is None or (project_id is not None and server.project_id != project_id):
+                raise NotFound(f"Instance {server_id} could not be found.")
+            self._refresh(server)
+            return server
+
+    def delete_server(self, project_id: str | None, server_id: str) -> None:
+        with self._lock:
+            server = self.get_server(project_id, server_id)
+            del self.servers[server_id]
+            now = self.clock.now()
+            server.status, server.task_state = "DELETED", None
+            server.updated = server.terminated_at = now
+            self.deleted[server_id] = server
+        if self.booter is not None:
+            self.booter.stop(server)
+
+    def set_state(self, server_id: str, status: str, fault: Fault | dict[str, Any] | str | None = None,
+                  task_state: str | None = None) -> Server:
+        """Drive a server for a test: ``SHUTOFF``, ``ERROR`` (with a fault), ``ACTIVE``, ``BUILD``..."""
+        with self._lock:
+            server = self.servers.get(server_id)
+            if server is None:
+                raise NotFound(f"Instance {server_id} could not be found.")
+            self._set(server, status, fault, task_state)
+            return server
+
+    def _set(self, server: Server, status: str, fault: Fault | dict[str, Any] | str | None = None,
+             task_state: str | None = None) -> None:
+        status = status.upper()
+        if status not in STATES:
+            raise ValueError(f"unknown server status {status!r}; use one of {sorted(STATES)}")
+        now = self.clock.now()
+        server.status = status
+        server.updated = now
+        server.task_state = task_state if task_state is not None else (
+            "spawning" if status == "BUILD" else None)
+        server.stuck = status == "BUILD" and server.stuck
+        if status == "ACTIVE" and server.launched_at is None:
+            server.launched_at = now
+        if status == "ERROR":
+            if isinstance(fault, str):
+                fault = Fault(500, fault, now)
+            elif isinstance(fault, dict):
+                fault = Fault(int(fault.get("code", 500)), str(fault.get("message", "")), now,
+                              str(fault.get("details", "")))
+            server.fault = fault or Fault(500, "Unknown error", now)
+            server.console.append(f"LocalCloud: instance went to ERROR: {server.fault.message}")
+        elif status in ("ACTIVE", "BUILD"):
+            server.fault = None
+
+    def _refresh(self, server: Server) -> None:
+        """Apply the transitions that time or the boot process have made due."""
+        if server.status == "BUILD" and not server.stuck and self.clock.now() >= server.build_until:
+            self._set(server, "ACTIVE")
+            if self.booter is not None:
+                server.console.append("LocalCloud: booting user data")
+                self.booter.start(server)
+            else:
+                server.console.append(f"{server.name} login: ")
+        elif server.status == "ACTIVE" and self.booter is not None:
+            code = self.booter.exit_code(server)
+            if code is not None:
+                self._set(server, "SHUTOFF")
+
+    def tick(self) -> None:
+        with self._lock:
+            for server in list(self.servers.values()):
+                if server.status in ("BUILD", "ACTIVE"):
+                    self._refresh(server)
+
+    def list_servers(self, project_id: str | None, *, name: str | None = None, status: str | None = None,
+                     changes_since: float | None = None, changes_before: float | None = None,
+                     image: str | None = None, flavor: str | None = None,
+                     availability_zone: str | None = None, limit: int | None = None,
+                     marker: str | None = None) -> ListResult:
+        """Nova's listing: newest first; ``name`` is a regular expression (``re.search``)."""
+        try:
+            pattern = re.compile(name) if name else None
+        except re.error:
+            raise BadRequest(f"Invalid regular expression in name filter: {name}") from None
+        page = min(limit, MAX_LIST_LIMIT) if limit is not None else MAX_LIST_LIMIT
+        if page < 0:
+            raise BadRequest("limit must be >= 0")
+        with self._lock:
+            pool = list(self.servers.values())
+            if changes_since is not None:
+                pool += list(self.deleted.values())
+            for server in pool:
+                if server.status in ("BUILD", "ACTIVE"):
+                    self._refresh(server)
+            selected = [
+                s for s in pool
+                if (project_id is None or s.project_id == project_id)
+                and (pattern is None or pattern.search(s.name))
+                and (status is None or s.status == status.upper())
+                and (changes_since is None or s.updated >= changes_since)
+                and (changes_before is None or s.updated <= changes_before)
+                and (image is None or s.image_id == image)
+                and (flavor is None or s.flavor.id == flavor)
+                and (availability_zone is None or s.availability_zone == availability_zone)
+            ]
+            selected.sort(key=lambda s: (s.created, s.seq), reverse=True)
+            if marker:
+                index = next((i for i, s in enumerate(selected) if s.id == marker), None)
+                if index is None:
+                    known = marker in self.servers or marker in self.deleted
+                    if not known:
+                        raise BadRequest(f"marker [{marker}] not found")
+                    # The marker fell out of the filter (e.g. changed state): restart after it.
+                    ref = self.servers.get(marker) or self.deleted[marker]
+                    index = next((i - 1 for i, s in enumerate(selected)
+                                  if (s.created, s.seq) < (ref.created, ref.seq)), len(selected) - 1)
+                selected = selected[index + 1:]
+            return ListResult(selected[:page], page)
+
+    def set_metadata(self, project_id: str | None, server_id: str, items: dict[str, Any],
+                     replace: bool) -> dict[str, str]:
+        checked = _check_metadata(items)
+        with self._lock:
+            server = self.get_server(project_id, server_id)
+            merged = checked if replace else {**server.metadata, **checked}
+            if len(merged) > self.quota(server.project_id).metadata_items:
+                raise Forbidden("Quota exceeded for metadata_items: "
+                                f"Requested {len(merged)}, but already used 0 of "
+                                f"{self.quota(server.project_id).metadata_items} metadata_items")
+            server.metadata = merged
+            server.updated = self.clock.now()
+            return dict(server.metadata)
+
+    def delete_metadata(self, project_id: str | None, server_id: str, key: str) -> None:
+        with self._lock:
+            server = self.get_server(project_id, server_id)
+            if key not in server.metadata:
+                raise NotFound("Metadata item was not found")
+            del server.metadata[key]
+            server.updated = self.clock.now()
+
+    def console_output(self, project_id: str | None, server_id: str, length: int | None = None) -> str:
+        server = self.get_server(project_id, server_id)
+        text = None
+        if self.booter is not None:
+            text = self.booter.console(server)
+        if text is None:
+            text = "\n".join(server.console) + "\n"
+        if length is not None and length >= 0:
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-length:]) if length else ""
+        return text
+
+    def stop_server(self, project_id: str | None, server_id: str) -> None:
+        with self._lock:
+            server = self.get_server(project_id, server_id)
+            if server.status != "ACTIVE":
+                raise Conflict(f"Cannot 'stop' instance {server_id} while it is in vm_state {server.vm_state}")
+            self._set(server, "SHUTOFF")
+        if self.booter is not None:
+            self.booter.stop(server)
+
+    def start_server(self, project_id: str | None, server_id: str) -> None:
+        with self._lock:
+            server = self.get_server(project_id, server_id)
+            if server.status != "SHUTOFF":
+                raise Conflict(f"Cannot 'start' instance {server_id} while it is in vm_state {server.vm_state}")
+            self._set(server, "ACTIVE")
+
+
+def _quota_message(overs: list[str], requested: dict[str, int], used: dict[str, int],
+                   allowed: dict[str, int]) -> str:
+    def join(values: dict[str, int]) -> str:
+        return ", ".join(str(values[r]) for r in overs)
+
+    names = ", ".join(overs)
+    return (f"Quota exceeded for {names}: Requested {join(requested)}, "
+            f"but already used {join(used)} of {join(allowed)} {names}")
+
+
+def _check_metadata(items: Any) -> dict[str, str]:
+    if not isinstance(items, dict):
+        raise BadRequest("Invalid input for field/attribute metadata.")
+    if len(items) > MAX_METADATA_ITEMS:
+        raise Forbidden(f"Quota exceeded for metadata_items: Requested {len(items)}, but already "
+                        f"used 0 of {MAX_METADATA_ITEMS} metadata_items")
+    checked = {}
+    for key, value in items.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 255:
+            raise BadRequest("Invalid input for field/attribute metadata. Value: metadata key length")
+        if not isinstance(value, str) or len(value) > 255:
+            raise BadRequest(f"Invalid input for field/attribute {key}. Value: {str(value)[:40]}. "
+                             "Metadata values must be strings of at most 255 characters")
+        checked[key] = value
+    return checked
+
+
+def _check_user_data(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("Invalid input for field/attribute user_data.")
+    if len(value) > MAX_USER_DATA:
+        raise BadRequest(f"Invalid input for field/attribute user_data. Value: ... is too long "
+                         f"({len(value)} > {MAX_USER_DATA} bytes of base64)")
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("Invalid input for field/attribute user_data. "
+                         "Value: ... is not a base64 string") from None
+    return value

@@ -1,0 +1,432 @@
+"""Nova 2.1 HTTP face of :class:`ComputeState`, with microversion negotiation."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import urlencode
+
+from werkzeug.wrappers import Response
+
+from .clock import iso, parse_iso
+from .compute import ComputeState, Flavor, Server
+from .errors import BadRequest, LocalCloudError, NotFound
+from .image import ImageState
+from .wire import Call, ServiceAPI, empty_response, json_response, route
+
+MIN_MICROVERSION = (2, 1)
+MAX_MICROVERSION = (2, 96)
+
+FAULT_NAMES = {
+    400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
+    409: "conflictingRequest", 413: "overLimit", 415: "badMediaType", 429: "overLimit",
+    501: "notImplemented", 503: "serviceUnavailable",
+}
+
+
+class NotAcceptable(LocalCloudError):
+    code = 406
+
+
+def _fmt(version: tuple[int, int]) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+def negotiate(headers) -> tuple[int, int]:
+    raw = None
+    header = headers.get("OpenStack-API-Version")
+    if header:
+        for part in header.split(","):
+            service, _, value = part.strip().partition(" ")
+            if service.lower() == "compute":
+                raw = value.strip()
+    raw = raw or headers.get("X-OpenStack-Nova-API-Version")
+    if not raw:
+        return MIN_MICROVERSION
+    if raw.lower() == "latest":
+        return MAX_MICROVERSION
+    try:
+        major, minor = (int(x) for x in raw.split("."))
+    except ValueError:
+        raise NotAcceptable(f"Invalid API version request string {raw}") from None
+    if not MIN_MICROVERSION <= (major, minor) <= MAX_MICROVERSION:
+        raise NotAcceptable(f"Version {raw} is not supported by the API. Minimum is "
+                            f"{_fmt(MIN_MICROVERSION)} and maximum is {_fmt(MAX_MICROVERSION)}.")
+    return major, minor
+
+
+class ComputeAPI(ServiceAPI):
+    name = "compute"
+    prefix = "/compute"
+    public = frozenset({"versions", "version_v21"})
+
+    def __init__(self, state: ComputeState, images: ImageState) -> None:
+        self.state = state
+        self.images = images
+
+    def rules(self):
+        return [
+            route("/", "versions", "GET"),
+            route("/v2.1", "version_v21", "GET"),
+            route("/v2.1/servers", "list_servers", "GET"),
+            route("/v2.1/servers", "create_server", "POST"),
+            route("/v2.1/servers/detail", "list_servers_detail", "GET"),
+            route("/v2.1/servers/<server_id>", "show_server", "GET"),
+            route("/v2.1/servers/<server_id>", "update_server", "PUT"),
+            route("/v2.1/servers/<server_id>", "delete_server", "DELETE"),
+            route("/v2.1/servers/<server_id>/metadata", "list_metadata", "GET"),
+            route("/v2.1/servers/<server_id>/metadata", "replace_metadata", "PUT"),
+            route("/v2.1/servers/<server_id>/metadata", "update_metadata", "POST"),
+            route("/v2.1/servers/<server_id>/metadata/<key>", "show_metadata_item", "GET"),
+            route("/v2.1/servers/<server_id>/metadata/<key>", "set_metadata_item", "PUT"),
+            route("/v2.1/servers/<server_id>/metadata/<key>", "delete_metadata_item", "DELETE"),
+            route("/v2.1/servers/<server_id>/action", "server_action", "POST"),
+            route("/v2.1/flavors", "list_flavors", "GET"),
+            route("/v2.1/flavors/detail", "list_flavors_detail", "GET"),
+            route("/v2.1/flavors/<flavor_id>", "show_flavor", "GET"),
+            route("/v2.1/flavors/<flavor_id>/os-extra_specs", "flavor_extra_specs", "GET"),
+            route("/v2.1/os-keypairs", "list_keypairs", "GET"),
+            route("/v2.1/os-keypairs", "create_keypair", "POST"),
+            route("/v2.1/os-keypairs/<name>", "show_keypair", "GET"),
+            route("/v2.1/os-keypairs/<name>", "delete_keypair", "DELETE"),
+            route("/v2.1/limits", "limits", "GET"),
+            route("/v2.1/os-quota-sets/<project_id>", "quota_set", "GET"),
+            route("/v2.1/os-availability-zone", "availability_zones", "GET"),
+            route("/v2.1/images", "list_images", "GET"),
+            route("/v2.1/images/detail", "list_images", "GET"),
+            route("/v2.1/images/<image_id>", "show_image", "GET"),
+        ]
+
+    def error_body(self, code: int, message: str) -> dict[str, Any]:
+        return {FAULT_NAMES.get(code, "computeFault"): {"code": code, "message": message}}
+
+    def prepare(self, call: Call) -> None:
+        call.extra_headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
+        call.microversion = negotiate(call.request.headers)
+        value = _fmt(call.microversion)
+        call.extra_headers["OpenStack-API-Version"] = f"compute {value}"
+        call.extra_headers["X-OpenStack-Nova-API-Version"] = value
+
+    # --- discovery -------------------------------------------------------------------------
+    def _version(self, base_url: str) -> dict[str, Any]:
+        return {
+            "id": "v2.1",
+            "status": "CURRENT",
+            "version": _fmt(MAX_MICROVERSION),
+            "min_version": _fmt(MIN_MICROVERSION),
+            "updated": "2013-07-23T11:33:21Z",
+            "links": [{"rel": "self", "href": f"{base_url}/compute/v2.1/"}],
+            "media-types": [{"base": "application/json",
+                             "type": "application/vnd.openstack.compute+json;version=2.1"}],
+        }
+
+    def versions(self, call: Call) -> Response:
+        return json_response({"versions": [self._version(call.base_url)]})
+
+    def version_v21(self, call: Call) -> Response:
+        return json_response({"version": self._version(call.base_url)})
+
+    # --- servers ---------------------------------------------------------------------------
+    def _links(self, call: Call, kind: str, item_id: str) -> list[dict[str, str]]:
+        return [
+            {"rel": "self", "href": f"{call.base_url}/compute/v2.1/{kind}/{item_id}"},
+            {"rel": "bookmark", "href": f"{call.base_url}/compute/{kind}/{item_id}"},
+        ]
+
+    def server_body(self, call: Call, server: Server) -> dict[str, Any]:
+        mv = call.microversion or MIN_MICROVERSION
+        flavor: dict[str, Any]
+        if mv >= (2, 47):
+            flv = server.flavor
+            flavor = {"vcpus": flv.vcpus, "ram": flv.ram, "disk": flv.disk, "ephemeral": flv.ephemeral,
+                      "swap": flv.swap, "original_name": flv.name, "extra_specs": dict(flv.extra_specs)}
+        else:
+            flavor = {"id": server.flavor.id, "links": self._links(call, "flavors", server.flavor.id)[1:]}
+        body: dict[str, Any] = {
+            "id": server.id,
+            "name": server.name,
+            "status": server.status,
+            "tenant_id": server.project_id,
+            "user_id": server.user_id,
+            "metadata": dict(server.metadata),
+            "hostId": server.host_id,
+            "image": {"id": server.image_id, "links": self._links(call, "images", server.image_id)[1:]},
+            "flavor": flavor,
+            "created": iso(server.created),
+            "updated": iso(server.updated),
+            "addresses": {k: [dict(a) for a in v] for k, v in server.addresses.items()},
+            "accessIPv4": "",
+            "accessIPv6": "",
+            "links": self._links(call, "servers", server.id),
+            "OS-DCF:diskConfig": "MANUAL",
+            "progress": 0,
+            "OS-EXT-AZ:availability_zone": server.availability_zone,
+            "config_drive": "True" if server.config_drive else "",
+            "key_name": server.key_name,
+            "OS-SRV-USG:launched_at": iso(server.launched_at).replace("Z", ".000000")
+            if server.launched_at else None,
+            "OS-SRV-USG:terminated_at": iso(server.terminated_at).replace("Z", ".000000")
+            if server.terminated_at else None,
+            "security_groups": [{"name": g} for g in server.security_groups],
+            "OS-EXT-STS:task_state": server.task_state,
+            "OS-EXT-STS:vm_state": server.vm_state,
+            "OS-EXT-STS:power_state": server.power_state,
+            "os-extended-volumes:volumes_attached": [],
+        }
+        if mv >= (2, 9):
+            body["locked"] = False
+        if mv >= (2, 19):
+            body["description"] = None
+        if mv >= (2, 26):
+            body["tags"] = list(server.tags)
+        if mv >= (2, 73):
+            body["locked_reason"] = None
+        if mv >= (2, 96):
+            body["pinned_availability_zone"] = None
+        if server.fault is not None:
+            body["fault"] = {"code": server.fault.code, "message": server.fault.message,
+                             "created": iso(server.fault.created)}
+            if server.fault.details:
+                body["fault"]["details"] = server.fault.details
+        return body
+
+    def _list(self, call: Call, detail: bool) -> Response:
+        args = call.args
+        limit = _int_arg(args, "limit")
+        try:
+            since = parse_iso(args["changes-since"]) if args.get("changes-since") else None
+            before = parse_iso(args["changes-before"]) if args.get("changes-before") else None
+        except ValueError:
+            raise BadRequest("Invalid input for query parameters changes-since/changes-before.") from None
+        result = self.state.list_servers(
+            call.token.project_id,
+            name=args.get("name"), status=args.get("status"), changes_since=since,
+            changes_before=before, image=args.get("image"), flavor=args.get("flavor"),
+            availability_zone=args.get("availability_zone"), limit=limit, marker=args.get("marker"),
+        )
+        if detail:
+            items = [self.server_body(call, s) for s in result.servers]
+        else:
+            items = [{"id": s.id, "name": s.name, "links": self._links(call, "servers", s.id)}
+                     for s in result.servers]
+        body: dict[str, Any] = {"servers": items}
+        if result.servers and len(result.servers) == result.limit:
+            query = [(k, v) for k, v in args.items(multi=True) if k not in ("marker", "limit")]
+            query += [("limit", str(result.limit)), ("marker", result.servers[-1].id)]
+            path = "servers/detail" if detail else "servers"
+            body["servers_links"] = [{"rel": "next",
+                                      "href": f"{call.base_url}/compute/v2.1/{path}?{urlencode(query)}"}]
+        return json_response(body)
+
+    def list_servers(self, call: Call) -> Response:
+        return self._list(call, detail=False)
+
+    def list_servers_detail(self, call: Call) -> Response:
+        return self._list(call, detail=True)
+
+    def create_server(self, call: Call) -> Response:
+        body = call.json()
+        spec = body.get("server")
+        if not isinstance(spec, dict):
+            raise BadRequest("Invalid input for field/attribute server.")
+        server = self.state.create_server(call.token.project_id, call.token.user_id, spec)
+        links = self._links(call, "servers", server.id)
+        return json_response(
+            {"server": {"id": server.id, "links": links, "OS-DCF:diskConfig": "MANUAL",
+                        "security_groups": [{"name": g} for g in server.security_groups],
+                        "adminPass": secrets.token_urlsafe(9)}},
+            status=202, headers={"Location": links[0]["href"]},
+        )
+
+    def show_server(self, call: Call, server_id: str) -> Response:
+        server = self.state.get_server(call.token.project_id, server_id)
+        return json_response({"server": self.server_body(call, server)})
+
+    def update_server(self, call: Call, server_id: str) -> Response:
+        spec = call.json().get("server") or {}
+        server = self.state.get_server(call.token.project_id, server_id)
+        if "name" in spec:
+            if not isinstance(spec["name"], str) or not spec["name"].strip():
+                raise BadRequest("Invalid input for field/attribute name.")
+            server.name = spec["name"]
+            server.updated = self.state.clock.now()
+        return json_response({"server": self.server_body(call, server)})
+
+    def delete_server(self, call: Call, server_id: str) -> Response:
+        self.state.delete_server(call.token.project_id, server_id)
+        return empty_response(204)
+
+    # --- metadata --------------------------------------------------------------------------
+    def list_metadata(self, call: Call, server_id: str) -> Response:
+        server = self.state.get_server(call.token.project_id, server_id)
+        return json_response({"metadata": dict(server.metadata)})
+
+    def replace_metadata(self, call: Call, server_id: str) -> Response:
+        items = call.json().get("metadata")
+        metadata = self.state.set_metadata(call.token.project_id, server_id, items, replace=True)
+        return json_response({"metadata": metadata})
+
+    def update_metadata(self, call: Call, server_id: str) -> Response:
+        items = call.json().get("metadata")
+        metadata = self.state.set_metadata(call.token.project_id, server_id, items, replace=False)
+        return json_response({"metadata": metadata})
+
+    def show_metadata_item(self, call: Call, server_id: str, key: str) -> Response:
+        server = self.state.get_server(call.token.project_id, server_id)
+        if key not in server.metadata:
+            raise NotFound("Metadata item was not found")
+        return json_response({"meta": {key: server.metadata[key]}})
+
+    def set_metadata_item(self, call: Call, server_id: str, key: str) -> Response:
+        meta = call.json().get("meta")
+        if not isinstance(meta, dict) or list(meta) != [key]:
+            raise BadRequest("Request body and URI mismatch")
+        self.state.set_metadata(call.token.project_id, server_id, meta, replace=False)
+        return json_response({"meta": meta})
+
+    def delete_metadata_item(self, call: Call, server_id: str, key: str) -> Response:
+        self.state.delete_metadata(call.token.project_id, server_id, key)
+        return empty_response(204)
+
+    # --- actions ---------------------------------------------------------------------------
+    def server_action(self, call: Call, server_id: str) -> Response:
+        body = call.json()
+        if len(body) != 1:
+            raise BadRequest("Malformed request body")
+        action, params = next(iter(body.items()))
+        project_id = call.token.project_id
+        if action == "os-getConsoleOutput":
+            length = (params or {}).get("length")
+            try:
+                length = None if length in (None, "") else int(length)
+            except (TypeError, ValueError):
+                raise BadRequest("Invalid input for field/attribute length.") from None
+            return json_response({"output": self.state.console_output(project_id, server_id, length)})
+        if action == "os-stop":
+            self.state.stop_server(project_id, server_id)
+            return empty_response(202)
+        if action == "os-start":
+            self.state.start_server(project_id, server_id)
+            return empty_response(202)
+        if action == "reboot":
+            self.state.get_server(project_id, server_id)
+            return empty_response(202)
+        raise BadRequest(f"There is no such action: {action}")
+
+    # --- flavors ---------------------------------------------------------------------------
+    def flavor_body(self, call: Call, flavor: Flavor, detail: bool = True) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": flavor.id, "name": flavor.name,
+                                "links": self._links(call, "flavors", flavor.id)}
+        if detail:
+            body.update({
+                "vcpus": flavor.vcpus, "ram": flavor.ram, "disk": flavor.disk,
+                "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral, "swap": flavor.swap or "",
+                "rxtx_factor": 1.0, "os-flavor-access:is_public": flavor.is_public,
+                "OS-FLV-DISABLED:disabled": False,
+            })
+            if (call.microversion or MIN_MICROVERSION) >= (2, 55):
+                body["description"] = None
+            if (call.microversion or MIN_MICROVERSION) >= (2, 61):
+                body["extra_specs"] = dict(flavor.extra_specs)
+        return body
+
+    def _flavors(self, call: Call, detail: bool) -> Response:
+        flavors = sorted(self.state.flavors.values(), key=lambda f: (f.ram, f.id))
+        return json_response({"flavors": [self.flavor_body(call, f, detail) for f in flavors]})
+
+    def list_flavors(self, call: Call) -> Response:
+        return self._flavors(call, detail=False)
+
+    def list_flavors_detail(self, call: Call) -> Response:
+        return self._flavors(call, detail=True)
+
+    def show_flavor(self, call: Call, flavor_id: str) -> Response:
+        return json_response({"flavor": self.flavor_body(call, self.state.get_flavor(flavor_id))})
+
+    def flavor_extra_specs(self, call: Call, flavor_id: str) -> Response:
+        return json_response({"extra_specs": dict(self.state.get_flavor(flavor_id).extra_specs)})
+
+    # --- keypairs --------------------------------------------------------------------------
+    def keypair_body(self, keypair, with_private: str | None = None) -> dict[str, Any]:
+        body = {"name": keypair.name, "public_key": keypair.public_key,
+                "fingerprint": keypair.fingerprint, "type": keypair.type, "user_id": keypair.user_id,
+                "created_at": iso(keypair.created), "deleted": False, "id": 1}
+        if with_private:
+            body["private_key"] = with_private
+        return {"keypair": body}
+
+    def list_keypairs(self, call: Call) -> Response:
+        mine = [k for (user, _), k in sorted(self.state.keypairs.items()) if user == call.token.user_id]
+        return json_response({"keypairs": [
+            {"keypair": {"name": k.name, "public_key": k.public_key, "fingerprint": k.fingerprint,
+                         "type": k.type}} for k in mine]})
+
+    def create_keypair(self, call: Call) -> Response:
+        spec = call.json().get("keypair") or {}
+        keypair = self.state.add_keypair(call.token.user_id, spec.get("name", ""), spec.get("public_key"))
+        status = 201 if (call.microversion or MIN_MICROVERSION) >= (2, 2) else 200
+        private = None if spec.get("public_key") else "-----BEGIN OPENSSH PRIVATE KEY-----\nlocalcloud\n"
+        return json_response(self.keypair_body(keypair, private), status=status)
+
+    def show_keypair(self, call: Call, name: str) -> Response:
+        return json_response(self.keypair_body(self.state.get_keypair(call.token.user_id, name)))
+
+    def delete_keypair(self, call: Call, name: str) -> Response:
+        self.state.delete_keypair(call.token.user_id, name)
+        status = 204 if (call.microversion or MIN_MICROVERSION) >= (2, 2) else 202
+        return empty_response(status)
+
+    # --- limits, quotas, zones -------------------------------------------------------------
+    def limits(self, call: Call) -> Response:
+        project_id = call.token.project_id
+        quota, used = self.state.quota(project_id), self.state.usage(project_id)
+        absolute = {
+            "maxTotalInstances": quota.instances, "totalInstancesUsed": used["instances"],
+            "maxTotalCores": quota.cores, "totalCoresUsed": used["cores"],
+            "maxTotalRAMSize": quota.ram, "totalRAMUsed": used["ram"],
+            "maxServerMeta": quota.metadata_items, "maxImageMeta": 128,
+            "maxPersonality": 5, "maxPersonalitySize": 10240,
+            "maxTotalKeypairs": quota.key_pairs, "maxServerGroups": 10, "maxServerGroupMembers": 10,
+            "totalServerGroupsUsed": 0,
+        }
+        if (call.microversion or MIN_MICROVERSION) < (2, 36):
+            absolute.update({"maxSecurityGroups": 10, "maxSecurityGroupRules": 20,
+                             "maxTotalFloatingIps": 10, "totalFloatingIpsUsed": 0,
+                             "totalSecurityGroupsUsed": 0})
+        return json_response({"limits": {"rate": [], "absolute": absolute}})
+
+    def quota_set(self, call: Call, project_id: str) -> Response:
+        quota = self.state.quota(project_id)
+        return json_response({"quota_set": {
+            "id": project_id, "instances": quota.instances, "cores": quota.cores, "ram": quota.ram,
+            "key_pairs": quota.key_pairs, "metadata_items": quota.metadata_items,
+            "server_groups": 10, "server_group_members": 10,
+        }})
+
+    def availability_zones(self, call: Call) -> Response:
+        return json_response({"availabilityZoneInfo": [
+            {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}]})
+
+    # --- Nova's image proxy (used by older clients) -----------------------------------------
+    def _nova_image(self, call: Call, image) -> dict[str, Any]:
+        return {"id": image.id, "name": image.name, "status": "ACTIVE", "progress": 100,
+                "minDisk": image.min_disk, "minRam": image.min_ram, "metadata": dict(image.properties),
+                "created": iso(image.created), "updated": iso(image.created),
+                "OS-EXT-IMG-SIZE:size": image.size, "links": self._links(call, "images", image.id)}
+
+    def list_images(self, call: Call) -> Response:
+        images = self.images.find(call.args.get("name"))
+        return json_response({"images": [self._nova_image(call, i) for i in images]})
+
+    def show_image(self, call: Call, image_id: str) -> Response:
+        return json_response({"image": self._nova_image(call, self.images.get(image_id))})
+
+
+def _int_arg(args, name: str) -> int | None:
+    value = args.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"Invalid input for query parameters {name}. Value: {value}.") from None
