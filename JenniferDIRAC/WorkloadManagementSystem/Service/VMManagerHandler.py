@@ -1,0 +1,162 @@
+"""VMManager: the DIPS service in front of VMDB, for CEs, agents and commands that run on hosts
+without the database credentials.
+
+Start it with ``dirac-service WorkloadManagement/VMManager``. Authorization (ConfigTemplate.cfg):
+writes need ``Operator`` or ``TrustedHost`` (the hosts running the SiteDirector, the VMDirector and
+the VM endpoint); reads also ``JobAdministrator``. Callers use
+``JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient``, never this module.
+
+Times travel as naive UTC datetimes; log contents as bytes (base64 in DIRAC's JSON encoding).
+"""
+
+from __future__ import annotations
+
+from DIRAC import S_ERROR, S_OK
+from DIRAC.Core.DISET.RequestHandler import RequestHandler
+from DIRAC.Core.Utilities.ObjectLoader import ObjectLoader
+
+#: The getVMs filters a caller may send.
+VM_FILTERS = frozenset(
+    ("ce", "names", "active_only", "states", "site", "vo", "pilot_references", "unaccounted_only", "limit")
+)
+
+
+def as_bytes(content) -> bytes:
+    """Log content as sent: bytes with DIRAC's JSON encoding, str with the older DEncode."""
+    if isinstance(content, str):
+        return content.encode("utf-8", errors="surrogateescape")
+    return bytes(content)
+
+
+class VMManagerHandler(RequestHandler):
+    @classmethod
+    def initializeHandler(cls, serviceInfoDict):
+        result = ObjectLoader().loadObject("WorkloadManagementSystem.DB.VMDB", "VMDB")
+        if not result["OK"]:
+            return result
+        try:
+            cls.vmDB = result["Value"](parentLogger=cls.log)
+        except RuntimeError as excp:
+            return S_ERROR(f"Can't connect to VMDB: {excp}")
+        return S_OK()
+
+    # --- VMs ---------------------------------------------------------------------------------
+    types_recordVMs = [list]
+
+    @classmethod
+    def export_recordVMs(cls, records):
+        return cls.vmDB.recordVMs(records)
+
+    types_setVMStates = [dict]
+
+    @classmethod
+    def export_setVMStates(cls, states, when=None):
+        return cls.vmDB.setVMStates(states, when)
+
+    types_markVMsDeleted = [[list, dict]]
+
+    @classmethod
+    def export_markVMsDeleted(cls, names, reason="", when=None):
+        return cls.vmDB.markVMsDeleted(names, reason, when)
+
+    types_getVMs = [dict]
+
+    @classmethod
+    def export_getVMs(cls, filters):
+        unknown = set(filters) - VM_FILTERS
+        if unknown:
+            return S_ERROR(f"getVMs: unknown filter(s) {', '.join(sorted(unknown))}")
+        return cls.vmDB.getVMs(**filters)
+
+    # --- backoff -----------------------------------------------------------------------------
+    types_getBackoff = [str, str]
+
+    @classmethod
+    def export_getBackoff(cls, ce, profile):
+        return cls.vmDB.getBackoff(ce, profile)
+
+    types_getBackoffs = []
+
+    @classmethod
+    def export_getBackoffs(cls, ce=None, profile=None):
+        return cls.vmDB.getBackoffs(ce, profile)
+
+    types_setBackoff = [str, str]
+
+    @classmethod
+    def export_setBackoff(cls, ce, profile, until, reason, probe=False):
+        return cls.vmDB.setBackoff(ce, profile, until, reason, bool(probe))
+
+    types_claimProbe = [str, str, str]
+
+    @classmethod
+    def export_claimProbe(cls, ce, profile, vmName):
+        return cls.vmDB.claimProbe(ce, profile, vmName)
+
+    types_releaseProbe = [str, str]
+
+    @classmethod
+    def export_releaseProbe(cls, ce, profile):
+        return cls.vmDB.releaseProbe(ce, profile)
+
+    types_clearBackoff = [str, str]
+
+    @classmethod
+    def export_clearBackoff(cls, ce, profile):
+        return cls.vmDB.clearBackoff(ce, profile)
+
+    # --- heartbeats, shutdown messages, logs -------------------------------------------------
+    types_addHeartbeat = [str]
+
+    @classmethod
+    def export_addHeartbeat(cls, vmName, when=None, load=""):
+        return cls.vmDB.addHeartbeat(vmName, when, load)
+
+    types_getHeartbeats = [str]
+
+    @classmethod
+    def export_getHeartbeats(cls, vmName):
+        return cls.vmDB.getHeartbeats(vmName)
+
+    types_setShutdownMessage = [str, int]
+
+    @classmethod
+    def export_setShutdownMessage(cls, vmName, code, text=""):
+        return cls.vmDB.setShutdownMessage(vmName, code, text)
+
+    types_storeLog = [str, str, [bytes, str]]
+
+    @classmethod
+    def export_storeLog(cls, vmName, kind, content):
+        return cls.vmDB.storeLog(vmName, kind, as_bytes(content))
+
+    types_getLogs = [str]
+
+    @classmethod
+    def export_getLogs(cls, vmName):
+        return cls.vmDB.getLogs(vmName)
+
+    types_getLogInfo = [str]
+
+    @classmethod
+    def export_getLogInfo(cls, vmName):
+        return cls.vmDB.getLogInfo(vmName)
+
+    # --- accounting and housekeeping ---------------------------------------------------------
+    types_getAccountingRecords = []
+
+    @classmethod
+    def export_getAccountingRecords(cls, ce=None, limit=1000):
+        return cls.vmDB.getAccountingRecords(ce, limit)
+
+    types_markAccounted = [[list, str]]
+
+    @classmethod
+    def export_markAccounted(cls, names, when=None):
+        return cls.vmDB.markAccounted(names, when)
+
+    types_purgeDeletedVMs = []
+
+    @classmethod
+    def export_purgeDeletedVMs(cls, olderThan):
+        return cls.vmDB.purgeDeletedVMs(olderThan)

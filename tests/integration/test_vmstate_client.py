@@ -1,0 +1,140 @@
+"""VMStateClient in direct-DB mode, and the VMManager handler's logic behind DIRAC's wire encoding.
+
+The handler is exercised through its export_ methods with arguments that went through DIRAC's
+own JSON and DEncode encodings (what DIPS does to them), against the real MariaDB.
+"""
+
+import datetime as dt
+
+import pytest
+from DIRAC import gLogger
+from DIRAC.Core.Utilities import DEncode, JEncode
+
+from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
+from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
+from JenniferDIRAC.WorkloadManagementSystem.Service.VMManagerHandler import VMManagerHandler
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+
+
+def ok(result):
+    assert result["OK"], result.get("Message")
+    return result["Value"]
+
+
+@pytest.fixture
+def client(vmdb, monkeypatch):
+    # The process-wide VMDB belongs to this test's database.
+    monkeypatch.setattr(client_module, "_db", vmdb.db)
+    return VMStateClient()
+
+
+def rec(name, **extra):
+    return {"vm_name": name, "ce": "ce.example", "site": "CLOUD.X.uk", "vo": "vo", "cores": 2, "created": T0, **extra}
+
+
+def test_direct_mode_when_db_configured(vmdb, monkeypatch):
+    monkeypatch.setattr(client_module, "_db", None)
+    client = VMStateClient()
+    assert client.direct
+    assert ok(client.getVMs()) == []
+
+
+def test_service_mode_when_db_not_configured(monkeypatch):
+    monkeypatch.setattr(client_module, "_db", None)
+    monkeypatch.setattr(client_module, "getDBParameters", lambda name: {"OK": False, "Message": "no"})
+    client = VMStateClient()
+    assert not client.direct
+    with pytest.raises(RuntimeError, match="Databases/VMDB"):
+        VMStateClient(mode="db")
+
+
+def test_client_round_trip_with_aware_times(client):
+    ok(client.recordVMs([rec("a"), rec("b")]))
+    ok(client.setVMStates({"a": "ACTIVE"}, when=T0 + dt.timedelta(minutes=5)))
+    ok(client.setVMStates({"a": "SHUTOFF"}, when=T0 + dt.timedelta(minutes=65)))
+    vm = ok(client.getVM("a"))
+    assert vm["created"] == T0 and vm["created"].tzinfo is not None
+    assert vm["started"] == T0 + dt.timedelta(minutes=5)
+    assert [v["vm_name"] for v in ok(client.getVMs(ce="ce.example", states=("SHUTOFF",)))] == ["a"]
+    assert not client.getVM("nope")["OK"]
+    assert not client.getVMs(colour="red")["OK"]
+    ok(client.markVMsDeleted("b", "orphan"))
+    assert [v["vm_name"] for v in ok(client.getVMs(active_only=True))] == ["a"]
+    records = {r["vm_name"]: r for r in ok(client.getAccountingRecords(limit=10))}
+    assert records["a"]["wall_seconds"] == 3600 and records["b"]["wall_seconds"] == 0
+    assert ok(client.markAccounted(["a", "b"])) == 2
+    ok(client.addHeartbeat("a", T0, "0.5"))
+    assert ok(client.getHeartbeats("a")) == [(T0, "0.5")]
+    ok(client.setShutdownMessage("a", 200, "Success"))
+    ok(client.storeLog("a", "console", b"\xff\x00binary"))
+    assert ok(client.getLogs("a")) == {"console": b"\xff\x00binary"}
+    row = ok(client.setBackoff("ce.example", "", T0, "fizzle"))
+    assert row["until"] == T0 and not row["active"]
+    assert ok(client.claimProbe("ce.example", "", "a")) is True
+    assert ok(client.getBackoffs())[0]["probe_vm"] == "a"
+    ok(client.releaseProbe("ce.example"))
+    ok(client.clearBackoff("ce.example"))
+    assert ok(client.getBackoff("ce.example")) is None
+    ok(client.markVMsDeleted(["a"], "done", when=T0))
+    assert ok(client.purgeDeletedVMs(T0 + dt.timedelta(days=1))) == 2
+
+
+def wire(*args, encoding="json"):
+    """The arguments as a DIPS service receives them."""
+    if encoding == "json":
+        return tuple(JEncode.decode(JEncode.encode(list(args)))[0])
+    return tuple(DEncode.decode(DEncode.encode(list(args)))[0])
+
+
+def call(handler, method, *args, encoding="json"):
+    """Check the wire types against types_<method>, then call export_<method>."""
+    args = wire(*client_module.to_wire(list(args)), encoding=encoding)
+    expected = getattr(handler, f"types_{method}")
+    assert len(args) >= len(expected)
+    for value, types in zip(args, expected):
+        assert isinstance(value, tuple(types) if isinstance(types, list) else types), (method, value, types)
+    return getattr(handler, f"export_{method}")(*args)
+
+
+@pytest.mark.parametrize("encoding", ["json", "dencode"])
+def test_handler_on_real_db_through_the_wire(vmdb, encoding, monkeypatch):
+    handler = VMManagerHandler
+    # What the service framework sets before initializeHandler.
+    monkeypatch.setattr(handler, "log", gLogger, raising=False)
+    ok(handler.initializeHandler({}))
+    assert ok(call(handler, "recordVMs", [rec("h1"), rec("h2")], encoding=encoding)) == 2
+    ok(call(handler, "setVMStates", {"h1": {"state": "ERROR", "fault": "boom"}}, T0, encoding=encoding))
+    ok(call(handler, "markVMsDeleted", {"h1": "ERROR: boom"}, "", None, encoding=encoding))
+    vms = ok(call(handler, "getVMs", {"ce": "ce.example", "active_only": True}, encoding=encoding))
+    assert [v["vm_name"] for v in vms] == ["h2"]
+    assert not call(handler, "getVMs", {"drop": "table"}, encoding=encoding)["OK"]
+    ok(call(handler, "storeLog", "h2", "console", b"\xfe\x00log", encoding=encoding))
+    logs = ok(handler.export_getLogs("h2"))
+    # What the client receives after the reply crosses the wire.
+    (received,) = wire(logs, encoding=encoding)
+    assert client_module._bytes(received["console"]) == b"\xfe\x00log"
+    ok(call(handler, "setBackoff", "ce.example", "p", T0, "create failed", False, encoding=encoding))
+    assert ok(call(handler, "getBackoff", "ce.example", "p", encoding=encoding))["reason"] == "create failed"
+    assert ok(call(handler, "claimProbe", "ce.example", "p", "h2", encoding=encoding)) is True
+    ok(call(handler, "addHeartbeat", "h2", T0, "1.0", encoding=encoding))
+    ok(call(handler, "setShutdownMessage", "h2", 300, "Nothing to do", encoding=encoding))
+    assert ok(call(handler, "markAccounted", ["h1"], None, encoding=encoding)) == 1
+    (vm,) = wire(ok(handler.export_getVMs({"names": ["h2"]})), encoding=encoding)[0]
+    assert (vm["shutdown_code"], vm["last_heartbeat"]) == (300, T0.replace(tzinfo=None))
+
+
+def test_handler_authorization_in_config_template():
+    from importlib.resources import files
+
+    from diraccfg import CFG
+
+    text = files("JenniferDIRAC.WorkloadManagementSystem").joinpath("ConfigTemplate.cfg").read_text()
+    service = CFG().loadFromBuffer(text)["Services"]["VMManager"]
+    assert service["Port"] == "9177"
+    auth = service["Authorization"]
+    assert "authenticated" not in auth["Default"]
+    assert {p.strip() for p in auth["Default"].split(",")} == {"Operator", "TrustedHost"}
+    exported = {name[len("export_"):] for name in dir(VMManagerHandler) if name.startswith("export_")}
+    assert {"recordVMs", "getVMs", "setBackoff", "storeLog", "markAccounted"} <= exported
