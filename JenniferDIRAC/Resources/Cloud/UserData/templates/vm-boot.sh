@@ -1,0 +1,130 @@
+#!/bin/bash
+# JenniferDIRAC pilot VM boot steps, run once as root by cloud-init (runcmd).
+#
+# Sets up CVMFS, runs the DIRAC pilot wrapper as the non-root pilot user with PILOT_UUID and
+# DIRAC_PILOT_STAMP exported and a hard time limit, and reports to the VM endpoint: boot log,
+# heartbeats, pilot log and a HEPiX-style shutdown message. The VM powers off afterwards
+# (cloud-init power_state). Settings come from /etc/jdirac/vm.env (root only: holds the VM's
+# endpoint token) and /etc/jdirac/pilot.env (the pilot's environment).
+set -u
+umask 077
+
+. /etc/jdirac/vm.env
+
+BOOT_LOG=/var/log/jdirac-boot.log
+PILOT_LOG=/var/log/jdirac-pilot.log
+WORK_DIR=/var/lib/jdirac/pilot
+HEADER_FILE=/etc/jdirac/endpoint.header
+START=$(date +%s)
+
+exec > >(tee -a "$BOOT_LOG") 2>&1
+
+log() { printf '%s jdirac-boot: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+
+# The token goes to curl through a root-only header file, never on a command line.
+if [ -n "${JDIRAC_ENDPOINT_URL}" ]; then
+    printf 'Authorization: Bearer %s\n' "${JDIRAC_ENDPOINT_TOKEN}" > "$HEADER_FILE"
+    chmod 600 "$HEADER_FILE"
+fi
+
+endpoint() {  # endpoint METHOD PATH [curl options...]
+    [ -n "${JDIRAC_ENDPOINT_URL}" ] || return 0
+    local method=$1 path=$2
+    shift 2
+    local tls=()
+    [ -n "${JDIRAC_ENDPOINT_CAPATH}" ] && tls=(--capath "${JDIRAC_ENDPOINT_CAPATH}")
+    curl --silent --show-error --fail --max-time 60 --retry 3 --retry-delay 5 --retry-connrefused \
+        "${tls[@]}" -H @"$HEADER_FILE" -X "$method" "$@" \
+        "${JDIRAC_ENDPOINT_URL%/}/vm/v1/${JDIRAC_VM_NAME}/${path}" > /dev/null
+}
+
+upload_log() {  # upload_log NAME FILE...: the tail of the files, concatenated
+    local name=$1
+    shift
+    local existing=()
+    for file in "$@"; do [ -r "$file" ] && existing+=("$file"); done
+    [ ${#existing[@]} -gt 0 ] || return 0
+    cat "${existing[@]}" | tail -c "${JDIRAC_LOG_UPLOAD_BYTES}" \
+        | endpoint PUT "logs/${name}" -H 'Content-Type: text/plain' --data-binary @- \
+        || log "could not upload ${name} log"
+}
+
+shutdown_message() {  # shutdown_message CODE TEXT
+    log "shutdown message: $1 $2"
+    printf '%s %s\n' "$1" "$2" > /var/lib/jdirac/shutdown_message
+    endpoint PUT shutdown_message -H 'Content-Type: text/plain' --data-binary "$1 $2" \
+        || log "could not send the shutdown message"
+}
+
+heartbeats() {
+    local sleeper=""
+    trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null; exit 0' TERM
+    while true; do
+        endpoint POST heartbeat -H 'Content-Type: text/plain' --data-binary @/proc/loadavg \
+            || log "heartbeat failed"
+        sleep "${JDIRAC_HEARTBEAT_SECONDS}" &
+        sleeper=$!
+        wait "$sleeper"
+    done
+}
+
+finish() {  # finish CODE TEXT: report and end; cloud-init powers the VM off afterwards
+    shutdown_message "$1" "$2"
+    upload_log pilot "$PILOT_LOG"
+    upload_log boot /var/log/cloud-init-output.log "$BOOT_LOG"
+    [ -n "${HEARTBEAT_PID:-}" ] && kill "$HEARTBEAT_PID" 2>/dev/null
+    log "done"
+    exit 0
+}
+
+log "VM ${JDIRAC_VM_NAME} (CE ${JDIRAC_CE_NAME}, profile ${JDIRAC_PROFILE}) starting"
+
+# Hard lifetime, part 1: the system powers itself off even if everything below hangs.
+if [ "${JDIRAC_HARD_POWEROFF}" = yes ] && [ -d /run/systemd/system ] && command -v shutdown > /dev/null; then
+    shutdown -P "+$(( (JDIRAC_MAX_LIFETIME + 59) / 60 ))" "JenniferDIRAC VM lifetime reached" \
+        || log "could not schedule the lifetime power-off"
+fi
+
+# Heartbeats run in the background; their output goes straight to the log file so that they
+# never hold cloud-init's output pipe open.
+heartbeats >> "$BOOT_LOG" 2>&1 &
+HEARTBEAT_PID=$!
+upload_log boot /var/log/cloud-init-output.log "$BOOT_LOG"
+
+if [ -n "${JDIRAC_CVMFS_REPOSITORIES}" ]; then
+    if ! command -v cvmfs_config > /dev/null; then
+        finish 500 "Problem detected with environment/VM/contextualization provided by the site: no CVMFS client"
+    fi
+    cvmfs_config setup || log "cvmfs_config setup failed"
+    for repository in ${JDIRAC_CVMFS_REPOSITORIES}; do
+        if ! cvmfs_config probe "$repository"; then
+            finish 500 "Problem detected with environment/VM/contextualization provided by the site: CVMFS ${repository} not mounted"
+        fi
+    done
+fi
+
+if ! id -u "${JDIRAC_PILOT_USER}" > /dev/null 2>&1; then
+    finish 500 "Problem detected with environment/VM/contextualization provided by the site: no user ${JDIRAC_PILOT_USER}"
+fi
+chmod 755 /var/lib/jdirac
+install -d -o "${JDIRAC_PILOT_USER}" -m 700 "$WORK_DIR"
+install -o "${JDIRAC_PILOT_USER}" -m 700 /var/lib/jdirac/pilot-wrapper.sh "$WORK_DIR/pilot-wrapper.sh"
+
+# Hard lifetime, part 2: the pilot is stopped before the VM's lifetime ends, leaving time to report.
+pilot_seconds=$(( JDIRAC_MAX_LIFETIME - ($(date +%s) - START) - 300 ))
+[ "$pilot_seconds" -ge 60 ] || pilot_seconds=60
+log "running the pilot as ${JDIRAC_PILOT_USER} for at most ${pilot_seconds} s"
+cd "$WORK_DIR"
+timeout --kill-after=60 "$pilot_seconds" \
+    runuser -u "${JDIRAC_PILOT_USER}" -- env -i HOME="$WORK_DIR" LANG=C.UTF-8 \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    /bin/bash -c 'set -a; . /etc/jdirac/pilot.env; set +a; cd "$HOME" && exec /bin/bash ./pilot-wrapper.sh' \
+    > "$PILOT_LOG" 2>&1
+rc=$?
+log "pilot wrapper ended with exit code $rc"
+
+case $rc in
+    0) finish 200 "Intended work completed ok" ;;
+    124 | 137) finish 100 "Shutdown as requested by the VM's host/hypervisor: lifetime reached" ;;
+    *) finish 600 "Grid-wide problem with job agent or application within VM: pilot exit code $rc" ;;
+esac
