@@ -63,6 +63,7 @@ class ComputeAPI(ServiceAPI):
     def __init__(self, state: ComputeState, images: ImageState) -> None:
         self.state = state
         self.images = images
+        self.networks = state.networks
 
     def rules(self):
         return [
@@ -92,6 +93,8 @@ class ComputeAPI(ServiceAPI):
             route("/v2.1/limits", "limits", "GET"),
             route("/v2.1/os-quota-sets/<project_id>", "quota_set", "GET"),
             route("/v2.1/os-availability-zone", "availability_zones", "GET"),
+            route("/v2.1/os-networks", "list_os_networks", "GET"),
+            route("/v2.1/os-networks/<network_id>", "show_os_network", "GET"),
             route("/v2.1/images", "list_images", "GET"),
             route("/v2.1/images/detail", "list_images", "GET"),
             route("/v2.1/images/<image_id>", "show_image", "GET"),
@@ -407,7 +410,16 @@ class ComputeAPI(ServiceAPI):
         return json_response({"availabilityZoneInfo": [
             {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}]})
 
-    # --- Nova's image proxy (used by older clients) -----------------------------------------
+    # --- Nova's network and image proxies (used by older clients, e.g. libcloud 1.1) --------
+    def _nova_network(self, network) -> dict[str, Any]:
+        return {"id": network.id, "label": network.name, "cidr": network.cidr}
+
+    def list_os_networks(self, call: Call) -> Response:
+        return json_response({"networks": [self._nova_network(n) for n in self.networks.find()]})
+
+    def show_os_network(self, call: Call, network_id: str) -> Response:
+        return json_response({"network": self._nova_network(self.networks.get(network_id))})
+
     def _nova_image(self, call: Call, image) -> dict[str, Any]:
         return {"id": image.id, "name": image.name, "status": "ACTIVE", "progress": 100,
                 "minDisk": image.min_disk, "minRam": image.min_ram, "metadata": dict(image.properties),
