@@ -1,0 +1,385 @@
+"""The lifecycle policy of cloud VMs, as pure functions: what is seen -> what to do.
+
+`decide(view)` takes one CE's view of the world (ONE cloud listing of the VMs this installation
+owns on the CE, the pilot records and VM records that match them, the backoff state, the
+thresholds and the time) and returns the actions the VMDirector agent must apply. Nothing here
+does I/O, so every rule is tested without a cloud or a database.
+
+Pilot statuses chosen when the director ends a pilot (DIRAC's PilotStatus values):
+
+- VM SHUTOFF: the pilot ended and powered the VM off -> Done (Failed for a shutdown code
+  >= 400, which the VM reports as a problem it detected).
+- VM ERROR, or stuck in BUILD: the pilot never ran -> Aborted (what the SiteDirector counts as
+  a submission failure of the queue).
+- past its maximum lifetime: the director kills a running pilot -> Deleted.
+- heartbeat lost: the VM stopped talking while it ran -> Failed.
+- VM gone without the director deleting it (lost pilot): a pilot that never left the waiting
+  states never ran -> Aborted; one that was Running (or Unknown) was removed under its feet,
+  which DIRAC calls Deleted (not Aborted, so the queue is not penalised for someone else's act).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
+from JenniferDIRAC.Resources.Cloud.references import parse_reference, pilot_reference
+from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBackoff import (
+    BackoffState,
+    ClearBackoff,
+    ReleaseProbe,
+    StartBackoff,
+    aware,
+    backoff_started,
+)
+
+# DIRAC's PilotStatus values (kept as strings so this module needs no DIRAC import).
+SUBMITTED, WAITING, SCHEDULED, RUNNING, UNKNOWN = "Submitted", "Waiting", "Scheduled", "Running", "Unknown"
+DONE, FAILED, ABORTED, DELETED = "Done", "Failed", "Aborted", "Deleted"
+PILOT_WAITING = frozenset({SUBMITTED, WAITING, SCHEDULED})
+PILOT_TRANSIENT = PILOT_WAITING | {RUNNING, UNKNOWN}
+PILOT_FINAL = frozenset({DONE, FAILED, ABORTED, DELETED})
+
+#: Shutdown codes (VCYCLE / Machine-Job-Features convention) that mean the VM gave up early.
+FIZZLE_CODES = range(300, 700)
+
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Seconds; see the VMDirector section of ConfigTemplate.cfg."""
+
+    boot_timeout: float = 3600
+    max_lifetime: float = 14 * 86400 + 3600
+    zombie_grace: float = 1800
+    orphan_grace: float = 900
+    lost_pilot_grace: float = 600
+    heartbeat_timeout: float = 3600  # 0: never
+    fizzle_seconds: float = 600
+    backoff_seconds: float = 1800
+    deleting_timeout: float = 900
+
+    def __post_init__(self):
+        for name, value in vars(self).items():
+            if value < 0:
+                raise ValueError(f"threshold {name} must not be negative, got {value}")
+
+
+@dataclass(frozen=True)
+class PilotRecord:
+    """What PilotAgentsDB knows of one pilot."""
+
+    reference: str
+    status: str
+    last_update: datetime | None = None
+    submitted: datetime | None = None
+    job_id: int = 0  # CurrentJobID: non-zero once the pilot matched a job
+
+    @property
+    def ran_job(self) -> bool:
+        return self.job_id > 0 or self.status == RUNNING
+
+
+@dataclass(frozen=True)
+class VMRecord:
+    """What the VM database knows of one VM this installation created."""
+
+    vm_name: str
+    ce: str
+    profile: str = ""
+    pilot_reference: str = ""
+    created: datetime | None = None
+    started: datetime | None = None  # first seen running
+    ended: datetime | None = None  # first seen SHUTOFF / ERROR
+    deleted: datetime | None = None  # deleted, or seen gone; None while it lives
+    accounted: bool = False
+    last_heartbeat: datetime | None = None
+    shutdown_code: int | None = None
+    shutdown_text: str = ""
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> VMRecord:
+        """From a VM database dict (VMDB.getVMs); its naive UTC times become aware."""
+        return cls(
+            vm_name=record["vm_name"],
+            ce=record["ce"],
+            profile=record.get("profile") or "",
+            pilot_reference=record.get("pilot_reference") or "",
+            created=aware(record.get("created")),
+            started=aware(record.get("started")),
+            ended=aware(record.get("ended")),
+            deleted=aware(record.get("deleted")),
+            accounted=bool(record.get("accounted")),
+            last_heartbeat=aware(record.get("last_heartbeat")),
+            shutdown_code=record.get("shutdown_code"),
+            shutdown_text=record.get("shutdown_message") or "",
+        )
+
+
+@dataclass(frozen=True)
+class CEView:
+    """Everything the policy sees of one CE in one cycle."""
+
+    owner: OwnerTags  # this installation and CE
+    vms: Sequence[VM]  # ONE successful listing (a failed listing never reaches the policy)
+    pilots: Mapping[str, PilotRecord]  # by reference (no stamp suffix)
+    records: Mapping[str, VMRecord]  # by VM name
+    backoffs: Mapping[str, BackoffState]  # by profile ("" for the CE as a whole)
+    now: datetime
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    orphan_sightings: frozenset[str] = frozenset()  # VM names that were orphan candidates last cycle
+
+
+# --- actions ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeleteVM:
+    vm_id: str
+    vm_name: str
+    reason: str
+    ended: datetime  # when the VM's life ended (for accounting)
+    after_pilot: str = ""  # a pilot reference whose final status must be recorded first
+
+
+@dataclass(frozen=True)
+class SetPilotStatus:
+    reference: str
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordGone:
+    """A VM the database believes alive is not in the cloud any more."""
+
+    vm_name: str
+    ended: datetime
+
+
+@dataclass(frozen=True)
+class Account:
+    """Account a finished VM (its figures are in the VM database). `after_delete`: only once
+    this cycle's DeleteVM (or RecordGone) of it has been recorded."""
+
+    vm_name: str
+    after_delete: bool = False
+
+
+Action = DeleteVM | SetPilotStatus | RecordGone | Account | StartBackoff | ClearBackoff | ReleaseProbe
+
+
+@dataclass(frozen=True)
+class Decision:
+    actions: list[Action]
+    orphan_sightings: frozenset[str]  # to pass back as CEView.orphan_sightings next cycle
+
+    def of_type(self, kind: type) -> list:
+        return [a for a in self.actions if isinstance(a, kind)]
+
+
+# --- the rules -------------------------------------------------------------------------------
+def _seconds(later: datetime, earlier: datetime | None) -> float:
+    return 0.0 if earlier is None else (later - earlier).total_seconds()
+
+
+def _is_quota_fault(fault: str) -> bool:
+    """Nova may accept a burst of creates and fail the extra VMs with a quota fault: a full
+    project is a pause, not a failure of the CE."""
+    return "quota" in fault.lower()
+
+
+@dataclass
+class _Verdict:
+    """What one rule says about one VM."""
+
+    reason: str
+    pilot_status: str = ""  # status for a transient pilot, "" to leave it
+    ended: datetime | None = None
+    backoff: str = ""  # a reason to start a backoff, "" for none
+
+
+def _born(vm: VM, record: VMRecord | None) -> datetime | None:
+    return vm.created or (record.created if record else None)
+
+
+def _judge(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEView) -> _Verdict | None:
+    now, th = view.now, view.thresholds
+    born = _born(vm, record)
+    age = _seconds(now, born)
+
+    if vm.state is VMState.DELETING:
+        if _seconds(now, vm.updated or born) > th.deleting_timeout:
+            return _Verdict(f"still deleting after {th.deleting_timeout:.0f} s")
+        return None
+
+    if vm.state is VMState.SHUTOFF:
+        ended = vm.updated or now
+        started = vm.launched or born
+        lived = _seconds(ended, started)
+        code = record.shutdown_code if record else None
+        status = FAILED if code is not None and code >= 400 else DONE
+        reason = "VM powered off" + (f" (shutdown code {code}: {record.shutdown_text})" if code is not None else "")
+        backoff = ""
+        if code is not None and code in FIZZLE_CODES:
+            backoff = f"VM {vm.name} ended with shutdown code {code}"
+        elif lived < th.fizzle_seconds and not (pilot and pilot.ran_job):
+            backoff = f"VM {vm.name} fizzled after {lived:.0f} s without running a job"
+        return _Verdict(reason, status, ended, backoff)
+
+    if vm.state is VMState.ERROR:
+        fault = vm.fault or "no fault given by the cloud"
+        backoff = "" if _is_quota_fault(fault) else f"VM {vm.name} in ERROR: {fault}"
+        return _Verdict(f"cloud error: {fault}", ABORTED, vm.updated or now, backoff)
+
+    if vm.state is VMState.BUILD and age > th.boot_timeout:
+        return _Verdict(
+            f"not booted within {th.boot_timeout:.0f} s", ABORTED, now, f"VM {vm.name} never booted"
+        )
+
+    if age > th.max_lifetime:
+        return _Verdict(f"past its maximum lifetime of {th.max_lifetime:.0f} s", DELETED, now)
+
+    if pilot is not None and pilot.status in PILOT_FINAL:
+        if _seconds(now, pilot.last_update) > th.zombie_grace:
+            return _Verdict(f"zombie: pilot {pilot.status} for more than {th.zombie_grace:.0f} s", "", now)
+        return None
+
+    if (
+        vm.state is VMState.ACTIVE
+        and th.heartbeat_timeout > 0
+        and record is not None
+        and record.last_heartbeat is not None
+        and _seconds(now, record.last_heartbeat) > th.heartbeat_timeout
+    ):
+        return _Verdict(f"no heartbeat for more than {th.heartbeat_timeout:.0f} s", FAILED, now)
+
+    return None
+
+
+def decide(view: CEView) -> Decision:
+    """The actions for one CE in one cycle."""
+    now, th, ce = view.now, view.thresholds, view.owner.ce
+    actions: list[Action] = []
+    sightings: set[str] = set()
+    backoff_reasons: dict[str, list[str]] = {}
+    listed = set()
+
+    for vm in view.vms:
+        if not view.owner.owns(vm.owner):
+            continue  # never touch another installation's or another CE's VM
+        listed.add(vm.name)
+        ref = pilot_reference(ce, vm.name)
+        pilot = view.pilots.get(ref)
+        record = view.records.get(vm.name)
+        verdict = _judge(vm, pilot, record, view)
+
+        if verdict is None and pilot is None and vm.state is not VMState.DELETING:
+            sightings.add(vm.name)
+            if vm.name in view.orphan_sightings and _seconds(now, _born(vm, record)) > th.orphan_grace:
+                verdict = _Verdict(f"orphan: no pilot record for more than {th.orphan_grace:.0f} s", "", now)
+        if verdict is None:
+            continue
+
+        after_pilot = ""
+        if verdict.pilot_status and pilot is not None and pilot.status in PILOT_TRANSIENT:
+            actions.append(SetPilotStatus(ref, verdict.pilot_status, verdict.reason))
+            after_pilot = ref
+        ended = verdict.ended or now
+        actions.append(DeleteVM(vm.id, vm.name, verdict.reason, ended, after_pilot))
+        if vm.state is not VMState.DELETING and not (record and record.accounted):
+            actions.append(Account(vm.name, after_delete=True))
+        if verdict.backoff:
+            profile = vm.owner.profile
+            if _counts_for_backoff(view.backoffs.get(profile), vm, record, th):
+                backoff_reasons.setdefault(profile, []).append(verdict.backoff)
+
+    actions.extend(_lost_pilots(view, listed))
+    actions.extend(_gone_records(view, listed))
+    actions.extend(_backoff_actions(view, backoff_reasons))
+    return Decision(actions, frozenset(sightings))
+
+
+def _counts_for_backoff(state: BackoffState | None, vm: VM, record: VMRecord | None, th: Thresholds) -> bool:
+    """A failure restarts the backoff unless the VM is older than the backoff already running
+    (a burst of VMs created before the backoff must not extend it again and again)."""
+    if state is None:
+        return True
+    born = _born(vm, record)
+    return born is None or born >= backoff_started(state, th.backoff_seconds)
+
+
+def _lost_pilots(view: CEView, listed: set[str]) -> list[Action]:
+    actions: list[Action] = []
+    for ref, pilot in sorted(view.pilots.items()):
+        if pilot.status not in PILOT_TRANSIENT:
+            continue
+        try:
+            ce, vm_name = parse_reference(ref)
+        except ValueError:
+            continue
+        if ce != view.owner.ce or vm_name in listed:
+            continue
+        # A pilot recorded just now may belong to a VM created after the listing was taken.
+        if _seconds(view.now, pilot.submitted or pilot.last_update) <= view.thresholds.lost_pilot_grace:
+            continue
+        status = ABORTED if pilot.status in PILOT_WAITING else DELETED
+        actions.append(SetPilotStatus(ref, status, "VM gone from the cloud"))
+    return actions
+
+
+def _gone_records(view: CEView, listed: set[str]) -> list[Action]:
+    """VM records of this CE whose VM is no longer listed: close them and account them."""
+    actions: list[Action] = []
+    for name, record in sorted(view.records.items()):
+        if record.ce != view.owner.ce or name in listed:
+            continue
+        if record.deleted is None:
+            # The record is written before the VM is created: give creation time to finish.
+            if _seconds(view.now, record.created) <= view.thresholds.lost_pilot_grace:
+                continue
+            actions.append(RecordGone(name, view.now))
+            if not record.accounted:
+                actions.append(Account(name, after_delete=True))
+        elif not record.accounted:
+            actions.append(Account(name))
+    return actions
+
+
+def _backoff_actions(view: CEView, reasons: dict[str, list[str]]) -> list[Action]:
+    now, th, ce = view.now, view.thresholds, view.owner.ce
+    actions: list[Action] = []
+    for profile, why in sorted(reasons.items()):
+        more = f" (and {len(why) - 1} more)" if len(why) > 1 else ""
+        actions.append(StartBackoff(ce, profile, now + timedelta(seconds=th.backoff_seconds), why[0] + more))
+    listed = {vm.name for vm in view.vms if view.owner.owns(vm.owner)}
+    for profile, state in sorted(view.backoffs.items()):
+        if profile in reasons or state.until > now:
+            continue
+        if any(_probe_passed(vm, state, view) for vm in view.vms):
+            actions.append(ClearBackoff(ce, profile))
+        elif (
+            state.probe
+            and state.probe_vm not in listed
+            and _seconds(now, state.probe_started) > th.lost_pilot_grace
+        ):
+            # The probe VM went away without passing or fizzling: let another probe start.
+            actions.append(ReleaseProbe(ce, profile))
+    return actions
+
+
+def _probe_passed(vm: VM, state: BackoffState, view: CEView) -> bool:
+    """A VM of the profile, created once the backoff ended, that ran past the fizzle time."""
+    owner = vm.owner
+    if not view.owner.owns(owner) or owner.profile != state.profile:
+        return False
+    born = _born(vm, view.records.get(vm.name))
+    if born is None or born < state.until:
+        return False
+    if vm.state is VMState.ACTIVE:
+        lived = _seconds(view.now, vm.launched or born)
+    elif vm.state is VMState.SHUTOFF:
+        lived = _seconds(vm.updated or view.now, vm.launched or born)
+    else:
+        return False
+    return lived >= view.thresholds.fizzle_seconds
