@@ -1,0 +1,369 @@
+"""CloudBackend for OpenStack through openstacksdk.
+
+One keystoneauth session and one ``openstack.connection.Connection`` per backend, reused for
+every call: keystoneauth caches the token until shortly before it expires and, on a 401,
+re-authenticates once and repeats the request. Image, flavor and network references are resolved
+once and cached (they do not change under a running CE).
+
+Listing is ONE paginated ``GET /servers/detail`` with Nova's server-side name filter
+``^jdirac-`` (a cheap narrowing only); ownership is decided by the owner metadata of each VM.
+
+Error mapping (all raised messages are scrubbed of the credential's secrets):
+HTTP 413 or 403 mentioning a quota -> QuotaExceeded; 401 after re-authentication -> CloudAuthError;
+404 -> NotFound; 5xx, 429, connection failures and timeouts -> CloudUnreachable; anything else ->
+CloudError.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+
+import openstack.connection
+import openstack.exceptions as sdk_exceptions
+from keystoneauth1 import exceptions as ks_exceptions
+from keystoneauth1 import plugin as ks_plugin
+from keystoneauth1 import session as ks_session
+
+from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
+from JenniferDIRAC.Resources.Cloud.errors import (
+    CloudAuthError,
+    CloudError,
+    CloudUnreachable,
+    NotFound,
+    QuotaExceeded,
+)
+from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec, VMState
+from JenniferDIRAC.Resources.Cloud.redaction import Redactor
+from JenniferDIRAC.Resources.Cloud.references import VM_NAME_PREFIX
+from JenniferDIRAC.Resources.Cloud.resolving import reference_name, single_match
+
+#: Nova limits user_data to 65535 characters of base64, i.e. 49149 raw bytes.
+NOVA_MAX_USER_DATA_BYTES = (65535 // 4) * 3
+DEFAULT_TIMEOUT = 60.0  # seconds per HTTP request; Nova lists 1000 servers in ~10 s
+
+_STATES = {
+    "BUILD": VMState.BUILD,
+    "ACTIVE": VMState.ACTIVE,
+    "REBOOT": VMState.ACTIVE,
+    "HARD_REBOOT": VMState.ACTIVE,
+    "PASSWORD": VMState.ACTIVE,
+    "REBUILD": VMState.ACTIVE,
+    "MIGRATING": VMState.ACTIVE,
+    "RESIZE": VMState.ACTIVE,
+    "VERIFY_RESIZE": VMState.ACTIVE,
+    "REVERT_RESIZE": VMState.ACTIVE,
+    "SHUTOFF": VMState.SHUTOFF,
+    "STOPPED": VMState.SHUTOFF,
+    "SHELVED": VMState.SHUTOFF,
+    "SHELVED_OFFLOADED": VMState.SHUTOFF,
+    "ERROR": VMState.ERROR,
+    "DELETED": VMState.DELETING,
+    "SOFT_DELETED": VMState.DELETING,
+}
+
+_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def _parse_time(value) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:  # OS-SRV-USG:launched_at has no zone; Nova times are UTC
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def _server_to_vm(server) -> VM:
+    status = (server.status or "").upper()
+    state = _STATES.get(status, VMState.UNKNOWN)
+    if (server.task_state or "").lower() == "deleting":
+        state = VMState.DELETING
+    fault = ""
+    if isinstance(server.fault, dict):
+        fault = str(server.fault.get("message") or server.fault.get("code") or "")
+    flavor = server.flavor
+    flavor_id = ""
+    if flavor is not None:
+        flavor_id = str(getattr(flavor, "id", None) or getattr(flavor, "original_name", None) or
+                        getattr(flavor, "name", None) or "")
+    image = server.image
+    image_id = str(getattr(image, "id", None) or "") if image is not None else ""
+    return VM(
+        id=server.id,
+        name=server.name or "",
+        state=state,
+        created=_parse_time(server.created_at),
+        updated=_parse_time(server.updated_at),
+        launched=_parse_time(server.launched_at),
+        metadata={str(k): str(v) for k, v in (server.metadata or {}).items()},
+        fault=fault,
+        flavor_id=flavor_id,
+        image_id=image_id,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, sdk_exceptions.HttpException):
+        detail = exc.details or exc.message or ""
+        return f"HTTP {exc.status_code}: {detail}".strip()
+    message = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {message}"
+
+
+def translate_error(exc: BaseException, what: str, redact: Redactor) -> CloudError:
+    """The CloudError for an openstacksdk / keystoneauth exception raised while doing `what`."""
+    text = redact(f"{what}: {_describe(exc)}")
+    if isinstance(exc, sdk_exceptions.HttpException):
+        status = exc.status_code or 0
+        message = (exc.details or exc.message or "").lower()
+        if status == 413 or (status == 403 and "quota" in message):
+            return QuotaExceeded(text)
+        if status == 401:
+            return CloudAuthError(text)
+        if status == 404:
+            return NotFound(text)
+        if status >= 500 or status == 429 or status == 0:
+            return CloudUnreachable(text)
+        return CloudError(text)
+    if isinstance(exc, ks_exceptions.Unauthorized | ks_exceptions.AuthorizationFailure):
+        return CloudAuthError(text)
+    if isinstance(exc, ks_exceptions.HttpError):
+        status = exc.http_status or 0
+        if status in (401, 403):
+            return CloudAuthError(text)
+        if status >= 500 or status == 429:
+            return CloudUnreachable(text)
+        return CloudError(text)
+    if isinstance(exc, ks_exceptions.ConnectionError | ks_exceptions.DiscoveryFailure):
+        return CloudUnreachable(text)
+    if isinstance(exc, ks_exceptions.EndpointNotFound):
+        return CloudError(text + " (is the region / interface right?)")
+    return CloudError(text)
+
+
+class OpenStackBackend(CloudBackend):
+    """OpenStack (Nova, Glance, Neutron) through one openstacksdk Connection."""
+
+    def __init__(
+        self,
+        *,
+        auth: ks_plugin.BaseAuthPlugin,
+        region_name: str | None = None,
+        interface: str = "public",
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        secrets: Sequence[str] = (),
+        max_user_data_bytes: int = NOVA_MAX_USER_DATA_BYTES,
+        name_prefix: str = VM_NAME_PREFIX,
+        compute_endpoint_override: str | None = None,
+        compute_api_version: str | None = None,
+    ) -> None:
+        self.max_user_data_bytes = max_user_data_bytes
+        self._name_prefix = name_prefix
+        self._redact = Redactor(secrets)
+        exchange = getattr(auth, "exchange", None)  # OIDC refresh-token plugin
+        if exchange is not None:
+            self._redact.add(exchange.secrets())
+            self._exchange = exchange
+        else:
+            self._exchange = None
+        self.session = ks_session.Session(auth=auth, verify=verify, cert=cert, timeout=timeout)
+        overrides = {}
+        if compute_endpoint_override:
+            overrides["compute_endpoint_override"] = compute_endpoint_override
+        if compute_api_version:
+            overrides["compute_api_version"] = compute_api_version
+        self.connection = openstack.connection.Connection(
+            session=self.session,
+            region_name=region_name,
+            interface=interface,
+            **overrides,
+        )
+        self._lock = threading.Lock()
+        self._images: dict[str, str] = {}
+        self._flavors: dict[str, Flavor] = {}
+        self._networks: dict[str, str] = {}
+
+    @contextlib.contextmanager
+    def _calling(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except CloudError:
+            raise
+        except (sdk_exceptions.SDKException, ks_exceptions.ClientException) as exc:
+            if self._exchange is not None:  # a rotated refresh token / new access token
+                self._redact.add(self._exchange.secrets())
+            raise translate_error(exc, what, self._redact) from None
+
+    # --- VMs --------------------------------------------------------------------------------
+    def list_vms(self, owner: OwnerTags) -> list[VM]:
+        with self._calling("listing servers"):
+            servers = list(
+                self.connection.compute.servers(details=True, name=f"^{re.escape(self._name_prefix)}")
+            )
+        vms = [self._to_vm(server) for server in servers]
+        return [vm for vm in vms if owner.owns(vm.owner)]
+
+    def _to_vm(self, server) -> VM:
+        vm = _server_to_vm(server)
+        # Nova >= 2.47 embeds the flavor without its id: give the id when we know the flavor
+        with self._lock:
+            for flavor in self._flavors.values():
+                if vm.flavor_id == flavor.name:
+                    vm.flavor_id = flavor.id
+                    break
+        return vm
+
+    def find_vm_by_name(self, name: str, owner: OwnerTags) -> VM | None:
+        if not _NAME.match(name):
+            raise ValueError(f"invalid VM name {name!r}")
+        with self._calling(f"looking up server {name}"):
+            servers = list(self.connection.compute.servers(details=True, name=f"^{re.escape(name)}$"))
+        for server in servers:
+            vm = self._to_vm(server)
+            if vm.name == name and owner.owns(vm.owner):
+                return vm
+        return None
+
+    def create_vm(self, spec: VMSpec) -> VM:
+        if len(spec.user_data) > self.max_user_data_bytes:
+            raise CloudError(
+                f"user data of {len(spec.user_data)} bytes exceeds this cloud's limit of "
+                f"{self.max_user_data_bytes} bytes"
+            )
+        attrs: dict = {
+            "name": spec.name,
+            "image_id": spec.image_id,
+            "flavor_id": spec.flavor_id,
+            "metadata": dict(spec.metadata),
+            "user_data": base64.b64encode(spec.user_data).decode("ascii"),
+            # Nova (>= 2.37) needs networks; "auto" = the project's network, as before 2.37
+            "networks": [{"uuid": n} for n in spec.network_ids] if spec.network_ids else "auto",
+        }
+        if spec.key_name:
+            attrs["key_name"] = spec.key_name
+        if spec.security_groups:
+            attrs["security_groups"] = [{"name": g} for g in spec.security_groups]
+        if spec.availability_zone:
+            attrs["availability_zone"] = spec.availability_zone
+        if spec.config_drive:
+            attrs["config_drive"] = True
+        with self._calling(f"creating server {spec.name}"):
+            server = self.connection.compute.create_server(**attrs)
+        return VM(
+            id=server.id,
+            name=spec.name,
+            state=VMState.BUILD,
+            metadata=dict(spec.metadata),
+            flavor_id=spec.flavor_id,
+            image_id=spec.image_id,
+        )
+
+    def delete_vms(self, vm_ids: list[str]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        for vm_id in vm_ids:
+            try:
+                with self._calling(f"deleting server {vm_id}"):
+                    self.connection.compute.delete_server(vm_id, ignore_missing=True)
+            except NotFound:
+                continue
+            except CloudError as exc:
+                errors[vm_id] = str(exc)
+        return errors
+
+    def console_log(self, vm_id: str) -> str:
+        with self._calling(f"reading the console of server {vm_id}"):
+            result = self.connection.compute.get_server_console_output(vm_id)
+        output = result.get("output") if isinstance(result, dict) else None
+        return output or ""
+
+    def quota(self) -> Quota:
+        with self._calling("reading limits"):
+            absolute = self.connection.compute.get_limits().absolute
+
+        def number(value) -> int | None:
+            return None if value is None else int(value)
+
+        return Quota(
+            max_instances=number(absolute.instances),
+            used_instances=number(absolute.instances_used) or 0,
+            max_cores=number(absolute.total_cores),
+            used_cores=number(absolute.total_cores_used) or 0,
+            max_ram_mb=number(absolute.total_ram),
+            used_ram_mb=number(absolute.total_ram_used) or 0,
+        )
+
+    # --- references -------------------------------------------------------------------------
+    def resolve_image(self, ref: str) -> str:
+        with self._lock:
+            if ref in self._images:
+                return self._images[ref]
+        name = reference_name(ref)
+        with self._calling(f"resolving image {ref}"):
+            if name is not None:
+                ids = [image.id for image in self.connection.image.images(name=name)]
+            else:
+                try:
+                    ids = [self.connection.image.get_image(ref).id]
+                except sdk_exceptions.NotFoundException:
+                    ids = []
+        image_id = single_match("image", ref, ids)
+        with self._lock:
+            self._images[ref] = image_id
+        return image_id
+
+    def resolve_flavor(self, ref: str) -> Flavor:
+        with self._lock:
+            if ref in self._flavors:
+                return self._flavors[ref]
+        name = reference_name(ref)
+        with self._calling(f"resolving flavor {ref}"):
+            if name is not None:
+                found = [f for f in self.connection.compute.flavors(details=True) if f.name == name]
+            else:
+                try:
+                    found = [self.connection.compute.get_flavor(ref)]
+                except sdk_exceptions.NotFoundException:
+                    found = []
+        flavor = single_match("flavor", ref, found)
+        result = Flavor(id=flavor.id, name=flavor.name or "", vcpus=int(flavor.vcpus or 0),
+                        ram_mb=int(flavor.ram or 0))
+        with self._lock:
+            self._flavors[ref] = result
+        return result
+
+    def resolve_networks(self, refs: list[str]) -> list[str]:
+        ids = []
+        for ref in refs:
+            with self._lock:
+                cached = self._networks.get(ref)
+            if cached is None:
+                name = reference_name(ref)
+                with self._calling(f"resolving network {ref}"):
+                    if name is not None:
+                        found = [n.id for n in self.connection.network.networks(name=name)]
+                    else:
+                        try:
+                            found = [self.connection.network.get_network(ref).id]
+                        except sdk_exceptions.NotFoundException:
+                            found = []
+                cached = single_match("network", ref, found)
+                with self._lock:
+                    self._networks[ref] = cached
+            ids.append(cached)
+        return ids
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.connection.close()
+        with contextlib.suppress(Exception):
+            self.session.session.close()

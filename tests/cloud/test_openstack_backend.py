@@ -1,0 +1,332 @@
+"""OpenStackBackend against LocalCloud over real HTTP with openstacksdk and keystoneauth."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import math
+import uuid
+
+import pytest
+from keystoneauth1.identity import v3
+
+from JenniferDIRAC.Resources.Cloud.errors import (
+    CloudAuthError,
+    CloudError,
+    CloudUnreachable,
+    NotFound,
+    QuotaExceeded,
+)
+from JenniferDIRAC.Resources.Cloud.model import OwnerTags, VMSpec, VMState
+from JenniferDIRAC.Resources.Cloud.OpenStackBackend import NOVA_MAX_USER_DATA_BYTES, OpenStackBackend
+from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name
+
+LIST = ("compute", "GET", "/v2.1/servers/detail")
+TOKENS = ("identity", "POST", "/v3/auth/tokens")
+
+
+def password_backend(cloud, **kwargs) -> OpenStackBackend:
+    c = cloud.credentials
+    auth = v3.Password(auth_url=c.auth_url, username=c.username, password=c.password,
+                       user_domain_name=c.domain_name, project_name=c.project_name,
+                       project_domain_name=c.domain_name)
+    return OpenStackBackend(auth=auth, region_name=c.region_name, secrets=[c.password], **kwargs)
+
+
+@pytest.fixture
+def backend(local_cloud):
+    backend = password_backend(local_cloud)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def owner():
+    return OwnerTags(installation="install-a", ce=f"ce-{uuid.uuid4().hex[:8]}.example", vo="vo1",
+                     stamp=make_stamp())
+
+
+def make_spec(backend, owner: OwnerTags, user_data: bytes = b"#cloud-config\n", **extra) -> VMSpec:
+    return VMSpec(
+        name=make_vm_name(),
+        image_id=backend.resolve_image("name:EL9-x86_64"),
+        flavor_id=backend.resolve_flavor("name:m1.small").id,
+        user_data=user_data,
+        metadata=owner.to_metadata(),
+        **extra,
+    )
+
+
+def records_of(caplog) -> str:
+    return "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+
+
+# --- references --------------------------------------------------------------------------------
+def test_references_by_id_and_name_are_resolved_once(local_cloud, backend):
+    image_id = backend.resolve_image("name:EL9-x86_64")
+    flavor = backend.resolve_flavor("name:m1.medium")
+    (network_id,) = backend.resolve_networks(["name:private"])
+    assert (flavor.name, flavor.vcpus, flavor.ram_mb) == ("m1.medium", 2, 4096)
+    assert backend.resolve_image(image_id) == image_id
+    assert backend.resolve_flavor(flavor.id) == flavor
+    assert backend.resolve_networks([network_id]) == [network_id]
+    local_cloud.counters.reset()
+    for _ in range(3):
+        backend.resolve_image("name:EL9-x86_64")
+        backend.resolve_flavor("name:m1.medium")
+        backend.resolve_networks(["name:private", network_id])
+    assert local_cloud.counters.total() == 0
+
+
+def test_unknown_and_ambiguous_references(local_cloud, backend):
+    with pytest.raises(NotFound, match="no image matches 'name:nope'"):
+        backend.resolve_image("name:nope")
+    with pytest.raises(NotFound, match="flavor"):
+        backend.resolve_flavor("no-such-flavor-id")
+    with pytest.raises(NotFound, match="network"):
+        backend.resolve_networks(["name:nope"])
+    local_cloud.image.add_image("twin")
+    local_cloud.image.add_image("twin")
+    with pytest.raises(CloudError, match="2 images match 'name:twin'; use the image id"):
+        backend.resolve_image("name:twin")
+
+
+# --- VMs ---------------------------------------------------------------------------------------
+def test_create_list_find_console_delete(local_cloud, backend, owner):
+    local_cloud.compute.add_keypair(local_cloud.credentials.user_id, "mykey")
+    (network_id,) = backend.resolve_networks(["name:private"])
+    spec = make_spec(backend, owner, b"#cloud-config\nruncmd: [[echo, hi]]\n", network_ids=[network_id],
+                     key_name="mykey", security_groups=["default"], availability_zone="nova",
+                     config_drive=True)
+    vm = backend.create_vm(spec)
+    assert (vm.name, vm.state, vm.stamp) == (spec.name, VMState.BUILD, owner.stamp)
+
+    server = local_cloud.compute.servers[vm.id]
+    assert base64.b64decode(server.user_data) == spec.user_data
+    assert server.metadata == owner.to_metadata()
+    assert (server.key_name, server.availability_zone, server.config_drive) == ("mykey", "nova", True)
+    assert list(server.addresses) == ["private"]
+
+    listed = backend.list_vms(owner)
+    assert [v.id for v in listed] == [vm.id]
+    assert listed[0].owner == owner and listed[0].flavor_id == spec.flavor_id
+    assert listed[0].image_id == spec.image_id
+    assert listed[0].created is not None and listed[0].created.utcoffset().total_seconds() == 0
+
+    assert backend.find_vm_by_name(spec.name, owner).id == vm.id
+    assert backend.find_vm_by_name(make_vm_name(), owner) is None
+    assert vm.name in backend.console_log(vm.id)
+
+    assert backend.delete_vms([vm.id, str(uuid.uuid4())]) == {}  # already gone = success
+    assert backend.list_vms(owner) == []
+    with pytest.raises(NotFound):
+        backend.console_log(vm.id)
+
+
+def test_ownership_by_metadata_never_by_name(local_cloud, backend, owner):
+    project = local_cloud.project_id
+    mine = local_cloud.compute.add_server(make_vm_name(), project, metadata=owner.to_metadata())
+    local_cloud.compute.add_server(make_vm_name(), project)  # our prefix, no owner tags
+    local_cloud.compute.add_server(
+        make_vm_name(), project, metadata=OwnerTags("install-b", owner.ce).to_metadata()
+    )
+    local_cloud.compute.add_server(
+        make_vm_name(), project, metadata=OwnerTags(owner.installation, "other-ce").to_metadata()
+    )
+    assert [v.id for v in backend.list_vms(owner)] == [mine.id]
+    others = [s for s in local_cloud.compute.servers.values() if s.id != mine.id]
+    assert all(backend.find_vm_by_name(s.name, owner) is None for s in others)
+
+
+def test_states_error_fault_and_stuck_build(local_cloud, backend, owner):
+    local_cloud.faults.error_next_vms(1, message="No valid host was found.")
+    local_cloud.faults.stick_next_vms_in_build(1)
+    failed = backend.create_vm(make_spec(backend, owner))
+    stuck = backend.create_vm(make_spec(backend, owner))
+    local_cloud.advance_time(3600)
+    by_id = {v.id: v for v in backend.list_vms(owner)}
+    assert by_id[failed.id].state is VMState.ERROR
+    assert by_id[failed.id].fault == "No valid host was found."
+    assert by_id[stuck.id].state is VMState.BUILD
+    local_cloud.compute.set_state(stuck.id, "SHUTOFF")
+    assert {v.id: v.state for v in backend.list_vms(owner)}[stuck.id] is VMState.SHUTOFF
+
+
+def test_listing_many_vms_costs_one_request(local_cloud, backend, owner):
+    project = local_cloud.project_id
+    for _ in range(300):
+        local_cloud.compute.add_server(make_vm_name(), project, metadata=owner.to_metadata())
+    for _ in range(50):  # someone else's VMs in the same project
+        local_cloud.compute.add_server(f"other-{uuid.uuid4().hex}", project)
+    backend.list_vms(owner)  # discovery and authentication happen once per backend
+    local_cloud.counters.reset()
+    vms = backend.list_vms(owner)
+    assert len(vms) == 300
+    assert local_cloud.counters.snapshot() == {LIST: 1}
+
+
+def test_listing_pages_beyond_novas_max_limit(local_cloud, backend, owner):
+    project = local_cloud.project_id
+    for _ in range(1001):
+        local_cloud.compute.add_server(make_vm_name(), project, metadata=owner.to_metadata())
+    backend.list_vms(owner)
+    local_cloud.counters.reset()
+    assert len(backend.list_vms(owner)) == 1001
+    assert local_cloud.counters.snapshot() == {LIST: 2}  # pages of 1000
+
+
+# --- quota -------------------------------------------------------------------------------------
+def test_quota_limits_and_exhaustion(local_cloud, backend, owner):
+    local_cloud.compute.set_quota(instances=2, cores=-1, ram=-1)
+    flavor = backend.resolve_flavor("name:m1.small")
+    quota = backend.quota()
+    assert (quota.max_instances, quota.used_instances, quota.max_cores) == (2, 0, -1)
+    assert quota.headroom(flavor) == 2
+    backend.create_vm(make_spec(backend, owner))
+    backend.create_vm(make_spec(backend, owner))
+    assert backend.quota().headroom(flavor) == 0
+    spec = make_spec(backend, owner)
+    with pytest.raises(QuotaExceeded, match="Quota exceeded for instances"):
+        backend.create_vm(spec)
+    assert backend.find_vm_by_name(spec.name, owner) is None
+
+
+def test_unlimited_quota(local_cloud, backend):
+    local_cloud.compute.set_quota(instances=-1, cores=-1, ram=-1)
+    assert backend.quota().headroom(backend.resolve_flavor("name:m1.xlarge")) == math.inf
+
+
+def test_quota_refusal_and_recheck(local_cloud, backend, owner):
+    local_cloud.faults.refuse_next_creates_for_quota(1)
+    with pytest.raises(QuotaExceeded):
+        backend.create_vm(make_spec(backend, owner))
+    local_cloud.faults.quota_recheck_next_vms(1)
+    vm = backend.create_vm(make_spec(backend, owner))  # accepted, then failed by the recheck
+    local_cloud.advance_time(60)
+    (listed,) = backend.list_vms(owner)
+    assert listed.id == vm.id and listed.state is VMState.ERROR
+    assert "Quota exceeded" in listed.fault
+
+
+# --- failures ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_are_cloud_unreachable(local_cloud, backend, owner, status):
+    backend.list_vms(owner)
+    local_cloud.faults.http_error(status, service="compute", method="GET", path="*/servers/detail")
+    with pytest.raises(CloudUnreachable, match=f"listing servers: HTTP {status}"):
+        backend.list_vms(owner)
+    assert backend.list_vms(owner) == []  # the next cycle works again
+
+
+def test_create_5xx_is_cloud_unreachable(local_cloud, backend, owner):
+    local_cloud.faults.http_error(500, service="compute", method="POST", path="*/servers")
+    spec = make_spec(backend, owner)
+    with pytest.raises(CloudUnreachable):
+        backend.create_vm(spec)
+    assert backend.find_vm_by_name(spec.name, owner) is None
+
+
+def test_timeout_and_dropped_connection_are_cloud_unreachable(local_cloud, owner):
+    backend = password_backend(local_cloud, timeout=1.0)
+    try:
+        backend.list_vms(owner)
+        local_cloud.faults.timeout(5.0, service="compute", path="*/servers/detail")
+        with pytest.raises(CloudUnreachable, match="listing servers"):
+            backend.list_vms(owner)
+        local_cloud.faults.drop_connection(service="compute", path="*/servers/detail")
+        with pytest.raises(CloudUnreachable):
+            backend.list_vms(owner)
+    finally:
+        backend.close()
+
+
+def test_unreachable_cloud(closed_port, owner):
+    auth = v3.Password(auth_url=f"http://127.0.0.1:{closed_port}/identity/v3", username="u",
+                       password="pw-secret-1234", user_domain_name="Default", project_name="p",
+                       project_domain_name="Default")
+    backend = OpenStackBackend(auth=auth, secrets=["pw-secret-1234"], timeout=2)
+    with pytest.raises(CloudUnreachable) as info:
+        backend.list_vms(owner)
+    assert "pw-secret-1234" not in str(info.value)
+
+
+def test_user_data_limit(backend, owner):
+    assert backend.max_user_data_bytes == NOVA_MAX_USER_DATA_BYTES == 49149
+    backend.create_vm(make_spec(backend, owner, b"#" * NOVA_MAX_USER_DATA_BYTES))
+    with pytest.raises(CloudError, match="exceeds this cloud's limit of 49149 bytes"):
+        backend.create_vm(make_spec(backend, owner, b"#" * (NOVA_MAX_USER_DATA_BYTES + 1)))
+
+
+# --- authentication ----------------------------------------------------------------------------
+def test_token_expiry_mid_use_reauthenticates(local_cloud, backend, owner):
+    backend.list_vms(owner)
+    local_cloud.counters.reset()
+    local_cloud.identity.expire_all_tokens()
+    assert backend.list_vms(owner) == []
+    assert local_cloud.counters.get(*TOKENS) == 1
+    local_cloud.faults.expire_token(service="compute")
+    assert backend.list_vms(owner) == []
+    assert local_cloud.counters.get(*TOKENS) == 2
+    # and a token is reused while valid
+    backend.list_vms(owner)
+    backend.quota()
+    assert local_cloud.counters.get(*TOKENS) == 2
+
+
+def test_application_credential(local_cloud, owner):
+    c = local_cloud.credentials
+    auth = v3.ApplicationCredential(auth_url=c.auth_url, application_credential_id=c.application_credential_id,
+                                    application_credential_secret=c.application_credential_secret)
+    backend = OpenStackBackend(auth=auth, secrets=[c.application_credential_secret])
+    vm = backend.create_vm(make_spec(backend, owner))
+    assert [v.id for v in backend.list_vms(owner)] == [vm.id]
+
+
+def test_static_token_works_until_it_expires(local_cloud, backend, owner):
+    c = local_cloud.credentials
+    token = backend.session.get_token()
+    static = OpenStackBackend(auth=v3.Token(auth_url=c.auth_url, token=token, project_name=c.project_name,
+                                            project_domain_name=c.domain_name), secrets=[token])
+    assert static.list_vms(owner) == []
+    local_cloud.identity.expire_all_tokens()
+    with pytest.raises(CloudAuthError) as info:
+        static.list_vms(owner)
+    assert token not in str(info.value)
+
+
+def test_oidc_access_token(local_cloud, owner):
+    c = local_cloud.credentials
+    auth = v3.OidcAccessToken(auth_url=c.auth_url, identity_provider=c.oidc_identity_provider,
+                              protocol=c.oidc_protocol, access_token=c.oidc_access_token,
+                              project_name=c.project_name, project_domain_name=c.domain_name)
+    backend = OpenStackBackend(auth=auth, secrets=[c.oidc_access_token])
+    vm = backend.create_vm(make_spec(backend, owner))
+    assert [v.id for v in backend.list_vms(owner)] == [vm.id]
+
+
+def test_wrong_password_is_auth_error_without_secret(local_cloud, owner, caplog):
+    caplog.set_level(logging.DEBUG)
+    c = local_cloud.credentials
+    wrong = "wrong-" + c.password
+    auth = v3.Password(auth_url=c.auth_url, username=c.username, password=wrong,
+                       user_domain_name=c.domain_name, project_name=c.project_name,
+                       project_domain_name=c.domain_name)
+    backend = OpenStackBackend(auth=auth, secrets=[wrong])
+    with pytest.raises(CloudAuthError) as info:
+        backend.list_vms(owner)
+    assert wrong not in str(info.value) and c.password not in str(info.value)
+    assert c.password not in records_of(caplog)
+
+
+def test_secrets_absent_from_debug_logs(local_cloud, owner, caplog):
+    caplog.set_level(logging.DEBUG)
+    c = local_cloud.credentials
+    backend = password_backend(local_cloud)
+    backend.create_vm(make_spec(backend, owner))
+    backend.list_vms(owner)
+    local_cloud.identity.expire_all_tokens()
+    backend.quota()
+    token = backend.session.get_token()
+    text = records_of(caplog)
+    assert "servers/detail" in text  # the logs were captured
+    assert c.password not in text and token not in text
