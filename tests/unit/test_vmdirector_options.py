@@ -1,0 +1,39 @@
+"""The VMDirector reads exactly the options its ConfigTemplate.cfg section documents."""
+
+from pathlib import Path
+from unittest.mock import MagicMock
+
+import pytest
+from DIRAC.tests.Utilities.assertingUtils import checkAgentOptions
+
+import JenniferDIRAC.WorkloadManagementSystem.Agent.VMDirector as module
+
+
+def _agent(options=None):
+    """A VMDirector whose AgentModule machinery is replaced by an option lookup."""
+    options = options or {}
+    agent = object.__new__(module.VMDirector)
+    getOption = MagicMock(side_effect=lambda name, default=None: options.get(name, default))
+    agent.am_getOption = getOption
+    agent.log = MagicMock()
+    return agent, getOption
+
+
+def test_initialize_reads_exactly_the_template_options():
+    agent, getOption = _agent()
+    assert agent.initialize()["OK"]
+    checkAgentOptions(getOption, "WorkloadManagementSystem", "VMDirector", str(Path(module.__file__).parent))
+
+
+def test_a_missing_template_option_is_detected():
+    agent, getOption = _agent()
+    agent.initialize()
+    getOption("NotInTemplate", 5)
+    with pytest.raises(AssertionError):
+        checkAgentOptions(getOption, "WorkloadManagementSystem", "VMDirector", str(Path(module.__file__).parent))
+
+
+def test_negative_threshold_is_refused_naming_the_option():
+    agent, _ = _agent({"BootTimeout": -5})
+    result = agent.initialize()
+    assert not result["OK"] and "BootTimeout" in result["Message"]
