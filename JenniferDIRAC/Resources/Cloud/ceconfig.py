@@ -24,6 +24,7 @@ DRIVER_PREFIX = "Driver_"
 DEFAULT_MAX_LIFETIME = 14 * 24 * 3600  # DIRAC's CloudCE default: two weeks
 DEFAULT_MAX_SUBMIT_THREADS = 8
 DEFAULT_CREATE_ATTEMPTS = 3
+DEFAULT_HTTP_TIMEOUT = 60.0
 
 #: libcloud's ``ex_force_auth_version`` -> keystoneauth auth type it implies.
 _AUTH_VERSIONS = {
@@ -114,6 +115,12 @@ class CloudCEConfig:
     max_starting_vms: int | None = None
     max_submit_threads: int = DEFAULT_MAX_SUBMIT_THREADS
     create_attempts: int = DEFAULT_CREATE_ATTEMPTS
+    http_timeout: float = DEFAULT_HTTP_TIMEOUT
+    max_user_data_bytes: int | None = None  # None = the cloud's own limit
+    #: libcloud clouds without a quota API: caps standing in for one (None = unlimited)
+    max_instances: int | None = None
+    max_cores: int | None = None
+    max_ram_mb: int | None = None
     site: str = ""
     vo: str = ""
 
@@ -286,6 +293,11 @@ class _Parser:
             max_starting_vms=self.integer("MaxStartingVMs", None, minimum=1),
             max_submit_threads=self.integer("MaxSubmitThreads", DEFAULT_MAX_SUBMIT_THREADS, minimum=1, maximum=64),
             create_attempts=self.integer("MaxCreateAttempts", DEFAULT_CREATE_ATTEMPTS, minimum=1, maximum=10),
+            http_timeout=float(self.integer("HTTPTimeout", int(DEFAULT_HTTP_TIMEOUT), minimum=1, maximum=3600)),
+            max_user_data_bytes=self.integer("MaxUserDataBytes", None, minimum=1024),
+            max_instances=self.integer("Quota_MaxInstances", None, minimum=0),
+            max_cores=self.integer("Quota_MaxCores", None, minimum=0),
+            max_ram_mb=self.integer("Quota_MaxRAMMB", None, minimum=0),
             site=self.text("Site"),
             vo=vo,
         )

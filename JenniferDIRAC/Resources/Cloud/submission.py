@@ -1,0 +1,140 @@
+"""Create a batch of VMs concurrently, without duplicates and without leaving half-built VMs.
+
+Each VM has a unique name chosen before the create call. When the outcome of a create is
+uncertain (the cloud timed out or failed after the request may have been accepted), the VM is
+looked up by that name before anything is retried: if it exists, it was created. A VM that comes
+back from a create in ERROR is deleted and counted as a failure. A full project stops the batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
+from JenniferDIRAC.Resources.Cloud.errors import CloudError, CloudUnreachable, QuotaExceeded
+from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMSpec, VMState
+
+
+@dataclass
+class Outcome:
+    spec: VMSpec
+    vm: VM | None = None
+    error: str = ""
+    quota_exceeded: bool = False
+    #: the VM may exist but could not be confirmed (left to the VM director's orphan sweep)
+    uncertain: bool = False
+
+
+@dataclass
+class Submission:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def created(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.vm is not None]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.vm is None]
+
+    @property
+    def quota_exceeded(self) -> bool:
+        return any(o.quota_exceeded for o in self.outcomes)
+
+
+class _Creator:
+    def __init__(self, backend: CloudBackend, owner: OwnerTags, attempts: int,
+                 retry_delay: float, sleep: Callable[[float], None]):
+        self.backend = backend
+        self.owner = owner
+        self.attempts = attempts
+        self.retry_delay = retry_delay
+        self.sleep = sleep
+        self.quota_full = threading.Event()
+
+    def lookup(self, outcome: Outcome) -> bool | None:
+        """True: the VM exists (outcome filled); False: it does not; None: cannot tell."""
+        try:
+            vm = self.backend.find_vm_by_name(outcome.spec.name, self.owner)
+        except CloudError as exc:
+            outcome.error = f"lookup after an uncertain create failed: {exc}"
+            return None
+        if vm is None:
+            return False
+        outcome.vm = vm
+        return True
+
+    def create(self, spec: VMSpec) -> Outcome:
+        outcome = Outcome(spec)
+        uncertain = False
+        for attempt in range(self.attempts):
+            if self.quota_full.is_set():
+                outcome.error = outcome.error or "not attempted: the project quota is full"
+                outcome.quota_exceeded = True
+                break
+            if attempt:
+                self.sleep(self.retry_delay * attempt)
+            if uncertain:
+                found = self.lookup(outcome)
+                if found:
+                    return self._checked(outcome)
+                if found is None:
+                    continue  # still cannot tell: never create a second VM with this name blind
+                uncertain = False
+            try:
+                outcome.vm = self.backend.create_vm(spec)
+            except QuotaExceeded as exc:
+                self.quota_full.set()
+                outcome.error, outcome.quota_exceeded = str(exc), True
+                return outcome
+            except CloudUnreachable as exc:
+                outcome.error, uncertain = str(exc), True
+                continue
+            except CloudError as exc:
+                outcome.error = str(exc)
+                return outcome
+            except Exception as exc:  # noqa: BLE001 - a backend bug must not lose the batch
+                outcome.error, uncertain = f"unexpected {type(exc).__name__} from the backend", True
+                continue
+            return self._checked(outcome)
+        if uncertain:
+            found = self.lookup(outcome)
+            if found:
+                return self._checked(outcome)
+            outcome.uncertain = found is None
+        return outcome
+
+    def _checked(self, outcome: Outcome) -> Outcome:
+        vm = outcome.vm
+        if vm is not None and vm.state is VMState.ERROR:
+            outcome.vm = None
+            outcome.error = f"VM {vm.name} went to ERROR at creation: {vm.fault or 'no fault given'}"
+            try:
+                errors = self.backend.delete_vms([vm.id])
+            except CloudError as exc:
+                errors = {vm.id: str(exc)}
+            if errors:
+                outcome.error += f" (and deleting it failed: {errors[vm.id]})"
+        return outcome
+
+
+def create_vms(
+    backend: CloudBackend,
+    specs: Sequence[VMSpec],
+    owner: OwnerTags,
+    max_threads: int = 8,
+    attempts: int = 3,
+    retry_delay: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Submission:
+    """Create every spec (at most `max_threads` at once). Outcomes are in the order of `specs`."""
+    if not specs:
+        return Submission()
+    creator = _Creator(backend, owner, attempts, retry_delay, sleep)
+    with ThreadPoolExecutor(max_workers=max(1, min(max_threads, len(specs))), thread_name_prefix="vm-create") as pool:
+        outcomes = list(pool.map(creator.create, specs))
+    return Submission(outcomes)

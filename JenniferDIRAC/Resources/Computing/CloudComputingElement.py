@@ -1,0 +1,571 @@
+r"""Cloud Computing Element: DIRAC pilots as cloud VMs, driven by DIRAC's own SiteDirector.
+
+With JenniferDIRAC installed, every ``CEType = Cloud`` CE in the CS is served by this class
+(it replaces DIRAC's ``CloudComputingElement`` of the same name). OpenStack clouds are reached
+through openstacksdk, every other ``CloudType`` through apache-libcloud, as DIRAC does.
+
+How it maps DIRAC's CE API onto a cloud
+---------------------------------------
+- ``submitJob(executable, proxy, n)``: n VMs created concurrently (at most ``MaxSubmitThreads``
+  at once). Each VM gets a unique name ``jdirac-<uuid hex>`` chosen before the create call; the
+  pilot reference is ``cloud://<CE name>/<VM name>`` and is the VM's ``PILOT_UUID``; the pilot
+  stamp (32 lowercase hex) is its ``DIRAC_PILOT_STAMP``. Owner metadata (``jdirac-installation``,
+  ``jdirac-ce``, ``jdirac-vo``, ``jdirac-stamp``, ...) marks the VM as this installation's and
+  this CE's; nothing relies on the name prefix. A create whose outcome is uncertain (timeout,
+  5xx) is looked up by its name before any retry, so no duplicate is ever made; a VM that comes
+  back in ERROR is deleted. ``PilotStampDict`` is keyed by the pilot reference.
+- ``getCEStatus`` / ``available``: ONE listing of this CE's VMs (BUILD = waiting, ACTIVE =
+  running) plus the project quota (instances, cores, RAM against the flavor; -1 = unlimited),
+  ``QuotaShare``, ``MaxStartingVMs`` and the backoff the VMDirector recorded in VMDB. A cloud
+  outage returns S_ERROR (the SiteDirector then counts pilots from PilotAgentsDB).
+- ``getJobStatus(refs)``: one listing per call. BUILD -> Submitted, ACTIVE -> Running,
+  SHUTOFF -> Done, ERROR -> Failed (the cloud's fault message is logged), no such VM -> Deleted;
+  Unknown only when the cloud cannot be reached.
+- ``killJob(refs)``: bulk delete; a VM already gone is a success.
+- ``getJobOutput(ref or "ref:::stamp")``: the VM's console log, followed by the logs the VM
+  uploaded to the VM endpoint (kept in VMDB).
+- ``cleanupPilots``: deletes only this CE's SHUTOFF / ERROR VMs whose pilots PilotAgentsDB already
+  holds in a final state (the SiteDirector saw them end). In DIRAC 9.1 it runs before
+  ``getJobStatus``, so deleting any other stopped VM here would turn a Done pilot into Deleted.
+  Stuck, over-lifetime, zombie and orphan VMs are the VMDirector agent's work.
+
+Every method returns S_OK/S_ERROR and never lets an exception reach the SiteDirector.
+
+Configuration
+-------------
+Options are read at the CE level and may be overridden per queue, like every DIRAC CE option.
+
+DIRAC's CloudCE options (same meaning):
+
+CloudType
+  (Required unless CloudsYamlCloud is set) ``OPENSTACK`` (openstacksdk), any libcloud compute
+  provider name (``EC2``, ``AZURE_ARM``, ``GCE``, ``OPENNEBULA``, ...) or a driver class path
+  ``my.module.MyNodeDriver``.
+Driver\_\*
+  Options passed to the libcloud driver (prefix stripped). For ``CloudType = OPENSTACK`` the
+  options of an existing DIRAC configuration are translated to keystoneauth / openstacksdk:
+  ``Driver_ex_force_auth_url`` -> auth URL (``/v3`` appended to a bare Keystone URL),
+  ``Driver_ex_force_auth_version`` (``3.x_password``, ``3.x_appcred``, ``3.x_oidc_access_token``,
+  ``2.0_password``) -> auth type, ``Driver_ex_tenant_name`` / ``Driver_ex_tenant_id`` -> project,
+  ``Driver_ex_domain_name`` -> user domain, ``Driver_ex_tenant_domain_id`` -> project domain id,
+  ``Driver_ex_force_service_region`` -> region, ``Driver_ex_force_base_url`` -> compute endpoint,
+  ``Driver_ex_force_microversion`` -> compute microversion. With ``3.x_oidc_access_token`` they
+  keep libcloud's meaning: ``Driver_ex_tenant_name`` is the federation protocol and
+  ``Driver_ex_domain_name`` the project (name or id). Other ``Driver_`` options are logged as
+  ignored.
+CloudAuth
+  Credentials ini file (DIRAC's format: ``[DEFAULT]`` or ``[<CE name>]`` with ``key`` /
+  ``secret``; also ``auth_type`` and explicit keys, see Resources/Cloud/credentials.py). Default
+  ``<DIRAC root>/etc/cloud.auth``. Must not be readable by group or others.
+Instance_Image, Instance_Flavor
+  (Required) id, or ``name:<name>``. Resolved once per CE and cached.
+Instance_Networks
+  Comma-separated ids or ``name:<name>``.
+Instance_SSHKey
+  Key pair name.
+Context_Template
+  Path of a cloud-init template (Jinja2) replacing the profile's template.
+Context_ExtPackages
+  Comma-separated extra packages for cloud-init to install.
+Context_MaxLifetime
+  Hard lifetime of a VM in seconds (default 1209600, two weeks): the VM powers itself off then.
+
+New options:
+
+CloudsYamlCloud, CloudsYamlFile
+  Take the OpenStack cloud (auth, region, TLS) from this clouds.yaml entry; CloudsYamlFile
+  defaults to openstacksdk's search path. Implies ``CloudType = OPENSTACK``.
+AuthURL, ProjectName, ProjectID, ProjectDomainName, ProjectDomainID, UserDomainName, Protocol,
+Interface
+  Keystone settings written directly (they win over the translated ``Driver_`` options).
+Region
+  OpenStack region.
+CACertificates
+  CA bundle (file or directory) to verify the cloud's TLS certificates.
+Instance_SecurityGroups
+  Comma-separated security group names.
+Instance_AvailabilityZone
+  Availability zone.
+Instance_Metadata
+  Extra VM metadata, ``key=value, key=value`` (keys starting ``jdirac-`` are reserved).
+Instance_ConfigDrive
+  ``True`` to attach a config drive (default False).
+QuotaShare
+  Fraction of the project quota this CE may use, ``0.5`` or ``50%`` (default 1).
+MaxStartingVMs
+  At most this many of the CE's VMs building at once (default: no cap beyond MaxWaitingJobs).
+MaxSubmitThreads
+  Concurrent create calls in one submission (default 8, at most 64).
+MaxCreateAttempts
+  Attempts per VM when the cloud fails or times out (default 3); each retry is preceded by a
+  lookup of the VM's unique name.
+HTTPTimeout
+  Seconds before one cloud API request is abandoned (default 60).
+MaxUserDataBytes
+  Lower the cloud's user-data size limit (bytes after compression).
+Quota_MaxInstances, Quota_MaxCores, Quota_MaxRAMMB
+  libcloud clouds without a quota API: the limits to assume.
+Context_Profile
+  Contextualization profile (``/Resources/Cloud/Profiles/<Name>``; shipped: BelleII, T2K-HyperK).
+InstallationName
+  Name of this DIRAC installation, written into every VM's owner metadata; defaults to
+  ``/DIRAC/InstallationName``, else ``/DIRAC/Configuration/Name``. Two installations sharing a
+  project must differ here.
+
+DIRAC's ``MaxTotalJobs`` and ``MaxWaitingJobs`` apply as for any CE.
+
+Example (an existing DIRAC OpenStack CloudCE, unchanged, plus two new options)::
+
+  cloud.example.org
+  {
+    CEType = Cloud
+    CloudType = OPENSTACK
+    Driver_ex_force_auth_url = https://keystone.example.org:5000
+    Driver_ex_force_auth_version = 3.x_password
+    Driver_ex_tenant_name = belle
+    Instance_Image = name:AlmaLinux-9
+    Instance_Flavor = name:m1.large
+    Instance_Networks = name:private
+    QuotaShare = 0.5
+    Context_Profile = BelleII
+    Queues
+    {
+      default
+      {
+        MaxTotalJobs = 100
+        MaxWaitingJobs = 10
+      }
+    }
+  }
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from datetime import datetime, timezone
+
+from DIRAC import S_ERROR, S_OK
+from DIRAC.Resources.Computing.CloudComputingElement import (
+    CloudComputingElement as DIRACCloudComputingElement,
+)
+from DIRAC.WorkloadManagementSystem.Client import PilotStatus
+from DIRAC.WorkloadManagementSystem.Client.ServerUtils import getPilotAgentsDB
+
+from JenniferDIRAC.Resources.Cloud.capacity import cloud_capacity
+from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
+from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudError, ConfigurationError
+from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, VMSpec, VMState
+from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, parse_reference, pilot_reference
+from JenniferDIRAC.Resources.Cloud.submission import create_vms
+
+#: Cloud VM state -> DIRAC pilot status.
+PILOT_STATUS = {
+    VMState.BUILD: PilotStatus.SUBMITTED,
+    VMState.ACTIVE: PilotStatus.RUNNING,
+    VMState.SHUTOFF: PilotStatus.DONE,
+    VMState.ERROR: PilotStatus.FAILED,
+    VMState.DELETING: PilotStatus.DELETED,
+    # a state we cannot map (paused, suspended, host down...): the VM exists and is not final
+    VMState.UNKNOWN: PilotStatus.RUNNING,
+}
+
+
+def _boundary(what: str):
+    """S_OK/S_ERROR at the DIRAC boundary: no exception escapes into the SiteDirector."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            if self.cloudConfig is None:
+                return S_ERROR(f"{what}: {self.ceName} is not configured: {self._configError}")
+            try:
+                return method(self, *args, **kwargs)
+            except CloudError as exc:
+                if isinstance(exc, CloudAuthError):
+                    self._dropBackend()  # credentials are read again next time
+                self.log.error(f"{what} failed", f"{self.ceName}: {exc}")
+                return S_ERROR(f"{what} failed for {self.ceName}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - the SiteDirector's thread pool must never see it
+                self.log.exception(f"{what}: unexpected error", self.ceName, lException=exc)
+                return S_ERROR(f"{what} failed for {self.ceName}: unexpected {type(exc).__name__}")
+
+        return wrapper
+
+    return decorate
+
+
+class CloudComputingElement(DIRACCloudComputingElement):
+    """Pilots as cloud VMs (see the module documentation)."""
+
+    #: seconds before retry n of a failed create is n * retryDelay
+    retryDelay = 2.0
+
+    def __init__(self, ceName):
+        self.cloudConfig: CloudCEConfig | None = None
+        self._configError = "no parameters set"
+        self._backend = None
+        self._backendLock = threading.Lock()
+        self._resolved = None
+        self._vmState = None
+        self._vmStateLoaded = False
+        self._vmStateWarned = False
+        super().__init__(ceName)
+        self.ceType = "Cloud"
+
+    # --- configuration and cloud access -----------------------------------------------------
+    def _reset(self):
+        """Called by setParameters: (re)build the typed configuration from ceParameters."""
+        try:
+            config = CloudCEConfig.from_ce_parameters(self.ceName, self.ceParameters)
+        except ConfigurationError as exc:
+            self.cloudConfig, self._configError = None, str(exc)
+            self.log.error("Invalid cloud CE configuration", f"{self.ceName}: {exc}")
+            return S_ERROR(f"{self.ceName}: {exc}")
+        if config != self.cloudConfig:
+            self._dropBackend()
+            self.cloudConfig = config
+        if config.ignored_driver_options:
+            self.log.warn(
+                "Driver options not used with openstacksdk", f"{self.ceName}: {', '.join(config.ignored_driver_options)}"
+            )
+        return S_OK()
+
+    def _getBackend(self):
+        with self._backendLock:
+            if self._backend is None:
+                from JenniferDIRAC.Resources.Cloud.backends import make_backend
+
+                self._backend = make_backend(self.cloudConfig)
+            return self._backend
+
+    def _dropBackend(self):
+        with self._backendLock:
+            backend, self._backend, self._resolved = self._backend, None, None
+        if backend is not None:
+            try:
+                backend.close()
+            except Exception as exc:  # noqa: BLE001 - closing is best effort
+                self.log.verbose("Closing the cloud connection failed", repr(exc))
+
+    def shutdown(self):
+        self._dropBackend()
+        return S_OK()
+
+    def _resolve(self, backend) -> tuple[str, Flavor, list[str]]:
+        """Image id, flavor and network ids, resolved once per backend."""
+        if self._resolved is None:
+            config = self.cloudConfig
+            try:
+                image = backend.resolve_image(config.image)
+            except CloudError as exc:
+                raise ConfigurationError("Instance_Image", str(exc)) from None
+            try:
+                flavor = backend.resolve_flavor(config.flavor)
+            except CloudError as exc:
+                raise ConfigurationError("Instance_Flavor", str(exc)) from None
+            try:
+                networks = backend.resolve_networks(list(config.networks)) if config.networks else []
+            except CloudError as exc:
+                raise ConfigurationError("Instance_Networks", str(exc)) from None
+            self._resolved = (image, flavor, networks)
+        return self._resolved
+
+    def _ownVMs(self, backend) -> dict[str, VM]:
+        """This CE's VMs by name, from ONE listing."""
+        return {vm.name: vm for vm in backend.list_vms(self.cloudConfig.owner())}
+
+    # --- VM database (optional) -------------------------------------------------------------
+    def _vmdb(self):
+        """The VMStateClient, or None when it cannot be used here (logged once)."""
+        if not self._vmStateLoaded:
+            self._vmStateLoaded = True
+            try:
+                from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
+
+                self._vmState = VMStateClient()
+            except Exception as exc:  # noqa: BLE001 - VMDB is optional for the CE
+                self.log.warn("No VM database: VMs are not recorded and no backoff applies", repr(exc))
+        return self._vmState
+
+    def _vmdbCall(self, method: str, *args):
+        """Value of a VMStateClient call, or None if it failed (the first failure is a warning)."""
+        client = self._vmdb()
+        if client is None:
+            return None
+        result = getattr(client, method)(*args)
+        if result["OK"]:
+            self._vmStateWarned = False
+            return result["Value"]
+        if not self._vmStateWarned:
+            self._vmStateWarned = True
+            self.log.warn("VM database unavailable, carrying on without it", f"{method}: {result['Message']}")
+        else:
+            self.log.verbose("VM database still unavailable", f"{method}: {result['Message']}")
+        return None
+
+    def _backoffAllowance(self, vms) -> int | None:
+        row = self._vmdbCall("getBackoff", self.ceName, self.cloudConfig.context_profile)
+        if not row:
+            return None
+        from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBackoff import BackoffState, submission_allowance
+
+        return submission_allowance(BackoffState.from_record(row), vms, datetime.now(timezone.utc))
+
+    # --- DIRAC CE API -------------------------------------------------------------------------
+    @_boundary("getCEStatus")
+    def getCEStatus(self):
+        backend = self._getBackend()
+        vms = list(self._ownVMs(backend).values())
+        _, flavor, _ = self._resolve(backend)
+        config = self.cloudConfig
+        capacity = cloud_capacity(
+            vms,
+            backend.quota(),
+            flavor,
+            quota_share=config.quota_share,
+            max_starting=config.max_starting_vms,
+            backoff_allowance=self._backoffAllowance(vms),
+        )
+        result = S_OK()
+        result["SubmittedJobs"] = 0
+        result["RunningJobs"] = capacity.running
+        result["WaitingJobs"] = capacity.waiting
+        result["CloudSlots"] = capacity.slots  # None: the cloud sets no limit
+        result["CloudSlotsLimitedBy"] = capacity.limited_by
+        self.log.verbose(
+            "Cloud CE status",
+            f"{self.ceName}: waiting={capacity.waiting} running={capacity.running} "
+            f"slots={'unlimited' if capacity.slots is None else capacity.slots} {capacity.limited_by}",
+        )
+        return result
+
+    def available(self):
+        """DIRAC's MaxTotalJobs / MaxWaitingJobs logic, capped by what the cloud can take."""
+        result = super().available()
+        if result["OK"]:
+            slots = result.get("CloudSlots")
+            if slots is not None and result["Value"] > slots:
+                self.log.info("Cloud capacity limits submission", f"{self.ceName}: {slots} ({result['CloudSlotsLimitedBy']})")
+                result["Value"] = slots
+        return result
+
+    @_boundary("submitJob")
+    def submitJob(self, executableFile, proxy, numberOfJobs=1):
+        numberOfJobs = int(numberOfJobs)
+        if numberOfJobs < 1:
+            return S_ERROR(f"submitJob: cannot submit {numberOfJobs} VMs")
+        config = self.cloudConfig
+        with open(executableFile, encoding="utf-8") as handle:
+            wrapper = handle.read()
+        backend = self._getBackend()
+        image, flavor, networks = self._resolve(backend)
+
+        names = [make_vm_name() for _ in range(numberOfJobs)]
+        if self._vmdb() is not None:
+            names = self._claimProbeIfNeeded(names)
+            if not names:
+                return self._submitted([], {})
+        from JenniferDIRAC.Resources.Cloud.UserData import PilotContext
+
+        profile = self._profile()
+        specs, stamps = [], {}
+        for name in names:
+            reference, stamp = pilot_reference(self.ceName, name), make_stamp()
+            context = PilotContext(
+                pilot_reference=reference,
+                pilot_stamp=stamp,
+                wrapper=wrapper,
+                vm_name=name,
+                ce_name=self.ceName,
+                site=config.site,
+                vo=config.vo,
+                max_lifetime=config.context_max_lifetime,
+                extra_packages=config.context_ext_packages,
+            )
+            stamps[name] = stamp
+            metadata = {**config.extra_metadata, **config.owner(stamp).to_metadata()}
+            specs.append(
+                VMSpec(
+                    name=name,
+                    image_id=image,
+                    flavor_id=flavor.id,
+                    user_data=self._userData(context, profile, backend.max_user_data_bytes),
+                    metadata=metadata,
+                    network_ids=list(networks),
+                    key_name=config.ssh_key,
+                    security_groups=list(config.security_groups),
+                    availability_zone=config.availability_zone,
+                    config_drive=config.config_drive,
+                )
+            )
+
+        submission = create_vms(
+            backend,
+            specs,
+            config.owner(),
+            max_threads=config.max_submit_threads,
+            attempts=config.create_attempts,
+            retry_delay=self.retryDelay,
+        )
+        for outcome in submission.failed:
+            note = " (it may exist; the VMDirector removes untracked VMs)" if outcome.uncertain else ""
+            self.log.warn("VM not created", f"{self.ceName} {outcome.spec.name}: {outcome.error}{note}")
+        created = submission.created
+        if not created:
+            errors = sorted({o.error for o in submission.failed})
+            return S_ERROR(f"submitJob: no VM created on {self.ceName}: {'; '.join(errors)}")
+
+        references = [pilot_reference(self.ceName, o.vm.name) for o in created]
+        stampDict = {pilot_reference(self.ceName, o.vm.name): stamps[o.vm.name] for o in created}
+        self._recordVMs([o.vm for o in created], stamps, flavor)
+        self.log.info("Created VMs", f"{self.ceName}: {len(created)} of {numberOfJobs}")
+        return self._submitted(references, stampDict)
+
+    @staticmethod
+    def _submitted(references, stampDict):
+        result = S_OK(references)
+        result["PilotStampDict"] = stampDict
+        return result
+
+    def _claimProbeIfNeeded(self, names: list[str]) -> list[str]:
+        """After a backoff, only one probe VM may start (claimed atomically in VMDB)."""
+        row = self._vmdbCall("getBackoff", self.ceName, self.cloudConfig.context_profile)
+        if not row:
+            return names
+        if row.get("until") and row["until"] > datetime.now(timezone.utc):
+            self.log.info("CE in backoff, not submitting", f"{self.ceName}: until {row['until']} ({row.get('reason', '')})")
+            return []
+        claimed = self._vmdbCall("claimProbe", self.ceName, self.cloudConfig.context_profile, names[0])
+        if not claimed:
+            self.log.info("Probe VM already running after a backoff", self.ceName)
+            return []
+        self.log.info("Starting the probe VM after a backoff", f"{self.ceName}: {names[0]}")
+        return names[:1]
+
+    def _profile(self):
+        from JenniferDIRAC.Resources.Cloud.UserData import Profile, profile_from_cs
+
+        name = self.cloudConfig.context_profile
+        return profile_from_cs(name) if name else Profile(name="default")
+
+    def _userData(self, context, profile, limit: int) -> bytes:
+        from JenniferDIRAC.Resources.Cloud.UserData import pack_user_data, render_user_data
+
+        text = render_user_data(context, profile, template_path=self.cloudConfig.context_template)
+        return pack_user_data(text, limit)
+
+    def _recordVMs(self, vms: list[VM], stamps: dict[str, str], flavor: Flavor):
+        config = self.cloudConfig
+        now = datetime.now(timezone.utc)
+        records = [
+            {
+                "vm_name": vm.name,
+                "vm_id": vm.id,
+                "ce": self.ceName,
+                "site": config.site,
+                "vo": config.vo,
+                "profile": config.context_profile,
+                "pilot_reference": pilot_reference(self.ceName, vm.name),
+                "stamp": stamps[vm.name],
+                "flavor": flavor.name,
+                "cores": flavor.vcpus,
+                "ram_mb": flavor.ram_mb,
+                "created": vm.created or now,
+            }
+            for vm in vms
+        ]
+        self._vmdbCall("recordVMs", records)
+
+    def _namesOf(self, references) -> dict[str, str]:
+        """{reference as given: VM name} for this CE's references; others are logged and left out."""
+        names = {}
+        for reference in references:
+            try:
+                ce, name = parse_reference(reference)
+            except ValueError:
+                self.log.warn("Not a pilot reference of a JenniferDIRAC cloud CE", reference)
+                continue
+            if ce != self.ceName:
+                self.log.warn("Pilot reference of another CE", f"{reference} (this is {self.ceName})")
+                continue
+            names[reference] = name
+        return names
+
+    @_boundary("getJobStatus")
+    def getJobStatus(self, jobIDList):
+        names = self._namesOf(jobIDList)
+        try:
+            vms = self._ownVMs(self._getBackend())
+        except CloudError as exc:
+            self.log.warn("Cloud unreachable, pilot states unknown", f"{self.ceName}: {exc}")
+            return S_OK({reference: PilotStatus.UNKNOWN for reference in names})
+        states = {}
+        for reference, name in names.items():
+            vm = vms.get(name)
+            if vm is None:
+                states[reference] = PilotStatus.DELETED
+                continue
+            states[reference] = PILOT_STATUS[vm.state]
+            if vm.state is VMState.ERROR:
+                self.log.warn("VM in ERROR", f"{self.ceName} {vm.name}: {vm.fault or 'no fault given'}")
+        return S_OK(states)
+
+    @_boundary("killJob")
+    def killJob(self, jobIDList):
+        names = self._namesOf(jobIDList)
+        backend = self._getBackend()
+        vms = self._ownVMs(backend)
+        ids = [vms[name].id for name in names.values() if name in vms]
+        errors = backend.delete_vms(ids) if ids else {}
+        if errors:
+            detail = "; ".join(f"{vm_id}: {error}" for vm_id, error in sorted(errors.items()))
+            return S_ERROR(f"killJob: {len(errors)} VM(s) not deleted on {self.ceName}: {detail}")
+        self.log.info("Deleted VMs", f"{self.ceName}: {len(ids)} ({len(names) - len(ids)} already gone)")
+        return S_OK()
+
+    @_boundary("getJobOutput")
+    def getJobOutput(self, jobID, workingDirectory=None):
+        names = self._namesOf([jobID])
+        if not names:
+            return S_ERROR(f"getJobOutput: {jobID} is not a pilot of {self.ceName}")
+        name = names[jobID]
+        backend = self._getBackend()
+        vm = backend.find_vm_by_name(name, self.cloudConfig.owner())
+        sections = []
+        if vm is not None:
+            sections.append(f"==== console log of {name} ====\n{backend.console_log(vm.id)}")
+        logs = self._vmdbCall("getLogs", name) or {}
+        for kind in sorted(logs):
+            text = logs[kind].decode("utf-8", errors="replace")
+            sections.append(f"==== {kind} (uploaded by {name}) ====\n{text}")
+        if not sections:
+            return S_ERROR(f"getJobOutput: VM {name} no longer exists and uploaded no logs")
+        return S_OK(("\n".join(sections), ""))
+
+    @_boundary("cleanupPilots")
+    def cleanupPilots(self):
+        backend = self._getBackend()
+        stopped = {
+            pilot_reference(self.ceName, vm.name): vm
+            for vm in self._ownVMs(backend).values()
+            if vm.state in (VMState.SHUTOFF, VMState.ERROR)
+        }
+        if not stopped:
+            return S_OK(0)
+        result = getPilotAgentsDB().getPilotInfo(list(stopped))
+        if not result["OK"]:
+            self.log.verbose("No pilot information for stopped VMs, leaving them", result["Message"])
+            return S_OK(0)
+        seen = [
+            ref for ref, info in result["Value"].items()
+            if ref in stopped and info.get("Status") in PilotStatus.PILOT_FINAL_STATES
+        ]
+        if not seen:
+            return S_OK(0)
+        errors = backend.delete_vms([stopped[ref].id for ref in seen])
+        for vm_id, error in errors.items():
+            self.log.warn("Could not delete a stopped VM", f"{self.ceName} {vm_id}: {error}")
+        deleted = len(seen) - len(errors)
+        self.log.info("Deleted stopped VMs of final pilots", f"{self.ceName}: {deleted}")
+        return S_OK(deleted)

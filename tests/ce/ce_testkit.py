@@ -1,0 +1,77 @@
+"""Shared helpers of the cloud CE tests (constants, CE parameters, LocalCloud views)."""
+
+from __future__ import annotations
+
+import os
+
+from JenniferDIRAC.Resources.Cloud.model import OwnerTags
+
+INSTALLATION = "JenniferTest"
+CE_NAME = "cloud.local.test"
+SITE = "CLOUD.Local.test"
+VO = "testvo"
+
+
+def write_cloud_auth(path, key, secret, extra=""):
+    path.write_text(f"[DEFAULT]\nkey = {key}\nsecret = {secret}\n{extra}")
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+def ce_parameters(cloud, auth_file, **overrides):
+    params = {
+        "CloudType": "OPENSTACK",
+        # DIRAC's libcloud-style options, as an existing DIRAC CloudCE configuration has them
+        "Driver_ex_force_auth_url": cloud.base_url + "/identity",
+        "Driver_ex_force_auth_version": "3.x_password",
+        "Driver_ex_tenant_name": cloud.credentials.project_name,
+        "CloudAuth": auth_file,
+        "Instance_Image": "name:EL9-x86_64",
+        "Instance_Flavor": "name:m1.small",
+        "Instance_Networks": "name:private",
+        "InstallationName": INSTALLATION,
+        "Site": SITE,
+        "Community": VO,
+        "MaxTotalJobs": 100,
+        "MaxWaitingJobs": 50,
+        "HTTPTimeout": 10,
+    }
+    params.update({k: str(v) for k, v in overrides.items()})
+    return {k: v for k, v in params.items() if v != "None"}
+
+
+def owner_metadata(ce_name=CE_NAME, installation=INSTALLATION, stamp=""):
+    return OwnerTags(installation=installation, ce=ce_name, vo=VO, stamp=stamp).to_metadata()
+
+
+def live_servers(cloud):
+    return [s for s in cloud.compute.servers.values() if s.status != "DELETED"]
+
+
+def user_data_text(server) -> str:
+    """The #cloud-config a LocalCloud server was created with (gunzipped if packed)."""
+    import base64
+    import gzip
+
+    raw = base64.b64decode(server.user_data)
+    return gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
+
+
+def pilot_environment(cloud_config: str) -> dict[str, str]:
+    """The variables the pilot is started with: the `export NAME=value` lines of the files the
+    cloud-config writes."""
+    import base64
+    import shlex
+
+    import yaml
+
+    env = {}
+    for item in yaml.safe_load(cloud_config).get("write_files", []):
+        content = item.get("content", "")
+        if item.get("encoding") in ("b64", "base64"):
+            content = base64.b64decode(content).decode()
+        for line in content.splitlines():
+            if line.startswith("export "):
+                name, _, value = line[len("export "):].partition("=")
+                env[name] = shlex.split(value)[0] if value else ""
+    return env
