@@ -400,6 +400,9 @@ class CloudComputingElement(DIRACCloudComputingElement):
                 )
             )
 
+        # The VM database knows each VM before the cloud does: a VM whose create outcome is
+        # uncertain is then never mistaken for a stranger by the VMDirector.
+        self._recordVMs({spec.name: "" for spec in specs}, stamps, flavor)
         submission = create_vms(
             backend,
             specs,
@@ -409,8 +412,11 @@ class CloudComputingElement(DIRACCloudComputingElement):
             retry_delay=self.retryDelay,
         )
         for outcome in submission.failed:
-            note = " (it may exist; the VMDirector removes untracked VMs)" if outcome.uncertain else ""
+            note = " (it may exist; the VMDirector reconciles it)" if outcome.uncertain else ""
             self.log.warn("VM not created", f"{self.ceName} {outcome.spec.name}: {outcome.error}{note}")
+        notCreated = {o.spec.name: f"create failed: {o.error}"[:250] for o in submission.failed if not o.uncertain}
+        if notCreated:
+            self._vmdbCall("markVMsDeleted", notCreated)
         created = submission.created
         if not created:
             errors = sorted({o.error for o in submission.failed})
@@ -418,7 +424,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
 
         references = [pilot_reference(self.ceName, o.vm.name) for o in created]
         stampDict = {pilot_reference(self.ceName, o.vm.name): stamps[o.vm.name] for o in created}
-        self._recordVMs([o.vm for o in created], stamps, flavor)
+        self._recordVMs({o.vm.name: o.vm.id for o in created}, stamps, flavor)
         self.log.info("Created VMs", f"{self.ceName}: {len(created)} of {numberOfJobs}")
         return self._submitted(references, stampDict)
 
@@ -455,25 +461,28 @@ class CloudComputingElement(DIRACCloudComputingElement):
         text = render_user_data(context, profile, template_path=self.cloudConfig.context_template)
         return pack_user_data(text, limit)
 
-    def _recordVMs(self, vms: list[VM], stamps: dict[str, str], flavor: Flavor):
+    def _recordVMs(self, ids: dict[str, str], stamps: dict[str, str], flavor: Flavor):
+        """Record VMs in VMDB ({VM name: cloud id}; "" before the cloud has answered)."""
+        if self._vmdb() is None:
+            return
         config = self.cloudConfig
         now = datetime.now(timezone.utc)
         records = [
             {
-                "vm_name": vm.name,
-                "vm_id": vm.id,
+                "vm_name": name,
+                "vm_id": vm_id,
                 "ce": self.ceName,
                 "site": config.site,
                 "vo": config.vo,
                 "profile": config.context_profile,
-                "pilot_reference": pilot_reference(self.ceName, vm.name),
-                "stamp": stamps[vm.name],
+                "pilot_reference": pilot_reference(self.ceName, name),
+                "stamp": stamps[name],
                 "flavor": flavor.name,
                 "cores": flavor.vcpus,
                 "ram_mb": flavor.ram_mb,
-                "created": vm.created or now,
+                "created": now,
             }
-            for vm in vms
+            for name, vm_id in ids.items()
         ]
         self._vmdbCall("recordVMs", records)
 
