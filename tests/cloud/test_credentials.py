@@ -1,0 +1,273 @@
+"""CloudAuth ini files, clouds.yaml, every OpenStack auth method (OIDC refresh-token exchange
+included) end to end against LocalCloud, and make_backend from real CE parameters."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+import pytest
+import yaml
+
+from JenniferDIRAC.Resources.Cloud.backends import make_backend
+from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
+from JenniferDIRAC.Resources.Cloud.credentials import (
+    load_cloud_auth,
+    load_clouds_yaml,
+    openstack_auth_plugin,
+)
+from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudUnreachable, ConfigurationError
+from JenniferDIRAC.Resources.Cloud.LibcloudBackend import LibcloudBackend
+from JenniferDIRAC.Resources.Cloud.model import OwnerTags
+from JenniferDIRAC.Resources.Cloud.OpenStackBackend import OpenStackBackend
+
+CE = "cloud.mysite.example"
+TOKENS = ("identity", "POST", "/v3/auth/tokens")
+
+
+def write_private(path, text: str, mode: int = 0o600) -> str:
+    path.write_text(text)
+    os.chmod(path, mode)
+    return str(path)
+
+
+@pytest.fixture
+def owner():
+    return OwnerTags(installation="install-a", ce=CE)
+
+
+def identity_of(cloud) -> dict[str, str]:
+    c = cloud.credentials
+    return {"auth_url": c.auth_url, "project_name": c.project_name, "user_domain_name": c.domain_name,
+            "project_domain_name": c.domain_name}
+
+
+def backend_from(cloud, creds) -> OpenStackBackend:
+    return OpenStackBackend(auth=openstack_auth_plugin(creds, identity_of(cloud)),
+                            region_name=cloud.region_name, secrets=creds.secrets())
+
+
+# --- the CloudAuth file ------------------------------------------------------------------------
+def test_dirac_format_default_and_ce_sections(tmp_path):
+    path = write_private(tmp_path / "cloud.auth", (
+        '[DEFAULT]\nkey = "myusername"\nsecret = "my%password"\n\n'
+        f"[{CE}]\nkey = cloudprovuser\nsecret = 01234567\n"
+    ))
+    assert load_cloud_auth(path, "other.ce").key_secret() == ("myusername", "my%password")
+    creds = load_cloud_auth(path, CE)
+    assert creds.key_secret() == ("cloudprovuser", "01234567")
+    assert (creds.auth_type, creds.values["username"], creds.values["password"]) == (
+        "password", "cloudprovuser", "01234567")
+    assert creds.source == f"{path} [{CE}]"
+    assert "01234567" not in repr(creds)
+
+
+def test_key_and_secret_follow_the_auth_type(tmp_path):
+    path = write_private(tmp_path / "cloud.auth", (
+        "[DEFAULT]\nauth_type = v3applicationcredential\nkey = cred-id\nsecret = cred-secret\n"
+        "[oidc.ce]\nauth_type = egi-checkin\nsecret = refresh-me\n"
+    ))
+    creds = load_cloud_auth(path, CE)
+    assert creds.values["application_credential_id"] == "cred-id"
+    assert creds.values["application_credential_secret"] == "cred-secret"
+    assert sorted(creds.secrets()) == ["cred-secret", "cred-secret"]
+    assert load_cloud_auth(path, "oidc.ce").values["refresh_token"] == "refresh-me"
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_a_readable_secrets_file_is_refused(tmp_path, mode):
+    path = write_private(tmp_path / "cloud.auth", "[DEFAULT]\nkey = k\nsecret = s\n", mode)
+    with pytest.raises(ConfigurationError) as info:
+        load_cloud_auth(path, CE)
+    assert info.value.option == "CloudAuth"
+    assert str(info.value).startswith(f"CS option CloudAuth: {path} holds secrets but is accessible")
+    assert f"chmod 600 {path}" in str(info.value)
+
+
+def test_bad_files_name_the_option(tmp_path):
+    with pytest.raises(ConfigurationError, match="CS option CloudAuth: file .*/missing does not exist"):
+        load_cloud_auth(str(tmp_path / "missing"), CE)
+    bad = write_private(tmp_path / "bad", "key = no-section-secret\n")
+    with pytest.raises(ConfigurationError, match="not a valid ini file") as info:
+        load_cloud_auth(bad, CE)
+    assert "no-section-secret" not in str(info.value)
+    proxy = write_private(tmp_path / "proxy", "[DEFAULT]\nkey = k\nsecret = PROXY\n")
+    with pytest.raises(ConfigurationError, match="PROXY .* is not supported"):
+        load_cloud_auth(proxy, CE)
+    unknown = write_private(tmp_path / "unknown", "[DEFAULT]\nauth_type = kerberos\n")
+    with pytest.raises(ConfigurationError, match="auth_type 'kerberos' is not one of password"):
+        load_cloud_auth(unknown, CE)
+    incomplete = write_private(tmp_path / "incomplete", "[DEFAULT]\nauth_type = v3applicationcredential\nkey = id\n")
+    with pytest.raises(ConfigurationError, match="needs application_credential_secret"):
+        openstack_auth_plugin(load_cloud_auth(incomplete, CE), {"auth_url": "http://127.0.0.1:1/v3"})
+
+
+# --- every auth method against LocalCloud ------------------------------------------------------
+def test_password_from_cloud_auth(local_cloud, tmp_path, owner):
+    c = local_cloud.credentials
+    path = write_private(tmp_path / "cloud.auth", f"[{CE}]\nkey = {c.username}\nsecret = {c.password}\n")
+    backend = backend_from(local_cloud, load_cloud_auth(path, CE))
+    assert backend.list_vms(owner) == []
+    assert backend.quota().max_instances is not None
+
+
+def test_application_credential_from_cloud_auth(local_cloud, tmp_path, owner):
+    c = local_cloud.credentials
+    path = write_private(tmp_path / "cloud.auth", (
+        f"[DEFAULT]\nauth_type = v3applicationcredential\nkey = {c.application_credential_id}\n"
+        f"secret = {c.application_credential_secret}\n"
+    ))
+    assert backend_from(local_cloud, load_cloud_auth(path, CE)).list_vms(owner) == []
+
+
+def test_token_from_cloud_auth(local_cloud, tmp_path, owner):
+    c = local_cloud.credentials
+    issuer = OpenStackBackend(auth=openstack_auth_plugin(
+        load_cloud_auth(write_private(tmp_path / "pw", f"[DEFAULT]\nkey = {c.username}\nsecret = {c.password}\n"), CE),
+        identity_of(local_cloud)))
+    token = issuer.session.get_token()
+    path = write_private(tmp_path / "cloud.auth", f"[DEFAULT]\nauth_type = token\nsecret = {token}\n")
+    assert backend_from(local_cloud, load_cloud_auth(path, CE)).list_vms(owner) == []
+
+
+def test_oidc_access_token_from_cloud_auth(local_cloud, tmp_path, owner):
+    c = local_cloud.credentials
+    path = write_private(tmp_path / "cloud.auth", (
+        f"[DEFAULT]\nauth_type = v3oidcaccesstoken\nsecret = {c.oidc_access_token}\n"
+        f"identity_provider = {c.oidc_identity_provider}\nprotocol = {c.oidc_protocol}\n"
+    ))
+    assert backend_from(local_cloud, load_cloud_auth(path, CE)).list_vms(owner) == []
+
+
+def egi_auth_file(tmp_path, endpoint, refresh_token: str) -> str:
+    return write_private(tmp_path / "cloud.auth", (
+        f"[{CE}]\nauth_type = egi-checkin\nsecret = {refresh_token}\n"
+        f"client_id = {endpoint.client_id}\nclient_secret = {endpoint.client_secret}\n"
+        f"token_endpoint = {endpoint.url}\n"
+    ))
+
+
+def test_egi_checkin_refresh_token_exchange(local_cloud, token_endpoint, tmp_path, owner, caplog):
+    caplog.set_level(logging.DEBUG)
+    refresh = "refresh-" + uuid.uuid4().hex
+    access = ["access-" + uuid.uuid4().hex for _ in range(2)]
+    for token in access:
+        local_cloud.add_oidc_access_token(token)
+    token_endpoint.add_grant(refresh, access)
+    token_endpoint.expires_in = 3600
+    backend = backend_from(local_cloud, load_cloud_auth(egi_auth_file(tmp_path, token_endpoint, refresh), CE))
+    exchange = backend.connection.session.auth.exchange
+
+    assert backend.list_vms(owner) == []
+    backend.quota()
+    assert exchange.exchanges == 1
+    form = token_endpoint.requests[0]
+    assert (form["grant_type"], form["refresh_token"]) == ("refresh_token", refresh)
+
+    # Keystone's token expires: keystoneauth re-authenticates with the cached access token
+    local_cloud.counters.reset()
+    local_cloud.identity.expire_all_tokens()
+    assert backend.list_vms(owner) == []
+    assert exchange.exchanges == 1
+    assert local_cloud.counters.get(*TOKENS) == 1  # the rescoping after the federated login
+
+    text = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert "servers/detail" in text
+    for secret in (refresh, *access, token_endpoint.client_secret):
+        assert secret not in text
+
+
+def test_egi_checkin_access_token_renewed_when_it_expires(local_cloud, token_endpoint, tmp_path, owner):
+    refresh = "refresh-" + uuid.uuid4().hex
+    access = ["access-" + uuid.uuid4().hex for _ in range(2)]
+    for token in access:
+        local_cloud.add_oidc_access_token(token)
+    token_endpoint.add_grant(refresh, access)
+    token_endpoint.expires_in = 30  # shorter than the renewal margin: stale at once
+    backend = backend_from(local_cloud, load_cloud_auth(egi_auth_file(tmp_path, token_endpoint, refresh), CE))
+    assert backend.list_vms(owner) == []
+    local_cloud.identity.expire_all_tokens()
+    assert backend.list_vms(owner) == []
+    assert backend.connection.session.auth.exchange.exchanges == 2
+    assert [r["refresh_token"] for r in token_endpoint.requests] == [refresh, refresh]
+
+
+def test_egi_checkin_refused_or_down(local_cloud, token_endpoint, tmp_path, owner):
+    refresh = "revoked-" + uuid.uuid4().hex
+    backend = backend_from(local_cloud, load_cloud_auth(egi_auth_file(tmp_path, token_endpoint, refresh), CE))
+    with pytest.raises(CloudAuthError, match="refused the refresh token .HTTP 400, invalid_grant") as info:
+        backend.list_vms(owner)
+    assert refresh not in str(info.value) and token_endpoint.client_secret not in str(info.value)
+    token_endpoint.fail_with = 503
+    with pytest.raises(CloudUnreachable, match="OIDC token endpoint .* failed .HTTP 503"):
+        backend.list_vms(owner)
+
+
+# --- clouds.yaml -------------------------------------------------------------------------------
+def test_clouds_yaml(local_cloud, tmp_path, owner):
+    entry = local_cloud.clouds_yaml_entry("v3applicationcredential")
+    path = tmp_path / "clouds.yaml"
+    path.write_text(yaml.safe_dump({"clouds": {"localcloud": entry}}))
+    os.chmod(path, 0o644)
+    with pytest.raises(ConfigurationError, match=f"CS option CloudsYamlCloud: {path} holds secrets"):
+        load_clouds_yaml("localcloud", str(path))
+    os.chmod(path, 0o600)
+    with pytest.raises(ConfigurationError, match="CS option CloudsYamlCloud: cloud 'nope'"):
+        load_clouds_yaml("nope", str(path))
+    cloud = load_clouds_yaml("localcloud", str(path))
+    assert cloud.region_name == local_cloud.region_name
+    assert local_cloud.credentials.application_credential_secret not in repr(cloud)
+    backend = OpenStackBackend(auth=cloud.auth, region_name=cloud.region_name, secrets=cloud.secrets)
+    assert backend.list_vms(owner) == []
+
+
+# --- make_backend from CE parameters -----------------------------------------------------------
+def test_make_backend_from_a_dirac_openstack_configuration(local_cloud, tmp_path, owner):
+    c = local_cloud.credentials
+    auth_file = write_private(tmp_path / "cloud.auth", f"[{CE}]\nkey = {c.username}\nsecret = {c.password}\n")
+    params = {  # an existing DIRAC CloudCE configuration (libcloud OpenStack options)
+        "CEType": "Cloud",
+        "CloudType": "OPENSTACK",
+        "CloudAuth": auth_file,
+        "Driver_ex_force_auth_url": f"{local_cloud.base_url}/identity",
+        "Driver_ex_force_auth_version": "3.x_password",
+        "Driver_ex_tenant_name": c.project_name,
+        "Driver_ex_domain_name": c.domain_name,
+        "Driver_ex_force_service_region": local_cloud.region_name,
+        "Instance_Image": "name:EL9-x86_64",
+        "Instance_Flavor": "name:m1.small",
+        "Instance_Networks": "name:private",
+    }
+    config = CloudCEConfig.from_ce_parameters(CE, params, installation="install-a")
+    backend = make_backend(config)
+    assert isinstance(backend, OpenStackBackend)
+    assert backend.list_vms(config.owner()) == []
+    assert backend.resolve_flavor(config.flavor).name == "m1.small"
+
+
+def test_make_backend_from_clouds_yaml(local_cloud, tmp_path):
+    path = tmp_path / "clouds.yaml"
+    path.write_text(yaml.safe_dump({"clouds": {"lc": local_cloud.clouds_yaml_entry("password")}}))
+    os.chmod(path, 0o600)
+    config = CloudCEConfig.from_ce_parameters(CE, {
+        "CloudsYamlCloud": "lc", "CloudsYamlFile": str(path),
+        "Instance_Image": "name:EL9-x86_64", "Instance_Flavor": "name:m1.small",
+    }, installation="install-a")
+    backend = make_backend(config)
+    assert backend.list_vms(config.owner()) == []
+
+
+def test_make_backend_for_ec2(moto_ec2, ec2_namespace, tmp_path):
+    host, port = moto_ec2
+    auth_file = write_private(tmp_path / "cloud.auth", "[DEFAULT]\nkey = AKIDEXAMPLE\nsecret = ec2-s3cret\n")
+    config = CloudCEConfig.from_ce_parameters(CE, {
+        "CloudType": "EC2", "CloudAuth": auth_file, "Driver_region": "us-east-1", "Driver_host": host,
+        "Driver_port": str(port), "Driver_secure": "False", "Driver_signature_version": "4",
+        "Instance_Image": "ami-03cf127a", "Instance_Flavor": "t2.micro", "Quota_MaxInstances": "5",
+    }, installation="install-a")
+    backend = make_backend(config)
+    assert isinstance(backend, LibcloudBackend)
+    assert backend.max_user_data_bytes == 16384
+    assert backend.list_vms(config.owner()) == []
+    assert backend.quota().max_instances == 5
