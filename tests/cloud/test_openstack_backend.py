@@ -322,11 +322,27 @@ def test_secrets_absent_from_debug_logs(local_cloud, owner, caplog):
     caplog.set_level(logging.DEBUG)
     c = local_cloud.credentials
     backend = password_backend(local_cloud)
-    backend.create_vm(make_spec(backend, owner))
+    user_data = b"#cloud-config\n# endpoint token: vm-token-0123456789abcdef\n"
+    vm = backend.create_vm(make_spec(backend, owner, user_data))
     backend.list_vms(owner)
     local_cloud.identity.expire_all_tokens()
     backend.quota()
     token = backend.session.get_token()
     text = records_of(caplog)
-    assert "servers/detail" in text  # the logs were captured
+    assert "servers/detail" in text and '"user_data": "***"' in text  # the logs were captured
     assert c.password not in text and token not in text
+    assert base64.b64encode(user_data).decode() not in text and "vm-token" not in text
+    assert base64.b64decode(local_cloud.compute.servers[vm.id].user_data) == user_data
+
+
+def test_concurrent_creates_share_one_connection_and_token(local_cloud, backend, owner):
+    from concurrent.futures import ThreadPoolExecutor
+
+    specs = [make_spec(backend, owner) for _ in range(8)]
+    local_cloud.counters.reset()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        vms = list(pool.map(backend.create_vm, specs))
+    assert sorted(v.name for v in backend.list_vms(owner)) == sorted(s.name for s in specs)
+    assert len({v.id for v in vms}) == 8
+    # the token and the version discovery of the first calls are reused by every thread
+    assert local_cloud.counters.snapshot() == {("compute", "POST", "/v2.1/servers"): 8, LIST: 1}

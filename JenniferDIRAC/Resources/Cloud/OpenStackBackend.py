@@ -38,7 +38,7 @@ from JenniferDIRAC.Resources.Cloud.errors import (
     QuotaExceeded,
 )
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec, VMState
-from JenniferDIRAC.Resources.Cloud.redaction import Redactor
+from JenniferDIRAC.Resources.Cloud.redaction import Redactor, install_http_log_filters
 from JenniferDIRAC.Resources.Cloud.references import VM_NAME_PREFIX
 from JenniferDIRAC.Resources.Cloud.resolving import reference_name, single_match
 
@@ -167,6 +167,7 @@ class OpenStackBackend(CloudBackend):
         compute_endpoint_override: str | None = None,
         compute_api_version: str | None = None,
     ) -> None:
+        install_http_log_filters()
         self.max_user_data_bytes = max_user_data_bytes
         self._name_prefix = name_prefix
         self._redact = Redactor(secrets)
