@@ -188,12 +188,12 @@ class MariaDBServer:
             kwargs["database"] = database
         return MySQLdb.connect(**kwargs)
 
-    def execute(self, sql: str, database: str | None = None) -> list[tuple]:
-        """Run one statement as root and return its rows."""
+    def execute(self, sql: str, database: str | None = None, params: tuple | None = None) -> list[tuple]:
+        """Run one statement as root (``%s`` placeholders filled from ``params``) and return its rows."""
         conn = self.connect(database)
         try:
             cur = conn.cursor()
-            cur.execute(sql)
+            cur.execute(sql, params)
             rows = list(cur.fetchall()) if cur.description else []
             conn.commit()
             return rows

@@ -71,3 +71,32 @@ def local_cloud(request):
     options = dict(getattr(request, "param", None) or {})
     with LocalCloud(**options) as cloud:
         yield cloud
+
+
+# --- loopback DIRAC server (dev/loopback/server.py) -------------------------------------------
+@pytest.fixture(scope="session")
+def dirac_server(tmp_path_factory, request):
+    """A real DIRAC 9.1 server on 127.0.0.1 (DIPS services, MariaDB, executor) for the session.
+
+    A ``dev.loopback.server.LoopbackServer``: ``submit_job``, ``wait_job_status``, ``get_output``,
+    ``prepare_direct_pilot``, ``run_pilot_wrapper``, ``run`` (a ``dirac-*`` command as the user),
+    ``server_env()``, ``start_component`` (an agent stopped with the server), ``mariadb``.
+    At the end everything is stopped and checked gone; the directory (with ``logs/``) is deleted
+    only if no test failed.
+    """
+    from dev.loopback.server import LoopbackServer
+
+    root = tmp_path_factory.mktemp("dirac")
+    server = LoopbackServer(root)
+    server.up()
+    try:
+        yield server
+    finally:
+        server.down()
+        leftovers = server.leftovers()
+        failed = request.session.testsfailed
+        if failed or leftovers:
+            print(f"\nloopback DIRAC server logs kept in {server.roots.logs}")
+        else:
+            server.down(purge=True)
+        assert not leftovers, f"loopback DIRAC server left behind: {leftovers}"
