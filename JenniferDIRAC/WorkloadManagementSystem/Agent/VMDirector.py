@@ -21,6 +21,9 @@ its accounting.
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -69,6 +72,8 @@ THRESHOLD_OPTIONS = {
 }
 PILOT_DB = "WorkloadManagement/PilotAgentsDB"
 DEFAULT_HS06_PER_CORE = 10.0
+#: Orphan sightings saved more than this many polling times ago are not from the previous cycle.
+SIGHTINGS_MAX_AGE_CYCLES = 3
 
 
 @dataclass
@@ -165,8 +170,34 @@ class VMDirector(AgentModule):
         self.vmState = None
         self.pilots = None
         self.backends = {}  # CE name -> (CloudCEConfig, CloudBackend)
-        self.orphanSightings = {}  # CE name -> VM names without pilot record last cycle
+        self.orphanSightings = None  # CE name -> VM names without pilot record last cycle
         return S_OK()
+
+    # The orphan sightings of the last cycle survive a restart (a file in the work directory),
+    # but only as long as they are from the previous cycle: sightings must be consecutive.
+    def _sightingsFile(self) -> str:
+        return os.path.join(self.am_getWorkDirectory(), "orphan-sightings.json")
+
+    def _loadSightings(self) -> dict[str, frozenset[str]]:
+        try:
+            with open(self._sightingsFile()) as stream:
+                saved = json.load(stream)
+            age = time.time() - float(saved["time"])
+            if age > SIGHTINGS_MAX_AGE_CYCLES * max(float(self.am_getPollingTime()), 60.0):
+                return {}
+            return {ce: frozenset(names) for ce, names in saved["ces"].items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    def _saveSightings(self):
+        path = self._sightingsFile()
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".new", "w") as stream:
+                json.dump({"time": time.time(), "ces": {ce: sorted(n) for ce, n in self.orphanSightings.items()}}, stream)
+            os.replace(path + ".new", path)
+        except OSError as exc:
+            self.log.warn("Cannot save the orphan sightings", f"{path}: {exc}")
 
     def _clients(self):
         """The database clients, made at the first cycle (a broken database fails a cycle, not the agent)."""
@@ -184,19 +215,25 @@ class VMDirector(AgentModule):
         ces = result["Value"]
         if ces:
             self._clients()
+        if self.orphanSightings is None:
+            self.orphanSightings = self._loadSightings()
         reports = []
         for ce, params in sorted(ces.items()):
             report = CEReport(ce)
             try:
                 self._cycleCE(ce, params, report)
             except _Skip as exc:
+                self.orphanSightings.pop(ce, None)  # sightings must come from consecutive cycles
                 report.skipped = str(exc)
                 self.log.warn("Skipping CE this cycle", f"{ce}: {exc}")
             except Exception as exc:  # one CE's bug or outage must not stop the others
+                self.orphanSightings.pop(ce, None)
                 report.skipped = f"unexpected error: {exc}"
                 self.log.exception("Skipping CE this cycle", ce, lException=exc)
             reports.append(report)
             self.log.notice("VMDirector CE", report.line())
+        if ces and not self.dryRun:
+            self._saveSightings()
         skipped = sum(1 for r in reports if r.skipped)
         self.log.notice(
             "VMDirector cycle done",

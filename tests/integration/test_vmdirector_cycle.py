@@ -1,0 +1,368 @@
+"""Real VMDirector cycles: `dirac-agent WorkloadManagement/VMDirector -o MaxCycles=1` against
+LocalCloud (real HTTP, openstacksdk) and MariaDB (DIRAC's PilotAgentsDB schema + VMDB).
+
+dirac-agent exits 0 even when a cycle fails, so every run is judged by the agent's own log lines
+and by the state it leaves in the cloud and the databases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from JenniferDIRAC.Resources.Cloud.model import OwnerTags
+from JenniferDIRAC.Resources.Cloud.references import make_vm_name, pilot_reference
+
+INSTALLATION = "JenniferTest"
+CE = "cloud.director.test"
+DOWN_CE = "down.director.test"
+SITE = "CLOUD.Director.test"
+VO = "testvo"
+PILOT_SQL = Path(__import__("DIRAC").__file__).parent / "WorkloadManagementSystem" / "DB" / "PilotAgentsDB.sql"
+DIRAC_AGENT = Path(sys.executable).parent / "dirac-agent"
+
+
+# --- the world: cloud VMs, pilot records, VM records -----------------------------------------
+class World:
+    def __init__(self, cloud, mariadb, vmdb, tmp_path):
+        self.cloud, self.mariadb, self.vmdb, self.tmp = cloud, mariadb, vmdb, tmp_path
+        self.pilot_db = "PilotAgentsDB_" + uuid.uuid4().hex[:12]
+        sql = tmp_path / "PilotAgentsDB.sql"
+        sql.write_text(PILOT_SQL.read_text().replace("USE PilotAgentsDB;", f"USE {self.pilot_db};"))
+        mariadb.create_database(self.pilot_db, sql)
+        self.apel_dir = tmp_path / "apel"
+        self.root = tmp_path / "root"
+        self.root.mkdir()
+        self.auth = tmp_path / "cloud.auth"
+        creds = cloud.credentials
+        self.auth.write_text(f"[DEFAULT]\nkey = {creds.username}\nsecret = {creds.password}\n")
+        os.chmod(self.auth, 0o600)
+        self.names: dict[str, str] = {}  # role -> VM name
+        self.ids: dict[str, str] = {}  # role -> cloud id
+
+    def close(self):
+        self.mariadb.drop_database(self.pilot_db)
+
+    def ce_parameters(self, ce=CE, auth_url=None):
+        return {
+            "CEType": "Cloud",
+            "CloudType": "OPENSTACK",
+            "Driver_ex_force_auth_url": auth_url or self.cloud.base_url + "/identity",
+            "Driver_ex_force_auth_version": "3.x_password",
+            "Driver_ex_tenant_name": self.cloud.credentials.project_name,
+            "CloudAuth": str(self.auth),
+            "Instance_Image": "name:EL9-x86_64",
+            "Instance_Flavor": "name:m1.small",
+            "Instance_Networks": "name:private",
+            "InstallationName": INSTALLATION,
+            "Site": SITE,
+            "Community": VO,
+            "HTTPTimeout": "5",
+            "HS06PerCore": "12.5",
+            "MaxTotalJobs": "100",
+            "MaxWaitingJobs": "50",
+        }
+
+    def cfg(self, extra_ces=()):
+        info = self.mariadb
+        ces = "".join(self._ce_cfg(name, params) for name, params in [(CE, self.ce_parameters()), *extra_ces])
+        return f"""
+DIRAC
+{{
+  Security
+  {{
+    UseServerCertificate = no
+  }}
+}}
+LocalSite
+{{
+  Site = DIRAC.Director.test
+}}
+Systems
+{{
+  Databases
+  {{
+    User = {info.user}
+    Password = {info.password}
+    Host = {info.host}
+    Port = {info.port}
+  }}
+  WorkloadManagement
+  {{
+    Databases
+    {{
+      VMDB
+      {{
+        DBName = {self.vmdb.dbname}
+      }}
+      PilotAgentsDB
+      {{
+        DBName = {self.pilot_db}
+      }}
+    }}
+    Agents
+    {{
+      VMDirector
+      {{
+        PollingTime = 60
+        BootTimeout = 600
+        MaxLifetime = 86400
+        ZombieGrace = 300
+        OrphanGrace = 300
+        LostPilotGrace = 120
+        FizzleSeconds = 600
+        BackoffSeconds = 1800
+        ApelDirectory = {self.apel_dir}
+        DIRACAccounting = False
+      }}
+    }}
+  }}
+}}
+Resources
+{{
+  Sites
+  {{
+    CLOUD
+    {{
+      {SITE}
+      {{
+        CEs
+        {{
+{ces}
+        }}
+      }}
+    }}
+  }}
+}}
+"""
+
+    @staticmethod
+    def _ce_cfg(name, params):
+        options = "\n".join(f"            {k} = {v}" for k, v in params.items())
+        return f"          {name}\n          {{\n{options}\n            Queues\n            {{\n              default\n              {{\n              }}\n            }}\n          }}\n"
+
+    # --- seeding -------------------------------------------------------------------------------
+    def add_vm(self, role, status, age, installation=INSTALLATION, fault=None, record=True, started_after=None,
+               pilot=None, pilot_age=None):
+        name = make_vm_name()
+        owner = OwnerTags(installation=installation, ce=CE, vo=VO, site=SITE)
+        created = self.cloud.clock.now() - age
+        server = self.cloud.compute.add_server(
+            name, self.cloud.project_id, status=status, metadata=owner.to_metadata(), created=created,
+            fault=fault,
+        )
+        if status == "BUILD":
+            server.stuck = True  # LocalCloud would otherwise finish the build at its next tick
+        self.names[role], self.ids[role] = name, server.id
+        if record:
+            created_dt = dt.datetime.fromtimestamp(created, dt.timezone.utc)
+            rec = {
+                "vm_name": name, "vm_id": server.id, "ce": CE, "site": SITE, "vo": VO, "profile": "",
+                "pilot_reference": pilot_reference(CE, name), "stamp": uuid.uuid4().hex, "flavor": "m1.small",
+                "cores": 1, "ram_mb": 2048, "created": created_dt,
+            }
+            assert self.vmdb.db.recordVMs([rec])["OK"]
+            if started_after is not None:
+                started = created_dt + dt.timedelta(seconds=started_after)
+                assert self.vmdb.db.setVMStates({name: {"state": "ACTIVE", "started": started}})["OK"]
+        if pilot:
+            self.add_pilot(name, pilot, age if pilot_age is None else pilot_age, submitted_age=age)
+        return server
+
+    def add_pilot(self, vm_name, status, update_age, submitted_age, ce=CE):
+        ref = pilot_reference(ce, vm_name)
+        self.mariadb.execute(
+            "INSERT INTO PilotAgents (PilotJobReference, VO, GridType, DestinationSite, GridSite, Status, "
+            "SubmissionTime, LastUpdateTime, PilotStamp) VALUES "
+            f"('{ref}', '{VO}', 'Cloud', '{ce}', '{SITE}', '{status}', "
+            f"UTC_TIMESTAMP() - INTERVAL {int(submitted_age)} SECOND, "
+            f"UTC_TIMESTAMP() - INTERVAL {int(update_age)} SECOND, '{uuid.uuid4().hex}')",
+            database=self.pilot_db,
+        )
+        return ref
+
+    # --- reading back ------------------------------------------------------------------------
+    def pilot(self, role_or_name):
+        name = self.names.get(role_or_name, role_or_name)
+        rows = self.mariadb.execute(
+            f"SELECT Status, StatusReason FROM PilotAgents WHERE PilotJobReference = '{pilot_reference(CE, name)}'",
+            database=self.pilot_db,
+        )
+        return rows[0] if rows else None
+
+    def servers(self):
+        return {s.name: s for s in self.cloud.compute.servers.values() if s.status != "DELETED"}
+
+    def record(self, role):
+        (rec,) = self.vmdb.db.getVMs(names=[self.names[role]])["Value"]
+        return rec
+
+    def apel_records(self):
+        from JenniferDIRAC.WorkloadManagementSystem.Utilities.APEL import parse_message, read_messages
+
+        if not self.apel_dir.exists():
+            return []
+        messages = [m.decode() if isinstance(m, bytes) else m for m in read_messages(str(self.apel_dir))]
+        return [r for message in messages for r in parse_message(message)]
+
+    # --- running the agent -------------------------------------------------------------------
+    def run_agent(self, extra_ces=()):
+        cfg = self.tmp / "agent.cfg"
+        cfg.write_text(self.cfg(extra_ces))
+        env = dict(os.environ, DIRAC_ROOT_PATH=str(self.root))
+        env.pop("DIRACSYSCONFIG", None)
+        proc = subprocess.run(
+            [str(DIRAC_AGENT), "WorkloadManagement/VMDirector", "--cfg", str(cfg), "-o", "MaxCycles=1",
+             "-o", "LogOutputs=stdout"],
+            cwd=self.root, env=env, capture_output=True, text=True, timeout=180,
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out
+        assert "VMDirector cycle done" in out, out
+        assert "Cycle was successful" in out, out
+        assert self.mariadb.password not in out and self.cloud.credentials.password not in out
+        return out
+
+
+@pytest.fixture
+def world(local_cloud, mariadb, vmdb, tmp_path):
+    w = World(local_cloud, mariadb, vmdb, tmp_path)
+    yield w
+    w.close()
+
+
+def ce_line(out, ce=CE):
+    lines = [line for line in out.splitlines() if "VMDirector CE" in line and f" {ce}:" in line]
+    assert lines, out
+    return lines[-1]
+
+
+def test_one_cycle_cleans_the_fleet_and_accounts_it(world, local_cloud):
+    hour = 3600
+    world.add_vm("healthy", "ACTIVE", 600, started_after=30, pilot="Running", pilot_age=60)
+    world.add_vm("stuck", "BUILD", 2 * hour, pilot="Submitted")
+    world.add_vm("errored", "ERROR", 1800, fault={"code": 500, "message": "No valid host was found"},
+                 pilot="Submitted")
+    world.add_vm("stopped", "SHUTOFF", 3 * hour, started_after=60, pilot="Running", pilot_age=600)
+    world.add_vm("over_lifetime", "ACTIVE", 2 * 86400, started_after=120, pilot="Running", pilot_age=60)
+    world.add_vm("zombie", "ACTIVE", hour, started_after=60, pilot="Done", pilot_age=1800)
+    world.add_vm("fizzled", "SHUTOFF", 200, pilot="Submitted", pilot_age=100)
+    world.add_vm("orphan", "ACTIVE", 2 * hour, record=False)
+    world.add_vm("foreign", "SHUTOFF", 30 * 86400, installation="SomeoneElse", record=False)
+    lost = world.add_pilot(make_vm_name(), "Running", update_age=hour, submitted_age=2 * hour)
+
+    out = world.run_agent()
+
+    servers = world.servers()
+    left = {role for role, name in world.names.items() if name in servers}
+    assert left == {"healthy", "orphan", "foreign"}, (left, {n: s.status for n, s in servers.items()}, world.names)
+    assert "6 deleted" in ce_line(out)
+
+    # Final pilot statuses, with the cloud's fault as the reason where there is one.
+    assert world.pilot("stuck")[0] == "Aborted"
+    assert world.pilot("errored") == ("Aborted", "cloud error: No valid host was found")
+    assert world.pilot("stopped")[0] == "Done"
+    assert world.pilot("over_lifetime")[0] == "Deleted"
+    assert world.pilot("zombie")[0] == "Done"  # already final: left as it was
+    assert world.pilot("healthy")[0] == "Running"
+    (status,) = world.mariadb.execute(
+        f"SELECT Status FROM PilotAgents WHERE PilotJobReference = '{lost}'", database=world.pilot_db
+    )[0]
+    assert status == "Deleted"
+
+    # Backoff recorded (never-booted, errored and fizzled VMs), and the CE submits nothing.
+    backoff = world.vmdb.db.getBackoff(CE, "")["Value"]
+    assert backoff and backoff["active"]
+    assert "never booted" in backoff["reason"] or "ERROR" in backoff["reason"] or "fizzled" in backoff["reason"]
+    from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+
+    params = world.ce_parameters()
+    params.pop("CEType")
+    ce = ComputingElementFactory().getCE(ceType="Cloud", ceName=CE, ceParametersDict=params)["Value"]
+    try:
+        available = ce.available()
+        assert available["OK"], available
+        assert available["Value"] == 0
+        world.vmdb.db.clearBackoff(CE, "")
+        assert ce.available()["Value"] > 0  # the backoff, not something else, held it at 0
+    finally:
+        ce.shutdown()
+
+    # Every VM that ended is marked deleted and accounted; APEL records for those that ran.
+    for role in ("stuck", "errored", "stopped", "over_lifetime", "zombie", "fizzled"):
+        rec = world.record(role)
+        assert rec["deleted"] is not None and rec["accounted"], (role, rec)
+    assert not world.record("healthy")["accounted"]
+    apel = {r["MachineName"]: r for r in world.apel_records()}
+    assert set(apel) == {world.names[r] for r in ("stopped", "over_lifetime", "zombie")}
+    stopped = apel[world.names["stopped"]]
+    rec = world.record("stopped")
+    expected_wall = int((rec["ended"] - rec["started"]).total_seconds())
+    assert int(stopped["WallDuration"]) == expected_wall
+    assert abs(expected_wall - (3 * 3600 - 60)) <= 5  # started 60 s after creation, ended now
+    assert stopped["Processors"] == "1" and stopped["ServiceLevel"] == "12.5"
+    assert stopped["LocalJobId"] == world.ids["stopped"] and stopped["VO"] == VO
+    assert int(stopped["EndTime"]) - int(stopped["StartTime"]) == expected_wall
+
+    # Second cycle: the orphan has now been seen twice and is deleted; the rest is stable.
+    out = world.run_agent()
+    servers = world.servers()
+    assert world.names["orphan"] not in servers
+    assert world.names["healthy"] in servers and world.names["foreign"] in servers
+    assert "1 deleted" in ce_line(out)
+    assert len(world.apel_records()) == 3  # nothing accounted twice
+
+
+def test_faults_during_cycles_leak_nothing_and_lose_nothing(world, local_cloud):
+    world.add_vm("stopped", "SHUTOFF", 7200, started_after=60, pilot="Running", pilot_age=600)
+    world.add_vm("errored", "ERROR", 1800, fault="No valid host was found", pilot="Submitted")
+    world.add_vm("zombie", "ACTIVE", 3600, started_after=60, pilot="Done", pilot_age=1800)
+
+    # 1. The listing fails: the CE is skipped, nothing is decided, nothing changes.
+    rule = local_cloud.faults.http_error(503, service="compute", method="GET", times=None)
+    out = world.run_agent()
+    assert "skipped (listing failed" in ce_line(out)
+    assert len(world.servers()) == 3
+    assert world.pilot("stopped")[0] == "Running" and world.pilot("errored")[0] == "Submitted"
+    assert world.vmdb.db.getBackoff(CE, "")["Value"] is None
+    local_cloud.faults.clear()
+    del rule
+
+    # 2. Deletes fail: pilot statuses are recorded first, the VMs stay listed and unaccounted.
+    local_cloud.faults.http_error(500, service="compute", method="DELETE", times=None)
+    out = world.run_agent()
+    assert "0 deleted, 3 delete failures" in ce_line(out)
+    assert len(world.servers()) == 3
+    assert world.pilot("stopped")[0] == "Done" and world.pilot("errored")[0] == "Aborted"
+    for role in ("stopped", "errored", "zombie"):
+        assert world.record(role)["deleted"] is None and not world.record(role)["accounted"]
+    assert world.apel_records() == []
+    local_cloud.faults.clear()
+
+    # 3. The cloud works again: the next cycle finishes the job, each VM accounted once.
+    out = world.run_agent()
+    assert "3 deleted, 0 delete failures" in ce_line(out)
+    assert world.servers() == {}
+    for role in ("stopped", "errored", "zombie"):
+        assert world.record(role)["deleted"] is not None and world.record(role)["accounted"]
+    assert sorted(r["MachineName"] for r in world.apel_records()) == sorted(
+        [world.names["stopped"], world.names["zombie"]]
+    )
+    out = world.run_agent()
+    assert "0 deleted" in ce_line(out) and len(world.apel_records()) == 2
+
+
+def test_one_clouds_outage_skips_that_ce_only(world, local_cloud):
+    world.add_vm("stopped", "SHUTOFF", 7200, started_after=60, pilot="Running", pilot_age=600)
+    down = world.ce_parameters(DOWN_CE, auth_url="http://127.0.0.1:9/identity")
+    out = world.run_agent(extra_ces=[(DOWN_CE, down)])
+    assert "skipped" in ce_line(out, DOWN_CE)
+    assert "1 deleted" in ce_line(out, CE)
+    assert world.servers() == {}
