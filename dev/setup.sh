@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # swig + libssl-dev build M2Crypto, libmariadb-dev + pkg-config build mysqlclient (DIRAC[server]),
-# mariadb-server runs DIRAC's databases in the tests, cloud-init validates rendered user data.
-APT_PACKAGES=(swig libssl-dev libmariadb-dev pkg-config mariadb-server cloud-init)
+# mariadb-server runs DIRAC's databases in the tests, cloud-init validates rendered user data,
+# bubblewrap confines the VMs LocalCloud boots.
+APT_PACKAGES=(swig libssl-dev libmariadb-dev pkg-config mariadb-server cloud-init bubblewrap)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

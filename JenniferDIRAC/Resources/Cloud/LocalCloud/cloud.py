@@ -78,7 +78,7 @@ class LocalCloud:
         if boot:
             from .boot.booter import SandboxBooter
 
-            self.booter = SandboxBooter(sandbox_root, base_url_factory=lambda: self.base_url)
+            self.booter = SandboxBooter(sandbox_root, region=region_name)
             self.compute.booter = self.booter
         self._server: LoopbackServer | None = None
         self._ticker: threading.Thread | None = None

@@ -1,0 +1,136 @@
+"""Runs each booted server's user data in its sandbox and reports when it has exited."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .sandbox import VM_ENV, InstanceInfo, Sandbox, hostname_for
+
+if TYPE_CHECKING:
+    from ..compute import Server
+
+log = logging.getLogger(__name__)
+
+
+class SandboxBooter:
+    """Implements the compute state's ``Booter``: start, exit_code, stop, console.
+
+    Processes are launched by one long-lived thread, because bubblewrap's ``--die-with-parent``
+    follows the thread that forked it: VMs die with the cloud, not with a request thread.
+    """
+
+    def __init__(self, sandbox_root: str | Path | None = None, region: str = "RegionOne",
+                 readable: tuple[str, ...] = ()) -> None:
+        if shutil.which("bwrap") is None:
+            raise RuntimeError("LocalCloud(boot=True) needs bubblewrap: apt-get install bubblewrap")
+        self._own_root = sandbox_root is None
+        self.root = Path(sandbox_root) if sandbox_root else Path(tempfile.mkdtemp(prefix="localcloud-vms-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.region = region
+        self.readable = readable
+        self.sandboxes: dict[str, Sandbox] = {}
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._exit_codes: dict[str, int] = {}
+        self._cancelled: set[str] = set()
+        self._lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue()
+        self._launcher = threading.Thread(target=self._launch_loop, name="localcloud-vm-launcher", daemon=True)
+        self._launcher.start()
+
+    def sandbox(self, server_id: str) -> Sandbox:
+        return self.sandboxes[server_id]
+
+    def start(self, server: "Server") -> None:
+        sandbox = Sandbox(self.root / server.id)
+        info = InstanceInfo(
+            instance_id=server.id, name=server.name, project_id=server.project_id,
+            availability_zone=server.availability_zone, region=self.region,
+            metadata=dict(server.metadata),
+            user_data=base64.b64decode(server.user_data) if server.user_data else b"",
+        )
+        with self._lock:
+            self.sandboxes[server.id] = sandbox
+        self._queue.put((server.id, server.name, sandbox, info))
+
+    def _launch_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            server_id, name, sandbox, info = item
+            with self._lock:
+                if server_id in self._cancelled:
+                    continue
+            try:
+                sandbox.prepare(info)
+                with open(sandbox.console, "ab") as console:
+                    console.write(f"LocalCloud: booting {name} ({server_id})\n".encode())
+                    console.flush()
+                    process = subprocess.Popen(
+                        sandbox.command(hostname_for(name), self.readable), stdin=subprocess.DEVNULL,
+                        stdout=console, stderr=subprocess.STDOUT, env=VM_ENV, start_new_session=True,
+                    )
+            except OSError as exc:
+                log.error("LocalCloud cannot boot %s: %s", server_id, exc)
+                with open(sandbox.console, "ab") as console:
+                    console.write(f"LocalCloud: boot failed: {exc}\n".encode())
+                with self._lock:
+                    self._exit_codes[server_id] = 127
+                continue
+            with self._lock:
+                self.processes[server_id] = process
+                if server_id in self._cancelled:
+                    _kill(process)
+
+    def exit_code(self, server: "Server") -> int | None:
+        with self._lock:
+            if server.id in self._exit_codes:
+                return self._exit_codes[server.id]
+            process = self.processes.get(server.id)
+        return None if process is None else process.poll()
+
+    def stop(self, server: "Server") -> None:
+        with self._lock:
+            self._cancelled.add(server.id)
+            process = self.processes.get(server.id)
+        if process is not None:
+            _kill(process)
+
+    def console(self, server: "Server") -> str | None:
+        sandbox = self.sandboxes.get(server.id)
+        if sandbox is None or not sandbox.console.exists():
+            return None
+        return sandbox.console.read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        with self._lock:
+            processes = list(self.processes.values())
+        for process in processes:
+            _kill(process)
+        self._queue.put(None)
+        self._launcher.join(timeout=10)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """Kill the VM's whole process group (bubblewrap, and with it the VM's PID namespace)."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        log.error("LocalCloud VM process %s did not die", process.pid)
