@@ -30,6 +30,8 @@ MIN_SECRET_CHARS = 32
 VM_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SIGNATURE_CONTEXT = b"jdirac-vm-token/v1"
 _MAX_TOKEN_CHARS = 256
+#: A VM's token outlives its maximum lifetime by this much, so a late shutdown message still counts.
+TOKEN_GRACE_SECONDS = 3600
 
 
 class TokenError(Exception):
@@ -86,6 +88,10 @@ class TokenAuthority:
             raise ValueError("token lifetime must be positive")
         expires = int(self._clock()) + int(lifetime_seconds)
         return f"{TOKEN_PREFIX}.{vm_name}.{expires}.{self._sign(self._secrets[0], vm_name, expires)}"
+
+    def issue_for_vm(self, vm_name: str, max_lifetime_seconds: int) -> str:
+        """The token the CE puts in a VM's user data: valid for the VM's lifetime plus a grace."""
+        return self.issue(vm_name, int(max_lifetime_seconds) + TOKEN_GRACE_SECONDS)
 
     def verify(self, token: str) -> VMToken:
         """The VM a token was issued for; raises TokenInvalid or TokenExpired."""

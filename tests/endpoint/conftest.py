@@ -1,0 +1,87 @@
+"""A running VM endpoint on 127.0.0.1 backed by a real VMDB on the private MariaDB."""
+
+import datetime as dt
+import os
+import types
+
+import pytest
+import requests
+
+SECRET = b"endpoint-test-secret-0123456789abcdef"
+
+
+class Clock:
+    """A settable clock shared by the token authority and the endpoint."""
+
+    def __init__(self):
+        import time
+
+        self.now = time.time()
+
+    def __call__(self):
+        return self.now
+
+
+def vm_record(name, ce="CLOUD.Cloud-A.uk"):
+    return {
+        "vm_name": name,
+        "vm_id": "id-" + name,
+        "ce": ce,
+        "site": "CLOUD.Cloud-A.uk",
+        "vo": "belle",
+        "profile": "BelleII",
+        "pilot_reference": f"cloud://{ce}/{name}",
+        "stamp": "0" * 32,
+        "flavor": "m1.large",
+        "cores": 4,
+        "ram_mb": 8192,
+        "created": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+    }
+
+
+@pytest.fixture
+def endpoint(vmdb, tmp_path):
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStateStore
+
+    clock = Clock()
+    authority = TokenAuthority([SECRET], clock=clock)
+    context_dir = tmp_path / "context"
+    context_dir.mkdir()
+    (context_dir / "machinefeatures.json").write_text('{"hs06": 10}\n')
+    (tmp_path / "outside.txt").write_text("must never be served\n")
+    os.symlink(tmp_path / "outside.txt", context_dir / "escape.txt")
+    limits = EndpointLimits(
+        max_upload_bytes=64 * 1024, max_bytes_per_vm=160 * 1024, max_logs_per_vm=4,
+        min_heartbeat_seconds=10, max_concurrent_requests=16,
+    )
+    events = []
+    app = VMEndpointApp(
+        authority, VMStateStore(vmdb.db), limits, context_dir=context_dir, clock=clock,
+        log=lambda level, message: events.append((level, message)),
+    )
+    server = EndpointServer(app, "127.0.0.1", 0)
+    server.start()
+    session = requests.Session()
+
+    def register(*names):
+        result = vmdb.db.recordVMs([vm_record(name) for name in names])
+        assert result["OK"], result.get("Message")
+        return {name: authority.issue(name, 3600) for name in names}
+
+    def call(method, vm_name, path, token=None, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return session.request(method, f"{server.url}/vm/v1/{vm_name}/{path}", headers=headers, timeout=30, **kwargs)
+
+    try:
+        yield types.SimpleNamespace(
+            url=server.url, server=server, app=app, clock=clock, authority=authority, db=vmdb.db,
+            register=register, call=call, events=events, limits=limits, session=session,
+        )
+    finally:
+        session.close()
+        server.stop()
