@@ -226,6 +226,34 @@ def test_create_5xx_is_cloud_unreachable(local_cloud, backend, owner):
     assert backend.find_vm_by_name(spec.name, owner) is None
 
 
+def test_create_timeout_is_not_retried(local_cloud, owner):
+    backend = password_backend(local_cloud, timeout=1.0)
+    try:
+        spec = make_spec(backend, owner)
+        local_cloud.faults.timeout(5.0, service="compute", method="POST", path="*/servers")
+        with pytest.raises(CloudUnreachable, match=f"creating server {spec.name}"):
+            backend.create_vm(spec)
+        # one POST only: a retry could duplicate the VM; the caller looks it up by name first
+        assert local_cloud.counters.get("compute", "POST", "/v2.1/servers") == 1
+        assert backend.find_vm_by_name(spec.name, owner) is None
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("message, error", [
+    ("Maximum number of ports exceeded", QuotaExceeded),
+    ("Quota exceeded for cores: Requested 2, but already used 20 of 20 cores", QuotaExceeded),
+    ("Policy doesn't allow os_compute_api:servers:create to be performed.", CloudError),
+])
+def test_forbidden_create(local_cloud, backend, owner, message, error):
+    local_cloud.faults.http_error(403, message=message, service="compute", method="POST", path="*/servers")
+    with pytest.raises(error, match="HTTP 403") as info:
+        backend.create_vm(make_spec(backend, owner))
+    assert message[:20] in str(info.value)
+    if error is CloudError:
+        assert not isinstance(info.value, QuotaExceeded)
+
+
 def test_timeout_and_dropped_connection_are_cloud_unreachable(local_cloud, owner):
     backend = password_backend(local_cloud, timeout=1.0)
     try:

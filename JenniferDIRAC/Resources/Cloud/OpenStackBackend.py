@@ -9,7 +9,7 @@ Listing is ONE paginated ``GET /servers/detail`` with Nova's server-side name fi
 ``^jdirac-`` (a cheap narrowing only); ownership is decided by the owner metadata of each VM.
 
 Error mapping (all raised messages are scrubbed of the credential's secrets):
-HTTP 413 or 403 mentioning a quota -> QuotaExceeded; 401 after re-authentication -> CloudAuthError;
+HTTP 413, or 403 mentioning a quota or an exceeded maximum (ports) -> QuotaExceeded; 401 after re-authentication -> CloudAuthError;
 404 -> NotFound; 5xx, 429, connection failures and timeouts -> CloudUnreachable; anything else ->
 CloudError.
 """
@@ -124,7 +124,7 @@ def translate_error(exc: BaseException, what: str, redact: Redactor) -> CloudErr
     if isinstance(exc, sdk_exceptions.HttpException):
         status = exc.status_code or 0
         message = (exc.details or exc.message or "").lower()
-        if status == 413 or (status == 403 and "quota" in message):
+        if status == 413 or (status == 403 and ("quota" in message or "exceeded" in message)):
             return QuotaExceeded(text)
         if status == 401:
             return CloudAuthError(text)
