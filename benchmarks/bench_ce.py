@@ -1,0 +1,285 @@
+"""JenniferDIRAC's cloud CE against DIRAC's stock CloudComputingElement, on the same cloud.
+
+For every N and each CE kind, a worker process starts LocalCloud in-process with a per-request
+latency, seeds N VMs of each kind over 4 CEs in one project, and measures:
+
+- one SiteDirector monitoring pass: ``getJobStatus`` over all pilots of each CE (one thread per
+  CE, as SiteDirector.monitorPilots) and ``getCEStatus`` of each CE;
+- one submission of ``--submit`` VMs with ``submitJob`` (a small dummy pilot wrapper);
+- the VMDirector cycle (ours only): one listing per CE and the lifecycle policy;
+- the peak memory of the worker process (ru_maxrss), and how much the measurements raised it.
+
+Prints one table (median and min-max over the repetitions, stock/ours ratios), writes the JSON
+and a PNG plot to ``benchmarks/results/<UTC timestamp>.{json,png}``::
+
+    .venv/bin/python benchmarks/bench_ce.py                 # N = 100, 1000, 5000; 20 ms
+    .venv/bin/python benchmarks/bench_ce.py --latency-ms 50 --repeat 3
+    .venv/bin/python benchmarks/bench_ce.py --quick --latency-ms 0   # smoke test, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.cebench import report, scenarios  # noqa: E402
+from benchmarks.cebench.fleet import CE_KINDS, OURS, STOCK, Fleet, ce_names, start_fleet  # noqa: E402
+from benchmarks.cebench.stats import Summary  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "benchmarks" / "results"
+QUICK_SIZES = (8, 20)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100,1000,5000",
+                        help="comma-separated N: VMs of each CE kind in the project (default %(default)s)")
+    parser.add_argument("--latency-ms", type=float, default=20.0,
+                        help="latency LocalCloud adds to every request (default %(default)s)")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="repetitions of the monitoring pass and the VMDirector cycle (default %(default)s)")
+    parser.add_argument("--submit", type=int, default=100, help="VMs per submitJob (default %(default)s)")
+    parser.add_argument("--submit-repeat", type=int, default=3,
+                        help="repetitions of the submission (default %(default)s)")
+    parser.add_argument("--budget-s", type=float, default=20.0,
+                        help="no further repetition of a measurement once it would end past this many "
+                             "seconds; the first always runs (default %(default)s)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke test: N = {','.join(map(str, QUICK_SIZES))}, 2 repetitions, 5 VMs per submission")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (default benchmarks/results)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the fleet's states and ages")
+    parser.add_argument("--worker", nargs=3, metavar=("N", "KIND", "OUTPUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.repeat, args.submit, args.submit_repeat = ",".join(map(str, QUICK_SIZES)), 2, 5, 2
+    try:
+        args.sizes = sorted({int(s) for s in str(args.sizes).split(",") if s.strip()})
+    except ValueError:
+        parser.error(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
+    if not args.sizes or args.sizes[0] < len(ce_names()):
+        parser.error(f"--sizes: every N must be at least {len(ce_names())} (one VM per CE)")
+    for option in ("repeat", "submit", "submit_repeat"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} must be at least 1")
+    if args.latency_ms < 0 or args.budget_s < 0:
+        parser.error("--latency-ms and --budget-s must not be negative")
+    return args
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _max_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+# --- worker: one N, one CE kind, in its own process ---------------------------------------------
+def _entry(n: int, kind: str, scenario: str, samples: list[scenarios.Sample], requested: int) -> dict:
+    cpus = [s.cpu_s for s in samples if s.cpu_s is not None]
+    return {
+        "n": n, "ce": kind, "scenario": scenario,
+        "repetitions": len(samples), "bounded": len(samples) < requested,
+        "requests": Summary.of([s.requests for s in samples]).to_dict(),
+        "wall_s": Summary.of([s.wall_s for s in samples]).to_dict(),
+        "cpu_s": Summary.of(cpus).to_dict() if cpus else None,
+        "requests_per_ce": Summary.of([s.requests / len(ce_names()) for s in samples]).to_dict()
+        if scenario != "submission" else None,
+        "detail": samples[-1].detail,
+        "by_call": samples[-1].by_call,
+    }
+
+
+def _warm_up(fleet: Fleet, ces: dict) -> dict:
+    """One getCEStatus per CE before measuring: authentication and image/flavor resolution are
+    paid once per CE object, which the SiteDirector keeps from cycle to cycle."""
+    fleet.cloud.counters.reset()
+    start = time.perf_counter()
+    for name, ce in ces.items():
+        result = ce.getCEStatus()
+        if not result["OK"]:
+            raise scenarios.MeasurementError(f"warm-up getCEStatus failed on {name}: {result['Message']}")
+    return {"requests": fleet.cloud.counters.total(), "wall_s": time.perf_counter() - start}
+
+
+def _director_backends(fleet: Fleet) -> dict:
+    """One backend per CE, built from the CE options as the VMDirector builds it."""
+    from JenniferDIRAC.Resources.Cloud.backends import make_backend
+    from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
+
+    backends = {}
+    for name in ce_names():
+        config = CloudCEConfig.from_ce_parameters(name, fleet.ce_parameters(OURS, name))
+        backend = make_backend(config)
+        backend.list_vms(config.owner())  # authenticated and warm, as a long-running agent is
+        backends[name] = (backend, config.owner())
+    return backends
+
+
+def worker(n: int, kind: str, args: argparse.Namespace) -> dict:
+    fleet = start_fleet(args.latency_ms / 1000.0)
+    try:
+        started = time.perf_counter()
+        fleet.seed(n, random.Random(args.seed))
+        seeding_s = time.perf_counter() - started
+        ces = {name: fleet.make_ce(kind, name) for name in ce_names()}
+        warm = _warm_up(fleet, ces)
+        backends = _director_backends(fleet) if kind == OURS else {}
+        rss_before = _max_rss_mib()
+        results = []
+
+        _log(f"N={n} {kind}: monitoring pass")
+        samples = scenarios.repeat(lambda: scenarios.monitoring_pass(fleet, kind, ces), args.repeat, args.budget_s)
+        results.append(_entry(n, kind, "monitoring", samples, args.repeat))
+
+        _log(f"N={n} {kind}: submission of {args.submit} VMs")
+        first = ces[ce_names()[0]]
+        samples = scenarios.repeat(lambda: scenarios.submission(fleet, kind, first, args.submit),
+                                   args.submit_repeat, args.budget_s)
+        results.append(_entry(n, kind, "submission", samples, args.submit_repeat))
+
+        if kind == OURS:
+            _log(f"N={n} {kind}: VMDirector cycle")
+            now = fleet.cloud.clock.utcnow()
+            inputs = scenarios.director_inputs(fleet, now)
+            samples = scenarios.repeat(lambda: scenarios.vmdirector_cycle(fleet, backends, inputs, now),
+                                       args.repeat, args.budget_s)
+            results.append(_entry(n, kind, "vmdirector", samples, args.repeat))
+            for backend, _ in backends.values():
+                backend.close()
+        rss_after = _max_rss_mib()
+        for ce in ces.values():
+            if hasattr(ce, "shutdown"):
+                ce.shutdown()
+    finally:
+        fleet.cloud.stop()
+        shutil.rmtree(fleet.workdir, ignore_errors=True)
+    return {"results": results, "warmup": {"n": n, "ce": kind, **warm, "seeding_s": seeding_s},
+            "memory": {"n": n, "ce": kind, "max_rss_mib": rss_after, "rss_before_mib": rss_before,
+                       "growth_mib": rss_after - rss_before}}
+
+
+def _worker_main(args: argparse.Namespace) -> int:
+    n, kind, output = int(args.worker[0]), args.worker[1], Path(args.worker[2])
+    if kind not in CE_KINDS:
+        raise SystemExit(f"--worker: unknown CE kind {kind!r}")
+    # The CEs log every VM they touch; the benchmark reports its own figures.
+    from DIRAC import gLogger
+
+    gLogger.setLevel("ERROR")
+    logging.getLogger("openstack").setLevel(logging.ERROR)
+    output.write_text(json.dumps(worker(n, kind, args)))
+    return 0
+
+
+# --- parent: run the workers, then report ------------------------------------------------------
+def _worker_argv(args: argparse.Namespace, n: int, kind: str, output: Path) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--worker", str(n), kind, str(output),
+            "--latency-ms", str(args.latency_ms), "--repeat", str(args.repeat), "--submit", str(args.submit),
+            "--submit-repeat", str(args.submit_repeat), "--budget-s", str(args.budget_s),
+            "--seed", str(args.seed), "--sizes", str(n)]
+
+
+def run(args: argparse.Namespace) -> dict:
+    results, memory, warmup = [], [], []
+    with tempfile.TemporaryDirectory(prefix="bench-ce-") as tmp:
+        for n in args.sizes:
+            for kind in CE_KINDS:
+                output = Path(tmp) / f"{n}-{kind}.json"
+                _log(f"N={n} {kind}: worker process")
+                completed = subprocess.run(_worker_argv(args, n, kind, output), cwd=REPO,
+                                           stdout=subprocess.PIPE, text=True)
+                if completed.returncode != 0 or not output.exists():
+                    sys.stderr.write(completed.stdout[-4000:])
+                    raise RuntimeError(f"the worker for N={n} {kind} failed (exit {completed.returncode})")
+                part = json.loads(output.read_text())
+                results += part["results"]
+                memory.append(part["memory"])
+                warmup.append(part["warmup"])
+    return {
+        "schema": 1,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": " ".join(["python", *sys.argv]),
+        "settings": {"sizes": args.sizes, "latency_ms": args.latency_ms, "repeat": args.repeat,
+                     "submit_count": args.submit, "submit_repeat": args.submit_repeat, "budget_s": args.budget_s,
+                     "quick": args.quick, "ces": ce_names(), "seed": args.seed},
+        "environment": _environment(),
+        "notes": _notes(results, args),
+        "warmup": warmup,
+        "results": results,
+        "memory": memory,
+        "ratios": report.ratios(results, args.sizes),
+    }
+
+
+def _notes(results: list[dict], args: argparse.Namespace) -> list[str]:
+    notes = []
+    bounded = [f"{r['ce']} {r['scenario']} N={r['n']}: {r['repetitions']}" for r in results if r["bounded"]]
+    if bounded:
+        notes.append(f"fewer repetitions than asked (time budget {args.budget_s:g} s per measurement): "
+                     + "; ".join(bounded))
+    return notes + [
+        "requests: every HTTP request LocalCloud received (Keystone included), from its counters",
+        "monitoring pass: getJobStatus over all pilots of each of the 4 CEs, one thread per CE as "
+        "SiteDirector.monitorPilots, then getCEStatus of each CE; CE objects are kept between "
+        "passes as the SiteDirector keeps them (one warm-up getCEStatus per CE before measuring)",
+        "stock CE: DIRAC's CloudComputingElement with libcloud's OpenStack driver configured as its "
+        "docstring shows (Driver_ex_force_auth_url, Driver_ex_force_auth_version = 3.x_password, "
+        "Driver_ex_tenant_name, CloudAuth ini); libcloud's default API 1.1 lists one page of servers",
+        "both fleets share the project: N VMs of ours (owner metadata) and N named VMDIRAC3_<8 hex>",
+        "our CE ran without VMDB (no VMStateClient configured): no backoff lookup, no VM records",
+        "client CPU s: thread CPU time of the calling threads; LocalCloud serves on its own threads",
+        "VMDirector cycle: in-process, without MariaDB or PilotAgentsDB: per CE ONE backend listing "
+        "(openstacksdk) + VMLifecycle.decide over pilot/VM records prepared in memory; the decided "
+        "actions are counted, not applied",
+        "memory: ru_maxrss of the worker process (one per N and CE kind, LocalCloud with 2N VMs "
+        "in-process included) at the end, and its growth during the measurements",
+    ]
+
+
+def _environment() -> dict:
+    from importlib.metadata import version
+
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = ""
+    return {"python": platform.python_version(), "machine": platform.machine(),
+            "cpus": len(os.sched_getaffinity(0)), "git_commit": commit,
+            **{name: version(name) for name in ("DIRAC", "apache-libcloud", "openstacksdk")}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        return _worker_main(args)
+    doc = run(args)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    json_path, png_path = args.out / f"{stamp}.json", args.out / f"{stamp}.png"
+    report.write_json(doc, json_path)
+    report.plot(doc, png_path)
+    print(report.table(doc))
+    print("\n".join(f"note: {note}" for note in doc["notes"]))
+    print(f"JSON: {json_path}\nplot: {png_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

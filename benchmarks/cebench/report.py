@@ -1,0 +1,122 @@
+"""The benchmark's outputs: one printed table, the JSON document and the PNG plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .fleet import CE_KINDS, OURS, STOCK
+from .stats import ratio
+
+SCENARIO_LABELS = {"monitoring": "monitoring pass", "submission": "submit {submit}", "vmdirector": "VMDirector cycle"}
+QUANTITIES = (("requests", "requests", "{:.0f}"), ("wall_s", "wall s", "{:.3f}"), ("cpu_s", "client CPU s", "{:.3f}"))
+
+
+def find(results: list[dict], n: int, kind: str, scenario: str) -> dict | None:
+    return next((r for r in results if (r["n"], r["ce"], r["scenario"]) == (n, kind, scenario)), None)
+
+
+def ratios(results: list[dict], sizes: list[int]) -> list[dict]:
+    """stock/ours of the medians, for every scenario both CEs ran."""
+    rows = []
+    for n in sizes:
+        for scenario in ("monitoring", "submission"):
+            ours, stock = find(results, n, OURS, scenario), find(results, n, STOCK, scenario)
+            if ours and stock:
+                rows.append({
+                    "n": n, "scenario": scenario,
+                    "requests": ratio(stock["requests"]["median"], ours["requests"]["median"]),
+                    "wall_s": ratio(stock["wall_s"]["median"], ours["wall_s"]["median"]),
+                })
+    return rows
+
+
+def _cell(entry: dict | None, key: str, fmt: str) -> str:
+    if entry is None or entry.get(key) is None:
+        return "-"
+    s = entry[key]
+    text = fmt.format(s["median"])
+    if s["min"] != s["max"]:
+        text += f" ({fmt.format(s['min'])}-{fmt.format(s['max'])})"
+    return text
+
+
+def table(doc: dict) -> str:
+    """Median (min-max) over the repetitions; reps = ours/stock repetitions."""
+    results, settings = doc["results"], doc["settings"]
+    head = f"{'N':>5}  {'measure':<30} {'reps':>5}  {'ours':<24} {'stock':<24} {'stock/ours':>10}"
+    lines = [head, "-" * len(head)]
+    for n in settings["sizes"]:
+        for scenario in ("monitoring", "submission", "vmdirector"):
+            ours, stock = find(results, n, OURS, scenario), find(results, n, STOCK, scenario)
+            if not ours and not stock:
+                continue
+            label = SCENARIO_LABELS[scenario].format(submit=settings["submit_count"])
+            reps = f"{ours['repetitions'] if ours else '-'}/{stock['repetitions'] if stock else '-'}"
+            for key, name, fmt in QUANTITIES:
+                if all(e is None or e.get(key) is None for e in (ours, stock)):
+                    continue
+                quotient = ""
+                if ours and stock and ours.get(key) and stock.get(key):
+                    value = ratio(stock[key]["median"], ours[key]["median"])
+                    quotient = "-" if value is None else f"{value:.1f}x"
+                lines.append(f"{n:>5}  {label + ' ' + name:<30} {reps:>5}  {_cell(ours, key, fmt):<24} "
+                             f"{_cell(stock, key, fmt):<24} {quotient:>10}")
+        memory = {m["ce"]: m for m in doc["memory"] if m["n"] == n}
+        for key, name in (("max_rss_mib", "peak RSS MiB (process)"), ("growth_mib", "RSS growth MiB (measuring)")):
+            if memory:
+                values = {kind: memory[kind][key] if kind in memory else None for kind in CE_KINDS}
+                quotient = ""
+                if values[OURS] and values[STOCK]:
+                    quotient = f"{ratio(values[STOCK], values[OURS]):.1f}x"
+                lines.append(f"{n:>5}  {name:<30} {'':>5}  {_fmt_mem(values[OURS]):<24} "
+                             f"{_fmt_mem(values[STOCK]):<24} {quotient:>10}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _fmt_mem(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def write_json(doc: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+
+
+def plot(doc: dict, path: Path) -> None:
+    """Requests and wall time against N, both CEs, log-log, min-max as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results, sizes = doc["results"], doc["settings"]["sizes"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    styles = {OURS: "-", STOCK: "--"}
+    markers = {"monitoring": "o", "submission": "s", "vmdirector": "^"}
+    for axis, (key, title) in zip(axes, (("requests", "cloud requests"), ("wall_s", "wall time (s)"))):
+        for kind in CE_KINDS:
+            for scenario in ("monitoring", "submission", "vmdirector"):
+                points = [(n, find(results, n, kind, scenario)) for n in sizes]
+                points = [(n, e[key]) for n, e in points if e is not None]
+                if not points:
+                    continue
+                xs = [n for n, _ in points]
+                ys = [s["median"] for _, s in points]
+                err = [[s["median"] - s["min"] for _, s in points], [s["max"] - s["median"] for _, s in points]]
+                label = f"{kind}: {SCENARIO_LABELS[scenario].format(submit=doc['settings']['submit_count'])}"
+                axis.errorbar(xs, ys, yerr=err, linestyle=styles[kind], marker=markers[scenario], capsize=3,
+                              label=label)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("VMs per CE kind in the project (N)")
+        axis.set_title(title)
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"JenniferDIRAC CE (ours) vs DIRAC CloudCE (stock), 4 CEs, "
+                 f"{doc['settings']['latency_ms']:g} ms per request")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

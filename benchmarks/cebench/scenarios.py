@@ -1,0 +1,181 @@
+"""The measured scenarios. Each returns one Sample; the caller repeats and summarises.
+
+Requests are LocalCloud's own counters (every HTTP request the cloud received during the
+scenario, Keystone included); wall time is ``time.perf_counter``; CPU time is the calling
+threads' ``time.thread_time`` (the in-process LocalCloud serves requests on its own threads, so
+its work is not counted as the client's CPU).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from JenniferDIRAC.Resources.Cloud.references import parse_reference
+
+from .fleet import OURS, Fleet, ce_names
+
+STOCK_REF_PREFIX = "cloud://"
+
+
+class MeasurementError(RuntimeError):
+    """A scenario did not do what it measures (the figure would be meaningless)."""
+
+
+@dataclass
+class Sample:
+    requests: int
+    wall_s: float
+    cpu_s: float | None = None
+    detail: dict = field(default_factory=dict)
+    by_call: dict[str, int] = field(default_factory=dict)
+
+
+def _by_call(fleet: Fleet) -> dict[str, int]:
+    return {" ".join(key): count for key, count in sorted(fleet.cloud.counters.snapshot().items())}
+
+
+# --- SiteDirector monitoring pass --------------------------------------------------------------
+def _job_status(ce, refs: list[str]) -> tuple[dict[str, str], float]:
+    cpu = time.thread_time()
+    result = ce.getJobStatus(refs)
+    cpu = time.thread_time() - cpu
+    if not result["OK"]:
+        raise MeasurementError(f"getJobStatus failed on {ce.ceName}: {result['Message']}")
+    return result["Value"], cpu
+
+
+def monitoring_pass(fleet: Fleet, kind: str, ces: dict) -> Sample:
+    """What one SiteDirector cycle asks of the CEs: ``getJobStatus`` over all pilots of each CE
+    (one thread per queue, as SiteDirector.monitorPilots does), then ``getCEStatus`` of each CE
+    (sequentially, as the submission loop's ``available()`` does)."""
+    refs = {name: fleet.pilot_refs(kind, name) for name in ce_names()}
+    fleet.cloud.counters.reset()
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=len(ces), thread_name_prefix="monitor") as pool:
+        futures = {name: pool.submit(_job_status, ces[name], refs[name]) for name in ce_names()}
+        answers = {name: future.result() for name, future in futures.items()}
+    cpu = sum(c for _, c in answers.values())
+    reported = {}
+    for name in ce_names():
+        started = time.thread_time()
+        result = ces[name].getCEStatus()
+        cpu += time.thread_time() - started
+        if not result["OK"]:
+            raise MeasurementError(f"getCEStatus failed on {name}: {result['Message']}")
+        reported[name] = {"RunningJobs": result["RunningJobs"], "WaitingJobs": result["WaitingJobs"]}
+    wall = time.perf_counter() - start
+    requests = fleet.cloud.counters.total()
+
+    statuses: Counter[str] = Counter()
+    for name, (states, _) in answers.items():
+        if set(states) != set(refs[name]):
+            raise MeasurementError(f"getJobStatus on {name} answered {len(states)} of {len(refs[name])} pilots")
+        statuses.update(states.values())
+    if statuses.get("Unknown"):
+        raise MeasurementError(f"{statuses['Unknown']} pilots came back Unknown (the cloud calls failed)")
+    detail = {"pilots": sum(len(r) for r in refs.values()), "statuses": dict(sorted(statuses.items())),
+              "ce_status": reported}
+    return Sample(requests, wall, cpu, detail, _by_call(fleet))
+
+
+# --- submission --------------------------------------------------------------------------------
+def submission(fleet: Fleet, kind: str, ce, count: int) -> Sample:
+    """``submitJob(wrapper, "", count)`` on one CE; the VMs are removed again afterwards."""
+    fleet.cloud.counters.reset()
+    start = time.perf_counter()
+    result = ce.submitJob(str(fleet.wrapper), "", count)
+    wall = time.perf_counter() - start
+    requests = fleet.cloud.counters.total()
+    by_call = _by_call(fleet)
+    if not result["OK"]:
+        raise MeasurementError(f"submitJob failed on {ce.ceName}: {result['Message']}")
+    refs = result["Value"]
+    if kind == OURS:
+        server_ids = fleet.server_ids_named({parse_reference(ref)[1] for ref in refs})
+    else:
+        server_ids = [ref[len(STOCK_REF_PREFIX):] for ref in refs]
+    fleet.remove_servers(server_ids)
+    if len(refs) != count or len(server_ids) != count:
+        raise MeasurementError(f"submitJob created {len(refs)} of {count} VMs on {ce.ceName}")
+    if len(result.get("PilotStampDict", {})) != count:
+        raise MeasurementError(f"submitJob returned {len(result.get('PilotStampDict', {}))} stamps for {count} VMs")
+    return Sample(requests, wall, None, {"created": len(refs)}, by_call)
+
+
+# --- repetitions -------------------------------------------------------------------------------
+def repeat(measure, times: int, budget_s: float) -> list[Sample]:
+    """Up to `times` samples of `measure()`, but no new one once it would likely end past
+    `budget_s` seconds (the first always runs)."""
+    samples: list[Sample] = []
+    start = time.perf_counter()
+    while len(samples) < times:
+        began = time.perf_counter()
+        samples.append(measure())
+        last = time.perf_counter() - began
+        if time.perf_counter() - start + last > budget_s:
+            break
+    return samples
+
+
+# --- VMDirector cycle ---------------------------------------------------------------------------
+@dataclass
+class DirectorInputs:
+    """What the VMDirector reads from its databases for one CE, prepared in memory."""
+
+    pilots: dict
+    records: dict
+
+
+def director_inputs(fleet: Fleet, now: datetime) -> dict[str, DirectorInputs]:
+    """PilotAgentsDB and VMDB rows matching the seeded VMs, as the policy takes them."""
+    from JenniferDIRAC.Resources.Cloud.references import pilot_reference
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import PilotRecord, VMRecord
+
+    pilot_status = {"ACTIVE": "Running", "SHUTOFF": "Running", "BUILD": "Submitted", "ERROR": "Submitted"}
+    inputs = {}
+    for name in ce_names():
+        pilots, records = {}, {}
+        for index, vm in enumerate(fleet.vms[OURS][name]):
+            ref = pilot_reference(name, vm.name)
+            created = datetime.fromtimestamp(vm.created, tz=timezone.utc)
+            running = vm.status in ("ACTIVE", "SHUTOFF")
+            pilots[ref] = PilotRecord(ref, pilot_status[vm.status], last_update=now - timedelta(minutes=5),
+                                      submitted=created, job_id=index + 1 if running else 0)
+            records[vm.name] = VMRecord(vm.name, name, pilot_reference=ref, created=created,
+                                        started=created + timedelta(minutes=3) if running else None,
+                                        last_heartbeat=now - timedelta(minutes=2) if running else None)
+        inputs[name] = DirectorInputs(pilots, records)
+    return inputs
+
+
+def vmdirector_cycle(fleet: Fleet, backends: dict, inputs: dict[str, DirectorInputs], now: datetime) -> Sample:
+    """For each CE: ONE backend listing of the VMs it owns, then the lifecycle policy's decisions
+    (not applied, so every repetition sees the same fleet)."""
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import CEView, decide
+
+    fleet.cloud.counters.reset()
+    start, cpu_start = time.perf_counter(), time.thread_time()
+    policy_cpu, listed = 0.0, 0
+    actions: Counter[str] = Counter()
+    for name in ce_names():
+        backend, owner = backends[name]
+        vms = backend.list_vms(owner)
+        listed += len(vms)
+        policy_start = time.thread_time()
+        view = CEView(owner=owner, vms=vms, pilots=inputs[name].pilots, records=inputs[name].records,
+                      backoffs={}, now=now)
+        decision = decide(view)
+        policy_cpu += time.thread_time() - policy_start
+        actions.update(type(action).__name__ for action in decision.actions)
+    cpu = time.thread_time() - cpu_start
+    wall = time.perf_counter() - start
+    expected = fleet.total(OURS)
+    if listed != expected:
+        raise MeasurementError(f"the VMDirector listings saw {listed} of our {expected} VMs")
+    detail = {"vms": listed, "policy_cpu_s": policy_cpu, "listing_cpu_s": cpu - policy_cpu,
+              "actions": dict(sorted(actions.items()))}
+    return Sample(fleet.cloud.counters.total(), wall, cpu, detail, _by_call(fleet))
