@@ -75,3 +75,23 @@ def pilot_environment(cloud_config: str) -> dict[str, str]:
                 name, _, value = line[len("export "):].partition("=")
                 env[name] = shlex.split(value)[0] if value else ""
     return env
+
+
+def cfg_text(tree: dict, indent: int = 0) -> str:
+    """DIRAC CFG text from nested dicts (dicts are sections, everything else an option)."""
+    pad = "  " * indent
+    lines = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            lines += [f"{pad}{key}", f"{pad}{{", cfg_text(value, indent + 1), f"{pad}}}"]
+        else:
+            lines.append(f"{pad}{key} = {value}")
+    return "\n".join(line for line in lines if line)
+
+
+def load_cs(tree: dict) -> None:
+    """Merge `tree` into this process's gConfig."""
+    from DIRAC import gConfig
+    from diraccfg import CFG
+
+    gConfig.loadCFG(CFG().loadFromBuffer(cfg_text(tree)))

@@ -38,3 +38,14 @@ def wrapper(tmp_path):
     return str(path)
 
 
+
+
+@pytest.fixture
+def restore_cs():
+    """Put this process's local configuration back as it was after the test."""
+    from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
+
+    saved = gConfigurationData.localCFG.clone()
+    yield
+    gConfigurationData.localCFG = saved
+    gConfigurationData.sync()
