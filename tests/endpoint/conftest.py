@@ -85,3 +85,9 @@ def endpoint(vmdb, tmp_path):
     finally:
         session.close()
         server.stop()
+
+
+@pytest.fixture
+def make_vm_record():
+    """vm_record(name, ce=...) -> the dict VMDB.recordVMs takes."""
+    return vm_record

@@ -1,0 +1,122 @@
+"""VMEndpoint: the HTTP(S) endpoint that pilot VMs report to, run as a DIRAC agent.
+
+.. literalinclude:: ../ConfigTemplate.cfg
+  :start-after: ##BEGIN VMEndpoint
+  :end-before: ##END
+  :dedent: 2
+  :caption: VMEndpoint options
+
+``initialize()`` starts the server (``VMEndpoint/server.py``: werkzeug, one thread per request)
+on Host:Port; each cycle then does the housekeeping: restarts the server if its thread died,
+re-reads the token secret file (so secrets rotate without a restart), forgets idle VMs and
+logs request statistics. Started and supervised like any agent:
+``dirac-agent WorkloadManagement/VMEndpoint`` (runit in a DIRACOS2 installation, or any process
+supervisor in a pip installation). An agent rather than a Tornado service, because DIRAC's
+Tornado services cannot run from a PyPI installation.
+"""
+
+from __future__ import annotations
+
+from DIRAC import S_ERROR, S_OK
+from DIRAC.Core.Base.AgentModule import AgentModule
+
+from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import SecretFileError, TokenAuthority
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer, TLSFiles
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.settings import CS_ENDPOINT_PATH, endpoint_settings
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStateStore
+
+#: Per-VM bookkeeping (heartbeat rate, log sizes) is dropped after this long without a call.
+FORGET_IDLE_VM_SECONDS = 3 * 86400
+
+
+class VMEndpoint(AgentModule):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.server: EndpointServer | None = None
+        self.app: VMEndpointApp | None = None
+        self.secretFile = ""
+
+    def _intOption(self, name: str, default: int, minimum: int) -> int:
+        value = self.am_getOption(name, default)
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"option {name}: {value!r} is not an integer") from None
+        if number < minimum:
+            raise ValueError(f"option {name}: {number} is below the minimum {minimum}")
+        return number
+
+    def _log(self, level: str, message: str) -> None:
+        {"info": self.log.info, "warn": self.log.warn}.get(level, self.log.error)(message)
+
+    def _tls(self) -> TLSFiles | None:
+        if str(self.am_getOption("UseTLS", "yes")).strip().lower() in ("no", "false", "0"):
+            return None
+        cert = self.am_getOption("CertFile", "")
+        key = self.am_getOption("KeyFile", "")
+        if not cert or not key:
+            from DIRAC.Core.Security.Locations import getHostCertificateAndKeyLocation
+
+            locations = getHostCertificateAndKeyLocation()
+            if not locations:
+                raise ValueError("option UseTLS: no CertFile/KeyFile given and no host certificate found")
+            cert, key = cert or locations[0], key or locations[1]
+        return TLSFiles(cert, key)
+
+    def _readSecrets(self) -> TokenAuthority:
+        return TokenAuthority.from_secret_file(self.secretFile)
+
+    def initialize(self):
+        self.secretFile = self.am_getOption("TokenSecretFile", "") or endpoint_settings().token_secret_file
+        if not self.secretFile:
+            return S_ERROR(f"option TokenSecretFile: not set here nor in {CS_ENDPOINT_PATH}/TokenSecretFile")
+        try:
+            authority = self._readSecrets()
+            limits = EndpointLimits(
+                max_upload_bytes=self._intOption("MaxUploadBytes", 1048576, 1024),
+                max_bytes_per_vm=self._intOption("MaxBytesPerVM", 4194304, 1024),
+                max_logs_per_vm=self._intOption("MaxLogsPerVM", 8, 1),
+                min_heartbeat_seconds=self._intOption("MinHeartbeatSeconds", 10, 0),
+                max_concurrent_requests=self._intOption("MaxConcurrentRequests", 64, 1),
+            )
+            port = self._intOption("Port", 8449, 0)
+            tls = self._tls()
+        except (SecretFileError, ValueError) as exc:
+            return S_ERROR(str(exc))
+        self.app = VMEndpointApp(
+            authority,
+            VMStateStore(),
+            limits,
+            context_dir=self.am_getOption("ContextDirectory", "") or None,
+            log=self._log,
+        )
+        self.server = EndpointServer(self.app, self.am_getOption("Host", "0.0.0.0"), port, tls=tls)
+        try:
+            self.server.start()
+        except OSError as exc:  # includes ssl.SSLError
+            return S_ERROR(f"VMEndpoint cannot serve on port {port}: {exc}")
+        self.log.notice("VMEndpoint serving", f"{self.server.url} (token secrets from {self.secretFile})")
+        return S_OK()
+
+    def execute(self):
+        if not self.server.alive:
+            self.log.error("VMEndpoint server thread ended, restarting it")
+            try:
+                self.server.stop()
+                self.server.start()
+            except OSError as exc:
+                return S_ERROR(f"VMEndpoint cannot restart: {exc}")
+        try:
+            self.app.set_authority(self._readSecrets())
+        except SecretFileError as exc:
+            self.log.error("Keeping the previous token secrets", str(exc))
+        forgotten = self.app.forget_vms_older_than(FORGET_IDLE_VM_SECONDS)
+        counters = ", ".join(f"{code}: {count}" for code, count in sorted(self.app.counters.items()))
+        self.log.notice("VMEndpoint cycle done", f"{self.server.url}; responses so far {{{counters}}}; idle VMs forgotten {forgotten}")
+        return S_OK()
+
+    def finalize(self):
+        if self.server is not None:
+            self.server.stop()
+        return S_OK()

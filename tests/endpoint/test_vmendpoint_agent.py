@@ -1,0 +1,132 @@
+"""dirac-agent WorkloadManagement/VMEndpoint: started by DIRAC's runner, serves VMs into VMDB."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from diraccfg import CFG
+
+from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority, create_secret_file
+
+BASE_CFG = """
+DIRAC
+{
+  Security
+  {
+    UseServerCertificate = no
+  }
+}
+LocalSite
+{
+  Site = DIRAC.Test.org
+}
+"""
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_agent(tmp_path, cfg_text, *options):
+    cfg = tmp_path / "agent.cfg"
+    cfg.write_text(cfg_text)
+    env = dict(os.environ, DIRAC_ROOT_PATH=str(tmp_path))
+    env.pop("DIRACSYSCONFIG", None)
+    log = open(tmp_path / "agent.log", "w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dirac-agent"), "WorkloadManagement/VMEndpoint", "--cfg", str(cfg),
+         "-o", "LogOutputs=stdout", *options],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    return proc, tmp_path / "agent.log"
+
+
+def stop(proc):
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+
+
+def test_agent_serves_vms_into_vmdb(tmp_path, vmdb, make_vm_record):
+    secret = tmp_path / "vm-endpoint.secret"
+    create_secret_file(secret)
+    port = free_port()
+    agent_cfg = f"""
+Systems
+{{
+  WorkloadManagement
+  {{
+    Agents
+    {{
+      VMEndpoint
+      {{
+        PollingTime = 2
+        Host = 127.0.0.1
+        Port = {port}
+        UseTLS = no
+        TokenSecretFile = {secret}
+      }}
+    }}
+  }}
+}}
+"""
+    merged = CFG().loadFromBuffer(BASE_CFG).mergeWith(CFG().loadFromBuffer(vmdb.cfg))
+    cfg = str(merged.mergeWith(CFG().loadFromBuffer(agent_cfg)))
+    assert vmdb.db.recordVMs([make_vm_record("jdirac-agentvm")])["OK"]
+    token = TokenAuthority.from_secret_file(secret).issue("jdirac-agentvm", 600)
+    proc, log = start_agent(tmp_path, cfg, "-o", "MaxCycles=0")
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        headers = {"Authorization": f"Bearer {token}"}
+        base = f"http://127.0.0.1:{port}/vm/v1/jdirac-agentvm"
+        assert requests.post(base + "/heartbeat", data=b"0.1 0.1 0.1 1/1 1", headers=headers, timeout=10).status_code == 204
+        assert requests.put(base + "/logs/boot", data=b"booted", headers=headers, timeout=10).status_code == 204
+        assert requests.put(base + "/shutdown_message", data=b"200 Intended work completed ok", headers=headers,
+                            timeout=10).status_code == 204
+        assert requests.put(base + "/logs/boot", data=b"x", timeout=10).status_code == 401
+        assert vmdb.db.getLogs("jdirac-agentvm")["Value"] == {"boot": b"booted"}
+        record = vmdb.db.getVMs(names=["jdirac-agentvm"])["Value"][0]
+        assert record["shutdown_code"] == 200 and record["last_heartbeat"] is not None
+        # Housekeeping cycles run alongside the server.
+        deadline = time.monotonic() + 60
+        while "VMEndpoint cycle done" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert token not in log.read_text()
+    finally:
+        stop(proc)
+
+
+def test_agent_refuses_to_start_with_a_readable_secret(tmp_path):
+    secret = tmp_path / "open.secret"
+    secret.write_text("x" * 40 + "\n")
+    os.chmod(secret, 0o644)
+    proc, log = start_agent(tmp_path, BASE_CFG, "-o", "MaxCycles=1", "-o", f"TokenSecretFile={secret}",
+                            "-o", "UseTLS=no", "-o", f"Port={free_port()}")
+    try:
+        proc.wait(timeout=120)
+    finally:
+        stop(proc)
+    out = log.read_text()
+    assert "chmod 600" in out, out
+    assert "x" * 40 not in out
