@@ -134,8 +134,9 @@ def test_token_from_cloud_auth(local_cloud, tmp_path, owner):
 def test_oidc_access_token_from_cloud_auth(local_cloud, tmp_path, owner):
     c = local_cloud.credentials
     path = write_private(tmp_path / "cloud.auth", (
-        f"[DEFAULT]\nauth_type = v3oidcaccesstoken\nsecret = {c.oidc_access_token}\n"
-        f"identity_provider = {c.oidc_identity_provider}\nprotocol = {c.oidc_protocol}\n"
+        # DIRAC's libcloud OIDC convention: key = identity provider, secret = access token
+        f"[DEFAULT]\nauth_type = v3oidcaccesstoken\nkey = {c.oidc_identity_provider}\n"
+        f"secret = {c.oidc_access_token}\nprotocol = {c.oidc_protocol}\n"
     ))
     assert backend_from(local_cloud, load_cloud_auth(path, CE)).list_vms(owner) == []
 
@@ -244,6 +245,26 @@ def test_make_backend_from_a_dirac_openstack_configuration(local_cloud, tmp_path
     assert isinstance(backend, OpenStackBackend)
     assert backend.list_vms(config.owner()) == []
     assert backend.resolve_flavor(config.flavor).name == "m1.small"
+
+
+def test_make_backend_from_a_dirac_oidc_configuration(local_cloud, tmp_path):
+    c = local_cloud.credentials
+    auth_file = write_private(tmp_path / "cloud.auth",
+                              f"[{CE}]\nkey = {c.oidc_identity_provider}\nsecret = {c.oidc_access_token}\n")
+    params = {  # libcloud's OIDC options: ex_tenant_name = protocol, ex_domain_name = project
+        "CloudType": "OPENSTACK",
+        "CloudAuth": auth_file,
+        "Driver_ex_force_auth_url": f"{local_cloud.base_url}/identity",
+        "Driver_ex_force_auth_version": "3.x_oidc_access_token",
+        "Driver_ex_tenant_name": c.oidc_protocol,
+        "Driver_ex_domain_name": c.project_name,
+        "Instance_Image": "name:EL9-x86_64",
+        "Instance_Flavor": "name:m1.small",
+    }
+    config = CloudCEConfig.from_ce_parameters(CE, params, installation="install-a")
+    backend = make_backend(config)
+    assert backend.list_vms(config.owner()) == []
+    assert backend.quota().max_instances is not None
 
 
 def test_make_backend_from_clouds_yaml(local_cloud, tmp_path):

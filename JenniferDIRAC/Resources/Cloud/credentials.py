@@ -20,9 +20,9 @@ auth_type                   ``key`` means                       ``secret`` means
 password                    username                            password
 v3applicationcredential     application_credential_id           application_credential_secret
 token                       (unused)                            token
-v3oidcaccesstoken           (unused)                            access_token
-egi-checkin                 (unused)                            refresh_token
-v3oidcrefreshtoken          (unused)                            refresh_token
+v3oidcaccesstoken           identity_provider                   access_token
+egi-checkin                 identity_provider (egi.eu)          refresh_token
+v3oidcrefreshtoken          identity_provider                   refresh_token
 ==========================  ==================================  ===============================
 
 Explicit keys may be given instead (``username``, ``password``, ``application_credential_id``,
@@ -87,9 +87,9 @@ _KEY_SECRET_MEANING = {
     "password": ("username", "password"),
     "v3applicationcredential": ("application_credential_id", "application_credential_secret"),
     "token": (None, "token"),
-    "v3oidcaccesstoken": (None, "access_token"),
-    "egi-checkin": (None, "refresh_token"),
-    "v3oidcrefreshtoken": (None, "refresh_token"),
+    "v3oidcaccesstoken": ("identity_provider", "access_token"),  # as libcloud's OIDC driver
+    "egi-checkin": ("identity_provider", "refresh_token"),
+    "v3oidcrefreshtoken": ("identity_provider", "refresh_token"),
 }
 
 EGI_CHECKIN_TOKEN_ENDPOINT = "https://aai.egi.eu/auth/realms/egi/protocol/openid-connect/token"
@@ -197,7 +197,11 @@ def _require(values: Mapping[str, str], keys: tuple[str, ...], source: str, auth
 
 
 def _scope(values: Mapping[str, str]) -> dict[str, str]:
-    return {k: values[k] for k in _SCOPE_KEYS if values.get(k)}
+    scope = {k: values[k] for k in _SCOPE_KEYS if values.get(k)}
+    if scope.get("project_name") and not scope.get("project_domain_id") and not scope.get("project_domain_name"):
+        # Keystone needs the domain of a project given by name
+        scope["project_domain_name"] = values.get("domain_name", "Default")
+    return scope
 
 
 def openstack_auth_plugin(
@@ -222,17 +226,13 @@ def openstack_auth_plugin(
         }
         if not user_domain and not values.get("user_id"):
             user_domain = {"user_domain_name": values.get("domain_name", "Default")}
-        project_domain = {}
-        if (scope.get("project_name") and not scope.get("project_domain_id")
-                and not scope.get("project_domain_name")):
-            project_domain = {"project_domain_name": values.get("domain_name", "Default")}
         return v3.Password(
             auth_url=auth_url,
             username=values.get("username"),
             user_id=values.get("user_id"),
             password=values["password"],
             **user_domain,
-            **{**scope, **project_domain},
+            **scope,
         )
     if auth_type == "v3applicationcredential":
         _require(values, ("application_credential_id", "application_credential_secret"), source, auth_type)
