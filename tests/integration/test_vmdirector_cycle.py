@@ -366,3 +366,59 @@ def test_one_clouds_outage_skips_that_ce_only(world, local_cloud):
     assert "skipped" in ce_line(out, DOWN_CE)
     assert "1 deleted" in ce_line(out, CE)
     assert world.servers() == {}
+
+
+def test_heartbeats_probe_and_lost_pilots(world, local_cloud):
+    now = dt.datetime.now(dt.timezone.utc)
+    silent = world.add_vm("silent", "ACTIVE", 7200, started_after=60, pilot="Running", pilot_age=60)
+    talking = world.add_vm("talking", "ACTIVE", 7200, started_after=60, pilot="Running", pilot_age=60)
+    assert world.vmdb.db.addHeartbeat(world.names["silent"], now - dt.timedelta(seconds=4000))["OK"]
+    assert world.vmdb.db.addHeartbeat(world.names["talking"], now - dt.timedelta(seconds=60))["OK"]
+    # A backoff that ended 1000 s ago, and a probe VM created after it that has run 700 s.
+    assert world.vmdb.db.setBackoff(CE, "", now - dt.timedelta(seconds=1000), "earlier failures")["OK"]
+    probe = world.add_vm("probe", "ACTIVE", 800, started_after=100, pilot="Running", pilot_age=60)
+    probe.launched_at = probe.created + 100
+    lost = world.add_pilot(make_vm_name(), "Submitted", update_age=600, submitted_age=600)
+    del silent, talking
+
+    out = world.run_agent()
+
+    assert set(world.servers()) == {world.names["talking"], world.names["probe"]}, ce_line(out)
+    assert world.pilot("silent") == ("Failed", "no heartbeat for more than 3600 s")
+    assert world.pilot("talking")[0] == "Running"
+    assert world.vmdb.db.getBackoff(CE, "")["Value"] is None  # the probe passed the fizzle time
+    assert "Backoff over" in out
+    (status,) = world.mariadb.execute(
+        f"SELECT Status FROM PilotAgents WHERE PilotJobReference = '{lost}'", database=world.pilot_db
+    )[0]
+    assert status == "Aborted"
+
+
+def test_dry_run_changes_nothing(world, local_cloud):
+    world.add_vm("stopped", "SHUTOFF", 7200, started_after=60, pilot="Running", pilot_age=600)
+    world.add_vm("errored", "ERROR", 1800, fault="No valid host was found", pilot="Submitted")
+    cfg_text = world.cfg
+    world.cfg = lambda extra_ces=(): cfg_text(extra_ces).replace("DIRACAccounting = False", "DIRACAccounting = False\n        DryRun = True")
+    out = world.run_agent()
+    assert "(dry run)" in out and "Would apply" in out
+    assert len(world.servers()) == 2
+    assert world.pilot("stopped")[0] == "Running" and world.pilot("errored")[0] == "Submitted"
+    assert world.vmdb.db.getBackoff(CE, "")["Value"] is None
+    assert not world.record("stopped")["accounted"]
+
+
+@pytest.mark.parametrize(
+    "option,served",
+    [("VO = othervo", False), (f"CE = {DOWN_CE}", False), ("Site = CLOUD.Other.test", False),
+     (f"VO = othervo, {VO}", True)],
+)
+def test_filters_select_the_ces_served(world, local_cloud, option, served):
+    world.add_vm("stopped", "SHUTOFF", 7200, started_after=60, pilot="Running", pilot_age=600)
+    cfg_text = world.cfg
+    world.cfg = lambda extra_ces=(): cfg_text(extra_ces).replace("DIRACAccounting = False", f"DIRACAccounting = False\n        {option}")
+    out = world.run_agent()
+    if served:
+        assert "VMDirector cycle done 1 CEs" in out and world.servers() == {}
+    else:
+        assert "VMDirector cycle done 0 CEs" in out
+        assert len(world.servers()) == 1 and world.pilot("stopped")[0] == "Running"

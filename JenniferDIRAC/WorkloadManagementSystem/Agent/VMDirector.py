@@ -348,7 +348,7 @@ class VMDirector(AgentModule):
             if vm.name not in records or vm.state in (VMState.DELETING, VMState.UNKNOWN):
                 continue
             info = {"state": vm.state.value, "vm_id": vm.id, "fault": vm.fault}
-            if vm.state is VMState.ACTIVE and vm.launched:
+            if vm.launched:  # the cloud's launch time: right even for a VM never seen ACTIVE
                 info["started"] = vm.launched
             if vm.state.is_terminal and vm.updated:
                 info["ended"] = vm.updated
