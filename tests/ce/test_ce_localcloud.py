@@ -99,8 +99,8 @@ def test_cloud_outage_gives_unknown_status_and_ce_status_error(make_ce, wrapper,
     assert set(result["Value"].values()) == {PilotStatus.UNKNOWN}
     status = ce.available()
     assert not status["OK"] and CE_NAME in status["Message"]
-    submit = ce.submitJob(refs and __file__, "", 1)
-    assert not submit["OK"]
+    submit = ce.submitJob(wrapper, "", 1)
+    assert not submit["OK"] and "503" in submit["Message"]
 
 
 def test_kill_is_bulk_and_already_gone_is_success(make_ce, wrapper, local_cloud):

@@ -94,7 +94,15 @@ def test_new_options_are_typed():
         Context_Profile="belle2",
         Context_ExtPackages="htop, git",
         Context_MaxLifetime="86400",
+        AuthURL="https://keystone.example/v3",
+        ProjectName="belle",
+        UserDomainName="users",
+        Interface="internal",
+        CACertificates="/etc/pki/tls/ca.pem",
     )
+    assert config.openstack.auth_url == "https://keystone.example/v3"
+    assert config.openstack.project_name == "belle" and config.openstack.user_domain_name == "users"
+    assert config.openstack.interface == "internal" and config.ca_certificates == "/etc/pki/tls/ca.pem"
     assert config.region == "RegionOne" and config.clouds_yaml_cloud == "fedcloud"
     assert config.security_groups == ("default", "pilots")
     assert config.availability_zone == "nova"
