@@ -7,6 +7,8 @@ once and cached (they do not change under a running CE).
 
 Listing is ONE paginated ``GET /servers/detail`` with Nova's server-side name filter
 ``^jdirac-`` (a cheap narrowing only); ownership is decided by the owner metadata of each VM.
+The listing's JSON is read directly through the SDK's compute proxy (1000 VMs: 0.4 s instead of
+7 s of CPU building openstacksdk resources).
 
 Error mapping (all raised messages are scrubbed of the credential's secrets):
 HTTP 413, or 403 mentioning a quota or an exceeded maximum (ports) -> QuotaExceeded; 401 after re-authentication -> CloudAuthError;
@@ -69,6 +71,14 @@ _STATES = {
 _NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
+def _literal(name: str) -> str:
+    """A Nova name regex matching `name` literally. Names are [A-Za-z0-9._-] (checked), so
+    only the dot needs escaping; ``\\-`` is avoided as database regex dialects differ on it."""
+    if not _NAME.match(name):
+        raise ValueError(f"invalid VM name or prefix {name!r}")
+    return name.replace(".", "\\.")
+
+
 def _parse_time(value) -> datetime | None:
     if not value or not isinstance(value, str):
         return None
@@ -81,32 +91,30 @@ def _parse_time(value) -> datetime | None:
     return parsed
 
 
-def _server_to_vm(server) -> VM:
-    status = (server.status or "").upper()
-    state = _STATES.get(status, VMState.UNKNOWN)
-    if (server.task_state or "").lower() == "deleting":
+def _server_to_vm(body: dict) -> VM:
+    """A VM from one server of Nova's ``/servers/detail`` JSON."""
+    state = _STATES.get(str(body.get("status") or "").upper(), VMState.UNKNOWN)
+    if str(body.get("OS-EXT-STS:task_state") or "").lower() == "deleting":
         state = VMState.DELETING
-    fault = ""
-    if isinstance(server.fault, dict):
-        fault = str(server.fault.get("message") or server.fault.get("code") or "")
-    flavor = server.flavor
+    fault = body.get("fault")
+    fault_text = str(fault.get("message") or fault.get("code") or "") if isinstance(fault, dict) else ""
+    flavor = body.get("flavor")
     flavor_id = ""
-    if flavor is not None:
-        flavor_id = str(getattr(flavor, "id", None) or getattr(flavor, "original_name", None) or
-                        getattr(flavor, "name", None) or "")
-    image = server.image
-    image_id = str(getattr(image, "id", None) or "") if image is not None else ""
+    if isinstance(flavor, dict):  # {"id": ...} before microversion 2.47, {"original_name": ...} after
+        flavor_id = str(flavor.get("id") or flavor.get("original_name") or "")
+    image = body.get("image")
+    metadata = body.get("metadata")
     return VM(
-        id=server.id,
-        name=server.name or "",
+        id=str(body.get("id") or ""),
+        name=str(body.get("name") or ""),
         state=state,
-        created=_parse_time(server.created_at),
-        updated=_parse_time(server.updated_at),
-        launched=_parse_time(server.launched_at),
-        metadata={str(k): str(v) for k, v in (server.metadata or {}).items()},
-        fault=fault,
+        created=_parse_time(body.get("created")),
+        updated=_parse_time(body.get("updated")),
+        launched=_parse_time(body.get("OS-SRV-USG:launched_at")),
+        metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {},
+        fault=fault_text,
         flavor_id=flavor_id,
-        image_id=image_id,
+        image_id=str(image.get("id") or "") if isinstance(image, dict) else "",
     )
 
 
@@ -206,16 +214,42 @@ class OpenStackBackend(CloudBackend):
             raise translate_error(exc, what, self._redact) from None
 
     # --- VMs --------------------------------------------------------------------------------
-    def list_vms(self, owner: OwnerTags) -> list[VM]:
-        with self._calling("listing servers"):
-            servers = list(
-                self.connection.compute.servers(details=True, name=f"^{re.escape(self._name_prefix)}")
-            )
-        vms = [self._to_vm(server) for server in servers]
-        return [vm for vm in vms if owner.owns(vm.owner)]
+    def _servers(self, what: str, **query: str) -> list[VM]:
+        """Every server of ``GET /servers/detail?<query>``, following Nova's next links.
 
-    def _to_vm(self, server) -> VM:
-        vm = _server_to_vm(server)
+        The JSON is read directly: building openstacksdk Server resources costs ~7 ms of CPU
+        per server, 300 times the HTTP itself on a loopback cloud. The SDK's compute proxy still
+        does the request (version discovery, token, re-authentication)."""
+        url, params = "/servers/detail", dict(query)
+        vms: list[VM] = []
+        seen_pages: set[str] = set()
+        with self._calling(what):
+            compute = self.connection.compute
+            while True:
+                response = compute.get(url, params=params)
+                sdk_exceptions.raise_from_response(response)
+                body = response.json()
+                servers = body.get("servers")
+                if not isinstance(servers, list):
+                    raise CloudError(f"{what}: the compute service answered without a server list")
+                vms.extend(_server_to_vm(server) for server in servers if isinstance(server, dict))
+                next_url = next(
+                    (link.get("href") for link in body.get("servers_links") or []
+                     if isinstance(link, dict) and link.get("rel") == "next"),
+                    None,
+                )
+                if not servers or not next_url:
+                    return vms
+                if next_url in seen_pages:
+                    raise CloudError(f"{what}: the compute service repeats the page {next_url}")
+                seen_pages.add(next_url)
+                url, params = next_url, {}
+
+    def list_vms(self, owner: OwnerTags) -> list[VM]:
+        vms = self._servers("listing servers", name=f"^{_literal(self._name_prefix)}")
+        return [self._with_flavor_id(vm) for vm in vms if owner.owns(vm.owner)]
+
+    def _with_flavor_id(self, vm: VM) -> VM:
         # Nova >= 2.47 embeds the flavor without its id: give the id when we know the flavor
         with self._lock:
             for flavor in self._flavors.values():
@@ -227,12 +261,9 @@ class OpenStackBackend(CloudBackend):
     def find_vm_by_name(self, name: str, owner: OwnerTags) -> VM | None:
         if not _NAME.match(name):
             raise ValueError(f"invalid VM name {name!r}")
-        with self._calling(f"looking up server {name}"):
-            servers = list(self.connection.compute.servers(details=True, name=f"^{re.escape(name)}$"))
-        for server in servers:
-            vm = self._to_vm(server)
+        for vm in self._servers(f"looking up server {name}", name=f"^{_literal(name)}$"):
             if vm.name == name and owner.owns(vm.owner):
-                return vm
+                return self._with_flavor_id(vm)
         return None
 
     def create_vm(self, spec: VMSpec) -> VM:
