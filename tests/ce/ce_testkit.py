@@ -95,3 +95,23 @@ def load_cs(tree: dict) -> None:
     from diraccfg import CFG
 
     gConfig.loadCFG(CFG().loadFromBuffer(cfg_text(tree)))
+
+
+def vm_settings(cloud_config: str) -> dict[str, str]:
+    """NAME=value settings of the root-only /etc/jdirac/vm.env the cloud-config writes."""
+    import base64
+    import shlex
+
+    import yaml
+
+    for item in yaml.safe_load(cloud_config).get("write_files", []):
+        if item.get("path") != "/etc/jdirac/vm.env":
+            continue
+        content = item.get("content", "")
+        if item.get("encoding") in ("b64", "base64"):
+            content = base64.b64decode(content).decode()
+        return {
+            name: (shlex.split(value) or [""])[0]
+            for name, _, value in (line.partition("=") for line in content.splitlines() if "=" in line)
+        }
+    return {}

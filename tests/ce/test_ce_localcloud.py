@@ -18,6 +18,7 @@ from ce_testkit import (
     owner_metadata,
     pilot_environment,
     user_data_text,
+    vm_settings,
 )
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -294,3 +295,25 @@ def test_unknown_image_is_a_configuration_error_naming_the_option(make_ce, wrapp
     ce = make_ce(Instance_Image="name:NoSuchImage")
     result = ce.submitJob(wrapper, "", 1)
     assert not result["OK"] and "Instance_Image" in result["Message"]
+
+
+def test_vms_get_the_endpoint_url_and_their_own_token(make_ce, wrapper, local_cloud, tmp_path):
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority, create_secret_file
+
+    secret_file = tmp_path / "vm-endpoint.secret"
+    create_secret_file(secret_file)
+    ce = make_ce(Context_EndpointURL="http://127.0.0.1:8449", Context_TokenSecretFile=str(secret_file))
+    refs = ce.submitJob(wrapper, "", 2)["Value"]
+    authority = TokenAuthority.from_secret_file(secret_file)
+    for server in live_servers(local_cloud):
+        text = user_data_text(server)
+        vm_env = vm_settings(text)
+        assert vm_env["JDIRAC_ENDPOINT_URL"] == "http://127.0.0.1:8449"
+        assert authority.verify(vm_env["JDIRAC_ENDPOINT_TOKEN"]).vm_name == server.name
+        assert vm_env["JDIRAC_ENDPOINT_TOKEN"] not in str(pilot_environment(text))  # the pilot never sees it
+    assert len(refs) == 2
+
+    broken = make_ce(ce_name="broken.local.test", Context_EndpointURL="http://127.0.0.1:8449",
+                     Context_TokenSecretFile=str(tmp_path / "missing.secret"))
+    result = broken.submitJob(wrapper, "", 1)
+    assert not result["OK"] and "Context_TokenSecretFile" in result["Message"]

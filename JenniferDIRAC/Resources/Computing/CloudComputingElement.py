@@ -105,6 +105,10 @@ MaxUserDataBytes
   Lower the cloud's user-data size limit (bytes after compression).
 Quota_MaxInstances, Quota_MaxCores, Quota_MaxRAMMB
   libcloud clouds without a quota API: the limits to assume.
+Context_EndpointURL, Context_TokenSecretFile
+  The VM endpoint the VMs report to (boot log, heartbeats, pilot log, shutdown message) and the
+  secret file its per-VM tokens are signed with; default ``/Resources/Cloud/Endpoint/URL`` and
+  ``TokenSecretFile``. No URL: the VMs report nowhere.
 Context_Profile
   Contextualization profile (``/Resources/Cloud/Profiles/<Name>``; shipped: BelleII, T2K-HyperK).
 InstallationName
@@ -369,6 +373,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         from JenniferDIRAC.Resources.Cloud.UserData import PilotContext
 
         profile = self._profile()
+        endpointURL, tokens = self._endpoint()
         specs, stamps = [], {}
         for name in names:
             reference, stamp = pilot_reference(self.ceName, name), make_stamp()
@@ -381,6 +386,8 @@ class CloudComputingElement(DIRACCloudComputingElement):
                 site=config.site,
                 vo=config.vo,
                 max_lifetime=config.context_max_lifetime,
+                endpoint_url=endpointURL,
+                endpoint_token=tokens.issue_for_vm(name, config.context_max_lifetime) if tokens else "",
                 extra_packages=config.context_ext_packages,
             )
             stamps[name] = stamp
@@ -448,6 +455,22 @@ class CloudComputingElement(DIRACCloudComputingElement):
             return []
         self.log.info("Starting the probe VM after a backoff", f"{self.ceName}: {names[0]}")
         return names[:1]
+
+    def _endpoint(self):
+        """(URL, TokenAuthority) of the VM endpoint the VMs report to; ("", None) when none is
+        configured (Context_EndpointURL / Context_TokenSecretFile, else /Resources/Cloud/Endpoint)."""
+        from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import SecretFileError, TokenAuthority
+        from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.settings import endpoint_settings
+
+        settings = endpoint_settings(self.ceParameters)
+        if not settings.enabled:
+            return "", None
+        if not settings.token_secret_file:
+            raise ConfigurationError("Context_TokenSecretFile", f"the VM endpoint {settings.url} needs a token secret file")
+        try:
+            return settings.url, TokenAuthority.from_secret_file(settings.token_secret_file)
+        except SecretFileError as exc:
+            raise ConfigurationError("Context_TokenSecretFile", str(exc)) from None
 
     def _profile(self):
         from JenniferDIRAC.Resources.Cloud.UserData import Profile, profile_from_cs
