@@ -94,3 +94,13 @@ def test_secrets_never_reach_the_logs_or_errors(make_ce, wrapper, local_cloud, t
     assert CE_NAME in text  # the logs were captured
     for secret in (c.password, wrong):
         assert secret not in text
+
+
+def test_dirac_libcloud_oidc_configuration_works_unchanged(make_ce, wrapper, local_cloud, tmp_path):
+    # DIRAC's libcloud OIDC options: key = identity provider, secret = access token,
+    # ex_tenant_name = federation protocol, ex_domain_name = project
+    c = local_cloud.credentials
+    auth = write_cloud_auth(tmp_path / "oidc.auth", c.oidc_identity_provider, c.oidc_access_token)
+    ce = make_ce(CloudAuth=auth, Driver_ex_force_auth_version="3.x_oidc_access_token",
+                 Driver_ex_tenant_name=c.oidc_protocol, Driver_ex_domain_name=c.project_name)
+    assert len(cycle(ce, wrapper)) == 2
