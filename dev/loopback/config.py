@@ -37,6 +37,7 @@ SANDBOX_SE = "ProductionSandboxSE"
 SERVICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("Configuration", "Server"): (),
     ("Framework", "ProxyManager"): ("ProxyDB",),
+    ("Accounting", "DataStore"): ("AccountingDB",),
     ("ResourceStatus", "ResourceStatus"): ("ResourceStatusDB",),
     ("ResourceStatus", "ResourceManagement"): ("ResourceManagementDB",),
     ("WorkloadManagement", "JobManager"): ("JobDB", "JobLoggingDB", "TaskQueueDB", "PilotAgentsDB"),
@@ -51,6 +52,7 @@ SERVICES: dict[tuple[str, str], tuple[str, ...]] = {
 # database name -> system
 DATABASES: dict[str, str] = {
     "ProxyDB": "Framework",
+    "AccountingDB": "Accounting",
     "ResourceStatusDB": "ResourceStatus",
     "ResourceManagementDB": "ResourceStatus",
     "JobDB": "WorkloadManagement",
@@ -58,6 +60,8 @@ DATABASES: dict[str, str] = {
     "TaskQueueDB": "WorkloadManagement",
     "PilotAgentsDB": "WorkloadManagement",
     "SandboxMetadataDB": "WorkloadManagement",
+    # JenniferDIRAC's own (cloud VM state), installed from the extension like DIRAC's.
+    "VMDB": "WorkloadManagement",
 }
 EXECUTORS = ("Optimizers", "JobPath", "JobSanity", "InputData", "JobScheduling")
 

@@ -53,6 +53,7 @@ STOP_TIMEOUT = 20.0
 SERVICE_GROUPS: dict[str, list[str]] = {
     "Configuration_Server": ["Configuration/Server"],
     "Framework": ["Framework/ProxyManager"],
+    "Accounting": ["Accounting/DataStore"],
     "ResourceStatus": ["ResourceStatus/ResourceStatus", "ResourceStatus/ResourceManagement"],
     "WorkloadManagement": [
         "WorkloadManagement/JobManager",
@@ -172,6 +173,18 @@ class LoopbackServer:
             raise LoopbackError(f"{' '.join(args[:3])} failed ({res.returncode}): "
                                 f"{(res.stdout + res.stderr)[-3000:]}")
         return res
+
+    def add_cs(self, cfg_text: str) -> None:
+        """Merge CFG text into the running master CS (DIRAC's CSAPI) and resynchronise the RSS.
+
+        For configuration known only once the server runs (a cloud CE pointing at a cloud that
+        started later); components started afterwards see it.
+        """
+        res = subprocess.run([sys.executable, "-m", "dev.loopback.cs_update"], input=cfg_text, text=True,
+                             env=self.server_env(), cwd=REPO_ROOT, capture_output=True, timeout=120)
+        if res.returncode != 0:
+            raise LoopbackError(f"CS update failed: {(res.stdout + res.stderr)[-2000:]}")
+        self._sync_rss()
 
     # --- jobs and pilots ----------------------------------------------------------------------
     def submit_job(self, jdl: str) -> int:
@@ -324,10 +337,7 @@ class LoopbackServer:
             raise LoopbackError(f"installing databases failed, see {log}:\n{_tail(log)}")
 
     def _sync_rss(self) -> None:
-        env = self.server_env()
-        for element in ("Site", "Resource"):
-            self.run(["dirac-rss-sync", "--element", element], env=env)
-        self.run([sys.executable, "-m", "dev.loopback.rss_activate"], env=env, cwd=REPO_ROOT)
+        self.run([sys.executable, "-m", "dev.loopback.rss_sync"], env=self.server_env(), cwd=REPO_ROOT)
 
     def _spawn(self, state: State, label: str, cmd: list[str]) -> None:
         log = self.roots.logs / f"{label}.log"

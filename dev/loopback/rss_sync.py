@@ -1,7 +1,9 @@
-"""Set every Site and Resource known to the Resource Status System to Active.
+"""Synchronise the Resource Status System with the CS and make every Site and Resource Active.
 
-Run after ``dirac-rss-sync`` with the server's environment (host certificate): new elements
-start in a non-usable state, and JobScheduling / SiteDirector only use Active sites and CEs.
+What ``dirac-rss-sync --element all --defaultStatus Active`` does (DIRAC's own Synchronizer),
+plus activation of elements that an earlier sync left in another status, in one process. Run with
+the server's environment (host certificate). Without it JobScheduling fails jobs ("RSS cache
+empty") and the SiteDirector ignores the CEs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ def main() -> int:
     DIRAC.initialize()
     from DIRAC import gLogger
     from DIRAC.ResourceStatusSystem.Client.ResourceStatusClient import ResourceStatusClient
+    from DIRAC.ResourceStatusSystem.Utilities.Synchronizer import Synchronizer
+
+    synchronizer = Synchronizer(defaultStatus="Active")
+    for step in (synchronizer._syncSites, synchronizer._syncResources):
+        result = step()
+        if not result["OK"]:
+            gLogger.error("RSS synchronisation failed", result["Message"])
+            return 1
 
     client = ResourceStatusClient()
     for element in ("Site", "Resource"):
