@@ -1,0 +1,175 @@
+"""Checks of a cloud CE's configuration against its cloud, for ``dirac-vm-check-ce``.
+
+Each check gives a verdict (OK, WARN, FAIL, SKIP: not run because an earlier check failed), a
+detail, and the CS option that fixes it. Nothing is created in the cloud: authentication and
+ownership are checked with the CE's one listing call, images, flavors and networks by resolving
+them, quota by reading it, user data by rendering it for a representative pilot.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass
+
+from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudError, CloudUnreachable, ConfigurationError
+
+OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
+#: Size of the stand-in for the proxy the SiteDirector bundles into the pilot wrapper.
+PROXY_STANDIN_BYTES = 6 * 1024
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: str
+    detail: str
+    option: str = ""
+
+    def line(self) -> str:
+        fix = f"  [CS option: {self.option}]" if self.option and self.verdict in (FAIL, WARN) else ""
+        return f"{self.verdict:<4}  {self.name:<10}  {self.detail}{fix}"
+
+
+def representative_wrapper() -> str:
+    """A pilot wrapper as the SiteDirector writes it (DIRAC's own template, with an
+    incompressible stand-in of a bundled proxy), to size the user data."""
+    from DIRAC.WorkloadManagementSystem.Utilities.PilotWrapper import pilotWrapperScript
+
+    proxy = base64.b64encode(secrets.token_bytes(PROXY_STANDIN_BYTES)).decode()
+    return pilotWrapperScript(
+        pilotFilesCompressedEncodedDict={"proxy": proxy},
+        pilotOptions="-S Production -l JenniferDIRAC -e JenniferDIRAC --pilotUUID $DIRAC_PILOT_STAMP",
+        location="https://pilot.example.org/pilot",
+    )
+
+
+def check_ce(ce_name: str, params: dict, wrapper: str | None = None) -> list[Check]:
+    """All checks of one CE, in order; later checks are SKIPped when they cannot run."""
+    from JenniferDIRAC.Resources.Cloud.backends import make_backend
+    from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
+
+    checks: list[Check] = []
+    try:
+        config = CloudCEConfig.from_ce_parameters(ce_name, params)
+    except ConfigurationError as exc:
+        return [Check("config", FAIL, str(exc), exc.option)]
+    checks.append(Check("config", OK, f"{config.cloud_type} CE of {config.site or '?'} for {config.vo or 'any VO'}"))
+
+    try:
+        backend = make_backend(config)
+    except ConfigurationError as exc:
+        return checks + [Check("auth", FAIL, str(exc), exc.option)]
+    try:
+        checks += _cloud_checks(config, backend, wrapper)
+    finally:
+        backend.close()
+    return checks
+
+
+def _auth_option(config) -> str:
+    if getattr(config, "clouds_yaml_cloud", ""):
+        return "CloudsYamlCloud"
+    return "CloudAuth"
+
+
+def _cloud_checks(config, backend, wrapper: str | None) -> list[Check]:
+    checks = []
+    try:
+        vms = backend.list_vms(config.owner())
+    except CloudAuthError as exc:
+        return [Check("auth", FAIL, f"authentication refused: {exc}", _auth_option(config)), *_skipped()]
+    except CloudUnreachable as exc:
+        option = "Driver_ex_force_auth_url" if config.is_openstack else "Driver_host"
+        return [Check("auth", FAIL, f"cloud unreachable: {exc}", option), *_skipped()]
+    except CloudError as exc:
+        return [Check("auth", FAIL, str(exc), _auth_option(config)), *_skipped()]
+    owner = config.owner()
+    ours = sum(1 for vm in vms if owner.owns(vm.owner))
+    checks.append(Check("auth", OK, f"authenticated; {ours} VM(s) of this CE ({owner.installation}/{owner.ce})"))
+
+    _resolve(checks, "image", "Instance_Image", lambda: backend.resolve_image(config.image))
+    flavor = None
+    try:
+        flavor = backend.resolve_flavor(config.flavor)
+        checks.append(Check("flavor", OK, f"{flavor.name}: {flavor.vcpus} cores, {flavor.ram_mb} MB RAM"))
+    except CloudError as exc:
+        checks.append(Check("flavor", FAIL, f"{config.flavor}: {exc}", "Instance_Flavor"))
+    if config.networks:
+        _resolve(checks, "network", "Instance_Networks", lambda: ", ".join(backend.resolve_networks(list(config.networks))))
+    else:
+        checks.append(Check("network", OK, "none configured: the cloud's default network"))
+
+    if flavor is None:
+        checks.append(Check("quota", SKIP, "needs the flavor"))
+    else:
+        checks.append(_quota_check(backend, flavor))
+    checks.append(_user_data_check(config, backend, wrapper))
+    return checks
+
+
+def _skipped() -> list[Check]:
+    return [Check(name, SKIP, "needs a working cloud connection") for name in
+            ("image", "flavor", "network", "quota", "user-data")]
+
+
+def _resolve(checks: list[Check], name: str, option: str, call) -> None:
+    try:
+        value = call()
+    except CloudError as exc:
+        checks.append(Check(name, FAIL, str(exc), option))
+        return
+    checks.append(Check(name, OK, f"resolved to {value}"))
+
+
+def _quota_check(backend, flavor) -> Check:
+    try:
+        quota = backend.quota()
+    except CloudError as exc:
+        return Check("quota", WARN, f"cannot read the project's quota: {exc}")
+    room = quota.headroom(flavor)
+    if room == float("inf"):
+        return Check("quota", OK, "no limit for this flavor")
+    if room <= 0:
+        return Check("quota", WARN, f"no room for one more {flavor.name} VM (instances "
+                     f"{quota.used_instances}/{quota.max_instances}, cores {quota.used_cores}/{quota.max_cores}, "
+                     f"RAM {quota.used_ram_mb}/{quota.max_ram_mb} MB)", "MaxTotalJobs")
+    return Check("quota", OK, f"room for {int(room)} more {flavor.name} VM(s)")
+
+
+def _user_data_check(config, backend, wrapper: str | None) -> Check:
+    from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, pilot_reference
+    from JenniferDIRAC.Resources.Cloud.UserData import (
+        PilotContext,
+        Profile,
+        UserDataError,
+        pack_user_data,
+        profile_from_cs,
+        render_user_data,
+    )
+
+    option = "Context_Template" if config.context_template else "Context_Profile"
+    limit = backend.max_user_data_bytes
+    try:
+        profile = profile_from_cs(config.context_profile) if config.context_profile else Profile(name="default")
+        name = make_vm_name()
+        context = PilotContext(
+            pilot_reference=pilot_reference(config.ce_name, name),
+            pilot_stamp=make_stamp(),
+            wrapper=wrapper if wrapper is not None else representative_wrapper(),
+            vm_name=name,
+            ce_name=config.ce_name,
+            site=config.site,
+            vo=config.vo,
+            max_lifetime=config.context_max_lifetime,
+            extra_packages=config.context_ext_packages,
+        )
+        text = render_user_data(context, profile, template_path=config.context_template or None)
+        packed = pack_user_data(text, limit)
+    except UserDataError as exc:
+        return Check("user-data", FAIL, str(exc), option)
+    except (OSError, ValueError, KeyError) as exc:
+        return Check("user-data", FAIL, f"cannot render the user data: {exc}", option)
+    how = "gzip" if packed[:2] == b"\x1f\x8b" else "plain"
+    verdict, fix = (WARN, option) if len(packed) > 0.9 * limit else (OK, "")
+    return Check("user-data", verdict, f"{len(packed)} of {limit} bytes ({how}, {len(text)} bytes rendered)", fix)

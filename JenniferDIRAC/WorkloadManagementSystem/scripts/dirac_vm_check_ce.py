@@ -1,0 +1,62 @@
+#!/usr/bin/env python
+"""Check a cloud CE's configuration against its cloud, one line per check:
+config, auth, image, flavor, network, quota (headroom for one more VM), user-data (size of the
+rendered cloud-init for a representative pilot against the cloud's limit).
+
+Each line gives a verdict (OK, WARN, FAIL, SKIP) and, for WARN and FAIL, the CS option to fix.
+Nothing is created in the cloud. Exit codes: 0 no check failed (warnings allowed), 1 usage error
+or the CE is not configured, 3 at least one check FAILED.
+
+Example:
+  $ dirac-vm-check-ce cloud.example.org
+"""
+import sys
+
+import DIRAC
+from DIRAC.Core.Base.Script import Script
+
+
+class Options:
+    def __init__(self):
+        self.wrapper = None
+
+    def set_wrapper(self, value):
+        self.wrapper = value
+        return DIRAC.S_OK()
+
+
+@Script()
+def main():
+    options = Options()
+    Script.registerSwitch("", "wrapper=", "size the user data with this pilot wrapper file", options.set_wrapper)
+    Script.registerArgument(["CE: name of the cloud CE"])
+    _, ces = Script.parseCommandLine(ignoreErrors=False)
+
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.CECheck import FAIL, check_ce
+
+    VMAdmin.quiet_logs()
+    wrapper = None
+    if options.wrapper:
+        try:
+            with open(options.wrapper, encoding="utf-8") as handle:
+                wrapper = handle.read()
+        except OSError as exc:
+            print(f"Cannot read the wrapper: {exc}", file=sys.stderr)
+            DIRAC.exit(VMAdmin.EXIT_USAGE)
+
+    failed = False
+    for ce_name in ces:
+        result = VMAdmin.ce_parameters(ce_name)
+        if not result["OK"]:
+            print(result["Message"], file=sys.stderr)
+            DIRAC.exit(VMAdmin.EXIT_USAGE)
+        print(f"CE {ce_name}")
+        for check in check_ce(ce_name, result["Value"], wrapper):
+            print(check.line())
+            failed = failed or check.verdict == FAIL
+    DIRAC.exit(VMAdmin.EXIT_PARTIAL if failed else VMAdmin.EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()

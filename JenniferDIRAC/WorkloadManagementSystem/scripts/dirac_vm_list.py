@@ -1,0 +1,116 @@
+#!/usr/bin/env python
+"""List the cloud VMs of this installation: site, CE, VM, state, age, pilot reference and status, VO.
+
+Deleted VMs are left out unless --all or --state=DELETED is given. States are the cloud's
+(BUILD, ACTIVE, SHUTOFF, ERROR, DELETING, UNKNOWN) or DELETED. Exit codes: 0 success (also when
+nothing matches), 1 usage error, 2 the VM state database or service could not be used.
+
+Example:
+  $ dirac-vm-list --ce cloud.example.org --state ACTIVE,BUILD
+  $ dirac-vm-list --all --json
+"""
+import datetime as dt
+import sys
+
+import DIRAC
+from DIRAC.Core.Base.Script import Script
+
+
+class Options:
+    def __init__(self):
+        self.filters = {}
+        self.states = []
+        self.include_deleted = False
+        self.json = False
+        self.limit = None
+
+    def _values(self, text):
+        return [value.strip() for value in text.split(",") if value.strip()]
+
+    def set_ce(self, value):
+        self.filters["ce"] = self._values(value)
+        return DIRAC.S_OK()
+
+    def set_site(self, value):
+        self.filters["site"] = self._values(value)
+        return DIRAC.S_OK()
+
+    def set_vo(self, value):
+        self.filters["vo"] = self._values(value)
+        return DIRAC.S_OK()
+
+    def set_state(self, value):
+        self.states = [s.upper() for s in self._values(value)]
+        return DIRAC.S_OK()
+
+    def set_all(self, _):
+        self.include_deleted = True
+        return DIRAC.S_OK()
+
+    def set_json(self, _):
+        self.json = True
+        return DIRAC.S_OK()
+
+    def set_limit(self, value):
+        try:
+            self.limit = int(value)
+        except ValueError:
+            return DIRAC.S_ERROR(f"--limit needs an integer, not {value!r}")
+        if self.limit <= 0:
+            return DIRAC.S_ERROR("--limit must be positive")
+        return DIRAC.S_OK()
+
+
+@Script()
+def main():
+    options = Options()
+    Script.registerSwitch("", "ce=", "only VMs of these CEs (comma separated)", options.set_ce)
+    Script.registerSwitch("", "site=", "only VMs of these sites (comma separated)", options.set_site)
+    Script.registerSwitch("", "vo=", "only VMs of these VOs (comma separated)", options.set_vo)
+    Script.registerSwitch("", "state=", "only VMs in these states (comma separated; DELETED too)", options.set_state)
+    Script.registerSwitch("", "all", "include deleted VMs", options.set_all)
+    Script.registerSwitch("", "json", "print a JSON list instead of a table", options.set_json)
+    Script.registerSwitch("", "limit=", "at most this many VMs, newest first", options.set_limit)
+    Script.parseCommandLine(ignoreErrors=False)
+
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMAdmin import DELETED
+
+    VMAdmin.quiet_logs(machine_output=options.json)
+
+    known = {"BUILD", "ACTIVE", "SHUTOFF", "ERROR", "DELETING", "UNKNOWN", DELETED}
+    unknown = [s for s in options.states if s not in known]
+    if unknown:
+        print(f"Unknown state(s) {', '.join(unknown)}; use {', '.join(sorted(known))}", file=sys.stderr)
+        DIRAC.exit(VMAdmin.EXIT_USAGE)
+
+    from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
+
+    cloud_states = [s for s in options.states if s != DELETED]
+    only_deleted = options.states == [DELETED]
+    active_only = not (options.include_deleted or DELETED in options.states)
+    result = VMStateClient().getVMs(
+        active_only=active_only,
+        states=cloud_states if cloud_states and DELETED not in options.states else None,
+        limit=options.limit,
+        **options.filters,
+    )
+    if not result["OK"]:
+        print(f"Cannot read the VM state: {result['Message']}", file=sys.stderr)
+        DIRAC.exit(VMAdmin.EXIT_UNAVAILABLE)
+    vms = VMAdmin.select_vms(result["Value"], options.states, include_deleted=not active_only)
+    if only_deleted:
+        vms = [vm for vm in vms if vm.get("deleted")]
+    statuses = VMAdmin.pilot_statuses([vm.get("pilot_reference") for vm in vms])
+    now = dt.datetime.now(dt.timezone.utc)
+    if options.json:
+        print(VMAdmin.list_json(vms, statuses, now))
+    elif vms:
+        print(VMAdmin.format_table(VMAdmin.LIST_COLUMNS, VMAdmin.list_rows(vms, statuses, now)))
+    else:
+        print("No VMs match.")
+    DIRAC.exit(VMAdmin.EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,332 @@
+"""The dirac-vm-* admin commands, run as an administrator runs them (subprocess, local cfg)."""
+
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from diraccfg import CFG
+
+from JenniferDIRAC.Resources.Cloud.references import make_vm_name, pilot_reference
+
+UTC = dt.timezone.utc
+VENV_BIN = Path(sys.executable).parent
+PILOT_SQL = Path(__import__("DIRAC").__file__).parent / "WorkloadManagementSystem" / "DB" / "PilotAgentsDB.sql"
+
+
+@pytest.fixture
+def pilotdb(mariadb, tmp_path):
+    """A PilotAgentsDB of this test (DIRAC's own schema) under a unique name."""
+    name = "PilotAgentsDB_" + uuid.uuid4().hex[:10]
+    sql = tmp_path / "pilotagents.sql"
+    sql.write_text(re.sub(r"(?m)^USE .*;$", "", PILOT_SQL.read_text()))
+    mariadb.create_database(name, sql)
+    try:
+        yield name
+    finally:
+        mariadb.drop_database(name)
+
+
+@pytest.fixture
+def env(vmdb, pilotdb, tmp_path):
+    """Environment for a command: a DIRAC root with the test cfg (VMDB + PilotAgentsDB)."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    extra = (
+        "Systems\n{\n  WorkloadManagement\n  {\n    Databases\n    {\n      PilotAgentsDB\n      {\n"
+        f"        DBName = {pilotdb}\n      }}\n    }}\n  }}\n}}\n"
+        "DIRAC\n{\n  Setup = Test\n}\nLocalSite\n{\n  DisableAccounting = True\n}\n"
+    )
+    cfg = CFG().loadFromBuffer(vmdb.cfg).mergeWith(CFG().loadFromBuffer(extra))
+    (root / "etc" / "dirac.cfg").write_text(str(cfg))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DIRAC", "X509"))}
+    environ.update(DIRAC_ROOT_PATH=str(root), DIRACSYSCONFIG=str(root / "etc" / "dirac.cfg"))
+    environ["PATH"] = f"{VENV_BIN}:{environ.get('PATH', '')}"
+    return environ
+
+
+#: DIRAC's own warning when no CS server is configured (as in these tests).
+NO_CS_WARNING = "Running without remote configuration"
+
+
+def run(env, *args, timeout=120):
+    res = subprocess.run([str(VENV_BIN / args[0]), *args[1:]], env=env, capture_output=True, text=True,
+                         timeout=timeout, stdin=subprocess.DEVNULL)
+    res.stdout = "\n".join(line for line in res.stdout.splitlines() if line.strip() != NO_CS_WARNING)
+    return res
+
+
+def add_vms(vmdb, pilotdb, mariadb):
+    """Four VMs on two CEs, with pilot records for three of them."""
+    now = dt.datetime.now(UTC)
+    vms = []
+    for ce, state, age_min in (("ce-a.example", "ACTIVE", 125), ("ce-a.example", "BUILD", 3),
+                               ("ce-b.example", "ERROR", 30), ("ce-b.example", "ACTIVE", 61)):
+        name = make_vm_name()
+        vms.append({"vm_name": name, "vm_id": "id-" + name[-6:], "ce": ce, "site": "CLOUD.Test.uk",
+                    "vo": "belle" if ce == "ce-a.example" else "t2k", "profile": "default",
+                    "pilot_reference": pilot_reference(ce, name), "stamp": uuid.uuid4().hex,
+                    "flavor": "m1.small", "cores": 1, "ram_mb": 2048,
+                    "created": now - dt.timedelta(minutes=age_min)})
+        vms[-1]["_state"] = state
+    assert vmdb.db.recordVMs([{k: v for k, v in vm.items() if k != "_state"} for vm in vms])["OK"]
+    assert vmdb.db.setVMStates({vm["vm_name"]: vm["_state"] for vm in vms})["OK"]
+    for vm, status in zip(vms[:3], ("Running", "Submitted", "Failed")):
+        mariadb.execute(
+            "INSERT INTO PilotAgents (PilotJobReference, VO, GridType, Status, PilotStamp, SubmissionTime) "
+            f"VALUES ('{vm['pilot_reference']}', '{vm['vo']}', 'Cloud', '{status}', '{vm['stamp']}', UTC_TIMESTAMP())",
+            database=pilotdb,
+        )
+    return vms
+
+
+def test_list_table_and_filters(env, vmdb, pilotdb, mariadb):
+    vms = add_vms(vmdb, pilotdb, mariadb)
+    assert vmdb.db.markVMsDeleted([vms[3]["vm_name"]], "orphan")["OK"]
+    res = run(env, "dirac-vm-list")
+    assert res.returncode == 0, res.stderr + res.stdout
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].split() == ["SITE", "CE", "VM", "STATE", "AGE", "PILOT", "REFERENCE", "PILOT", "STATUS", "VO"]
+    rows = {line.split()[2]: line.split() for line in lines[1:]}
+    assert set(rows) == {vm["vm_name"] for vm in vms[:3]}  # the deleted VM is left out
+    a, b, c = (rows[vm["vm_name"]] for vm in vms[:3])
+    assert a == ["CLOUD.Test.uk", "ce-a.example", vms[0]["vm_name"], "ACTIVE", "2h05m",
+                 vms[0]["pilot_reference"], "Running", "belle"]
+    assert b[3:5] == ["BUILD", "3m"] and b[6] == "Submitted"
+    assert c[3] == "ERROR" and c[6] == "Failed" and c[7] == "t2k"
+
+    res = run(env, "dirac-vm-list", "--ce", "ce-b.example", "--all")
+    assert res.returncode == 0
+    states = {line.split()[2]: line.split()[3] for line in res.stdout.strip().splitlines()[1:]}
+    assert states == {vms[2]["vm_name"]: "ERROR", vms[3]["vm_name"]: "DELETED"}
+    res = run(env, "dirac-vm-list", "--state", "deleted")
+    assert [line.split()[2] for line in res.stdout.strip().splitlines()[1:]] == [vms[3]["vm_name"]]
+    res = run(env, "dirac-vm-list", "--vo", "belle", "--state", "BUILD")
+    assert [line.split()[2] for line in res.stdout.strip().splitlines()[1:]] == [vms[1]["vm_name"]]
+    res = run(env, "dirac-vm-list", "--site", "Nowhere")
+    assert res.returncode == 0 and res.stdout.strip() == "No VMs match."
+
+
+def test_list_json(env, vmdb, pilotdb, mariadb):
+    vms = add_vms(vmdb, pilotdb, mariadb)
+    res = run(env, "dirac-vm-list", "--json", "--ce", "ce-a.example")
+    assert res.returncode == 0, res.stderr
+    documents = json.loads(res.stdout)
+    assert [d["vm_name"] for d in documents] == [vms[1]["vm_name"], vms[0]["vm_name"]]  # newest first
+    first = documents[1]
+    assert first["state"] == "ACTIVE" and first["pilot_status"] == "Running" and first["cores"] == 1
+    assert 125 * 60 - 5 <= first["age_seconds"] <= 125 * 60 + 60
+    assert dt.datetime.fromisoformat(first["created"]).tzinfo is not None
+
+
+def test_list_usage_and_unavailable_exit_codes(env, vmdb, tmp_path):
+    res = run(env, "dirac-vm-list", "--state", "RUNNING")
+    assert res.returncode == 1 and "Unknown state(s) RUNNING" in res.stderr
+    # A host with neither the database nor a VMManager service URL configured.
+    cfg = Path(env["DIRACSYSCONFIG"]).read_text().replace(f"DBName = {vmdb.dbname}", "")
+    (tmp_path / "nodb" / "etc").mkdir(parents=True)
+    (tmp_path / "nodb" / "etc" / "dirac.cfg").write_text(cfg)
+    nodb = {**env, "DIRAC_ROOT_PATH": str(tmp_path / "nodb"), "DIRACSYSCONFIG": str(tmp_path / "nodb" / "etc" / "dirac.cfg")}
+    res = run(nodb, "dirac-vm-list")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "Cannot read the VM state" in res.stderr and "VMManager" in res.stderr
+
+
+# --- commands that reach the cloud through the CE: LocalCloud --------------------------------
+CE = "cloud.cmd.test"
+SITE = "CLOUD.Cmd.test"
+
+
+@pytest.fixture
+def cloud_env(env, local_cloud, tmp_path, monkeypatch, vmdb):
+    """``env`` plus a Cloud CE in the CS (file and this process) against LocalCloud; gives
+    (environ, CE object built by DIRAC's ComputingElementFactory)."""
+    from DIRAC import gConfig
+    from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+
+    from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
+
+    monkeypatch.setattr(client_module, "_db", vmdb.db)
+    creds = local_cloud.credentials
+    auth = tmp_path / "cloud.auth"
+    auth.write_text(f"[DEFAULT]\nkey = {creds.username}\nsecret = {creds.password}\n")
+    auth.chmod(0o600)
+    params = {
+        "CEType": "Cloud",
+        "CloudType": "OPENSTACK",
+        "Driver_ex_force_auth_url": local_cloud.base_url + "/identity",
+        "Driver_ex_force_auth_version": "3.x_password",
+        "Driver_ex_tenant_name": creds.project_name,
+        "CloudAuth": str(auth),
+        "Instance_Image": "name:EL9-x86_64",
+        "Instance_Flavor": "name:m1.small",
+        "Instance_Networks": "name:private",
+        "InstallationName": "CmdTest",
+        "Community": "testvo",
+        "HTTPTimeout": "10",
+    }
+    options = "".join(f"            {k} = {v}\n" for k, v in params.items())
+    resources = (
+        "Resources\n{\n  Sites\n  {\n    CLOUD\n    {\n"
+        f"      {SITE}\n      {{\n        CE = {CE}\n        CEs\n        {{\n          {CE}\n          {{\n"
+        f"{options}            Queues\n            {{\n              default\n              {{\n"
+        "                maxCPUTime = 100000\n              }\n            }\n          }\n        }\n      }\n    }\n  }\n}\n"
+    )
+    cfg_path = Path(env["DIRACSYSCONFIG"])
+    cfg = CFG().loadFromBuffer(cfg_path.read_text()).mergeWith(CFG().loadFromBuffer(resources))
+    cfg_path.write_text(str(cfg))
+    gConfig.loadCFG(CFG().loadFromBuffer(resources))
+    result = ComputingElementFactory().getCE(ceType="Cloud", ceName=CE, ceParametersDict={**params, "Site": SITE})
+    assert result["OK"], result.get("Message")
+    ce = result["Value"]
+    ce.retryDelay = 0.0
+    yield env, ce
+    ce.shutdown()
+
+
+def live_names(cloud):
+    return {s.name for s in cloud.compute.servers.values() if s.status != "DELETED"}
+
+
+@pytest.fixture
+def wrapper_file(tmp_path):
+    path = tmp_path / "wrapper.sh"
+    path.write_text("#!/bin/bash\necho pilot\n")
+    return str(path)
+
+
+def test_kill_dry_run_then_by_reference_then_by_ce(cloud_env, local_cloud, vmdb, wrapper_file):
+    env, ce = cloud_env
+    refs = ce.submitJob(wrapper_file, "", 3)["Value"]
+    assert len(refs) == 3
+    names = [ref.rsplit("/", 1)[1] for ref in refs]
+    assert live_names(local_cloud) == set(names)
+
+    res = run(env, "dirac-vm-kill", "--ce", CE, "--dry-run")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "Dry run: 3 VM(s) would be deleted." in res.stdout
+    assert live_names(local_cloud) == set(names)
+
+    res = run(env, "dirac-vm-kill", refs[0] + ":::somestamp", "--reason", "test kill")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"Deleted {names[0]} ({CE})" in res.stdout
+    assert live_names(local_cloud) == set(names[1:])
+    (vm,) = vmdb.db.getVMs(names=names[0])["Value"]
+    assert vm["deleted"] is not None and vm["delete_reason"] == "test kill"
+
+    res = run(env, "dirac-vm-kill", refs[0])  # already deleted: nothing to do
+    assert res.returncode == 4 and "No live VM matches" in res.stderr
+
+    res = run(env, "dirac-vm-kill", "--ce", CE)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "2 VM(s) deleted, 0 failed." in res.stdout
+    assert live_names(local_cloud) == set()
+    assert vmdb.db.getVMs(active_only=True)["Value"] == []
+
+
+def test_kill_usage_and_cloud_failure(cloud_env, local_cloud, vmdb, wrapper_file):
+    env, ce = cloud_env
+    res = run(env, "dirac-vm-kill")
+    assert res.returncode == 1 and "--ce or --state" in res.stderr
+    res = run(env, "dirac-vm-kill", "--state", "RUNNING")
+    assert res.returncode == 1
+    ref = ce.submitJob(wrapper_file, "", 1)["Value"][0]
+    # The CE's cloud password no longer works: nothing deleted, nothing marked.
+    Path(ce.ceParameters["CloudAuth"]).write_text("[DEFAULT]\nkey = nobody\nsecret = wrong\n")
+    res = run(env, "dirac-vm-kill", ref)
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "Could not delete 1 VM(s)" in res.stderr and "wrong" not in res.stderr
+    assert len(live_names(local_cloud)) == 1
+    assert vmdb.db.getVMs(active_only=True)["Value"][0]["pilot_reference"] == ref
+
+
+def test_logs_console_and_uploaded(cloud_env, local_cloud, vmdb, wrapper_file, tmp_path):
+    env, ce = cloud_env
+    ref = ce.submitJob(wrapper_file, "", 1)["Value"][0]
+    name = ref.rsplit("/", 1)[1]
+    assert vmdb.db.storeLog(name, "shutdown_message", b"300 Nothing to do\n")["OK"]
+    assert vmdb.db.storeLog(name, "boot", b"cloud-init finished\n")["OK"]
+
+    res = run(env, "dirac-vm-logs", ref)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"==== console log of {name} ({CE}) ====" in res.stdout
+    assert f"==== uploaded shutdown_message log of {name} ({CE}) ====\n300 Nothing to do" in res.stdout
+    assert "cloud-init finished" in res.stdout
+
+    res = run(env, "dirac-vm-logs", name, "--kind", "boot", "--no-console", "--output-dir", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out" / f"{name}.uploaded-boot.log").read_bytes() == b"cloud-init finished\n"
+    assert not (tmp_path / "out" / f"{name}.console.log").exists()
+
+    ce.killJob([ref])
+    vmdb.db.markVMsDeleted([name], "done")
+    res = run(env, "dirac-vm-logs", name)
+    assert res.returncode == 0
+    assert "No console log" in res.stderr and "300 Nothing to do" in res.stdout
+
+    res = run(env, "dirac-vm-logs", "jdirac-" + "0" * 32)
+    assert res.returncode == 4 and "No VM" in res.stderr
+
+
+def check_lines(stdout):
+    """{check name: (verdict, rest of the line)} of dirac-vm-check-ce output."""
+    checks = {}
+    for line in stdout.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) >= 2 and parts[0] in ("OK", "WARN", "FAIL", "SKIP"):
+            checks[parts[1]] = (parts[0], parts[2] if len(parts) > 2 else "")
+    return checks
+
+
+def set_ce_option(env, option, value):
+    path = Path(env["DIRACSYSCONFIG"])
+    cfg = CFG().loadFromBuffer(path.read_text())
+    cfg.setOption(f"Resources/Sites/CLOUD/{SITE}/CEs/{CE}/{option}", value)
+    path.write_text(str(cfg))
+
+
+def test_check_ce_all_good(cloud_env):
+    env, _ = cloud_env
+    res = run(env, "dirac-vm-check-ce", CE)
+    assert res.returncode == 0, res.stdout + res.stderr
+    checks = check_lines(res.stdout)
+    assert list(checks) == ["config", "auth", "image", "flavor", "network", "quota", "user-data"]
+    assert {verdict for verdict, _ in checks.values()} == {"OK"}, res.stdout
+    assert "m1.small: 1 cores" in checks["flavor"][1]
+    assert "0 VM(s) of this CE (CmdTest/cloud.cmd.test)" in checks["auth"][1]
+    assert re.search(r"^\d+ of \d+ bytes \((gzip|plain)", checks["user-data"][1])
+
+
+def test_check_ce_names_the_option_to_fix(cloud_env, local_cloud):
+    env, _ = cloud_env
+    set_ce_option(env, "Instance_Flavor", "name:m1.nonexistent")
+    local_cloud.compute.set_quota(instances=0, cores=-1, ram=-1)
+    res = run(env, "dirac-vm-check-ce", CE)
+    assert res.returncode == 3, res.stdout + res.stderr
+    checks = check_lines(res.stdout)
+    assert checks["flavor"][0] == "FAIL" and "[CS option: Instance_Flavor]" in checks["flavor"][1]
+    assert checks["image"][0] == "OK" and checks["quota"][0] == "SKIP"
+
+    set_ce_option(env, "Instance_Flavor", "name:m1.small")
+    res = run(env, "dirac-vm-check-ce", CE)
+    assert res.returncode == 0  # a full quota is a warning, not a failure
+    assert check_lines(res.stdout)["quota"][0] == "WARN"
+    assert "[CS option: MaxTotalJobs]" in check_lines(res.stdout)["quota"][1]
+
+
+def test_check_ce_bad_credentials_and_unknown_ce(cloud_env):
+    env, ce = cloud_env
+    Path(ce.ceParameters["CloudAuth"]).write_text("[DEFAULT]\nkey = nobody\nsecret = s3cr3t-wrong\n")
+    res = run(env, "dirac-vm-check-ce", CE)
+    assert res.returncode == 3
+    checks = check_lines(res.stdout)
+    assert checks["auth"][0] == "FAIL" and "[CS option: CloudAuth]" in checks["auth"][1]
+    assert [checks[name][0] for name in ("image", "flavor", "network", "quota", "user-data")] == ["SKIP"] * 5
+    assert "s3cr3t-wrong" not in res.stdout + res.stderr
+    res = run(env, "dirac-vm-check-ce", "no.such.ce")
+    assert res.returncode == 1 and "no.such.ce is not configured" in res.stderr
