@@ -8,7 +8,7 @@ import os
 
 import pytest
 import yaml
-from ce_testkit import CE_NAME, live_servers, write_cloud_auth
+from ce_testkit import CE_NAME, live_servers, user_data_text, write_cloud_auth
 from DIRAC.WorkloadManagementSystem.Client import PilotStatus
 
 TOKENS = ("identity", "POST", "/v3/auth/tokens")
@@ -81,6 +81,8 @@ def test_secrets_never_reach_the_logs_or_errors(make_ce, wrapper, local_cloud, t
     c = local_cloud.credentials
     ce = make_ce()
     refs = cycle(ce, wrapper)
+    user_data = "".join(user_data_text(server) for server in live_servers(local_cloud))
+    assert "#cloud-config" in user_data
     ce.getJobOutput(refs[0])
     local_cloud.faults.http_error(500, service="compute", method="POST", times=1)
     ce.submitJob(wrapper, "", 1)
@@ -91,6 +93,7 @@ def test_secrets_never_reach_the_logs_or_errors(make_ce, wrapper, local_cloud, t
     results = [bad.available(), bad.submitJob(wrapper, "", 1), bad.getJobStatus([f"cloud://bad.local.test/x"])]
     assert not results[0]["OK"] and not results[1]["OK"]
     text = caplog.text + capsys.readouterr().out + " ".join(str(r) for r in results)
+    text += user_data
     assert CE_NAME in text  # the logs were captured
     for secret in (c.password, wrong):
         assert secret not in text
