@@ -174,3 +174,34 @@ def test_microversion_negotiation_and_bad_user_data(local_cloud):
             "name": "x", "imageRef": image.id, "flavorRef": "1", "user_data": user_data}})
         assert response.status_code == 400
         assert words in response.json()["badRequest"]["message"]
+
+
+def test_concurrent_creates_respect_the_quota(local_cloud):
+    from concurrent.futures import ThreadPoolExecutor
+
+    local_cloud.compute.set_quota(instances=6)
+    conns = [local_cloud.connect() for _ in range(4)]
+    image_id = conns[0].image.find_image("EL9-x86_64").id
+
+    def create(i):
+        conn = conns[i % len(conns)]
+        try:
+            conn.compute.create_server(name=f"burst-{i}", image_id=image_id, flavor_id="1")
+            return "created"
+        except openstack.exceptions.ForbiddenException:
+            return "refused"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(create, range(16)))
+    assert outcomes.count("created") == 6 and outcomes.count("refused") == 10
+    assert len(local_cloud.compute.servers) == 6
+
+
+def test_extra_oidc_access_tokens_are_accepted():
+    from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
+
+    with LocalCloud(oidc_access_tokens=("egi-token-1",)) as cloud:
+        entry = cloud.clouds_yaml_entry("v3oidcaccesstoken")
+        entry["auth"]["access_token"] = "egi-token-1"
+        conn = openstack.connect(load_yaml_config=False, load_envvars=False, **entry)
+        assert [f.name for f in conn.compute.flavors()][0] == "m1.tiny"

@@ -17,7 +17,11 @@ Public API (state parts can be driven directly by tests):
 ``cloud.credentials``
     project/user/password, application credential id/secret, OIDC identity provider
     (``egi.eu``), protocol (``openid``) and an accepted access token;
-    ``cloud.add_oidc_access_token(tok)`` accepts more.
+    ``LocalCloud(oidc_access_tokens=(...))`` or ``cloud.add_oidc_access_token(tok)`` accept more.
+
+Other ``LocalCloud(...)`` options: ``build_seconds`` (BUILD -> ACTIVE delay on the cloud clock,
+default 0), ``host``/``port`` (default 127.0.0.1 and a random port), ``region_name``
+(``RegionOne``), ``tick_seconds`` (how often builds and boots are advanced in the background).
 
 ``cloud.counters``
     requests per ``(service, method, path template)``: ``get()``, ``total(service=None)``,

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quota-cores", type=int, help="cores quota (-1 = unlimited)")
     parser.add_argument("--quota-ram", type=int, help="RAM quota in MB (-1 = unlimited)")
     parser.add_argument("--servers", type=int, default=0, help="seed this many ACTIVE servers")
+    parser.add_argument("--oidc-access-token", action="append", default=[], metavar="TOKEN",
+                        help="accept this OIDC access token too (repeatable)")
     return parser
 
 
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cloud = LocalCloud(token_ttl=args.token_ttl, boot=args.boot, sandbox_root=args.sandbox_root,
                        latency=args.latency, seed=args.seed, build_seconds=args.build_seconds,
-                       host=args.host, port=args.port)
+                       host=args.host, port=args.port,
+                       oidc_access_tokens=tuple(args.oidc_access_token))
     cloud.compute.set_quota(instances=args.quota_instances, cores=args.quota_cores, ram=args.quota_ram)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

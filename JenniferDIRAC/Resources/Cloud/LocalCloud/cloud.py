@@ -59,7 +59,7 @@ class LocalCloud:
     def __init__(self, token_ttl: float = 3600.0, boot: bool = False, sandbox_root: str | Path | None = None,
                  latency: float = 0.0, seed: int = 0, build_seconds: float = 0.0,
                  host: str = "127.0.0.1", port: int = 0, region_name: str = REGION,
-                 tick_seconds: float = 0.2) -> None:
+                 tick_seconds: float = 0.2, oidc_access_tokens: tuple[str, ...] = ()) -> None:
         self.host = host
         self.requested_port = port
         self.region_name = region_name
@@ -83,6 +83,8 @@ class LocalCloud:
         self._server: LoopbackServer | None = None
         self._ticker: threading.Thread | None = None
         self._seed_defaults()
+        for access_token in oidc_access_tokens:
+            self.add_oidc_access_token(access_token)
 
     # --- defaults --------------------------------------------------------------------------
     def _seed_defaults(self) -> None:
