@@ -27,6 +27,7 @@ import platform
 import random
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=20.0,
                         help="latency LocalCloud adds to every request (default %(default)s)")
     parser.add_argument("--repeat", type=int, default=5,
-                        help="repetitions of the monitoring pass and the VMDirector cycle (default %(default)s)")
+                        help="repetitions of the monitoring pass and the VMDirector cycle "
+                             "(default %(default)s)")
     parser.add_argument("--submit", type=int, default=100, help="VMs per submitJob (default %(default)s)")
     parser.add_argument("--submit-repeat", type=int, default=3,
                         help="repetitions of the submission (default %(default)s)")
@@ -61,8 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="no further repetition of a measurement once it would end past this many "
                              "seconds; the first always runs (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"smoke test: N = {','.join(map(str, QUICK_SIZES))}, 2 repetitions, 5 VMs per submission")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory (default benchmarks/results)")
+                        help=f"smoke test: N = {','.join(map(str, QUICK_SIZES))}, 2 repetitions, "
+                             "5 VMs per submission")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="results directory (default benchmarks/results)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the fleet's states and ages")
     parser.add_argument("--worker", nargs=3, metavar=("N", "KIND", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -135,17 +139,19 @@ def _director_backends(fleet: Fleet) -> dict:
 def worker(n: int, kind: str, args: argparse.Namespace) -> dict:
     fleet = start_fleet(args.latency_ms / 1000.0)
     try:
-        started = time.perf_counter()
-        fleet.seed(n, random.Random(args.seed))
-        seeding_s = time.perf_counter() - started
+        # Connect and resolve before seeding: a SiteDirector or an agent pays this once, not per N.
         ces = {name: fleet.make_ce(kind, name) for name in ce_names()}
         warm = _warm_up(fleet, ces)
         backends = _director_backends(fleet) if kind == OURS else {}
+        started = time.perf_counter()
+        fleet.seed(n, random.Random(args.seed))
+        seeding_s = time.perf_counter() - started
         rss_before = _max_rss_mib()
         results = []
 
         _log(f"N={n} {kind}: monitoring pass")
-        samples = scenarios.repeat(lambda: scenarios.monitoring_pass(fleet, kind, ces), args.repeat, args.budget_s)
+        samples = scenarios.repeat(lambda: scenarios.monitoring_pass(fleet, kind, ces),
+                                   args.repeat, args.budget_s)
         results.append(_entry(n, kind, "monitoring", samples, args.repeat))
 
         _log(f"N={n} {kind}: submission of {args.submit} VMs")
@@ -217,7 +223,8 @@ def run(args: argparse.Namespace) -> dict:
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": " ".join(["python", *sys.argv]),
         "settings": {"sizes": args.sizes, "latency_ms": args.latency_ms, "repeat": args.repeat,
-                     "submit_count": args.submit, "submit_repeat": args.submit_repeat, "budget_s": args.budget_s,
+                     "submit_count": args.submit, "submit_repeat": args.submit_repeat,
+                     "budget_s": args.budget_s,
                      "quick": args.quick, "ces": ce_names(), "seed": args.seed},
         "environment": _environment(),
         "notes": _notes(results, args),
@@ -268,6 +275,8 @@ def _environment() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # A terminated run still stops its worker, its LocalCloud and removes its temporary files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     if args.worker:
         return _worker_main(args)
     doc = run(args)

@@ -8,8 +8,17 @@ from pathlib import Path
 from .fleet import CE_KINDS, OURS, STOCK
 from .stats import ratio
 
-SCENARIO_LABELS = {"monitoring": "monitoring pass", "submission": "submit {submit}", "vmdirector": "VMDirector cycle"}
-QUANTITIES = (("requests", "requests", "{:.0f}"), ("wall_s", "wall s", "{:.3f}"), ("cpu_s", "client CPU s", "{:.3f}"))
+SCENARIO_LABELS = {
+    "monitoring": "monitoring pass",
+    "submission": "submit {submit}",
+    "vmdirector": "VMDirector cycle",
+}
+QUANTITIES = (
+    ("requests", "requests", "{:.0f}"),
+    ("wall_s", "wall s", "{:.3f}"),
+    ("cpu_s", "client CPU s", "{:.3f}"),
+)
+MEMORY = (("max_rss_mib", "peak RSS MiB (process)"), ("growth_mib", "RSS growth MiB (measuring)"))
 
 
 def find(results: list[dict], n: int, kind: str, scenario: str) -> dict | None:
@@ -63,7 +72,7 @@ def table(doc: dict) -> str:
                 lines.append(f"{n:>5}  {label + ' ' + name:<30} {reps:>5}  {_cell(ours, key, fmt):<24} "
                              f"{_cell(stock, key, fmt):<24} {quotient:>10}")
         memory = {m["ce"]: m for m in doc["memory"] if m["n"] == n}
-        for key, name in (("max_rss_mib", "peak RSS MiB (process)"), ("growth_mib", "RSS growth MiB (measuring)")):
+        for key, name in MEMORY:
             if memory:
                 values = {kind: memory[kind][key] if kind in memory else None for kind in CE_KINDS}
                 quotient = ""
@@ -104,7 +113,8 @@ def plot(doc: dict, path: Path) -> None:
                     continue
                 xs = [n for n, _ in points]
                 ys = [s["median"] for _, s in points]
-                err = [[s["median"] - s["min"] for _, s in points], [s["max"] - s["median"] for _, s in points]]
+                err = [[s["median"] - s["min"] for _, s in points],
+                       [s["max"] - s["median"] for _, s in points]]
                 label = f"{kind}: {SCENARIO_LABELS[scenario].format(submit=doc['settings']['submit_count'])}"
                 axis.errorbar(xs, ys, yerr=err, linestyle=styles[kind], marker=markers[scenario], capsize=3,
                               label=label)

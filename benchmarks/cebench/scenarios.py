@@ -73,7 +73,8 @@ def monitoring_pass(fleet: Fleet, kind: str, ces: dict) -> Sample:
     statuses: Counter[str] = Counter()
     for name, (states, _) in answers.items():
         if set(states) != set(refs[name]):
-            raise MeasurementError(f"getJobStatus on {name} answered {len(states)} of {len(refs[name])} pilots")
+            raise MeasurementError(
+                f"getJobStatus on {name} answered {len(states)} of {len(refs[name])} pilots")
         statuses.update(states.values())
     if statuses.get("Unknown"):
         raise MeasurementError(f"{statuses['Unknown']} pilots came back Unknown (the cloud calls failed)")
@@ -102,7 +103,8 @@ def submission(fleet: Fleet, kind: str, ce, count: int) -> Sample:
     if len(refs) != count or len(server_ids) != count:
         raise MeasurementError(f"submitJob created {len(refs)} of {count} VMs on {ce.ceName}")
     if len(result.get("PilotStampDict", {})) != count:
-        raise MeasurementError(f"submitJob returned {len(result.get('PilotStampDict', {}))} stamps for {count} VMs")
+        stamps = len(result.get("PilotStampDict", {}))
+        raise MeasurementError(f"submitJob returned {stamps} stamps for {count} VMs")
     return Sample(requests, wall, None, {"created": len(refs)}, by_call)
 
 
@@ -152,7 +154,9 @@ def director_inputs(fleet: Fleet, now: datetime) -> dict[str, DirectorInputs]:
     return inputs
 
 
-def vmdirector_cycle(fleet: Fleet, backends: dict, inputs: dict[str, DirectorInputs], now: datetime) -> Sample:
+def vmdirector_cycle(
+    fleet: Fleet, backends: dict, inputs: dict[str, DirectorInputs], now: datetime
+) -> Sample:
     """For each CE: ONE backend listing of the VMs it owns, then the lifecycle policy's decisions
     (not applied, so every repetition sees the same fleet)."""
     from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import CEView, decide
