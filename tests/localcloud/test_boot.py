@@ -134,3 +134,16 @@ def test_delete_kills_the_vm_processes(local_cloud):
     while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_with(marker) == []
+
+
+@pytest.mark.parametrize("local_cloud", BOOT, indirect=True)
+def test_vm_without_user_data_stays_up(local_cloud):
+    conn = local_cloud.connect()
+    image = conn.image.find_image("EL9-x86_64")
+    server = conn.compute.create_server(name="idle", image_id=image.id, flavor_id="1")
+    local_cloud.compute.tick()
+    assert conn.compute.get_server(server.id).status == "ACTIVE"
+    assert "idle login:" in _console(conn, server.id)
+    assert local_cloud.booter.processes == {}
+    conn.compute.update_server(server, name="renamed")
+    assert conn.compute.get_server(server.id).name == "renamed"

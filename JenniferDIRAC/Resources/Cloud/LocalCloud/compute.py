@@ -372,6 +372,15 @@ class ComputeState:
             self._refresh(server)
             return server
 
+    def rename_server(self, project_id: str | None, server_id: str, name: Any) -> Server:
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise BadRequest("Invalid input for field/attribute name.")
+        with self._lock:
+            server = self.get_server(project_id, server_id)
+            server.name = name
+            server.updated = self.clock.now()
+            return server
+
     def delete_server(self, project_id: str | None, server_id: str) -> None:
         with self._lock:
             server = self.get_server(project_id, server_id)
@@ -421,10 +430,9 @@ class ComputeState:
         """Apply the transitions that time or the boot process have made due."""
         if server.status == "BUILD" and not server.stuck and self.clock.now() >= server.build_until:
             self._set(server, "ACTIVE")
-            if self.booter is not None:
-                server.console.append("LocalCloud: booting user data")
+            if self.booter is not None and server.user_data:
                 self.booter.start(server)
-            else:
+            else:  # nothing to run: the VM idles at its login prompt
                 server.console.append(f"{server.name} login: ")
         elif server.status == "ACTIVE" and self.booter is not None:
             code = self.booter.exit_code(server)
@@ -506,11 +514,9 @@ class ComputeState:
 
     def console_output(self, project_id: str | None, server_id: str, length: int | None = None) -> str:
         server = self.get_server(project_id, server_id)
-        text = None
+        text = "\n".join(server.console) + "\n"
         if self.booter is not None:
-            text = self.booter.console(server)
-        if text is None:
-            text = "\n".join(server.console) + "\n"
+            text += self.booter.console(server) or ""
         if length is not None and length >= 0:
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-length:]) if length else ""

@@ -247,12 +247,10 @@ class ComputeAPI(ServiceAPI):
 
     def update_server(self, call: Call, server_id: str) -> Response:
         spec = call.json().get("server") or {}
-        server = self.state.get_server(call.token.project_id, server_id)
         if "name" in spec:
-            if not isinstance(spec["name"], str) or not spec["name"].strip():
-                raise BadRequest("Invalid input for field/attribute name.")
-            server.name = spec["name"]
-            server.updated = self.state.clock.now()
+            server = self.state.rename_server(call.token.project_id, server_id, spec["name"])
+        else:
+            server = self.state.get_server(call.token.project_id, server_id)
         return json_response({"server": self.server_body(call, server)})
 
     def delete_server(self, call: Call, server_id: str) -> Response:
