@@ -229,6 +229,13 @@ class MariaDBServer:
             raise MariaDBError(f"loading {sql_file} into {database} failed: {res.stderr.decode().strip()}")
 
     # --- internals ---------------------------------------------------------------------------
+    def _private_tmpdir(self) -> Path:
+        # The server's temporary tables live beside its data, not in the shared /tmp, which
+        # other programs on the machine may clean while the server runs.
+        tmpdir = self.datadir.parent / "tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        return tmpdir
+
     def _install_db(self) -> None:
         tool = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
         if tool is None:
@@ -240,6 +247,7 @@ class MariaDBServer:
             f"--datadir={self.datadir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
+            f"--tmpdir={self._private_tmpdir()}",
         ]
         if os.geteuid() == 0:
             cmd.append("--user=root")
@@ -261,6 +269,7 @@ class MariaDBServer:
             f"--bind-address={HOST}",
             f"--pid-file={self.pid_file}",
             f"--log-error={self.log_file}",
+            f"--tmpdir={self._private_tmpdir()}",
             "--skip-name-resolve",
             "--innodb-buffer-pool-size=64M",
             "--innodb-log-file-size=16M",
