@@ -73,7 +73,9 @@ def test_pilot_status_follows_the_vm(make_ce, wrapper, local_cloud):
     refs = ce.submitJob(wrapper, "", 5)["Value"]
     servers = by_name(local_cloud)
     ids = {ref: servers[parse_reference(ref)[1]].id for ref in refs}
-    building, active, stopped, failed, gone = refs
+    # creates run concurrently: find which VM drew the "stuck in BUILD" fate
+    (building,) = [ref for ref in refs if servers[parse_reference(ref)[1]].stuck]
+    active, stopped, failed, gone = [ref for ref in refs if ref != building]
     local_cloud.compute.set_state(ids[stopped], "SHUTOFF")
     local_cloud.compute.set_state(ids[failed], "ERROR", fault="No valid host was found")
     local_cloud.compute.delete_server(None, ids[gone])
