@@ -84,6 +84,7 @@ def test_cloud_config_writes_runs_and_powers_off_inside_sandbox(local_cloud):
     assert oct((fs / "etc/jdirac/pilot.cfg").stat().st_mode & 0o777) == "0o640"
     assert (fs / "tmp" / marker).exists() and (fs / "etc" / marker).exists()
     assert f"refused {Path.cwd()}/{marker}" in console and f"refused /usr/local/{marker}" in console
+    assert "hello from pilot" in (fs / "var/log/cloud-init-output.log").read_text()
     assert "pilot:" in (fs / "etc/passwd").read_text()
     assert "pilot:" not in Path("/etc/passwd").read_text()
 

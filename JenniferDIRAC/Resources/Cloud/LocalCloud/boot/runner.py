@@ -18,6 +18,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,41 @@ from userdata import Script, parse  # noqa: E402
 HANDLED = {"bootcmd", "write_files", "users", "groups", "runcmd", "power_state", "final_message",
            "hostname", "fqdn", "preserve_hostname", "manage_etc_hosts", "merge_how", "merge_type"}
 SCRIPTS_DIR = Path("/var/lib/cloud/instance/scripts")
+OUTPUT_LOG = Path("/var/log/cloud-init-output.log")
+
+
+class OutputTee:
+    """Like cloud-init's ``output: {all: '| tee -a /var/log/cloud-init-output.log'}``: everything
+    on fd 1 and 2 (ours and our children's) goes to the console and to the log file."""
+
+    def __init__(self, log_path: Path) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._console = os.dup(1)
+        self._log = open(log_path, "ab", buffering=0)
+        self._read, write = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(write, 1)
+        os.dup2(write, 2)
+        os.close(write)
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        while True:
+            chunk = os.read(self._read, 65536)
+            if not chunk:
+                return
+            os.write(self._console, chunk)
+            self._log.write(chunk)
+
+    def close(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.close(1)
+        os.close(2)
+        # A background process may still hold the pipe; the power-off ends it anyway.
+        self._thread.join(timeout=1.0)
 
 
 def say(message: str) -> None:
@@ -201,4 +237,9 @@ def main(user_data_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    tee = OutputTee(OUTPUT_LOG)
+    try:
+        code = main(sys.argv[1])
+    finally:
+        tee.close()
+    os._exit(code)
