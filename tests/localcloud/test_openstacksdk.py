@@ -87,6 +87,18 @@ def test_list_filters_name_status_and_changes_since(local_cloud):
     assert changed == {a.id: "ERROR", c.id: "DELETED"}
 
 
+def test_tags_filters(local_cloud):
+    conn = local_cloud.connect()
+    image = conn.image.find_image("EL9-x86_64")
+    for name, tags in [("t1", ["jdirac", "ce-1"]), ("t2", ["jdirac"]), ("t3", [])]:
+        conn.compute.post("/servers", json={"server": {"name": name, "imageRef": image.id,
+                                                       "flavorRef": "1", "tags": tags}},
+                          microversion="2.52")
+    assert sorted(s.name for s in conn.compute.servers(tags="jdirac")) == ["t1", "t2"]
+    assert [s.name for s in conn.compute.servers(tags="jdirac,ce-1")] == ["t1"]
+    assert sorted(s.name for s in conn.compute.servers(any_tags="ce-1,other")) == ["t1"]
+
+
 def test_pagination_with_limit_ends_on_empty_page(local_cloud):
     conn = local_cloud.connect()
     for i in range(5):

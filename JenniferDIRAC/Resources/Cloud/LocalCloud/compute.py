@@ -449,8 +449,12 @@ class ComputeState:
                      changes_since: float | None = None, changes_before: float | None = None,
                      image: str | None = None, flavor: str | None = None,
                      availability_zone: str | None = None, limit: int | None = None,
-                     marker: str | None = None) -> ListResult:
-        """Nova's listing: newest first; ``name`` is a regular expression (``re.search``)."""
+                     marker: str | None = None, tags: str | None = None,
+                     tags_any: str | None = None) -> ListResult:
+        """Nova's listing: newest first; ``name`` is a regular expression (``re.search``);
+        ``tags`` (all of) and ``tags_any`` (any of) are comma-separated, as in the query."""
+        all_tags = {t for t in (tags or "").split(",") if t}
+        any_tags = {t for t in (tags_any or "").split(",") if t}
         try:
             pattern = re.compile(name) if name else None
         except re.error:
@@ -475,6 +479,8 @@ class ComputeState:
                 and (image is None or s.image_id == image)
                 and (flavor is None or s.flavor.id == flavor)
                 and (availability_zone is None or s.availability_zone == availability_zone)
+                and all_tags.issubset(s.tags)
+                and (not any_tags or not any_tags.isdisjoint(s.tags))
             ]
             selected.sort(key=lambda s: (s.created, s.seq), reverse=True)
             if marker:

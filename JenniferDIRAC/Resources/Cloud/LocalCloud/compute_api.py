@@ -206,6 +206,7 @@ class ComputeAPI(ServiceAPI):
             name=args.get("name"), status=args.get("status"), changes_since=since,
             changes_before=before, image=args.get("image"), flavor=args.get("flavor"),
             availability_zone=args.get("availability_zone"), limit=limit, marker=args.get("marker"),
+            tags=args.get("tags"), tags_any=args.get("tags-any"),
         )
         if detail:
             items = [self.server_body(call, s) for s in result.servers]
