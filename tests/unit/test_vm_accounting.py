@@ -157,3 +157,17 @@ def test_parse_rejects_truncated_messages():
         APEL.parse_message(text.rsplit("%%", 1)[0])
     with pytest.raises(ValueError, match="not an APEL"):
         APEL.parse_message("hello\n")
+
+
+def test_site_is_the_gocdb_name_from_the_cs():
+    from DIRAC import gConfig
+    from diraccfg import CFG
+
+    gConfig.loadCFG(CFG().loadFromBuffer(
+        "Resources\n{\n  Sites\n  {\n    CLOUD\n    {\n      CLOUD.Gocdb-Test.uk\n      {\n"
+        "        Name = UKI-GOCDB-TEST\n      }\n    }\n  }\n}\n"
+    ))
+    default = APEL.AccountingSettings()
+    record = APEL.apel_record(finished_vm(site="CLOUD.Gocdb-Test.uk"), default)
+    assert record.site == "UKI-GOCDB-TEST"
+    assert APEL.apel_record(finished_vm(site="CLOUD.NotInCS.uk"), default).site == "CLOUD.NotInCS.uk"

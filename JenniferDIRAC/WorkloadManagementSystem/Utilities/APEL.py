@@ -167,6 +167,16 @@ def read_messages(outgoing_dir: str) -> list[str]:
 
 
 # --- from a VMDB record to accounting ----------------------------------------------------------
+def gocdb_site_name(dirac_site: str) -> str:
+    """The GOCDB name of a DIRAC site (its ``Name`` option in the CS), else the DIRAC name."""
+    if not dirac_site:
+        return ""
+    from DIRAC.ConfigurationSystem.Client.Helpers.Resources import getGOCSiteName
+
+    result = getGOCSiteName(dirac_site)
+    return result["Value"] if result["OK"] else dirac_site
+
+
 @dataclass
 class AccountingSettings:
     """How finished VMs are accounted (VMDirector options)."""
@@ -175,7 +185,7 @@ class AccountingSettings:
     apel_directory: str = ""  # "" = no APEL records
     send_dirac_accounting: bool = True
     hs06_per_core: Callable[[dict], float] = field(default=lambda vm: DEFAULT_HS06_PER_CORE)
-    site_name: Callable[[str], str] = field(default=lambda site: site)
+    site_name: Callable[[str], str] = field(default=gocdb_site_name)
     fqan: Callable[[dict], str] = field(default=lambda vm: f"/{vm['vo']}/Role=NULL/Capability=NULL" if vm.get("vo") else "")
 
 
