@@ -148,3 +148,13 @@ def test_vm_without_user_data_stays_up(local_cloud):
     assert local_cloud.booter.processes == {}
     conn.compute.update_server(server, name="renamed")
     assert conn.compute.get_server(server.id).name == "renamed"
+
+
+@pytest.mark.parametrize("local_cloud", BOOT, indirect=True)
+def test_vm_shares_the_host_network(local_cloud):
+    conn = local_cloud.connect()
+    url = f"{local_cloud.base_url}/compute/v2.1"
+    server = _create(conn, "#!/bin/sh\npython3 -c \"import urllib.request; "
+                           f"print('reached', urllib.request.urlopen('{url}').status)\"\n")
+    _wait_status(conn, server.id, "SHUTOFF")
+    assert "reached 200" in _console(conn, server.id)
