@@ -18,7 +18,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from .counters import RequestCounters
-from .errors import LocalCloudError, Unauthorized
+from .errors import LocalCloudError
 from .faults import FaultInjector
 from .identity import AUTH_REQUIRED, IdentityAPI, IdentityState
 from .wire import Call, ServiceAPI, empty_response, json_response

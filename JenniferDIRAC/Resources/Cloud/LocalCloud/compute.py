@@ -167,13 +167,18 @@ class ComputeState:
         return flavor
 
     def get_flavor(self, ref: str) -> Flavor:
+        """The flavor of an id or a flavor link (``flavorRef``); names are not accepted, as in Nova."""
         flavor_id = str(ref).rstrip("/").rsplit("/", 1)[-1]
         with self._lock:
-            flavor = self.flavors.get(flavor_id) or next(
-                (f for f in self.flavors.values() if f.name == flavor_id), None)
+            flavor = self.flavors.get(flavor_id)
         if flavor is None:
             raise NotFound(f"Flavor {flavor_id} could not be found.")
         return flavor
+
+    def find_flavor(self, name_or_id: str) -> Flavor:
+        with self._lock:
+            flavor = next((f for f in self.flavors.values() if f.name == name_or_id), None)
+        return flavor or self.get_flavor(name_or_id)
 
     def add_keypair(self, user_id: str, name: str, public_key: str | None = None) -> Keypair:
         if not re.fullmatch(r"[A-Za-z0-9_\- .@]{1,255}", name or ""):
@@ -307,7 +312,7 @@ class ComputeState:
         if isinstance(flavor, Flavor):
             flv = flavor
         else:
-            flv = self.get_flavor(flavor) if flavor else next(iter(self.flavors.values()))
+            flv = self.find_flavor(flavor) if flavor else next(iter(self.flavors.values()))
         image = image_id or next(iter(self.images.images))
         with self._lock:
             server = self._new_server(project_id, user_id, name, image, flv, dict(metadata or {}))
