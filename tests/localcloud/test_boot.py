@@ -61,6 +61,10 @@ def test_cloud_config_writes_runs_and_powers_off_inside_sandbox(local_cloud):
             ["sh", "-c", "echo instance $(cat /var/lib/cloud/data/instance-id)"],
             *[f"touch {path} 2>/dev/null && echo wrote {path} || echo refused {path}" for path in escapes],
             "echo to-stderr >&2",
+            # rewrite a host sysctl with its own value: harmless even if it were allowed
+            "v=$(cat /proc/sys/kernel/core_pattern); echo \"$v\" > /proc/sys/kernel/core_pattern "
+            "2>/dev/null && echo sysctl-written || echo sysctl-refused",
+            "mount -t tmpfs none /mnt 2>/dev/null && echo mounted || echo mount-refused",
             f"runuser -u pilot -- {sys.executable} -c \"import yaml; print('venv-python-ok')\"",
         ],
         "packages": ["htop"],
@@ -74,6 +78,7 @@ def test_cloud_config_writes_runs_and_powers_off_inside_sandbox(local_cloud):
     assert "hello from pilot" in console
     assert f"instance {server.id}" in console
     assert "to-stderr" in console
+    assert "sysctl-refused" in console and "mount-refused" in console
     assert "venv-python-ok" in console  # the host's virtualenv is readable by declared users
     assert "module for 'packages' not supported in LocalCloud: skipped" in console
     assert "power_state: poweroff" in console

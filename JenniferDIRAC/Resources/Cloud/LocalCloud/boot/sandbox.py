@@ -5,7 +5,7 @@ The host is mounted read-only; the VM gets its own writable ``/tmp``, ``/home``,
 ``useradd`` works and declared users exist), all kept under the VM's sandbox directory. It has
 its own PID, IPC and UTS namespaces and a private ``/dev``, but shares the host network so it
 can reach services on 127.0.0.1. Capabilities that could undo the confinement (mount, raw
-devices, modules, ptrace) are dropped.
+devices, modules, ptrace, file handles) are dropped and ``/proc/sys`` is read-only.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from typing import Any
 
 WRITABLE_DIRS = ("/tmp", "/home", "/var", "/run", "/opt", "/root", "/srv", "/mnt", "/media")
 KEPT_CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
     "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
     "CAP_AUDIT_WRITE", "CAP_SETFCAP",
 )
+PROTECTED_PROC = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
 VM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RUNNER_FILES = ("runner.py", "userdata.py")
 GUEST_TOOLS = "/var/lib/cloud/localcloud"
@@ -131,6 +132,10 @@ class Sandbox:
 
     def command(self, hostname: str, readable: tuple[str, ...] = ()) -> list[str]:
         argv = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        # The VM's root may not change kernel settings (sysctls are global, not per namespace).
+        for path in PROTECTED_PROC:
+            if os.path.exists(path):
+                argv += ["--ro-bind", path, path]
         for path in WRITABLE_DIRS:
             argv += ["--bind", str(self.fs / path.lstrip("/")), path]
         argv += ["--bind", str(self.fs / "etc"), "/etc"]
