@@ -327,3 +327,28 @@ def test_purge_removes_old_accounted_deleted_vms_only(vmdb):
     assert ok(db.purgeDeletedVMs(T0 + dt.timedelta(days=1))) == 1
     assert {vm["vm_name"] for vm in ok(db.getVMs())} == {"old-unaccounted", "live"}
     assert ok(db.getLogs("old")) == {} and ok(db.getHeartbeats("old")) == []
+
+
+def test_batch_is_one_transaction_rolled_back_on_failure(vmdb, monkeypatch):
+    from DIRAC import S_ERROR
+
+    from JenniferDIRAC.WorkloadManagementSystem.DB import VMDB as vmdb_module
+
+    db = vmdb.db
+    monkeypatch.setattr(vmdb_module, "_CHUNK", 10)
+    real = db._updatemany
+    calls = []
+
+    def second_chunk_fails(cmd, data, **kwargs):
+        calls.append(len(data))
+        if len(calls) == 2:
+            return S_ERROR("connection lost")
+        return real(cmd, data, **kwargs)
+
+    monkeypatch.setattr(db, "_updatemany", second_chunk_fails)
+    result = db.recordVMs([record(f"vm-{i:02d}") for i in range(25)])
+    assert not result["OK"] and calls == [10, 10]
+    monkeypatch.setattr(db, "_updatemany", real)
+    assert ok(db.getVMs()) == []  # the first chunk was rolled back
+    assert ok(db.recordVMs([record(f"vm-{i:02d}") for i in range(25)])) == 25
+    assert len(ok(VMDB().getVMs())) == 25  # committed: visible to every connection

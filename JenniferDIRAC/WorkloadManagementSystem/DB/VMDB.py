@@ -138,7 +138,8 @@ def _placeholders(n: int) -> str:
     return ", ".join(["%s"] * n)
 
 
-def _chunks(items: list, size: int = _CHUNK) -> Iterable[list]:
+def _chunks(items: list, size: int | None = None) -> Iterable[list]:
+    size = size or _CHUNK
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -230,17 +231,36 @@ class VMDB(DB):
             for key, col in _col_map()
             if key in RECORD_KEYS and key not in ("vm_name", "created")
         )
+        # One multi-row INSERT per chunk (plain %s placeholders let MySQLdb batch them).
         cmd = (
-            f"INSERT INTO VMs ({columns}, `CloudStateTime`) VALUES ({_placeholders(len(RECORD_KEYS))}, UTC_TIMESTAMP()) "
+            f"INSERT INTO VMs ({columns}, `CloudStateTime`) VALUES ({_placeholders(len(RECORD_KEYS) + 1)}) "
             f"ON DUPLICATE KEY UPDATE {updates}"
         )
-        total = 0
+        now = _now()
+        result = self._manyInTransaction(cmd, [(*row, now) for row in rows])
+        if not result["OK"]:
+            return result
+        return S_OK(len(rows))
+
+    def _manyInTransaction(self, cmd: str, rows: list[tuple]):
+        """Run ``cmd`` for every row, in chunks, all in one transaction (one commit, not one per row)."""
+        result = self._getConnection()
+        if not result["OK"]:
+            return result
+        conn = result["Value"]
+        try:
+            cursor = conn.cursor()
+            cursor.execute("START TRANSACTION")
+            cursor.close()
+        except Exception as exc:  # the connection is broken: DIRAC's pool replaces it next time
+            return S_ERROR(f"VMDB: cannot start a transaction: {exc!r}")
         for chunk in _chunks(rows):
-            result = self._updatemany(cmd, chunk)
+            result = self._updatemany(cmd, chunk, conn=conn)
             if not result["OK"]:
+                conn.rollback()
                 return result
-            total += len(chunk)
-        return S_OK(total)
+        conn.commit()
+        return S_OK()
 
     def setVMStates(self, states: Mapping, when: dt.datetime | None = None):
         """Record what the cloud says of each VM: ``{vm_name: state}`` or
@@ -272,7 +292,7 @@ class VMDB(DB):
             "`Started` = COALESCE(`Started`, %s), `Ended` = COALESCE(`Ended`, %s), "
             "`VMID` = IF(%s = '', `VMID`, %s) WHERE `VMName` = %s"
         )
-        result = self._updatemany(cmd, rows)
+        result = self._manyInTransaction(cmd, rows)
         if not result["OK"]:
             return result
         return self._countExisting([row[-1] for row in rows])
@@ -295,7 +315,7 @@ class VMDB(DB):
             "UPDATE VMs SET `DeleteReason` = IF(`Deleted` IS NULL, %s, `DeleteReason`), "
             "`Ended` = COALESCE(`Ended`, %s), `Deleted` = COALESCE(`Deleted`, %s) WHERE `VMName` = %s"
         )
-        result = self._updatemany(cmd, [(r[:limit], when, when, n) for n, r in pairs])
+        result = self._manyInTransaction(cmd, [(r[:limit], when, when, n) for n, r in pairs])
         if not result["OK"]:
             return result
         return self._countExisting([n for n, _ in pairs])

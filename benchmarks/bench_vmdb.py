@@ -1,0 +1,101 @@
+"""VMDB on a private MariaDB: how long the calls of one VMDirector cycle take for N VMs.
+
+Starts a throwaway mariadbd (dev/mariadb.py), creates VMDB through DIRAC's DB class, and times
+recordVMs, setVMStates, getVMs (one CE, active), getAccountingRecords + markAccounted, and
+setBackoff from 8 threads at once. Prints one line per call::
+
+    .venv/bin/python benchmarks/bench_vmdb.py            # N = 1000, 10000
+    .venv/bin/python benchmarks/bench_vmdb.py --n 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def timed(label: str, call):
+    start = time.perf_counter()
+    result = call()
+    elapsed = time.perf_counter() - start
+    assert result["OK"], result.get("Message")
+    print(f"  {label:<44} {elapsed * 1000:9.1f} ms")
+    return result["Value"]
+
+
+def run(db, n: int) -> None:
+    t0 = dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc)
+    records = [
+        {"vm_name": f"jdirac-{n:06d}{i:026x}", "vm_id": f"id-{i}", "ce": f"ce{i % 4}.example", "site": "CLOUD.B.uk",
+         "vo": "vo", "profile": "default", "pilot_reference": f"cloud://ce{i % 4}.example/jdirac-{i:032x}",
+         "stamp": f"{i:032x}", "flavor": "m1.small", "cores": 1, "ram_mb": 2048, "created": t0}
+        for i in range(n)
+    ]
+    print(f"N = {n} VMs over 4 CEs")
+    timed("recordVMs (all)", lambda: db.recordVMs(records))
+    states = {r["vm_name"]: "ACTIVE" for r in records}
+    timed("setVMStates (all ACTIVE)", lambda: db.setVMStates(states, when=t0 + dt.timedelta(minutes=2)))
+    timed("getVMs(ce=one CE, active_only)", lambda: db.getVMs(ce="ce0.example", active_only=True))
+    ended = {r["vm_name"]: "SHUTOFF" for r in records[: n // 4]}
+    timed("setVMStates (1/4 SHUTOFF)", lambda: db.setVMStates(ended, when=t0 + dt.timedelta(hours=2)))
+    accounting = timed("getAccountingRecords(limit=N)", lambda: db.getAccountingRecords(limit=n))
+    timed("markAccounted (those)", lambda: db.markAccounted([r["vm_name"] for r in accounting]))
+
+    def backoff():
+        for _ in range(10):
+            assert db.setBackoff("ce0.example", "", t0 + dt.timedelta(hours=1), "bench")["OK"]
+
+    def parallel():
+        threads = [threading.Thread(target=backoff) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return {"OK": True, "Value": None}
+
+    timed("setBackoff x80 from 8 threads", parallel)
+    failures = db.getBackoff("ce0.example")["Value"]["failures"]
+    print(f"  backoff failure counter after the 80 calls: {failures}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, action="append", help="number of VMs (repeatable)")
+    args = parser.parse_args()
+    from DIRAC import gConfig
+    from diraccfg import CFG
+
+    from dev.mariadb import MariaDBServer
+
+    with tempfile.TemporaryDirectory(prefix="benchvmdb") as tmp:
+        server = MariaDBServer(Path(tmp) / "db")
+        info = server.start()
+        try:
+            for n in args.n or [1000, 10000]:
+                name = f"VMDB_bench_{n}"
+                server.create_database(name)
+                gConfig.loadCFG(CFG().loadFromBuffer(
+                    f"Systems\n{{\n  Databases\n  {{\n    User = {info.user}\n    Password = {info.password}\n"
+                    f"    Host = {info.host}\n    Port = {info.port}\n  }}\n  WorkloadManagement\n  {{\n"
+                    f"    Databases\n    {{\n      VMDB\n      {{\n        DBName = {name}\n      }}\n    }}\n  }}\n}}\n"
+                ))
+                from DIRAC import gLogger
+
+                gLogger.setLevel("ERROR")
+                from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
+
+                run(VMDB(), n)
+        finally:
+            server.destroy()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
