@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import platform
-import random
 import resource
 import shutil
 import signal
@@ -97,12 +96,14 @@ def _max_rss_mib() -> float:
 # --- worker: one N, one CE kind, in its own process ---------------------------------------------
 def _entry(n: int, kind: str, scenario: str, samples: list[scenarios.Sample], requested: int) -> dict:
     cpus = [s.cpu_s for s in samples if s.cpu_s is not None]
+    process_cpus = [s.process_cpu_s for s in samples if s.process_cpu_s is not None]
     return {
         "n": n, "ce": kind, "scenario": scenario,
         "repetitions": len(samples), "bounded": len(samples) < requested,
         "requests": Summary.of([s.requests for s in samples]).to_dict(),
         "wall_s": Summary.of([s.wall_s for s in samples]).to_dict(),
         "cpu_s": Summary.of(cpus).to_dict() if cpus else None,
+        "process_cpu_s": Summary.of(process_cpus).to_dict() if process_cpus else None,
         "requests_per_ce": Summary.of([s.requests / len(ce_names()) for s in samples]).to_dict()
         if scenario != "submission" else None,
         "detail": samples[-1].detail,
@@ -144,7 +145,7 @@ def worker(n: int, kind: str, args: argparse.Namespace) -> dict:
         warm = _warm_up(fleet, ces)
         backends = _director_backends(fleet) if kind == OURS else {}
         started = time.perf_counter()
-        fleet.seed(n, random.Random(args.seed))
+        fleet.seed(n, args.seed)
         seeding_s = time.perf_counter() - started
         rss_before = _max_rss_mib()
         results = []
@@ -251,7 +252,10 @@ def _notes(results: list[dict], args: argparse.Namespace) -> list[str]:
         "Driver_ex_tenant_name, CloudAuth ini); libcloud's default API 1.1 lists one page of servers",
         "both fleets share the project: N VMs of ours (owner metadata) and N named VMDIRAC3_<8 hex>",
         "our CE ran without VMDB (no VMStateClient configured): no backoff lookup, no VM records",
-        "client CPU s: thread CPU time of the calling threads; LocalCloud serves on its own threads",
+        "client CPU s: thread CPU time of the calling threads (LocalCloud serves on its own threads); "
+        "process CPU s: client and in-process LocalCloud together (time.process_time)",
+        "RunningJobs seen: sum over the 4 CEs of getCEStatus()['RunningJobs'] (actual: ACTIVE VMs of "
+        "that kind); the stock CE counts every VMDIRAC3_ VM it lists, of any CE",
         "VMDirector cycle: in-process, without MariaDB or PilotAgentsDB: per CE ONE backend listing "
         "(openstacksdk) + VMLifecycle.decide over pilot/VM records prepared in memory; the decided "
         "actions are counted, not applied",

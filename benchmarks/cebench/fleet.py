@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,13 +106,23 @@ class Fleet:
             return [pilot_reference(ce_name, vm.name) for vm in vms]
         return [f"cloud://{vm.server_id}" for vm in vms]
 
+    def truth(self, kind: str) -> dict[str, dict[str, int]]:
+        """Per CE, what getCEStatus should report: ACTIVE VMs running, BUILD VMs waiting."""
+        return {
+            name: {"RunningJobs": sum(vm.status == "ACTIVE" for vm in vms),
+                   "WaitingJobs": sum(vm.status == "BUILD" for vm in vms)}
+            for name, vms in self.vms[kind].items()
+        }
+
     def total(self, kind: str) -> int:
         return sum(len(v) for v in self.vms.get(kind, {}).values())
 
     # --- seeding -----------------------------------------------------------------------------
-    def seed(self, n: int, rng: random.Random) -> None:
-        """Bring both fleets to `n` VMs each, spread evenly over the CEs (fast, no HTTP)."""
+    def seed(self, n: int, seed: int) -> None:
+        """Bring both fleets to `n` VMs each, spread evenly over the CEs (fast, no HTTP). Both
+        fleets get the same sequence of states and ages."""
         for kind in CE_KINDS:
+            rng = random.Random(seed)
             per_ce = self.vms.setdefault(kind, {name: [] for name in ce_names()})
             for index in range(self.total(kind), n):
                 ce_name = ce_names()[index % CE_COUNT]
@@ -125,7 +136,7 @@ class Fleet:
             owner = OwnerTags(INSTALLATION, ce_name, vo=VO, stamp=make_stamp(), site=SITE)
             metadata = owner.to_metadata()
         else:
-            name = STOCK_PREFIX + f"{rng.getrandbits(32):08X}"
+            name = STOCK_PREFIX + uuid.uuid4().hex[:8].upper()  # as DIRAC's CloudCE names them
             metadata = {}
         server = self.cloud.compute.add_server(
             name, self.cloud.project_id, self.cloud.credentials.user_id, status=status, flavor=FLAVOR,

@@ -17,6 +17,7 @@ QUANTITIES = (
     ("requests", "requests", "{:.0f}"),
     ("wall_s", "wall s", "{:.3f}"),
     ("cpu_s", "client CPU s", "{:.3f}"),
+    ("process_cpu_s", "process CPU s", "{:.3f}"),
 )
 MEMORY = (("max_rss_mib", "peak RSS MiB (process)"), ("growth_mib", "RSS growth MiB (measuring)"))
 
@@ -71,6 +72,7 @@ def table(doc: dict) -> str:
                     quotient = "-" if value is None else f"{value:.1f}x"
                 lines.append(f"{n:>5}  {label + ' ' + name:<30} {reps:>5}  {_cell(ours, key, fmt):<24} "
                              f"{_cell(stock, key, fmt):<24} {quotient:>10}")
+        lines += _running_seen(results, n)
         memory = {m["ce"]: m for m in doc["memory"] if m["n"] == n}
         for key, name in MEMORY:
             if memory:
@@ -82,6 +84,20 @@ def table(doc: dict) -> str:
                              f"{_fmt_mem(values[STOCK]):<24} {quotient:>10}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _running_seen(results: list[dict], n: int) -> list[str]:
+    """getCEStatus's RunningJobs over the 4 CEs against the ACTIVE VMs there are."""
+    seen, actual = {}, {}
+    for kind in CE_KINDS:
+        entry = find(results, n, kind, "monitoring")
+        if entry is None:
+            return []
+        seen[kind] = sum(s["RunningJobs"] for s in entry["detail"]["ce_status"].values())
+        actual[kind] = sum(s["RunningJobs"] for s in entry["detail"]["ce_truth"].values())
+    same = actual[OURS] == actual[STOCK]
+    label = f"RunningJobs seen (actual {actual[OURS] if same else f'{actual[OURS]}/{actual[STOCK]}'})"
+    return [f"{n:>5}  {label:<30} {'':>5}  {seen[OURS]:<24} {seen[STOCK]:<24} {'':>10}"]
 
 
 def _fmt_mem(value: float | None) -> str:

@@ -1,9 +1,10 @@
 """The measured scenarios. Each returns one Sample; the caller repeats and summarises.
 
 Requests are LocalCloud's own counters (every HTTP request the cloud received during the
-scenario, Keystone included); wall time is ``time.perf_counter``; CPU time is the calling
+scenario, Keystone included); wall time is ``time.perf_counter``; client CPU time is the calling
 threads' ``time.thread_time`` (the in-process LocalCloud serves requests on its own threads, so
-its work is not counted as the client's CPU).
+its work is not the client's); process CPU time (``time.process_time``) is client and LocalCloud
+together.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class MeasurementError(RuntimeError):
 class Sample:
     requests: int
     wall_s: float
-    cpu_s: float | None = None
+    cpu_s: float | None = None  # client threads only
+    process_cpu_s: float | None = None  # every thread: client and the in-process LocalCloud
     detail: dict = field(default_factory=dict)
     by_call: dict[str, int] = field(default_factory=dict)
 
@@ -54,7 +56,7 @@ def monitoring_pass(fleet: Fleet, kind: str, ces: dict) -> Sample:
     (sequentially, as the submission loop's ``available()`` does)."""
     refs = {name: fleet.pilot_refs(kind, name) for name in ce_names()}
     fleet.cloud.counters.reset()
-    start = time.perf_counter()
+    start, process_start = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(max_workers=len(ces), thread_name_prefix="monitor") as pool:
         futures = {name: pool.submit(_job_status, ces[name], refs[name]) for name in ce_names()}
         answers = {name: future.result() for name, future in futures.items()}
@@ -67,7 +69,7 @@ def monitoring_pass(fleet: Fleet, kind: str, ces: dict) -> Sample:
         if not result["OK"]:
             raise MeasurementError(f"getCEStatus failed on {name}: {result['Message']}")
         reported[name] = {"RunningJobs": result["RunningJobs"], "WaitingJobs": result["WaitingJobs"]}
-    wall = time.perf_counter() - start
+    wall, process_cpu = time.perf_counter() - start, time.process_time() - process_start
     requests = fleet.cloud.counters.total()
 
     statuses: Counter[str] = Counter()
@@ -79,17 +81,17 @@ def monitoring_pass(fleet: Fleet, kind: str, ces: dict) -> Sample:
     if statuses.get("Unknown"):
         raise MeasurementError(f"{statuses['Unknown']} pilots came back Unknown (the cloud calls failed)")
     detail = {"pilots": sum(len(r) for r in refs.values()), "statuses": dict(sorted(statuses.items())),
-              "ce_status": reported}
-    return Sample(requests, wall, cpu, detail, _by_call(fleet))
+              "ce_status": reported, "ce_truth": fleet.truth(kind)}
+    return Sample(requests, wall, cpu, process_cpu, detail, _by_call(fleet))
 
 
 # --- submission --------------------------------------------------------------------------------
 def submission(fleet: Fleet, kind: str, ce, count: int) -> Sample:
     """``submitJob(wrapper, "", count)`` on one CE; the VMs are removed again afterwards."""
     fleet.cloud.counters.reset()
-    start = time.perf_counter()
+    start, process_start = time.perf_counter(), time.process_time()
     result = ce.submitJob(str(fleet.wrapper), "", count)
-    wall = time.perf_counter() - start
+    wall, process_cpu = time.perf_counter() - start, time.process_time() - process_start
     requests = fleet.cloud.counters.total()
     by_call = _by_call(fleet)
     if not result["OK"]:
@@ -105,7 +107,7 @@ def submission(fleet: Fleet, kind: str, ce, count: int) -> Sample:
     if len(result.get("PilotStampDict", {})) != count:
         stamps = len(result.get("PilotStampDict", {}))
         raise MeasurementError(f"submitJob returned {stamps} stamps for {count} VMs")
-    return Sample(requests, wall, None, {"created": len(refs)}, by_call)
+    return Sample(requests, wall, None, process_cpu, {"created": len(refs)}, by_call)
 
 
 # --- repetitions -------------------------------------------------------------------------------
@@ -162,7 +164,7 @@ def vmdirector_cycle(
     from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import CEView, decide
 
     fleet.cloud.counters.reset()
-    start, cpu_start = time.perf_counter(), time.thread_time()
+    start, cpu_start, process_start = time.perf_counter(), time.thread_time(), time.process_time()
     policy_cpu, listed = 0.0, 0
     actions: Counter[str] = Counter()
     for name in ce_names():
@@ -175,11 +177,11 @@ def vmdirector_cycle(
         decision = decide(view)
         policy_cpu += time.thread_time() - policy_start
         actions.update(type(action).__name__ for action in decision.actions)
-    cpu = time.thread_time() - cpu_start
+    cpu, process_cpu = time.thread_time() - cpu_start, time.process_time() - process_start
     wall = time.perf_counter() - start
     expected = fleet.total(OURS)
     if listed != expected:
         raise MeasurementError(f"the VMDirector listings saw {listed} of our {expected} VMs")
     detail = {"vms": listed, "policy_cpu_s": policy_cpu, "listing_cpu_s": cpu - policy_cpu,
               "actions": dict(sorted(actions.items()))}
-    return Sample(fleet.cloud.counters.total(), wall, cpu, detail, _by_call(fleet))
+    return Sample(fleet.cloud.counters.total(), wall, cpu, process_cpu, detail, _by_call(fleet))

@@ -45,6 +45,9 @@ def test_every_measurement_is_there_and_sane(quick_run):
             summary = entry[key]
             assert summary["n"] == entry["repetitions"]
             assert 0 < summary["min"] <= summary["median"] <= summary["max"], (entry["scenario"], summary)
+        assert entry["process_cpu_s"]["median"] > 0
+        if entry["cpu_s"] is not None:  # the client's threads are part of the process
+            assert entry["process_cpu_s"]["max"] >= entry["cpu_s"]["min"]
 
 
 def test_monitoring_answers_every_pilot(quick_run):
@@ -55,7 +58,9 @@ def test_monitoring_answers_every_pilot(quick_run):
             assert detail["pilots"] == n
             assert sum(detail["statuses"].values()) == n
             assert "Unknown" not in detail["statuses"]
-            assert set(detail["ce_status"]) == set(doc["settings"]["ces"])
+            assert set(detail["ce_status"]) == set(detail["ce_truth"]) == set(doc["settings"]["ces"])
+            if kind == "ours":  # per CE, from its own VMs: ACTIVE running, BUILD waiting
+                assert detail["ce_status"] == detail["ce_truth"]
 
 
 def test_request_counts_follow_each_ce_design(quick_run):
