@@ -163,3 +163,21 @@ def test_vm_shares_the_host_network(local_cloud):
                            f"print('reached', urllib.request.urlopen('{url}').status)\"\n")
     _wait_status(conn, server.id, "SHUTOFF")
     assert "reached 200" in _console(conn, server.id)
+
+
+@pytest.mark.parametrize("local_cloud", BOOT, indirect=True)
+def test_readable_host_paths_under_hidden_directories(local_cloud, tmp_path):
+    shared = tmp_path / "pilot-files"
+    shared.mkdir()
+    (shared / "wrapper.sh").write_text("echo wrapper-from-host\n")
+    local_cloud.booter.readable = (str(shared),)
+    conn = local_cloud.connect()
+    server = _create(conn, "#cloud-config\n" + json.dumps({
+        "users": [{"name": "pilot"}],
+        "runcmd": [f"runuser -u pilot -- sh {shared}/wrapper.sh",
+                   f"touch {shared}/written 2>/dev/null && echo wrote || echo read-only"],
+    }))
+    _wait_status(conn, server.id, "SHUTOFF")
+    console = _console(conn, server.id)
+    assert "wrapper-from-host" in console and "read-only" in console
+    assert not (shared / "written").exists()

@@ -37,6 +37,7 @@ class SandboxBooter:
         self.root = Path(sandbox_root) if sandbox_root else Path(tempfile.mkdtemp(prefix="localcloud-vms-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self.region = region
+        # Extra host paths the VMs may read even where a VM directory hides them (e.g. /tmp/...).
         self.readable = readable
         self.sandboxes: dict[str, Sandbox] = {}
         self.processes: dict[str, subprocess.Popen] = {}
@@ -72,7 +73,7 @@ class SandboxBooter:
                 if server_id in self._cancelled:
                     continue
             try:
-                sandbox.prepare(info)
+                sandbox.prepare(info, tuple(self.readable))
                 with open(sandbox.console, "ab") as console:
                     console.write(f"LocalCloud: booting {name} ({server_id})\n".encode())
                     console.flush()

@@ -66,20 +66,23 @@ class Sandbox:
         self.fs = directory / "fs"
         self.console = directory / "console.log"
 
-    def prepare(self, info: InstanceInfo) -> None:
+    def prepare(self, info: InstanceInfo, readable: tuple[str, ...] = ()) -> None:
         for path in WRITABLE_DIRS:
             (self.fs / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
         (self.fs / "tmp").chmod(0o1777)
         (self.fs / "root").chmod(0o711)  # users must traverse it to reach a Python under /root
-        for path in _readable_host_paths():
+        for path in self.exposed(readable):
             # Mount points of host paths re-exposed read-only; users must be able to traverse them.
             mount_point = self.fs / path.lstrip("/")
-            mount_point.mkdir(parents=True, exist_ok=True)
-            for parent in [mount_point, *mount_point.parents]:
-                if parent == self.fs or self.fs not in parent.parents:
-                    break
-                if parent.parent != self.fs:
-                    parent.chmod(0o755)
+            if Path(path).is_dir():
+                mount_point.mkdir(parents=True, exist_ok=True)
+            else:
+                mount_point.parent.mkdir(parents=True, exist_ok=True)
+                mount_point.touch(exist_ok=True)
+            for parent in mount_point.parents:
+                if parent == self.fs or parent.parent == self.fs:
+                    break  # the top directories keep their own modes (/tmp 1777, /root 0711)
+                parent.chmod(0o755)
         shutil.copytree("/etc", self.fs / "etc", symlinks=True, ignore_dangling_symlinks=True,
                         dirs_exist_ok=True, ignore=_unsafe_etc_entries)
         var = self.fs / "var"
@@ -96,6 +99,13 @@ class Sandbox:
         tools.mkdir(parents=True, exist_ok=True)
         for name in RUNNER_FILES:
             shutil.copy(Path(__file__).with_name(name), tools / name)
+
+    @staticmethod
+    def exposed(readable: tuple[str, ...]) -> list[str]:
+        """Host paths to re-expose read-only that a writable VM directory would otherwise hide."""
+        under_writable = [str(Path(p).resolve()) for p in readable
+                          if any(str(Path(p).resolve()).startswith(d + "/") for d in WRITABLE_DIRS)]
+        return sorted({*_readable_host_paths(), *under_writable})
 
     def _write_instance_data(self, info: InstanceInfo) -> None:
         hostname = hostname_for(info.name)
@@ -139,7 +149,7 @@ class Sandbox:
         for path in WRITABLE_DIRS:
             argv += ["--bind", str(self.fs / path.lstrip("/")), path]
         argv += ["--bind", str(self.fs / "etc"), "/etc"]
-        for path in [*_readable_host_paths(), *readable]:
+        for path in sorted(self.exposed(readable), key=lambda p: p.count("/")):  # parents first
             argv += ["--ro-bind", path, path]
         argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", hostname,
                  "--die-with-parent", "--cap-drop", "ALL"]
