@@ -1,0 +1,218 @@
+"""End to end: a user's job runs in a VM that JenniferDIRAC's cloud CE booted, on a real DIRAC server.
+
+Real parts: the loopback DIRAC 9.1 server (dev/loopback), DIRAC's own SiteDirector agent
+(``dirac-agent WorkloadManagement/SiteDirector``) with a ``CEType = Cloud`` CE pointing at
+LocalCloud (loopback OpenStack, real HTTP, openstacksdk), the CE's cloud-init user data run by
+LocalCloud in a bubblewrap sandbox, DIRAC's pilot wrapper in it, the real JobAgent.
+One stand-in: the pilot files served to the wrapper hold the project's small ``dirac-pilot.py``
+(dev/loopback/pilot) because the real DIRACGrid pilot cannot be downloaded offline.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from dev.loopback.config import SITE, VO
+from dev.loopback.server import REPO_ROOT, VENV_BIN
+
+pytestmark = pytest.mark.slow
+
+CE = "localcloud.loopback"
+QUEUE = "default"
+JDL = """
+JobName = "in-a-vm";
+Executable = "/bin/sh";
+Arguments = "-c 'echo hello from $(hostname)'";
+StdOutput = "std.out";
+StdError = "std.err";
+OutputSandbox = {"std.out", "std.err"};
+CPUTime = 1000;
+"""
+
+
+def cloud_cs(cloud, auth_file: Path, cert_dir: Path) -> str:
+    creds = cloud.credentials
+    return f"""
+Resources
+{{
+  Sites
+  {{
+    CLOUD
+    {{
+      {SITE}
+      {{
+        CE = loopback-ce, {CE}
+        CEs
+        {{
+          {CE}
+          {{
+            CEType = Cloud
+            CloudType = OPENSTACK
+            Driver_ex_force_auth_url = {cloud.base_url}/identity
+            Driver_ex_force_auth_version = 3.x_password
+            Driver_ex_tenant_name = {creds.project_name}
+            CloudAuth = {auth_file}
+            Instance_Image = name:EL9-x86_64
+            Instance_Flavor = name:m1.small
+            Instance_Networks = name:private
+            InstallationName = Loopback
+            Context_Profile = Loopback
+            Context_MaxLifetime = 1800
+            Queues
+            {{
+              {QUEUE}
+              {{
+                VO = {VO}
+                MaxTotalJobs = 1
+                MaxWaitingJobs = 1
+                # DIRAC derives the queue's CPUTime (which the Matcher requires) from these two.
+                maxCPUTime = 100000
+                SI00 = 1000
+                # The real pilot's options: one JobAgent cycle, then the VM powers off.
+                ExtraPilotOptions = -M 1, --StopAfterFailedMatches=1, --PollingTime=1
+              }}
+            }}
+          }}
+        }}
+      }}
+    }}
+  }}
+  Cloud
+  {{
+    Profiles
+    {{
+      Loopback
+      {{
+        Title = Loopback test VMs (no CVMFS; DIRAC preinstalled)
+        VO = {VO}
+        Template = el9.cloud-config.j2
+        PilotUser = diracpilot
+        PilotEnvironment = X509_CERT_DIR={cert_dir}
+        HeartbeatSeconds = 60
+      }}
+    }}
+  }}
+}}
+Systems
+{{
+  WorkloadManagement
+  {{
+    Agents
+    {{
+      SiteDirector
+      {{
+        VO = {VO}
+        Site = {SITE}
+        CEs = {CE}
+        PollingTime = 5
+        PilotStatusUpdateCycleFactor = 1
+        FailedQueueCycleFactor = 1
+      }}
+      VMDirector
+      {{
+        VO = {VO}
+        Site = {SITE}
+        CE = {CE}
+        PollingTime = 5
+      }}
+    }}
+  }}
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def cloud_site(dirac_server, tmp_path_factory):
+    """LocalCloud booting VMs, configured in the running CS as the cloud CE of the loopback site."""
+    from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
+
+    roots = dirac_server.roots
+    cloud = LocalCloud(boot=True, sandbox_root=tmp_path_factory.mktemp("vms"))
+    # The VMs see the host read-only except /tmp & co: expose what the pilot reads there.
+    cloud.booter.readable = tuple(str(p) for p in (roots.pilot_files, roots.cert_dir, REPO_ROOT, VENV_BIN.parent))
+    cloud.start()
+    auth = roots.server / "etc" / "cloud.auth"
+    auth.write_text(f"[DEFAULT]\nkey = {cloud.credentials.username}\nsecret = {cloud.credentials.password}\n")
+    os.chmod(auth, 0o600)
+    dirac_server.add_cs(cloud_cs(cloud, auth, roots.cert_dir))
+    try:
+        yield cloud
+    finally:
+        cloud.stop()
+
+
+def _pilots(dirac_server) -> list[tuple]:
+    return dirac_server.mariadb.execute(
+        "SELECT PilotJobReference, PilotStamp, Status, CurrentJobID FROM PilotAgents WHERE DestinationSite = %s",
+        database="PilotAgentsDB", params=(CE,),
+    )
+
+
+def _vm_accounting_rows(dirac_server) -> int:
+    """VirtualMachine records the DataStore holds (queued for bucketing or already bucketed)."""
+    return sum(
+        dirac_server.mariadb.execute(f"SELECT COUNT(*) FROM {table}", database="AccountingDB")[0][0]
+        for table in ("ac_in_VirtualMachine", "ac_bucket_VirtualMachine")
+    )
+
+
+def _wait(what: str, probe, timeout: float, diagnostics):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"{what} not reached within {timeout:.0f} s\n{diagnostics()}")
+
+
+def test_job_runs_in_a_vm_booted_by_the_cloud_ce(dirac_server, cloud_site, tmp_path):
+    started = time.monotonic()
+    job_id = dirac_server.submit_job(JDL)
+    dirac_server.wait_job_status(job_id, {"Waiting"}, timeout=60)
+    dirac_server.start_component("SiteDirector", ["dirac-agent", "WorkloadManagement/SiteDirector"])
+    dirac_server.start_component("VMDirector", ["dirac-agent", "WorkloadManagement/VMDirector"])
+
+    def diagnostics() -> str:
+        lines = [f"pilots: {_pilots(dirac_server)}"]
+        for server in cloud_site.compute.servers.values():
+            lines.append(f"VM {server.name} {server.status}")
+            sandbox = cloud_site.booter.root / server.id
+            for log in (sandbox / "console.log", sandbox / "fs/var/log/jdirac-pilot.log"):
+                if log.exists():
+                    lines.append(f"--- {log}\n{log.read_text(errors='replace')[-3000:]}")
+        for agent in ("SiteDirector", "VMDirector"):
+            log = dirac_server.roots.logs / f"{agent}.log"
+            lines.append(f"--- {agent}\n{log.read_text(errors='replace')[-3000:]}")
+        return "\n".join(lines)
+
+    pilots = _wait("a pilot submitted through the cloud CE", lambda: _pilots(dirac_server), 120, diagnostics)
+    assert len(pilots) == 1, pilots
+    ref, stamp, _, _ = pilots[0]
+    assert ref.startswith(f"cloud://{CE}/")
+    vm_name = ref.rsplit("/", 1)[1]
+    servers = [s for s in cloud_site.compute.servers.values() if s.name == vm_name]
+    assert len(servers) == 1
+    vm = servers[0]
+
+    dirac_server.wait_job_status(job_id, {"Done"}, timeout=300)
+    output = dirac_server.get_output(job_id, tmp_path / "out")
+    assert (output / "std.out").read_text().startswith("hello from ")
+
+    # The pilot in the VM reported the reference and stamp that PilotAgentsDB holds.
+    pilot_log = cloud_site.booter.root / vm.id / "fs/var/log/jdirac-pilot.log"
+    assert f"pilot reference={ref} stamp={stamp} flavour=CLOUD" in pilot_log.read_text()
+
+    # The VM powers off; the SiteDirector sees it, ends the pilot Done, the CE deletes the VM.
+    _wait("pilot Done", lambda: [p for p in _pilots(dirac_server) if p[2] == "Done"], 180, diagnostics)
+    assert _pilots(dirac_server) == [(ref, stamp, "Done", job_id)]
+    _wait("VM deleted", lambda: vm.status == "DELETED" or vm.id not in cloud_site.compute.servers, 180,
+          diagnostics)
+    # The VMDirector accounts for the finished VM in DIRAC's accounting (VirtualMachine type).
+    _wait("VM accounting record", lambda: _vm_accounting_rows(dirac_server), 120, diagnostics)
+    print(f"\njob {job_id} in VM {vm_name}: submitted -> Done, pilot Done, VM deleted in "
+          f"{time.monotonic() - started:.1f} s")
