@@ -44,6 +44,7 @@ from benchmarks.cebench.stats import Summary  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 QUICK_SIZES = (8, 20)
+WORKER_TIMEOUT_S = 1800  # a worker that hangs (a CE stuck on a call) ends the run instead of stalling it
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -106,6 +107,7 @@ def _entry(n: int, kind: str, scenario: str, samples: list[scenarios.Sample], re
         "process_cpu_s": Summary.of(process_cpus).to_dict() if process_cpus else None,
         "requests_per_ce": Summary.of([s.requests / len(ce_names()) for s in samples]).to_dict()
         if scenario != "submission" else None,
+        "samples": {"requests": [s.requests for s in samples], "wall_s": [s.wall_s for s in samples]},
         "detail": samples[-1].detail,
         "by_call": samples[-1].by_call,
     }
@@ -211,7 +213,7 @@ def run(args: argparse.Namespace) -> dict:
                 output = Path(tmp) / f"{n}-{kind}.json"
                 _log(f"N={n} {kind}: worker process")
                 completed = subprocess.run(_worker_argv(args, n, kind, output), cwd=REPO,
-                                           stdout=subprocess.PIPE, text=True)
+                                           stdout=subprocess.PIPE, text=True, timeout=WORKER_TIMEOUT_S)
                 if completed.returncode != 0 or not output.exists():
                     sys.stderr.write(completed.stdout[-4000:])
                     raise RuntimeError(f"the worker for N={n} {kind} failed (exit {completed.returncode})")
