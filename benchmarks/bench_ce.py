@@ -139,8 +139,8 @@ def _director_backends(fleet: Fleet) -> dict:
     return backends
 
 
-def worker(n: int, kind: str, args: argparse.Namespace) -> dict:
-    fleet = start_fleet(args.latency_ms / 1000.0)
+def worker(n: int, kind: str, args: argparse.Namespace, workdir: Path) -> dict:
+    fleet = start_fleet(args.latency_ms / 1000.0, workdir)
     try:
         # Connect and resolve before seeding: a SiteDirector or an agent pays this once, not per N.
         ces = {name: fleet.make_ce(kind, name) for name in ce_names()}
@@ -193,7 +193,10 @@ def _worker_main(args: argparse.Namespace) -> int:
 
     gLogger.setLevel("ERROR")
     logging.getLogger("openstack").setLevel(logging.ERROR)
-    output.write_text(json.dumps(worker(n, kind, args)))
+    # Files under the parent's temporary directory, so they go even if this process is killed.
+    workdir = output.parent / f"{n}-{kind}"
+    workdir.mkdir()
+    output.write_text(json.dumps(worker(n, kind, args, workdir)))
     return 0
 
 

@@ -164,7 +164,7 @@ def _pick_state(rng: random.Random) -> tuple[str, dict | None]:
     return "ACTIVE", None
 
 
-def start_fleet(latency_s: float, workdir: str | None = None) -> Fleet:
+def start_fleet(latency_s: float, workdir: str | Path | None = None) -> Fleet:
     """A started LocalCloud (quota unlimited, `latency_s` per request) and the files the CEs read."""
     cloud = LocalCloud(latency=latency_s, build_seconds=BUILD_SECONDS).start()
     cloud.compute.set_quota(instances=-1, cores=-1, ram=-1)
