@@ -238,6 +238,7 @@ def run(args: argparse.Namespace) -> dict:
         "results": results,
         "memory": memory,
         "ratios": report.ratios(results, args.sizes),
+        "targets": report.targets(results),
     }
 
 
@@ -294,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     report.write_json(doc, json_path)
     report.plot(doc, png_path)
     print(report.table(doc))
+    print(report.targets_text(doc["targets"]))
     print("\n".join(f"note: {note}" for note in doc["notes"]))
     print(f"JSON: {json_path}\nplot: {png_path}")
     return 0

@@ -41,6 +41,40 @@ def ratios(results: list[dict], sizes: list[int]) -> list[dict]:
     return rows
 
 
+def targets(results: list[dict]) -> list[dict]:
+    """The design targets, where the run has the N they speak of."""
+    rows = []
+
+    def add(name: str, goal: str, value: float | None, met: bool) -> None:
+        rows.append({"target": name, "goal": goal, "measured": value, "met": met})
+
+    ours, stock = find(results, 1000, OURS, "monitoring"), find(results, 1000, STOCK, "monitoring")
+    if ours and stock:
+        for key, minimum, what in (("requests", 20, "cloud requests"), ("wall_s", 10, "wall time")):
+            value = ratio(stock[key]["median"], ours[key]["median"])
+            add(f"monitoring N=1000: {what} stock/ours", f">= {minimum}x", value,
+                value is not None and value >= minimum)
+    for n in sorted({r["n"] for r in results}):
+        ours, stock = find(results, n, OURS, "submission"), find(results, n, STOCK, "submission")
+        if ours and stock:
+            value = ratio(stock["wall_s"]["median"], ours["wall_s"]["median"])
+            add(f"submission N={n}: wall time stock/ours", ">= 5x", value, value is not None and value >= 5)
+    director = find(results, 5000, OURS, "vmdirector")
+    if director:
+        value = director["cpu_s"]["median"]
+        add("VMDirector cycle N=5000: client CPU s (listing + policy)", "< 2 s", value, value < 2)
+    return rows
+
+
+def targets_text(rows: list[dict]) -> str:
+    return "".join(
+        f"target {row['target']}: {row['goal']}, measured "
+        f"{'-' if row['measured'] is None else format(row['measured'], '.2f')} -> "
+        f"{'met' if row['met'] else 'MISSED'}\n"
+        for row in rows
+    )
+
+
 def _cell(entry: dict | None, key: str, fmt: str) -> str:
     if entry is None or entry.get(key) is None:
         return "-"

@@ -100,5 +100,9 @@ def test_ratios_memory_and_outputs(quick_run):
     for memory in doc["memory"]:
         assert memory["max_rss_mib"] >= memory["rss_before_mib"] > 0
         assert memory["growth_mib"] == pytest.approx(memory["max_rss_mib"] - memory["rss_before_mib"])
+    # at the quick sizes only the submission target applies (the others name N=1000 and N=5000)
+    assert [t["target"] for t in doc["targets"]] == [f"submission N={n}: wall time stock/ours" for n in sizes]
+    for target in doc["targets"]:
+        assert target["met"] == (target["measured"] >= 5)
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "stock/ours" in stdout and f"{sizes[-1]:>5}  monitoring pass requests" in stdout
