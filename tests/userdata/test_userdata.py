@@ -130,9 +130,9 @@ def test_every_shipped_profile_renders_valid_cloud_config(name):
 
     assert "cvmfs" in document["packages"]
     assert any(user != "default" and user["name"] == profile.pilot_user for user in document["users"])
-    assert document["runcmd"] == [["/bin/bash", "/usr/local/libexec/jdirac-boot"]]
+    assert document["runcmd"] == [["/bin/bash", "/var/lib/jdirac/jdirac-boot"]]
     assert document["power_state"]["mode"] == "poweroff"
-    boot = files["/usr/local/libexec/jdirac-boot"]
+    boot = files["/var/lib/jdirac/jdirac-boot"]
     assert "timeout" in boot and "runuser -u" in boot and "shutdown_message" in boot
     # The token appears exactly once: in the root-only settings file.
     assert text.count(TOKEN) == 0 and sum(TOKEN in content for content in files.values()) == 1

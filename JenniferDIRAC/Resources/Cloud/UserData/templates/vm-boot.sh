@@ -60,12 +60,15 @@ heartbeats() {
     local sleeper=""
     trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null; exit 0' TERM
     while true; do
-        endpoint POST heartbeat -H 'Content-Type: text/plain' --data-binary @/proc/loadavg \
-            || log "heartbeat failed"
         sleep "${JDIRAC_HEARTBEAT_SECONDS}" &
         sleeper=$!
         wait "$sleeper"
+        heartbeat
     done
+}
+
+heartbeat() {
+    endpoint POST heartbeat -H 'Content-Type: text/plain' --data-binary @/proc/loadavg || log "heartbeat failed"
 }
 
 finish() {  # finish CODE TEXT: report and end; cloud-init powers the VM off afterwards
@@ -85,8 +88,9 @@ if [ "${JDIRAC_HARD_POWEROFF}" = yes ] && [ -d /run/systemd/system ] && command 
         || log "could not schedule the lifetime power-off"
 fi
 
-# Heartbeats run in the background; their output goes straight to the log file so that they
-# never hold cloud-init's output pipe open.
+# The first heartbeat says the VM is up; the others run in the background, their output going
+# straight to the log file so that they never hold cloud-init's output pipe open.
+heartbeat
 heartbeats >> "$BOOT_LOG" 2>&1 &
 HEARTBEAT_PID=$!
 upload_log boot /var/log/cloud-init-output.log "$BOOT_LOG"

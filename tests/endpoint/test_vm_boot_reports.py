@@ -1,0 +1,109 @@
+"""A LocalCloud VM booted with the real rendered user data reports to a real VM endpoint:
+first heartbeat and boot log at start, periodic heartbeats, pilot log and shutdown message at the
+end, then it powers off."""
+
+import base64
+import re
+import time
+
+import pytest
+
+from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, pilot_reference
+from JenniferDIRAC.Resources.Cloud.UserData import PilotContext, get_profile, pack_user_data, render_user_data
+from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStateStore
+
+CE = "CLOUD.LocalCloud.org"
+# A stand-in for DIRAC's pilot wrapper: shows what it was given, optionally outlives one
+# heartbeat period, and exits with the code the test asks for.
+WRAPPER = """#!/bin/bash
+echo "stub pilot as $(id -un): PILOT_UUID=$PILOT_UUID DIRAC_PILOT_STAMP=$DIRAC_PILOT_STAMP"
+[ -n "${STUB_SECONDS:-}" ] && sleep "$STUB_SECONDS"
+exit "${STUB_EXIT:-0}"
+"""
+# The shipped template with a profile that needs no CVMFS (LocalCloud has none) and never
+# schedules a host power-off.
+PROFILE_CS = {"LocalTest": {"CVMFSRepositories": "", "Packages": "", "HeartbeatSeconds": "10", "HardPoweroff": "no"}}
+
+
+def wait_for(predicate, seconds, what):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def live_endpoint(vmdb, tmp_path):
+    authority = TokenAuthority([b"boot-test-secret-0123456789abcdefghij"])
+    app = VMEndpointApp(authority, VMStateStore(vmdb.db), EndpointLimits(min_heartbeat_seconds=5))
+    server = EndpointServer(app, "127.0.0.1", 0)
+    server.start()
+    try:
+        yield server, authority, vmdb.db, app
+    finally:
+        server.stop()
+
+
+def boot_vm(conn, server, authority, db, **env):
+    vm_name = make_vm_name()
+    ctx = PilotContext(
+        pilot_reference=pilot_reference(CE, vm_name), pilot_stamp=make_stamp(), wrapper=WRAPPER,
+        vm_name=vm_name, ce_name=CE, site=CE, vo="belle", max_lifetime=3600,
+        endpoint_url=server.url, endpoint_token=authority.issue_for_vm(vm_name, 3600), extra_env=env,
+    )
+    user_data = pack_user_data(render_user_data(ctx, get_profile("LocalTest", PROFILE_CS)), 65535)
+    assert db.recordVMs([{
+        "vm_name": vm_name, "vm_id": "", "ce": CE, "site": CE, "vo": "belle", "profile": "LocalTest",
+        "pilot_reference": ctx.pilot_reference, "stamp": ctx.pilot_stamp, "flavor": "m1.small",
+        "cores": 1, "ram_mb": 2048, "created": None,
+    }])["OK"]
+    image = conn.image.find_image("EL9-x86_64")
+    flavor = conn.compute.find_flavor("m1.small")
+    network = conn.network.find_network("private")
+    created = conn.compute.create_server(name=vm_name, image_id=image.id, flavor_id=flavor.id,
+                                         networks=[{"uuid": network.id}],
+                                         user_data=base64.b64encode(user_data).decode())
+    return ctx, created
+
+
+@pytest.mark.parametrize("local_cloud", [{"boot": True}], indirect=True)
+def test_booted_vms_report_to_the_endpoint(local_cloud, live_endpoint):
+    server, authority, db, app = live_endpoint
+    conn = local_cloud.connect()
+    good_ctx, good = boot_vm(conn, server, authority, db, STUB_SECONDS="12")
+    bad_ctx, bad = boot_vm(conn, server, authority, db, STUB_EXIT="3")
+
+    def stopped(vm):
+        return conn.compute.get_server(vm.id).status == "SHUTOFF"
+
+    wait_for(lambda: stopped(good) and stopped(bad), 120, "both VMs to power off")
+    console = {vm.name: local_cloud.booter.sandbox(vm.id).console.read_text() for vm in (good, bad)}
+
+    # The VM whose pilot succeeded: boot log, pilot log, >= 2 heartbeats, "200" shutdown message.
+    record = db.getVMs(names=[good_ctx.vm_name])["Value"][0]
+    assert record["shutdown_code"] == 200, console[good.name][-3000:]
+    assert record["shutdown_message"] == "Intended work completed ok"
+    beats = db.getHeartbeats(good_ctx.vm_name)["Value"]
+    assert len(beats) >= 2, console[good.name][-3000:]
+    assert re.match(r"^\d+\.\d+ \d+\.\d+ \d+\.\d+ ", beats[0][1])  # /proc/loadavg
+    logs = db.getLogs(good_ctx.vm_name)["Value"]
+    assert set(logs) == {"boot", "pilot"}
+    assert (f"stub pilot as diracpilot: PILOT_UUID={good_ctx.pilot_reference} "
+            f"DIRAC_PILOT_STAMP={good_ctx.pilot_stamp}").encode() in logs["pilot"]
+    assert b"pilot wrapper ended with exit code 0" in logs["boot"]
+    assert b"running the pilot as diracpilot" in logs["boot"]
+
+    # The VM whose pilot failed says so with a 600 code (what fizzle detection reads).
+    record = db.getVMs(names=[bad_ctx.vm_name])["Value"][0]
+    assert record["shutdown_code"] == 600, console[bad.name][-3000:]
+    assert "exit code 3" in record["shutdown_message"]
+    assert b"pilot wrapper ended with exit code 3" in db.getLogs(bad_ctx.vm_name)["Value"]["boot"]
+
+    # Nothing was refused, and the token never reached the console or the stored logs.
+    assert set(app.counters) <= {204, 429}, app.counters
+    for ctx, vm in ((good_ctx, good), (bad_ctx, bad)):
+        assert ctx.endpoint_token not in console[vm.name]
+        assert all(ctx.endpoint_token.encode() not in content for content in db.getLogs(ctx.vm_name)["Value"].values())
