@@ -105,7 +105,8 @@ class Sandbox:
         """Host paths to re-expose read-only that a writable VM directory would otherwise hide."""
         under_writable = [str(Path(p).resolve()) for p in readable
                           if any(str(Path(p).resolve()).startswith(d + "/") for d in WRITABLE_DIRS)]
-        return sorted({*_readable_host_paths(), *under_writable})
+        paths = sorted({*_readable_host_paths(), *under_writable})
+        return [p for p in paths if not any(p.startswith(other + "/") for other in paths)]
 
     def _write_instance_data(self, info: InstanceInfo) -> None:
         hostname = hostname_for(info.name)
@@ -149,7 +150,7 @@ class Sandbox:
         for path in WRITABLE_DIRS:
             argv += ["--bind", str(self.fs / path.lstrip("/")), path]
         argv += ["--bind", str(self.fs / "etc"), "/etc"]
-        for path in sorted(self.exposed(readable), key=lambda p: p.count("/")):  # parents first
+        for path in self.exposed(readable):
             argv += ["--ro-bind", path, path]
         argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", hostname,
                  "--die-with-parent", "--cap-drop", "ALL"]
