@@ -42,9 +42,21 @@ default 0), ``host``/``port`` (default 127.0.0.1 and a random port), ``region_na
 ``cloud.identity``: ``expire_all_tokens()``; ``cloud.image.add_image(name)``;
 ``cloud.network.add_network(name)``; ``cloud.advance_time(seconds)`` moves the cloud clock.
 
+Defaults: project and user ``jennifer`` in domain ``Default``, region ``RegionOne``; flavors
+m1.tiny (1 vCPU/512 MB), m1.small (1/2048), m1.medium (2/4096), m1.large (4/8192), m1.xlarge
+(8/16384); image ``EL9-x86_64``; network ``private`` (10.0.0.0/16); quota 10 instances, 20
+cores, 51200 MB. Listing is Nova's: newest first, at most 1000 per page with ``servers_links``,
+filters ``name`` (regex), ``status``, ``changes-since`` (deleted servers show as DELETED),
+``changes-before``, ``image``, ``flavor``, ``tags``, ``tags-any``, ``limit``/``marker``.
+
 With ``boot=True`` each server's user data (cloud-init MIME multipart, ``#cloud-config`` or a
 ``#!`` script) runs in a bubblewrap sandbox under ``sandbox_root`` once the server is ACTIVE; its
-output is the console log and the server goes SHUTOFF when it exits (see ``boot``).
+output is the console log (and ``/var/log/cloud-init-output.log`` inside) and the server goes
+SHUTOFF when it exits. A server without user data stays ACTIVE. Inside: the host read-only;
+private writable /tmp, /home, /var, /run, /opt, /root, /srv, /mnt, /media and a copy of /etc;
+host network; ``/run/cloud-init/instance-data.json``, ``/var/lib/cloud/data/instance-id``.
+``cloud.booter.readable`` re-exposes host paths a private directory would hide (e.g. under
+/tmp); ``cloud.booter.sandbox(server_id).fs`` is the VM's tree on the host (see ``boot``).
 
 Standalone: ``python -m JenniferDIRAC.Resources.Cloud.LocalCloud`` or ``jdirac-localcloud``
 prints a ready ``clouds.yaml`` and serves until interrupted.
