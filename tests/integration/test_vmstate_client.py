@@ -138,3 +138,23 @@ def test_handler_authorization_in_config_template():
     assert {p.strip() for p in auth["Default"].split(",")} == {"Operator", "TrustedHost"}
     exported = {name[len("export_"):] for name in dir(VMManagerHandler) if name.startswith("export_")}
     assert {"recordVMs", "getVMs", "setBackoff", "storeLog", "markAccounted"} <= exported
+
+
+def test_process_wide_db_follows_the_configured_database(vmdb, mariadb, monkeypatch):
+    from DIRAC import gConfig
+    from diraccfg import CFG
+
+    monkeypatch.setattr(client_module, "_db", None)
+    first = VMStateClient()._db
+    assert first.dbName == vmdb.dbname and VMStateClient()._db is first  # cached
+    mariadb.create_database("VMDB_other_cs")
+    try:
+        gConfig.loadCFG(CFG().loadFromBuffer(
+            "Systems\n{\n  WorkloadManagement\n  {\n    Databases\n    {\n      VMDB\n      {\n"
+            "        DBName = VMDB_other_cs\n      }\n    }\n  }\n}\n"
+        ))
+        assert VMStateClient()._db.dbName == "VMDB_other_cs"
+    finally:
+        gConfig.loadCFG(CFG().loadFromBuffer(vmdb.cfg))
+        mariadb.drop_database("VMDB_other_cs")
+    assert VMStateClient()._db.dbName == vmdb.dbname

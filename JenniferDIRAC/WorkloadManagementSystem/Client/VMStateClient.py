@@ -20,17 +20,25 @@ DB_FULL_NAME = "WorkloadManagement/VMDB"
 SERVICE = "WorkloadManagement/VMManager"
 
 _dbLock = threading.Lock()
-_db = None
+_db = None  # the VMDB of this process, for the database the CS names now
+
+
+def _key(host, port, dbname, user) -> tuple:
+    return (str(host), int(port), str(dbname), str(user))
 
 
 def _localDB():
-    """The process-wide VMDB, or None when the database is not configured here."""
+    """The process-wide VMDB, or None when the database is not configured here. A new one is
+    made when the CS names another database than the cached one."""
     global _db
     with _dbLock:
-        if _db is not None:
-            return _db
-        if not getDBParameters(DB_FULL_NAME)["OK"]:
+        result = getDBParameters(DB_FULL_NAME)
+        if not result["OK"]:
             return None
+        params = result["Value"]
+        wanted = _key(params["Host"], params["Port"], params["DBName"], params["User"])
+        if _db is not None and _key(_db.dbHost, _db.dbPort, _db.dbName, _db.dbUser) == wanted:
+            return _db
         from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
 
         try:
