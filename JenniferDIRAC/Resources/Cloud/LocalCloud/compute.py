@@ -175,6 +175,14 @@ class ComputeState:
             raise NotFound(f"Flavor {flavor_id} could not be found.")
         return flavor
 
+    def list_flavors(self) -> list[Flavor]:
+        with self._lock:
+            return sorted(self.flavors.values(), key=lambda f: (f.ram, f.vcpus, f.id))
+
+    def list_keypairs(self, user_id: str) -> list[Keypair]:
+        with self._lock:
+            return [k for (user, _), k in sorted(self.keypairs.items()) if user == user_id]
+
     def find_flavor(self, name_or_id: str) -> Flavor:
         with self._lock:
             flavor = next((f for f in self.flavors.values() if f.name == name_or_id), None)

@@ -333,7 +333,7 @@ class ComputeAPI(ServiceAPI):
         return body
 
     def _flavors(self, call: Call, detail: bool) -> Response:
-        flavors = sorted(self.state.flavors.values(), key=lambda f: (f.ram, f.id))
+        flavors = self.state.list_flavors()
         return json_response({"flavors": [self.flavor_body(call, f, detail) for f in flavors]})
 
     def list_flavors(self, call: Call) -> Response:
@@ -358,7 +358,7 @@ class ComputeAPI(ServiceAPI):
         return {"keypair": body}
 
     def list_keypairs(self, call: Call) -> Response:
-        mine = [k for (user, _), k in sorted(self.state.keypairs.items()) if user == call.token.user_id]
+        mine = self.state.list_keypairs(call.token.user_id)
         return json_response({"keypairs": [
             {"keypair": {"name": k.name, "public_key": k.public_key, "fingerprint": k.fingerprint,
                          "type": k.type}} for k in mine]})
