@@ -45,8 +45,7 @@ class SandboxBooter:
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue()
-        self._launcher = threading.Thread(target=self._launch_loop, name="localcloud-vm-launcher", daemon=True)
-        self._launcher.start()
+        self._launcher: threading.Thread | None = None
 
     def sandbox(self, server_id: str) -> Sandbox:
         return self.sandboxes[server_id]
@@ -61,6 +60,10 @@ class SandboxBooter:
         )
         with self._lock:
             self.sandboxes[server.id] = sandbox
+            if self._launcher is None or not self._launcher.is_alive():
+                self._launcher = threading.Thread(target=self._launch_loop, name="localcloud-vm-launcher",
+                                                  daemon=True)
+                self._launcher.start()
         self._queue.put((server.id, server.name, sandbox, info))
 
     def _launch_loop(self) -> None:
@@ -118,8 +121,10 @@ class SandboxBooter:
             processes = list(self.processes.values())
         for process in processes:
             _kill(process)
-        self._queue.put(None)
-        self._launcher.join(timeout=10)
+        if self._launcher is not None:
+            self._queue.put(None)
+            self._launcher.join(timeout=10)
+            self._launcher = None
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
