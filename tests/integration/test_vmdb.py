@@ -352,3 +352,17 @@ def test_batch_is_one_transaction_rolled_back_on_failure(vmdb, monkeypatch):
     assert ok(db.getVMs()) == []  # the first chunk was rolled back
     assert ok(db.recordVMs([record(f"vm-{i:02d}") for i in range(25)])) == 25
     assert len(ok(VMDB().getVMs())) == 25  # committed: visible to every connection
+
+
+def test_lost_database_gives_an_error_not_a_stall(vmdb, mariadb):
+    db = vmdb.db
+    ok(db.recordVMs([record("x")]))
+    assert db.connectRetries == 1
+    mariadb.drop_database(vmdb.dbname)
+    results = []
+    # A new thread gets a new connection: selecting the database fails, is retried once, gives up.
+    thread = threading.Thread(target=lambda: results.append(db.getVMs()))
+    thread.start()
+    thread.join()
+    (result,) = results
+    assert not result["OK"] and "Could not select db" in result["Message"]

@@ -28,6 +28,9 @@ from DIRAC.Core.Base.DB import DB
 DB_FULL_NAME = "WorkloadManagement/VMDB"
 DEFAULT_MAX_LOG_BYTES = 1024 * 1024
 DEFAULT_MAX_HEARTBEATS = 100
+#: DIRAC's default (10 retries, sleeping 5, 10, ... 50 s: 275 s in all) would stall a CE or an agent
+#: for minutes while the database is down; VMDB gives up after this many retries (5 s each more).
+DEFAULT_CONNECT_RETRIES = 1
 TERMINAL_STATES = ("SHUTOFF", "ERROR")
 RUNNING_STATE = "ACTIVE"
 _CHUNK = 500
@@ -194,13 +197,17 @@ class VMDB(DB):
     """WorkloadManagement/VMDB. Every public method returns S_OK / S_ERROR."""
 
     def __init__(self, parentLogger=None):
-        super().__init__("VMDB", DB_FULL_NAME, parentLogger=parentLogger)
         section = getDatabaseSection(DB_FULL_NAME)
+        self.connectRetries = gConfig.getValue(f"{section}/ConnectRetries", DEFAULT_CONNECT_RETRIES)
+        super().__init__("VMDB", DB_FULL_NAME, parentLogger=parentLogger)
         self.maxLogBytes = gConfig.getValue(f"{section}/MaxLogBytes", DEFAULT_MAX_LOG_BYTES)
         self.maxHeartbeats = gConfig.getValue(f"{section}/MaxHeartbeats", DEFAULT_MAX_HEARTBEATS)
         result = self._initializeTables()
         if not result["OK"]:
             raise RuntimeError(f"Cannot create the VMDB tables: {result['Message']}")
+
+    def _getConnection(self, retries=None):
+        return super()._getConnection(self.connectRetries if retries is None else retries)
 
     def _initializeTables(self):
         result = self._query("SHOW TABLES")
