@@ -233,9 +233,14 @@ Resources
 
 @pytest.fixture
 def world(local_cloud, mariadb, vmdb, tmp_path):
+    from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
+
+    # VMStateClient keeps one VMDB per process; each test has its own database.
+    client_module._db = None
     w = World(local_cloud, mariadb, vmdb, tmp_path)
     yield w
     w.close()
+    client_module._db = None
 
 
 def ce_line(out, ce=CE):
@@ -422,3 +427,32 @@ def test_filters_select_the_ces_served(world, local_cloud, option, served):
     else:
         assert "VMDirector cycle done 0 CEs" in out
         assert len(world.servers()) == 1 and world.pilot("stopped")[0] == "Running"
+
+
+def test_failed_create_starts_a_backoff_that_stops_submission(world, local_cloud, tmp_path):
+    from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+
+    params = world.ce_parameters()
+    params.pop("CEType")
+    ce = ComputingElementFactory().getCE(ceType="Cloud", ceName=CE, ceParametersDict=params)["Value"]
+    ce.retryDelay = 0.0
+    wrapper = tmp_path / "wrapper.sh"
+    wrapper.write_text("#!/bin/bash\necho pilot\n")
+    try:
+        local_cloud.faults.http_error(400, service="compute", method="POST", path="/v2.1/servers", times=None)
+        submitted = ce.submitJob(str(wrapper), "", 1)
+        assert not submitted["OK"], submitted
+        local_cloud.faults.clear()
+        (record,) = world.vmdb.db.getVMs(ce=CE)["Value"]
+        assert record["delete_reason"].startswith("create failed")
+        assert ce.available()["Value"] > 0  # the CE alone does not back off
+
+        out = world.run_agent()
+
+        backoff = world.vmdb.db.getBackoff(CE, "")["Value"]
+        assert backoff and backoff["active"] and "create failed" in backoff["reason"], ce_line(out)
+        assert world.vmdb.db.getVMs(ce=CE)["Value"][0]["accounted"]  # handled: counted once
+        assert ce.available()["Value"] == 0
+        assert world.servers() == {}
+    finally:
+        ce.shutdown()

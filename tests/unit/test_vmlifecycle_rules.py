@@ -287,3 +287,16 @@ def test_vm_record_from_database_dict_gets_aware_times():
     assert rec.created == naive.replace(tzinfo=timezone.utc) and rec.accounted and rec.shutdown_code == 300
     state = BackoffState.from_record({"ce": CE, "profile": "", "until": naive, "reason": "r", "probe": 0})
     assert state.until.tzinfo is not None and not state.probe
+
+
+def test_create_failure_recorded_by_the_ce_backs_off_once():
+    failed = VMRecord("f", CE, profile="big", created=ago(30), deleted=ago(29), delete_reason="create failed: boom")
+    quota = VMRecord("q", CE, created=ago(30), deleted=ago(29),
+                     delete_reason="create failed: Quota exceeded for instances: Requested 1")
+    d = decide(view([], [], [failed, quota]))
+    (backoff,) = d.of_type(StartBackoff)
+    assert backoff.profile == "big" and "create failed: boom" in backoff.reason
+    assert set(d.of_type(Account)) == {Account("f"), Account("q")}  # accounting marks them handled
+    handled = VMRecord("f", CE, profile="big", created=ago(30), deleted=ago(29), accounted=True,
+                       delete_reason="create failed: boom")
+    assert decide(view([], [], [handled])).of_type(StartBackoff) == []

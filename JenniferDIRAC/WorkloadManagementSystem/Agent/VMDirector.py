@@ -404,9 +404,15 @@ class VMDirector(AgentModule):
                 self.log.warn("Cannot close the records of vanished VMs", result["Message"])
 
         self._applyBackoffs(ce, decision, report)
+        names = {a.vm_name for a in decision.of_type(Account) if not a.after_delete or a.vm_name in ended}
         if self.accounting:
-            names = {a.vm_name for a in decision.of_type(Account) if not a.after_delete or a.vm_name in ended}
             report.accounted = self._account(ce, names, params, thresholds)
+        elif names:
+            # Accounting is off: still mark the finished VMs as handled, so that nothing about
+            # them (a create failure, say) is counted again in later cycles.
+            result = self.vmState.markAccounted(sorted(names))
+            if not result["OK"]:
+                self.log.warn("Cannot mark finished VMs as handled", result["Message"])
 
     def _applyBackoffs(self, ce: str, decision, report: CEReport):
         for action in decision.of_type(StartBackoff):

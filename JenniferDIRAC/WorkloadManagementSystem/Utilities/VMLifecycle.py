@@ -44,6 +44,8 @@ PILOT_FINAL = frozenset({DONE, FAILED, ABORTED, DELETED})
 
 #: Shutdown codes (VCYCLE / Machine-Job-Features convention) that mean the VM gave up early.
 FIZZLE_CODES = range(300, 700)
+#: How the CE marks the record of a VM it could not create (VMDB delete reason).
+CREATE_FAILED = "create failed"
 
 
 
@@ -94,6 +96,7 @@ class VMRecord:
     started: datetime | None = None  # first seen running
     ended: datetime | None = None  # first seen SHUTOFF / ERROR
     deleted: datetime | None = None  # deleted, or seen gone; None while it lives
+    delete_reason: str = ""  # "create failed: ..." when the CE could not create it
     accounted: bool = False
     last_heartbeat: datetime | None = None
     shutdown_code: int | None = None
@@ -111,6 +114,7 @@ class VMRecord:
             started=aware(record.get("started")),
             ended=aware(record.get("ended")),
             deleted=aware(record.get("deleted")),
+            delete_reason=record.get("delete_reason") or "",
             accounted=bool(record.get("accounted")),
             last_heartbeat=aware(record.get("last_heartbeat")),
             shutdown_code=record.get("shutdown_code"),
@@ -296,6 +300,8 @@ def decide(view: CEView) -> Decision:
 
     actions.extend(_lost_pilots(view, listed))
     actions.extend(_gone_records(view, listed))
+    for record in _create_failures(view, listed):
+        backoff_reasons.setdefault(record.profile, []).append(f"VM {record.vm_name}: {record.delete_reason}")
     actions.extend(_backoff_actions(view, backoff_reasons))
     return Decision(actions, frozenset(sightings))
 
@@ -344,6 +350,24 @@ def _gone_records(view: CEView, listed: set[str]) -> list[Action]:
         elif not record.accounted:
             actions.append(Account(name))
     return actions
+
+
+def _create_failures(view: CEView, listed: set[str]) -> list[VMRecord]:
+    """Records of VMs the CE failed to create, not yet accounted (so each counts once).
+    A full project is a pause, not a failure."""
+    failures = []
+    for name, record in sorted(view.records.items()):
+        if name in listed or record.ce != view.owner.ce or record.accounted or record.deleted is None:
+            continue
+        reason = record.delete_reason.lower()
+        if not reason.startswith(CREATE_FAILED) or "quota" in reason:
+            continue
+        state = view.backoffs.get(record.profile)
+        if state is None or record.created is None or record.created >= backoff_started(
+            state, view.thresholds.backoff_seconds
+        ):
+            failures.append(record)
+    return failures
 
 
 def _backoff_actions(view: CEView, reasons: dict[str, list[str]]) -> list[Action]:
