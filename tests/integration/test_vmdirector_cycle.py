@@ -262,8 +262,14 @@ def test_one_cycle_cleans_the_fleet_and_accounts_it(world, local_cloud):
     world.add_vm("orphan", "ACTIVE", 2 * hour, record=False)
     world.add_vm("foreign", "SHUTOFF", 30 * 86400, installation="SomeoneElse", record=False)
     lost = world.add_pilot(make_vm_name(), "Running", update_age=hour, submitted_age=2 * hour)
+    local_cloud.counters.reset()
 
     out = world.run_agent()
+
+    # One listing for the CE; one DELETE per deleted VM (Nova has no bulk delete); nothing else.
+    assert local_cloud.counters.get("compute", "GET", "/v2.1/servers/detail") == 1
+    assert local_cloud.counters.get("compute", "DELETE", "/v2.1/servers/<server_id>") == 6
+    assert local_cloud.counters.total("compute", "GET") <= 2  # the listing (+ version discovery)
 
     servers = world.servers()
     left = {role for role, name in world.names.items() if name in servers}
@@ -456,3 +462,41 @@ def test_failed_create_starts_a_backoff_that_stops_submission(world, local_cloud
         assert world.servers() == {}
     finally:
         ce.shutdown()
+
+
+def test_a_large_fleet_takes_one_listing(world, local_cloud):
+    """500 owned VMs (400 running, 100 powered off) and 200 foreign ones: one cycle."""
+    running, stopped, foreign = 400, 100, 200
+    now = local_cloud.clock.now()
+    owner = OwnerTags(installation=INSTALLATION, ce=CE, vo=VO, site=SITE).to_metadata()
+    other = OwnerTags(installation="SomeoneElse", ce=CE).to_metadata()
+    names = {}
+    for i in range(running + stopped + foreign):
+        name = make_vm_name()
+        status = "ACTIVE" if i < running else "SHUTOFF" if i < running + stopped else "ACTIVE"
+        local_cloud.compute.add_server(name, local_cloud.project_id, status=status, created=now - 7200,
+                                       metadata=owner if i < running + stopped else other)
+        names[name] = status
+    rows = [(pilot_reference(CE, n), VO, "Cloud", CE, "Running", uuid.uuid4().hex)
+            for n in list(names)[: running + stopped]]
+    conn = world.mariadb.connect(world.pilot_db)
+    try:
+        conn.cursor().executemany(
+            "INSERT INTO PilotAgents (PilotJobReference, VO, GridType, DestinationSite, Status, SubmissionTime, "
+            "LastUpdateTime, PilotStamp) VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP() - INTERVAL 7200 SECOND, "
+            "UTC_TIMESTAMP() - INTERVAL 60 SECOND, %s)", rows)
+        conn.commit()
+    finally:
+        conn.close()
+    local_cloud.counters.reset()
+
+    start = time.monotonic()
+    out = world.run_agent()
+    elapsed = time.monotonic() - start
+
+    assert f"{running + stopped} VMs, {stopped} deleted, 0 delete failures" in ce_line(out)
+    assert local_cloud.counters.get("compute", "GET", "/v2.1/servers/detail") <= 2  # paginated at most once
+    left = world.servers()
+    assert sum(1 for n in left if names[n] == "ACTIVE") == running + foreign and len(left) == running + foreign
+    took = [line for line in out.splitlines() if "Cycle took" in line]
+    print(f"\n700 VMs in the project, {stopped} deleted: dirac-agent run {elapsed:.1f} s; {took[-1].split('NOTICE:')[-1].strip()}")

@@ -214,7 +214,11 @@ class VMDirector(AgentModule):
             return result
         ces = result["Value"]
         if ces:
-            self._clients()
+            try:
+                self._clients()
+            except Exception as exc:  # a database that cannot be reached fails this cycle only
+                self.log.exception("Cannot reach the pilot or VM database", lException=exc)
+                return S_ERROR(f"Cannot reach the pilot or VM database: {exc}")
         if self.orphanSightings is None:
             self.orphanSightings = self._loadSightings()
         reports = []
