@@ -27,9 +27,21 @@ def test_dirac_agent_runs_one_cycle_without_ces(tmp_path):
     env.pop("DIRACSYSCONFIG", None)
     dirac_agent = Path(sys.executable).parent / "dirac-agent"
     proc = subprocess.run(
-        [str(dirac_agent), "WorkloadManagement/VMDirector", "--cfg", str(cfg),
-         "-o", "MaxCycles=1", "-o", "LogOutputs=stdout"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        [
+            str(dirac_agent),
+            "WorkloadManagement/VMDirector",
+            "--cfg",
+            str(cfg),
+            "-o",
+            "MaxCycles=1",
+            "-o",
+            "LogOutputs=stdout",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     out = proc.stdout + proc.stderr
     # dirac-agent exits 0 even when the cycle failed: the agent's own log lines decide.

@@ -25,7 +25,9 @@ CE = "cloud.director.test"
 DOWN_CE = "down.director.test"
 SITE = "CLOUD.Director.test"
 VO = "testvo"
-PILOT_SQL = Path(__import__("DIRAC").__file__).parent / "WorkloadManagementSystem" / "DB" / "PilotAgentsDB.sql"
+PILOT_SQL = (
+    Path(__import__("DIRAC").__file__).parent / "WorkloadManagementSystem" / "DB" / "PilotAgentsDB.sql"
+)
 DIRAC_AGENT = Path(sys.executable).parent / "dirac-agent"
 
 
@@ -146,27 +148,54 @@ Resources
     @staticmethod
     def _ce_cfg(name, params):
         options = "\n".join(f"            {k} = {v}" for k, v in params.items())
-        return f"          {name}\n          {{\n{options}\n            Queues\n            {{\n              default\n              {{\n              }}\n            }}\n          }}\n"
+        queues = "".join(
+            f"{' ' * indent}{text}\n"
+            for indent, text in ((12, "Queues"), (12, "{"), (14, "default"), (14, "{"), (14, "}"), (12, "}"))
+        )
+        return f"          {name}\n          {{\n{options}\n{queues}          }}\n"
 
     # --- seeding -------------------------------------------------------------------------------
-    def add_vm(self, role, status, age, installation=INSTALLATION, fault=None, record=True, started_after=None,
-               pilot=None, pilot_age=None):
+    def add_vm(
+        self,
+        role,
+        status,
+        age,
+        installation=INSTALLATION,
+        fault=None,
+        record=True,
+        started_after=None,
+        pilot=None,
+        pilot_age=None,
+    ):
         name = make_vm_name()
         owner = OwnerTags(installation=installation, ce=CE, vo=VO, site=SITE)
         created = self.cloud.clock.now() - age
         server = self.cloud.compute.add_server(
-            name, self.cloud.project_id, status=status, metadata=owner.to_metadata(), created=created,
+            name,
+            self.cloud.project_id,
+            status=status,
+            metadata=owner.to_metadata(),
+            created=created,
             fault=fault,
         )
         if status == "BUILD":
             server.stuck = True  # LocalCloud would otherwise finish the build at its next tick
         self.names[role], self.ids[role] = name, server.id
         if record:
-            created_dt = dt.datetime.fromtimestamp(created, dt.timezone.utc)
+            created_dt = dt.datetime.fromtimestamp(created, dt.UTC)
             rec = {
-                "vm_name": name, "vm_id": server.id, "ce": CE, "site": SITE, "vo": VO, "profile": "",
-                "pilot_reference": pilot_reference(CE, name), "stamp": uuid.uuid4().hex, "flavor": "m1.small",
-                "cores": 1, "ram_mb": 2048, "created": created_dt,
+                "vm_name": name,
+                "vm_id": server.id,
+                "ce": CE,
+                "site": SITE,
+                "vo": VO,
+                "profile": "",
+                "pilot_reference": pilot_reference(CE, name),
+                "stamp": uuid.uuid4().hex,
+                "flavor": "m1.small",
+                "cores": 1,
+                "ram_mb": 2048,
+                "created": created_dt,
             }
             assert self.vmdb.db.recordVMs([rec])["OK"]
             if started_after is not None:
@@ -192,7 +221,8 @@ Resources
     def pilot(self, role_or_name):
         name = self.names.get(role_or_name, role_or_name)
         rows = self.mariadb.execute(
-            f"SELECT Status, StatusReason FROM PilotAgents WHERE PilotJobReference = '{pilot_reference(CE, name)}'",
+            "SELECT Status, StatusReason FROM PilotAgents "
+            f"WHERE PilotJobReference = '{pilot_reference(CE, name)}'",
             database=self.pilot_db,
         )
         return rows[0] if rows else None
@@ -219,9 +249,21 @@ Resources
         env = dict(os.environ, DIRAC_ROOT_PATH=str(self.root))
         env.pop("DIRACSYSCONFIG", None)
         proc = subprocess.run(
-            [str(DIRAC_AGENT), "WorkloadManagement/VMDirector", "--cfg", str(cfg), "-o", "MaxCycles=1",
-             "-o", "LogOutputs=stdout"],
-            cwd=self.root, env=env, capture_output=True, text=True, timeout=180,
+            [
+                str(DIRAC_AGENT),
+                "WorkloadManagement/VMDirector",
+                "--cfg",
+                str(cfg),
+                "-o",
+                "MaxCycles=1",
+                "-o",
+                "LogOutputs=stdout",
+            ],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         out = proc.stdout + proc.stderr
         assert proc.returncode == 0, out
@@ -253,8 +295,9 @@ def test_one_cycle_cleans_the_fleet_and_accounts_it(world, local_cloud):
     hour = 3600
     world.add_vm("healthy", "ACTIVE", 600, started_after=30, pilot="Running", pilot_age=60)
     world.add_vm("stuck", "BUILD", 2 * hour, pilot="Submitted")
-    world.add_vm("errored", "ERROR", 1800, fault={"code": 500, "message": "No valid host was found"},
-                 pilot="Submitted")
+    world.add_vm(
+        "errored", "ERROR", 1800, fault={"code": 500, "message": "No valid host was found"}, pilot="Submitted"
+    )
     world.add_vm("stopped", "SHUTOFF", 3 * hour, started_after=60, pilot="Running", pilot_age=600)
     world.add_vm("over_lifetime", "ACTIVE", 2 * 86400, started_after=120, pilot="Running", pilot_age=60)
     world.add_vm("zombie", "ACTIVE", hour, started_after=60, pilot="Done", pilot_age=1800)
@@ -273,7 +316,11 @@ def test_one_cycle_cleans_the_fleet_and_accounts_it(world, local_cloud):
 
     servers = world.servers()
     left = {role for role, name in world.names.items() if name in servers}
-    assert left == {"healthy", "orphan", "foreign"}, (left, {n: s.status for n, s in servers.items()}, world.names)
+    assert left == {"healthy", "orphan", "foreign"}, (
+        left,
+        {n: s.status for n, s in servers.items()},
+        world.names,
+    )
     assert "6 deleted" in ce_line(out)
 
     # Final pilot statuses, with the cloud's fault as the reason where there is one.
@@ -291,7 +338,9 @@ def test_one_cycle_cleans_the_fleet_and_accounts_it(world, local_cloud):
     # Backoff recorded (never-booted, errored and fizzled VMs), and the CE submits nothing.
     backoff = world.vmdb.db.getBackoff(CE, "")["Value"]
     assert backoff and backoff["active"]
-    assert "never booted" in backoff["reason"] or "ERROR" in backoff["reason"] or "fizzled" in backoff["reason"]
+    assert (
+        "never booted" in backoff["reason"] or "ERROR" in backoff["reason"] or "fizzled" in backoff["reason"]
+    )
     from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
 
     params = world.ce_parameters()
@@ -380,7 +429,7 @@ def test_one_clouds_outage_skips_that_ce_only(world, local_cloud):
 
 
 def test_heartbeats_probe_and_lost_pilots(world, local_cloud):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     silent = world.add_vm("silent", "ACTIVE", 7200, started_after=60, pilot="Running", pilot_age=60)
     talking = world.add_vm("talking", "ACTIVE", 7200, started_after=60, pilot="Running", pilot_age=60)
     assert world.vmdb.db.addHeartbeat(world.names["silent"], now - dt.timedelta(seconds=4000))["OK"]
@@ -409,7 +458,9 @@ def test_dry_run_changes_nothing(world, local_cloud):
     world.add_vm("stopped", "SHUTOFF", 7200, started_after=60, pilot="Running", pilot_age=600)
     world.add_vm("errored", "ERROR", 1800, fault="No valid host was found", pilot="Submitted")
     cfg_text = world.cfg
-    world.cfg = lambda extra_ces=(): cfg_text(extra_ces).replace("DIRACAccounting = False", "DIRACAccounting = False\n        DryRun = True")
+    world.cfg = lambda extra_ces=(): cfg_text(extra_ces).replace(
+        "DIRACAccounting = False", "DIRACAccounting = False\n        DryRun = True"
+    )
     out = world.run_agent()
     assert "(dry run)" in out and "Would apply" in out
     assert len(world.servers()) == 2
@@ -420,13 +471,19 @@ def test_dry_run_changes_nothing(world, local_cloud):
 
 @pytest.mark.parametrize(
     "option,served",
-    [("VO = othervo", False), (f"CE = {DOWN_CE}", False), ("Site = CLOUD.Other.test", False),
-     (f"VO = othervo, {VO}", True)],
+    [
+        ("VO = othervo", False),
+        (f"CE = {DOWN_CE}", False),
+        ("Site = CLOUD.Other.test", False),
+        (f"VO = othervo, {VO}", True),
+    ],
 )
 def test_filters_select_the_ces_served(world, local_cloud, option, served):
     world.add_vm("stopped", "SHUTOFF", 7200, started_after=60, pilot="Running", pilot_age=600)
     cfg_text = world.cfg
-    world.cfg = lambda extra_ces=(): cfg_text(extra_ces).replace("DIRACAccounting = False", f"DIRACAccounting = False\n        {option}")
+    world.cfg = lambda extra_ces=(): cfg_text(extra_ces).replace(
+        "DIRACAccounting = False", f"DIRACAccounting = False\n        {option}"
+    )
     out = world.run_agent()
     if served:
         assert "VMDirector cycle done 1 CEs" in out and world.servers() == {}
@@ -474,17 +531,27 @@ def test_a_large_fleet_takes_one_listing(world, local_cloud):
     for i in range(running + stopped + foreign):
         name = make_vm_name()
         status = "ACTIVE" if i < running else "SHUTOFF" if i < running + stopped else "ACTIVE"
-        local_cloud.compute.add_server(name, local_cloud.project_id, status=status, created=now - 7200,
-                                       metadata=owner if i < running + stopped else other)
+        local_cloud.compute.add_server(
+            name,
+            local_cloud.project_id,
+            status=status,
+            created=now - 7200,
+            metadata=owner if i < running + stopped else other,
+        )
         names[name] = status
-    rows = [(pilot_reference(CE, n), VO, "Cloud", CE, "Running", uuid.uuid4().hex)
-            for n in list(names)[: running + stopped]]
+    rows = [
+        (pilot_reference(CE, n), VO, "Cloud", CE, "Running", uuid.uuid4().hex)
+        for n in list(names)[: running + stopped]
+    ]
     conn = world.mariadb.connect(world.pilot_db)
     try:
         conn.cursor().executemany(
-            "INSERT INTO PilotAgents (PilotJobReference, VO, GridType, DestinationSite, Status, SubmissionTime, "
+            "INSERT INTO PilotAgents (PilotJobReference, VO, GridType, DestinationSite, Status, "
+            "SubmissionTime, "
             "LastUpdateTime, PilotStamp) VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP() - INTERVAL 7200 SECOND, "
-            "UTC_TIMESTAMP() - INTERVAL 60 SECOND, %s)", rows)
+            "UTC_TIMESTAMP() - INTERVAL 60 SECOND, %s)",
+            rows,
+        )
         conn.commit()
     finally:
         conn.close()
@@ -497,6 +564,11 @@ def test_a_large_fleet_takes_one_listing(world, local_cloud):
     assert f"{running + stopped} VMs, {stopped} deleted, 0 delete failures" in ce_line(out)
     assert local_cloud.counters.get("compute", "GET", "/v2.1/servers/detail") <= 2  # paginated at most once
     left = world.servers()
-    assert sum(1 for n in left if names[n] == "ACTIVE") == running + foreign and len(left) == running + foreign
+    assert (
+        sum(1 for n in left if names[n] == "ACTIVE") == running + foreign and len(left) == running + foreign
+    )
     took = [line for line in out.splitlines() if "Cycle took" in line]
-    print(f"\n700 VMs in the project, {stopped} deleted: dirac-agent run {elapsed:.1f} s; {took[-1].split('NOTICE:')[-1].strip()}")
+    print(
+        f"\n700 VMs in the project, {stopped} deleted: dirac-agent run {elapsed:.1f} s; "
+        f"{took[-1].split('NOTICE:')[-1].strip()}"
+    )

@@ -30,7 +30,9 @@ def test_a_missing_template_option_is_detected():
     agent.initialize()
     getOption("NotInTemplate", 5)
     with pytest.raises(AssertionError):
-        checkAgentOptions(getOption, "WorkloadManagementSystem", "VMDirector", str(Path(module.__file__).parent))
+        checkAgentOptions(
+            getOption, "WorkloadManagementSystem", "VMDirector", str(Path(module.__file__).parent)
+        )
 
 
 def test_negative_threshold_is_refused_naming_the_option():

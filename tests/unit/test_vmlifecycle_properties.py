@@ -7,7 +7,7 @@ between cycles.
 """
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,32 +26,44 @@ from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import (
     decide,
 )
 
-START = datetime(2026, 6, 1, tzinfo=timezone.utc)
+START = datetime(2026, 6, 1, tzinfo=UTC)
 CE = "cloud.example.org"
 OWNER = OwnerTags("inst-a", CE)
 OWNERS = [OWNER, OwnerTags("inst-b", CE), OwnerTags("inst-a", "other.ce"), None]
-TH = Thresholds(boot_timeout=600, max_lifetime=20000, zombie_grace=300, orphan_grace=300,
-                lost_pilot_grace=120, heartbeat_timeout=900, fizzle_seconds=600,
-                backoff_seconds=1800, deleting_timeout=600)
+TH = Thresholds(
+    boot_timeout=600,
+    max_lifetime=20000,
+    zombie_grace=300,
+    orphan_grace=300,
+    lost_pilot_grace=120,
+    heartbeat_timeout=900,
+    fizzle_seconds=600,
+    backoff_seconds=1800,
+    deleting_timeout=600,
+)
 CYCLE = timedelta(seconds=120)
 STATES = [VMState.BUILD, VMState.ACTIVE, VMState.SHUTOFF, VMState.ERROR, VMState.UNKNOWN]
 PILOT_STATUSES = ["Submitted", "Waiting", "Running", "Unknown", "Done", "Failed", "Aborted", "Deleted"]
 
-vm_spec = st.fixed_dictionaries({
-    "owner": st.sampled_from(OWNERS),
-    "state": st.sampled_from(STATES),
-    "age": st.integers(0, 30000),
-    "pilot": st.sampled_from(PILOT_STATUSES + [None]),
-    "record": st.booleans(),
-    "heartbeat": st.one_of(st.none(), st.integers(0, 3000)),
-})
-world_spec = st.fixed_dictionaries({
-    "vms": st.lists(vm_spec, max_size=12),
-    "lost_pilots": st.lists(st.sampled_from(PILOT_STATUSES), max_size=4),
-    "cycles": st.integers(1, 8),
-    "failures": st.lists(st.booleans(), min_size=100, max_size=100),
-    "changes": st.lists(st.sampled_from(STATES + [None] * 5), min_size=100, max_size=100),
-})
+vm_spec = st.fixed_dictionaries(
+    {
+        "owner": st.sampled_from(OWNERS),
+        "state": st.sampled_from(STATES),
+        "age": st.integers(0, 30000),
+        "pilot": st.sampled_from(PILOT_STATUSES + [None]),
+        "record": st.booleans(),
+        "heartbeat": st.one_of(st.none(), st.integers(0, 3000)),
+    }
+)
+world_spec = st.fixed_dictionaries(
+    {
+        "vms": st.lists(vm_spec, max_size=12),
+        "lost_pilots": st.lists(st.sampled_from(PILOT_STATUSES), max_size=4),
+        "cycles": st.integers(1, 8),
+        "failures": st.lists(st.booleans(), min_size=100, max_size=100),
+        "changes": st.lists(st.sampled_from(STATES + [None] * 5), min_size=100, max_size=100),
+    }
+)
 
 
 class World:
@@ -72,7 +84,10 @@ class World:
             name = f"jdirac-{i:032x}"
             owner = s["owner"]
             self.vms[name] = VM(
-                id=f"id-{i}", name=name, state=s["state"], created=START - timedelta(seconds=s["age"]),
+                id=f"id-{i}",
+                name=name,
+                state=s["state"],
+                created=START - timedelta(seconds=s["age"]),
                 updated=START - timedelta(seconds=s["age"] // 2),
                 metadata=owner.to_metadata() if owner else {},
             )
@@ -81,25 +96,43 @@ class World:
                 continue
             if s["pilot"]:
                 ref = pilot_reference(CE, name)
-                self.pilots[ref] = PilotRecord(ref, s["pilot"], START - timedelta(seconds=s["age"] // 3),
-                                               START - timedelta(seconds=s["age"]))
+                self.pilots[ref] = PilotRecord(
+                    ref,
+                    s["pilot"],
+                    START - timedelta(seconds=s["age"] // 3),
+                    START - timedelta(seconds=s["age"]),
+                )
             if s["record"]:
                 hb = None if s["heartbeat"] is None else START - timedelta(seconds=s["heartbeat"])
-                self.records[name] = VMRecord(name, CE, created=START - timedelta(seconds=s["age"]), last_heartbeat=hb)
+                self.records[name] = VMRecord(
+                    name, CE, created=START - timedelta(seconds=s["age"]), last_heartbeat=hb
+                )
         for j, status in enumerate(spec["lost_pilots"]):
             ref = pilot_reference(CE, f"jdirac-lost{j:028x}")
-            self.pilots[ref] = PilotRecord(ref, status, START - timedelta(seconds=50), START - timedelta(seconds=500))
+            self.pilots[ref] = PilotRecord(
+                ref, status, START - timedelta(seconds=50), START - timedelta(seconds=500)
+            )
         self.note_terminal()
 
     def fails(self) -> bool:
         return next(self.failures, False)
 
     def note_terminal(self):
-        self.ever_terminal |= {n for n, v in self.vms.items() if v.state.is_terminal and n not in self.foreign}
+        self.ever_terminal |= {
+            n for n, v in self.vms.items() if v.state.is_terminal and n not in self.foreign
+        }
 
     def cycle(self, allow_failures=True):
-        view = CEView(OWNER, list(self.vms.values()), dict(self.pilots), dict(self.records), {}, self.now, TH,
-                      self.sightings)
+        view = CEView(
+            OWNER,
+            list(self.vms.values()),
+            dict(self.pilots),
+            dict(self.records),
+            {},
+            self.now,
+            TH,
+            self.sightings,
+        )
         decision = decide(view)
         self.sightings = decision.orphan_sightings
         failed_refs = set()

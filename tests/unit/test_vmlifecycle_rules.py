@@ -1,6 +1,6 @@
 """One test (at least) per rule of the VM lifecycle policy."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,12 +27,19 @@ from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import (
     decide,
 )
 
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 CE = "cloud.example.org"
 OWNER = OwnerTags(installation="inst-a", ce=CE)
 TH = Thresholds(
-    boot_timeout=600, max_lifetime=86400, zombie_grace=300, orphan_grace=300, lost_pilot_grace=120,
-    heartbeat_timeout=900, fizzle_seconds=600, backoff_seconds=1800, deleting_timeout=600,
+    boot_timeout=600,
+    max_lifetime=86400,
+    zombie_grace=300,
+    orphan_grace=300,
+    lost_pilot_grace=120,
+    heartbeat_timeout=900,
+    fizzle_seconds=600,
+    backoff_seconds=1800,
+    deleting_timeout=600,
 )
 
 
@@ -43,8 +50,14 @@ def ago(seconds):
 def vm(name, state=VMState.ACTIVE, age=1000, owner=OWNER, profile="", fault="", updated=None, launched=None):
     tags = OwnerTags(owner.installation, owner.ce, profile=profile) if owner else None
     return VM(
-        id="id-" + name, name=name, state=state, created=ago(age), updated=updated,
-        launched=launched, metadata=tags.to_metadata() if tags else {}, fault=fault,
+        id="id-" + name,
+        name=name,
+        state=state,
+        created=ago(age),
+        updated=updated,
+        launched=launched,
+        metadata=tags.to_metadata() if tags else {},
+        fault=fault,
     )
 
 
@@ -54,9 +67,14 @@ def pilot(name, status="Running", updated=100, submitted=1000, job_id=0):
 
 def view(vms=(), pilots=(), records=(), backoffs=(), sightings=frozenset(), th=TH):
     return CEView(
-        owner=OWNER, vms=list(vms), pilots={p.reference: p for p in pilots},
-        records={r.vm_name: r for r in records}, backoffs={b.profile: b for b in backoffs},
-        now=NOW, thresholds=th, orphan_sightings=frozenset(sightings),
+        owner=OWNER,
+        vms=list(vms),
+        pilots={p.reference: p for p in pilots},
+        records={r.vm_name: r for r in records},
+        backoffs={b.profile: b for b in backoffs},
+        now=NOW,
+        thresholds=th,
+        orphan_sightings=frozenset(sightings),
     )
 
 
@@ -97,14 +115,20 @@ def test_error_vm_aborts_pilot_with_the_fault_and_backs_off():
 
 
 def test_error_vm_for_quota_is_deleted_without_backoff():
-    d = decide(view([vm("a", VMState.ERROR, fault="Quota exceeded for instances: Requested 1")], [pilot("a")]))
+    d = decide(
+        view([vm("a", VMState.ERROR, fault="Quota exceeded for instances: Requested 1")], [pilot("a")])
+    )
     assert deleted_names(d) == ["a"]
     assert d.of_type(StartBackoff) == []
 
 
 def test_build_past_boot_timeout_is_aborted_deleted_and_backs_off():
-    d = decide(view([vm("a", VMState.BUILD, age=601), vm("b", VMState.BUILD, age=599)],
-                    [pilot("a", "Submitted"), pilot("b", "Submitted")]))
+    d = decide(
+        view(
+            [vm("a", VMState.BUILD, age=601), vm("b", VMState.BUILD, age=599)],
+            [pilot("a", "Submitted"), pilot("b", "Submitted")],
+        )
+    )
     assert deleted_names(d) == ["a"]
     assert d.of_type(SetPilotStatus)[0].status == "Aborted"
     assert "never booted" in d.of_type(StartBackoff)[0].reason
@@ -118,7 +142,9 @@ def test_vm_past_max_lifetime_is_deleted_and_pilot_deleted():
 
 
 def test_zombie_is_deleted_only_after_grace():
-    d = decide(view([vm("z"), vm("fresh")], [pilot("z", "Done", updated=301), pilot("fresh", "Done", updated=299)]))
+    d = decide(
+        view([vm("z"), vm("fresh")], [pilot("z", "Done", updated=301), pilot("fresh", "Done", updated=299)])
+    )
     assert deleted_names(d) == ["z"]
     assert "zombie" in d.of_type(DeleteVM)[0].reason
     assert d.of_type(SetPilotStatus) == []
@@ -150,11 +176,15 @@ def test_foreign_vms_are_never_touched():
     assert d.actions == [] and d.orphan_sightings == frozenset()
 
 
-@pytest.mark.parametrize("status,expected", [("Submitted", "Aborted"), ("Waiting", "Aborted"),
-                                             ("Running", "Deleted"), ("Unknown", "Deleted")])
+@pytest.mark.parametrize(
+    "status,expected",
+    [("Submitted", "Aborted"), ("Waiting", "Aborted"), ("Running", "Deleted"), ("Unknown", "Deleted")],
+)
 def test_lost_pilot_is_made_final(status, expected):
     d = decide(view([], [pilot("gone", status, submitted=121)]))
-    assert d.of_type(SetPilotStatus) == [SetPilotStatus(pilot_reference(CE, "gone"), expected, "VM gone from the cloud")]
+    assert d.of_type(SetPilotStatus) == [
+        SetPilotStatus(pilot_reference(CE, "gone"), expected, "VM gone from the cloud")
+    ]
 
 
 def test_recent_or_final_or_foreign_pilots_are_not_lost():
@@ -182,7 +212,9 @@ def test_heartbeat_rule_can_be_disabled():
 
 
 def test_stuck_deleting_is_deleted_again_without_accounting_twice():
-    d = decide(view([vm("d", VMState.DELETING, updated=ago(601)), vm("e", VMState.DELETING, updated=ago(10))]))
+    d = decide(
+        view([vm("d", VMState.DELETING, updated=ago(601)), vm("e", VMState.DELETING, updated=ago(10))])
+    )
     assert deleted_names(d) == ["d"]
     assert d.of_type(Account) == []
 
@@ -208,18 +240,25 @@ def test_fizzle_starts_backoff_but_a_vm_that_ran_a_job_does_not():
     assert d.of_type(StartBackoff) == []
 
 
-@pytest.mark.parametrize("code,backoff,status", [(300, True, "Done"), (500, True, "Failed"),
-                                                 (200, False, "Done"), (700, False, "Failed")])
+@pytest.mark.parametrize(
+    "code,backoff,status",
+    [(300, True, "Done"), (500, True, "Failed"), (200, False, "Done"), (700, False, "Failed")],
+)
 def test_shutdown_codes(code, backoff, status):
     rec = VMRecord("c", CE, shutdown_code=code, shutdown_text="text")
-    d = decide(view([vm("c", VMState.SHUTOFF, launched=ago(5000), updated=ago(10))], [pilot("c", job_id=3)], [rec]))
+    d = decide(
+        view([vm("c", VMState.SHUTOFF, launched=ago(5000), updated=ago(10))], [pilot("c", job_id=3)], [rec])
+    )
     assert bool(d.of_type(StartBackoff)) is backoff
     assert d.of_type(SetPilotStatus)[0].status == status
 
 
 def test_backoff_is_per_profile_and_one_per_cycle():
-    vms = [vm("a", VMState.ERROR, profile="big"), vm("b", VMState.ERROR, profile="big"),
-           vm("c", VMState.ERROR, profile="small")]
+    vms = [
+        vm("a", VMState.ERROR, profile="big"),
+        vm("b", VMState.ERROR, profile="big"),
+        vm("c", VMState.ERROR, profile="small"),
+    ]
     d = decide(view(vms))
     backoffs = {b.profile: b for b in d.of_type(StartBackoff)}
     assert set(backoffs) == {"big", "small"}
@@ -239,7 +278,9 @@ def test_probe_that_passes_fizzle_clears_backoff():
     probe = vm("p", age=700, launched=ago(650))
     young = vm("y", age=300)
     before_backoff = vm("b", age=5000)
-    assert decide(view([probe], [pilot("p")], backoffs=[state])).of_type(ClearBackoff) == [ClearBackoff(CE, "")]
+    assert decide(view([probe], [pilot("p")], backoffs=[state])).of_type(ClearBackoff) == [
+        ClearBackoff(CE, "")
+    ]
     assert decide(view([young, before_backoff], [pilot("y"), pilot("b")], backoffs=[state])).actions == []
 
 
@@ -282,21 +323,44 @@ def test_thresholds_refuse_negative_values():
 
 def test_vm_record_from_database_dict_gets_aware_times():
     naive = datetime(2026, 6, 1, 11, 0)
-    rec = VMRecord.from_record({"vm_name": "a", "ce": CE, "created": naive, "deleted": None,
-                                "accounted": 1, "shutdown_code": 300, "shutdown_message": "no work"})
-    assert rec.created == naive.replace(tzinfo=timezone.utc) and rec.accounted and rec.shutdown_code == 300
+    rec = VMRecord.from_record(
+        {
+            "vm_name": "a",
+            "ce": CE,
+            "created": naive,
+            "deleted": None,
+            "accounted": 1,
+            "shutdown_code": 300,
+            "shutdown_message": "no work",
+        }
+    )
+    assert rec.created == naive.replace(tzinfo=UTC) and rec.accounted and rec.shutdown_code == 300
     state = BackoffState.from_record({"ce": CE, "profile": "", "until": naive, "reason": "r", "probe": 0})
     assert state.until.tzinfo is not None and not state.probe
 
 
 def test_create_failure_recorded_by_the_ce_backs_off_once():
-    failed = VMRecord("f", CE, profile="big", created=ago(30), deleted=ago(29), delete_reason="create failed: boom")
-    quota = VMRecord("q", CE, created=ago(30), deleted=ago(29),
-                     delete_reason="create failed: Quota exceeded for instances: Requested 1")
+    failed = VMRecord(
+        "f", CE, profile="big", created=ago(30), deleted=ago(29), delete_reason="create failed: boom"
+    )
+    quota = VMRecord(
+        "q",
+        CE,
+        created=ago(30),
+        deleted=ago(29),
+        delete_reason="create failed: Quota exceeded for instances: Requested 1",
+    )
     d = decide(view([], [], [failed, quota]))
     (backoff,) = d.of_type(StartBackoff)
     assert backoff.profile == "big" and "create failed: boom" in backoff.reason
     assert set(d.of_type(Account)) == {Account("f"), Account("q")}  # accounting marks them handled
-    handled = VMRecord("f", CE, profile="big", created=ago(30), deleted=ago(29), accounted=True,
-                       delete_reason="create failed: boom")
+    handled = VMRecord(
+        "f",
+        CE,
+        profile="big",
+        created=ago(30),
+        deleted=ago(29),
+        accounted=True,
+        delete_reason="create failed: boom",
+    )
     assert decide(view([], [], [handled])).of_type(StartBackoff) == []

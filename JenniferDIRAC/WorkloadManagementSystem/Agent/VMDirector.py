@@ -25,7 +25,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from DIRAC import S_ERROR, S_OK, gConfig
 from DIRAC.ConfigurationSystem.Client.Helpers.Resources import getQueues
@@ -194,7 +194,10 @@ class VMDirector(AgentModule):
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path + ".new", "w") as stream:
-                json.dump({"time": time.time(), "ces": {ce: sorted(n) for ce, n in self.orphanSightings.items()}}, stream)
+                json.dump(
+                    {"time": time.time(), "ces": {ce: sorted(n) for ce, n in self.orphanSightings.items()}},
+                    stream,
+                )
             os.replace(path + ".new", path)
         except OSError as exc:
             self.log.warn("Cannot save the orphan sightings", f"{path}: {exc}")
@@ -320,7 +323,7 @@ class VMDirector(AgentModule):
             raise _Skip(f"listing failed, nothing decided: {exc}") from None
         vms = [vm for vm in vms if owner.owns(vm.owner)]
         report.vms = len(vms)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
 
         records = self._vmRecords(ce)
         self._recordStates(vms, records)
@@ -330,7 +333,9 @@ class VMDirector(AgentModule):
             raise _Skip(f"cannot read backoffs: {result['Message']}")
         backoffs = {row["profile"]: BackoffState.from_record(row) for row in result["Value"]}
 
-        view = CEView(owner, vms, pilots, records, backoffs, now, thresholds, self.orphanSightings.get(ce, frozenset()))
+        view = CEView(
+            owner, vms, pilots, records, backoffs, now, thresholds, self.orphanSightings.get(ce, frozenset())
+        )
         decision = decide(view)
         self.orphanSightings[ce] = decision.orphan_sightings
         self._apply(ce, backend, decision, report, params, thresholds)
@@ -378,7 +383,9 @@ class VMDirector(AgentModule):
                 failedRefs.add(action.reference)
                 self.log.warn("Cannot set pilot status", f"{action.reference}: {result['Message']}")
 
-        deletes = [a for a in decision.of_type(DeleteVM) if not (a.after_pilot and a.after_pilot in failedRefs)]
+        deletes = [
+            a for a in decision.of_type(DeleteVM) if not (a.after_pilot and a.after_pilot in failedRefs)
+        ]
         ended = set()
         if deletes:
             try:
@@ -423,7 +430,10 @@ class VMDirector(AgentModule):
             result = self.vmState.setBackoff(ce, action.profile, action.until, action.reason)
             if result["OK"]:
                 report.backoffs += 1
-                self.log.notice("Backing off", f"{ce} profile {action.profile or '-'} until {action.until}: {action.reason}")
+                self.log.notice(
+                    "Backing off",
+                    f"{ce} profile {action.profile or '-'} until {action.until}: {action.reason}",
+                )
             else:
                 self.log.warn("Cannot record backoff", result["Message"])
         for action in decision.of_type(ClearBackoff):
@@ -440,12 +450,17 @@ class VMDirector(AgentModule):
     def _account(self, ce: str, names: set[str], params, thresholds: Thresholds) -> int:
         if not names:
             return 0
-        from JenniferDIRAC.WorkloadManagementSystem.Utilities.APEL import AccountingSettings, account_finished_vms
+        from JenniferDIRAC.WorkloadManagementSystem.Utilities.APEL import (
+            AccountingSettings,
+            account_finished_vms,
+        )
 
         try:
             hs06 = float(params.get("HS06PerCore", DEFAULT_HS06_PER_CORE))
         except (TypeError, ValueError):
-            self.log.warn("CE option HS06PerCore is not a number, using the default", f"{ce}: {DEFAULT_HS06_PER_CORE}")
+            self.log.warn(
+                "CE option HS06PerCore is not a number, using the default", f"{ce}: {DEFAULT_HS06_PER_CORE}"
+            )
             hs06 = DEFAULT_HS06_PER_CORE
         result = self.vmState.getAccountingRecords(ce=ce)
         if not result["OK"]:

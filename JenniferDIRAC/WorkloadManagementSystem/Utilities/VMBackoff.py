@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from JenniferDIRAC.Resources.Cloud.errors import QuotaExceeded
 from JenniferDIRAC.Resources.Cloud.model import VM, VMState
@@ -24,7 +24,7 @@ def aware(value: datetime | None) -> datetime | None:
     """A naive datetime (DIRAC databases store naive UTC) as an aware UTC one."""
     if value is None or value.tzinfo is not None:
         return value
-    return value.replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,6 @@ FIZZLE_CODES = range(300, 700)
 CREATE_FAILED = "create failed"
 
 
-
 @dataclass(frozen=True)
 class Thresholds:
     """Seconds; see the VMDirector section of ConfigTemplate.cfg."""
@@ -223,7 +222,9 @@ def _judge(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEV
         lived = _seconds(ended, started)
         code = record.shutdown_code if record else None
         status = FAILED if code is not None and code >= 400 else DONE
-        reason = "VM powered off" + (f" (shutdown code {code}: {record.shutdown_text})" if code is not None else "")
+        reason = "VM powered off" + (
+            f" (shutdown code {code}: {record.shutdown_text})" if code is not None else ""
+        )
         backoff = ""
         if code is not None and code in FIZZLE_CODES:
             backoff = f"VM {vm.name} ended with shutdown code {code}"
@@ -363,8 +364,10 @@ def _create_failures(view: CEView, listed: set[str]) -> list[VMRecord]:
         if not reason.startswith(CREATE_FAILED) or "quota" in reason:
             continue
         state = view.backoffs.get(record.profile)
-        if state is None or record.created is None or record.created >= backoff_started(
-            state, view.thresholds.backoff_seconds
+        if (
+            state is None
+            or record.created is None
+            or record.created >= backoff_started(state, view.thresholds.backoff_seconds)
         ):
             failures.append(record)
     return failures
