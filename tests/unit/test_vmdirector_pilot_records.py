@@ -59,7 +59,9 @@ def test_no_pilot_at_all_is_an_empty_answer():
 
 
 @pytest.mark.parametrize(
-    "store", [Store(select=S_ERROR("db down")), Store(info=S_ERROR("connection lost"))], ids=["select", "info"]
+    "store",
+    [Store(select=S_ERROR("db down")), Store(info=S_ERROR("connection lost"))],
+    ids=["select", "info"],
 )
 def test_a_failed_read_skips_the_ce(store):
     with pytest.raises(_Skip, match="db down|connection lost"):
