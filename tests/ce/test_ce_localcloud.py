@@ -319,3 +319,12 @@ def test_vms_get_the_endpoint_url_and_their_own_token(make_ce, wrapper, local_cl
                      Context_TokenSecretFile=str(tmp_path / "missing.secret"))
     result = broken.submitJob(wrapper, "", 1)
     assert not result["OK"] and "Context_TokenSecretFile" in result["Message"]
+
+
+def test_outage_while_resolving_is_not_a_configuration_error(make_ce, wrapper, local_cloud):
+    ce = make_ce()
+    local_cloud.faults.http_error(503, service="image", path="/v2/images", times=None)
+    result = ce.submitJob(wrapper, "", 1)
+    assert not result["OK"] and "Instance_Image" not in result["Message"]
+    local_cloud.faults.clear()
+    assert len(ce.submitJob(wrapper, "", 1)["Value"]) == 1  # nothing bad was cached

@@ -158,7 +158,7 @@ from DIRAC.WorkloadManagementSystem.Client.ServerUtils import getPilotAgentsDB
 
 from JenniferDIRAC.Resources.Cloud.capacity import cloud_capacity
 from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
-from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudError, ConfigurationError
+from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudError, CloudUnreachable, ConfigurationError
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, VMSpec, VMState
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, parse_reference, pilot_reference
 from JenniferDIRAC.Resources.Cloud.submission import create_vms
@@ -173,6 +173,17 @@ PILOT_STATUS = {
     # a state we cannot map (paused, suspended, host down...): the VM exists and is not final
     VMState.UNKNOWN: PilotStatus.RUNNING,
 }
+
+
+def _asOption(option: str, resolve, reference):
+    """resolve(reference); a reference the cloud does not know is a ConfigurationError naming the
+    option, while an outage or refused credentials stay what they are."""
+    try:
+        return resolve(reference) if reference else reference
+    except (CloudUnreachable, CloudAuthError):
+        raise
+    except CloudError as exc:
+        raise ConfigurationError(option, str(exc)) from None
 
 
 def _boundary(what: str):
@@ -260,19 +271,10 @@ class CloudComputingElement(DIRACCloudComputingElement):
         """Image id, flavor and network ids, resolved once per backend."""
         if self._resolved is None:
             config = self.cloudConfig
-            try:
-                image = backend.resolve_image(config.image)
-            except CloudError as exc:
-                raise ConfigurationError("Instance_Image", str(exc)) from None
-            try:
-                flavor = backend.resolve_flavor(config.flavor)
-            except CloudError as exc:
-                raise ConfigurationError("Instance_Flavor", str(exc)) from None
-            try:
-                networks = backend.resolve_networks(list(config.networks)) if config.networks else []
-            except CloudError as exc:
-                raise ConfigurationError("Instance_Networks", str(exc)) from None
-            self._resolved = (image, flavor, networks)
+            image = _asOption("Instance_Image", backend.resolve_image, config.image)
+            flavor = _asOption("Instance_Flavor", backend.resolve_flavor, config.flavor)
+            networks = _asOption("Instance_Networks", backend.resolve_networks, list(config.networks))
+            self._resolved = (image, flavor, networks if config.networks else [])
         return self._resolved
 
     def _ownVMs(self, backend) -> dict[str, VM]:
