@@ -58,6 +58,15 @@ class MariaDBInfo:
         return f"MariaDBInfo(host={self.host!r}, port={self.port}, socket={self.socket!r}, user={self.user!r})"
 
 
+def die_with_parent() -> None:
+    """``preexec_fn``: the child gets SIGTERM when the process that started it dies (Linux), so a
+    killed test session leaves no server behind."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def free_port(host: str = HOST) -> int:
     """A TCP port that is free on ``host`` right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -74,8 +83,10 @@ def _check_identifier(name: str) -> str:
 class MariaDBServer:
     """One mariadbd process whose whole state lives in ``base_dir``."""
 
-    def __init__(self, base_dir: str | os.PathLike, user: str = "Dirac") -> None:
+    def __init__(self, base_dir: str | os.PathLike, user: str = "Dirac", tied_to_parent: bool = False) -> None:
+        """``tied_to_parent``: mariadbd stops when the process that started it dies (for tests)."""
         self.base_dir = Path(base_dir).resolve()
+        self.tied_to_parent = tied_to_parent
         self.user = _check_identifier(user)
         self.datadir = self.base_dir / "data"
         # UNIX socket paths are limited to 107 bytes: fall back to a short private directory.
@@ -282,7 +293,7 @@ class MariaDBServer:
         # Own session: the server outlives the process that started it and ignores its Ctrl-C.
         return subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=die_with_parent if self.tied_to_parent else None,
         )
 
     def _wait_ready(self, proc: subprocess.Popen, fresh: bool, previous: MariaDBInfo | None) -> None:

@@ -18,7 +18,7 @@ def mariadb(tmp_path_factory):
     """
     from dev.mariadb import MariaDBServer
 
-    server = MariaDBServer(tmp_path_factory.mktemp("mariadb"))
+    server = MariaDBServer(tmp_path_factory.mktemp("mariadb"), tied_to_parent=True)
     server.start()
     try:
         yield server
@@ -87,7 +87,7 @@ def dirac_server(tmp_path_factory, request):
     from dev.loopback.server import LoopbackServer
 
     root = tmp_path_factory.mktemp("dirac")
-    server = LoopbackServer(root)
+    server = LoopbackServer(root, tied_to_parent=True)
     server.up()
     try:
         yield server

@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # run as a script: make "dev.loopback" importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "dev.loopback"
 
-from dev.mariadb import MariaDBServer, free_port  # noqa: E402
+from dev.mariadb import MariaDBServer, die_with_parent, free_port  # noqa: E402
 
 from . import config  # noqa: E402
 from .certs import make_credentials  # noqa: E402
@@ -92,6 +92,28 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _stop_groups(pids: list[int]) -> None:
+    """SIGTERM each process group, wait, then SIGKILL what is left (children such as a job
+    wrapper share their component's group) and reap."""
+    for pid in pids:
+        if _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        while _alive(pid):
+            time.sleep(0.05)
+
+
 def _listening(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -113,11 +135,15 @@ class LoopbackServer:
         root: str | os.PathLike,
         extra_cs: list[str] | None = None,
         extra_databases: list[str] | None = None,
+        tied_to_parent: bool = False,
     ) -> None:
+        """``tied_to_parent``: every process stops when the process that started it dies (pytest);
+        without it (the command line) the server outlives ``up``."""
         self.roots = config.Roots(Path(root).resolve())
+        self.tied_to_parent = tied_to_parent
         self.extra = config.ExtraConfig(cs=list(extra_cs or []))
         self.extra_databases = list(extra_databases or [])
-        self.mariadb = MariaDBServer(self.roots.base / "mariadb")
+        self.mariadb = MariaDBServer(self.roots.base / "mariadb", tied_to_parent=tied_to_parent)
         self.state_file = self.roots.base / "state.json"
 
     # --- state -------------------------------------------------------------------------------
@@ -345,6 +371,7 @@ class LoopbackServer:
             proc = subprocess.Popen(
                 cmd, env=self.server_env(), cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=die_with_parent if self.tied_to_parent else None,
             )
         state.pids[label] = proc.pid
         self._save(state)
@@ -359,10 +386,21 @@ class LoopbackServer:
             proc = subprocess.Popen(
                 cmd, env=env or self.server_env(), cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=die_with_parent if self.tied_to_parent else None,
             )
         state.pids[label] = proc.pid
         self._save(state)
         return proc.pid
+
+    def stop_component(self, label: str) -> None:
+        """Stop one component started by ``start_component`` (its whole process group)."""
+        state = self.state()
+        pid = state.pids.get(label) if state else None
+        if pid is None:
+            raise LoopbackError(f"no component {label!r} in {self.roots.base}")
+        _stop_groups([pid])
+        state.pids.pop(label)
+        self._save(state)
 
     def _check_alive(self, state: State) -> None:
         for label, pid in state.pids.items():
@@ -416,25 +454,7 @@ class LoopbackServer:
         Logs stay in ``<root>/logs`` unless ``purge``, which deletes the whole root.
         """
         state = self.state()
-        pids = list(state.pids.items()) if state else []
-        for _, pid in reversed(pids):
-            if _alive(pid):
-                try:
-                    os.killpg(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for _, pid in pids:
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        for _, pid in pids:
-            # Children of a component (a job wrapper, ...) share its process group.
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            while _alive(pid):
-                time.sleep(0.05)
+        _stop_groups(list(reversed(state.pids.values())) if state else [])
         self.mariadb.stop()
         if purge:
             shutil.rmtree(self.roots.base, ignore_errors=True)

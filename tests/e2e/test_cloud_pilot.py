@@ -110,7 +110,8 @@ Systems
         CEs = {CE}
         PollingTime = 5
         PilotStatusUpdateCycleFactor = 1
-        FailedQueueCycleFactor = 1
+        # After a failed submission the queue sits out this many cycles (DIRAC's default: 10).
+        FailedQueueCycleFactor = 4
       }}
       VMDirector
       {{
@@ -127,7 +128,8 @@ Systems
 
 @pytest.fixture(scope="module")
 def cloud_site(dirac_server, tmp_path_factory):
-    """LocalCloud booting VMs, configured in the running CS as the cloud CE of the loopback site."""
+    """LocalCloud booting VMs, configured in the running CS as the cloud CE of the loopback site,
+    with DIRAC's SiteDirector and JenniferDIRAC's VMDirector serving it."""
     from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
 
     roots = dirac_server.roots
@@ -139,9 +141,14 @@ def cloud_site(dirac_server, tmp_path_factory):
     auth.write_text(f"[DEFAULT]\nkey = {cloud.credentials.username}\nsecret = {cloud.credentials.password}\n")
     os.chmod(auth, 0o600)
     dirac_server.add_cs(cloud_cs(cloud, auth, roots.cert_dir))
+    dirac_server.start_component("SiteDirector", ["dirac-agent", "WorkloadManagement/SiteDirector"])
+    dirac_server.start_component("VMDirector", ["dirac-agent", "WorkloadManagement/VMDirector"])
     try:
         yield cloud
     finally:
+        # Other tests share the server: no SiteDirector may send their jobs to this cloud.
+        for agent in ("SiteDirector", "VMDirector"):
+            dirac_server.stop_component(agent)
         cloud.stop()
 
 
@@ -160,37 +167,49 @@ def _vm_accounting_rows(dirac_server) -> int:
     )
 
 
-def _wait(what: str, probe, timeout: float, diagnostics):
+def _backoff(dirac_server) -> list[tuple]:
+    return dirac_server.mariadb.execute(
+        "SELECT Until, Failures, Reason FROM VMBackoff WHERE CE = %s AND Until > UTC_TIMESTAMP()",
+        database="VMDB", params=(CE,),
+    )
+
+
+def _diagnostics(dirac_server, cloud) -> str:
+    lines = [f"pilots: {_pilots(dirac_server)}", f"backoff: {_backoff(dirac_server)}"]
+    for server in cloud.compute.servers.values():
+        lines.append(f"VM {server.name} {server.status}")
+        sandbox = cloud.booter.root / server.id
+        for log in (sandbox / "console.log", sandbox / "fs/var/log/jdirac-pilot.log"):
+            if log.exists():
+                lines.append(f"--- {log}\n{log.read_text(errors='replace')[-3000:]}")
+    for agent in ("SiteDirector", "VMDirector"):
+        log = dirac_server.roots.logs / f"{agent}.log"
+        lines.append(f"--- {agent}\n{log.read_text(errors='replace')[-3000:]}")
+    return "\n".join(lines)
+
+
+def _wait(what: str, probe, timeout: float, dirac_server, cloud):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = probe()
         if value:
             return value
         time.sleep(1)
-    raise AssertionError(f"{what} not reached within {timeout:.0f} s\n{diagnostics()}")
+    raise AssertionError(f"{what} not reached within {timeout:.0f} s\n{_diagnostics(dirac_server, cloud)}")
+
+
+def _live_vms(cloud) -> list:
+    return [s for s in cloud.compute.servers.values() if s.status != "DELETED"]
 
 
 def test_job_runs_in_a_vm_booted_by_the_cloud_ce(dirac_server, cloud_site, tmp_path):
     started = time.monotonic()
     job_id = dirac_server.submit_job(JDL)
-    dirac_server.wait_job_status(job_id, {"Waiting"}, timeout=60)
-    dirac_server.start_component("SiteDirector", ["dirac-agent", "WorkloadManagement/SiteDirector"])
-    dirac_server.start_component("VMDirector", ["dirac-agent", "WorkloadManagement/VMDirector"])
 
-    def diagnostics() -> str:
-        lines = [f"pilots: {_pilots(dirac_server)}"]
-        for server in cloud_site.compute.servers.values():
-            lines.append(f"VM {server.name} {server.status}")
-            sandbox = cloud_site.booter.root / server.id
-            for log in (sandbox / "console.log", sandbox / "fs/var/log/jdirac-pilot.log"):
-                if log.exists():
-                    lines.append(f"--- {log}\n{log.read_text(errors='replace')[-3000:]}")
-        for agent in ("SiteDirector", "VMDirector"):
-            log = dirac_server.roots.logs / f"{agent}.log"
-            lines.append(f"--- {agent}\n{log.read_text(errors='replace')[-3000:]}")
-        return "\n".join(lines)
+    def wait(what, probe, timeout):
+        return _wait(what, probe, timeout, dirac_server, cloud_site)
 
-    pilots = _wait("a pilot submitted through the cloud CE", lambda: _pilots(dirac_server), 120, diagnostics)
+    pilots = wait("a pilot submitted through the cloud CE", lambda: _pilots(dirac_server), 120)
     assert len(pilots) == 1, pilots
     ref, stamp, _, _ = pilots[0]
     assert ref.startswith(f"cloud://{CE}/")
@@ -207,12 +226,52 @@ def test_job_runs_in_a_vm_booted_by_the_cloud_ce(dirac_server, cloud_site, tmp_p
     pilot_log = cloud_site.booter.root / vm.id / "fs/var/log/jdirac-pilot.log"
     assert f"pilot reference={ref} stamp={stamp} flavour=CLOUD" in pilot_log.read_text()
 
-    # The VM powers off; the SiteDirector sees it, ends the pilot Done, the CE deletes the VM.
-    _wait("pilot Done", lambda: [p for p in _pilots(dirac_server) if p[2] == "Done"], 180, diagnostics)
+    # The VM powers off; the SiteDirector sees it, ends the pilot Done; the VM is deleted.
+    wait("pilot Done", lambda: [p for p in _pilots(dirac_server) if p[2] == "Done"], 180)
     assert _pilots(dirac_server) == [(ref, stamp, "Done", job_id)]
-    _wait("VM deleted", lambda: vm.status == "DELETED" or vm.id not in cloud_site.compute.servers, 180,
-          diagnostics)
+    wait("VM deleted", lambda: vm.status == "DELETED" or vm.id not in cloud_site.compute.servers, 180)
     # The VMDirector accounts for the finished VM in DIRAC's accounting (VirtualMachine type).
-    _wait("VM accounting record", lambda: _vm_accounting_rows(dirac_server), 120, diagnostics)
-    print(f"\njob {job_id} in VM {vm_name}: submitted -> Done, pilot Done, VM deleted in "
+    wait("VM accounting record", lambda: _vm_accounting_rows(dirac_server), 120)
+    print(f"\njob {job_id} in VM {vm_name}: submitted -> Done, pilot Done, VM deleted and accounted in "
+          f"{time.monotonic() - started:.1f} s")
+
+
+def test_quota_refusal_backs_off_and_the_job_runs_once_quota_is_back(dirac_server, cloud_site):
+    started = time.monotonic()
+
+    def wait(what, probe, timeout):
+        return _wait(what, probe, timeout, dirac_server, cloud_site)
+
+    wait("no VM left from earlier", lambda: not _live_vms(cloud_site), 180)
+    pilots_before = _pilots(dirac_server)
+    cloud_site.faults.refuse_next_creates_for_quota(1000)
+    job_id = dirac_server.submit_job(JDL)
+
+    wait("a create refused for quota", lambda: cloud_site.faults.count("quota_refused"), 120)
+    refused = cloud_site.faults.count("quota_refused")
+    # The CE's S_ERROR makes DIRAC's SiteDirector sit the queue out (FailedQueueCycleFactor).
+    site_director_log = dirac_server.roots.logs / "SiteDirector.log"
+    offset = len(site_director_log.read_text(errors="replace"))
+    wait("the SiteDirector skipping the queue",
+         lambda: "Queue failed recently" in site_director_log.read_text(errors="replace")[offset:], 60)
+    # While backing off: no further create, no pilot record for a VM that never existed, no VM,
+    # the job waits; VMDB keeps the refused create, and a full project is a pause (no CE backoff).
+    assert cloud_site.faults.count("quota_refused") == refused
+    assert _pilots(dirac_server) == pilots_before
+    assert not _live_vms(cloud_site)
+    assert dirac_server.job_status(job_id)["Status"] == "Waiting"
+    refused_records = dirac_server.mariadb.execute(
+        "SELECT DeleteReason FROM VMs WHERE CE = %s AND DeleteReason LIKE 'create failed%%'",
+        database="VMDB", params=(CE,),
+    )
+    assert refused_records and all("quota" in r[0].lower() for r in refused_records), refused_records
+    assert not _backoff(dirac_server)
+
+    # Quota is back: the next submission boots a VM that runs the job.
+    cloud_site.faults.clear()
+    dirac_server.wait_job_status(job_id, {"Done"}, timeout=300)
+    wait("pilot Done", lambda: [p for p in _pilots(dirac_server) if p not in pilots_before and p[2] == "Done"], 180)
+    new = [p for p in _pilots(dirac_server) if p not in pilots_before]
+    assert [p[2:] for p in new] == [("Done", job_id)], new
+    print(f"\njob {job_id}: {refused} create(s) refused for quota, queue backed off, then Done in "
           f"{time.monotonic() - started:.1f} s")

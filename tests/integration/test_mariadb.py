@@ -70,3 +70,37 @@ def test_restart_keeps_data_and_stop_leaves_nothing_running(tmp_path):
         server.destroy()
     assert not (tmp_path / "db").exists()
     assert server.pid() is None
+
+
+def test_tied_server_dies_with_the_process_that_started_it(tmp_path):
+    """A test session killed without teardown must not leave mariadbd running."""
+    import subprocess
+    import sys
+    import time
+
+    starter = (
+        "import sys, threading\n"
+        "from dev.mariadb import MariaDBServer\n"
+        f"server = MariaDBServer({str(tmp_path / 'db')!r}, tied_to_parent=True)\n"
+        "server.start()\n"
+        "print(server.pid(), flush=True)\n"
+        "threading.Event().wait()\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True,
+                            cwd=str(Path(__file__).resolve().parents[2]))
+    try:
+        pid = int(proc.stdout.readline())
+        os.kill(pid, 0)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        MariaDBServer(tmp_path / "db").stop()
+        pytest.fail("mariadbd outlived the process that started it")
