@@ -364,3 +364,12 @@ def test_https_with_a_silent_client_still_serves_others(endpoint, certificate):
             silent.close()
     finally:
         server.stop()
+
+
+def test_idle_vms_are_forgotten(endpoint):
+    token = endpoint.register("jdirac-idle")["jdirac-idle"]
+    assert endpoint.call("POST", "jdirac-idle", "heartbeat", token).status_code == 204
+    assert endpoint.app.forget_vms_older_than(60) == 0
+    endpoint.clock.now += 61
+    assert endpoint.app.forget_vms_older_than(60) == 1
+    assert endpoint.app.forget_vms_older_than(60) == 0

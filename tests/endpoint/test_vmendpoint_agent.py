@@ -113,6 +113,19 @@ Systems
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         assert token not in log.read_text()
+
+        # Secret rotation without a restart: a new first secret signs, the old one still verifies.
+        new_secret = tmp_path / "new.secret"
+        create_secret_file(new_secret)
+        secret.write_text(new_secret.read_text() + secret.read_text())
+        new_token = TokenAuthority.from_secret_file(new_secret).issue("jdirac-agentvm", 600)
+        deadline = time.monotonic() + 60
+        while requests.put(base + "/logs/pilot", data=b"rotated", timeout=10,
+                           headers={"Authorization": f"Bearer {new_token}"}).status_code != 204:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert requests.put(base + "/logs/boot", data=b"old token still good", headers=headers,
+                            timeout=10).status_code == 204
     finally:
         stop(proc)
 
