@@ -92,6 +92,12 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def parse_job_status(text: str) -> dict[str, str]:
+    """``dirac-wms-job-status`` output, e.g. "JobID=1 ApplicationStatus=Unknown; MinorStatus=Pilot
+    Agent Submission; Status=Waiting; Site=ANY;", as a dict."""
+    return dict(re.findall(r"(\w+)=([^;]*?)(?=;|\s\w+=|$)", text.strip()))
+
+
 def _stop_groups(pids: list[int]) -> None:
     """SIGTERM each process group, wait, then SIGKILL what is left (children such as a job
     wrapper share their component's group) and reap."""
@@ -225,8 +231,7 @@ class LoopbackServer:
 
     def job_status(self, job_id: int) -> dict[str, str]:
         """``dirac-wms-job-status`` parsed: Status, MinorStatus, Site, ..."""
-        out = self.run(["dirac-wms-job-status", str(job_id)]).stdout
-        return dict(re.findall(r"(\w+)=([^;]*);", out))
+        return parse_job_status(self.run(["dirac-wms-job-status", str(job_id)]).stdout)
 
     def wait_job_status(self, job_id: int, wanted: set[str], timeout: float = 120,
                         fail_on: frozenset[str] = frozenset({"Failed", "Killed", "Deleted"})) -> dict[str, str]:
@@ -345,6 +350,11 @@ class LoopbackServer:
         return state
 
     def _install_databases(self, names: list[str], db) -> None:
+        # A restarted installation keeps its data: install only what is missing.
+        existing = {row[0] for row in self.mariadb.execute("SHOW DATABASES")}
+        names = [name for name in names if name not in existing]
+        if not names:
+            return
         installer_root = self.roots.base / "dbinstall"
         config.write_cfg(
             config.CFG().loadFromDict({"LocalInstallation": {"Database": {

@@ -10,19 +10,14 @@ One stand-in: the pilot files served to the wrapper hold the project's small ``d
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 
-from dev.loopback.config import SITE, VO
-from dev.loopback.server import REPO_ROOT, VENV_BIN
+from dev.loopback.cloudsite import CE, attach_cloud, configure_cloud_site
 
 pytestmark = pytest.mark.slow
 
-CE = "localcloud.loopback"
-QUEUE = "default"
 JDL = """
 JobName = "in-a-vm";
 Executable = "/bin/sh";
@@ -34,113 +29,16 @@ CPUTime = 1000;
 """
 
 
-def cloud_cs(cloud, auth_file: Path, cert_dir: Path) -> str:
-    creds = cloud.credentials
-    return f"""
-Resources
-{{
-  Sites
-  {{
-    CLOUD
-    {{
-      {SITE}
-      {{
-        CE = loopback-ce, {CE}
-        CEs
-        {{
-          {CE}
-          {{
-            CEType = Cloud
-            CloudType = OPENSTACK
-            Driver_ex_force_auth_url = {cloud.base_url}/identity
-            Driver_ex_force_auth_version = 3.x_password
-            Driver_ex_tenant_name = {creds.project_name}
-            CloudAuth = {auth_file}
-            Instance_Image = name:EL9-x86_64
-            Instance_Flavor = name:m1.small
-            Instance_Networks = name:private
-            InstallationName = Loopback
-            Context_Profile = Loopback
-            Context_MaxLifetime = 1800
-            Queues
-            {{
-              {QUEUE}
-              {{
-                VO = {VO}
-                MaxTotalJobs = 1
-                MaxWaitingJobs = 1
-                # DIRAC derives the queue's CPUTime (which the Matcher requires) from these two.
-                maxCPUTime = 100000
-                SI00 = 1000
-                # The real pilot's options: one JobAgent cycle, then the VM powers off.
-                ExtraPilotOptions = -M 1, --StopAfterFailedMatches=1, --PollingTime=1
-              }}
-            }}
-          }}
-        }}
-      }}
-    }}
-  }}
-  Cloud
-  {{
-    Profiles
-    {{
-      Loopback
-      {{
-        Title = Loopback test VMs (no CVMFS; DIRAC preinstalled)
-        VO = {VO}
-        Template = el9.cloud-config.j2
-        PilotUser = diracpilot
-        PilotEnvironment = X509_CERT_DIR={cert_dir}
-        HeartbeatSeconds = 60
-      }}
-    }}
-  }}
-}}
-Systems
-{{
-  WorkloadManagement
-  {{
-    Agents
-    {{
-      SiteDirector
-      {{
-        VO = {VO}
-        Site = {SITE}
-        CEs = {CE}
-        PollingTime = 5
-        PilotStatusUpdateCycleFactor = 1
-        # After a failed submission the queue sits out this many cycles (DIRAC's default: 10).
-        FailedQueueCycleFactor = 4
-      }}
-      VMDirector
-      {{
-        VO = {VO}
-        Site = {SITE}
-        CE = {CE}
-        PollingTime = 5
-      }}
-    }}
-  }}
-}}
-"""
-
-
 @pytest.fixture(scope="module")
 def cloud_site(dirac_server, tmp_path_factory):
     """LocalCloud booting VMs, configured in the running CS as the cloud CE of the loopback site,
     with DIRAC's SiteDirector and JenniferDIRAC's VMDirector serving it."""
     from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
 
-    roots = dirac_server.roots
     cloud = LocalCloud(boot=True, sandbox_root=tmp_path_factory.mktemp("vms"))
-    # The VMs see the host read-only except /tmp & co: expose what the pilot reads there.
-    cloud.booter.readable = tuple(str(p) for p in (roots.pilot_files, roots.cert_dir, REPO_ROOT, VENV_BIN.parent))
+    attach_cloud(dirac_server, cloud)
     cloud.start()
-    auth = roots.server / "etc" / "cloud.auth"
-    auth.write_text(f"[DEFAULT]\nkey = {cloud.credentials.username}\nsecret = {cloud.credentials.password}\n")
-    os.chmod(auth, 0o600)
-    dirac_server.add_cs(cloud_cs(cloud, auth, roots.cert_dir))
+    configure_cloud_site(dirac_server, cloud)
     dirac_server.start_component("SiteDirector", ["dirac-agent", "WorkloadManagement/SiteDirector"])
     dirac_server.start_component("VMDirector", ["dirac-agent", "WorkloadManagement/VMDirector"])
     try:
