@@ -124,6 +124,24 @@ def test_list_json(env, vmdb, pilotdb, mariadb):
     assert dt.datetime.fromisoformat(first["created"]).tzinfo is not None
 
 
+def test_list_backoffs(env, vmdb):
+    res = run(env, "dirac-vm-list", "--backoffs")
+    assert res.returncode == 0 and res.stdout.strip() == "No CE is backing off."
+    future = dt.datetime.now(UTC) + dt.timedelta(hours=1)
+    assert vmdb.db.setBackoff("ce-a.example", "default", future, "3 VMs fizzled")["OK"]
+    assert vmdb.db.setBackoff("ce-b.example", "", dt.datetime.now(UTC) - dt.timedelta(minutes=1), "ERROR VM")["OK"]
+    assert vmdb.db.claimProbe("ce-b.example", "", "jdirac-probe")["Value"]
+    res = run(env, "dirac-vm-list", "--backoffs")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].split()[:4] == ["CE", "PROFILE", "UNTIL", "(UTC)"]
+    assert "ce-a.example  default" in lines[1] and "BACKING OFF" in lines[1] and "3 VMs fizzled" in lines[1]
+    assert "ce-b.example" in lines[2] and "PROBING" in lines[2] and "jdirac-probe" in lines[2]
+    res = run(env, "dirac-vm-list", "--backoffs", "--json", "--ce", "ce-a.example")
+    (row,) = json.loads(res.stdout)
+    assert row["failures"] == 1 and row["active"] is True and row["profile"] == "default"
+
+
 def test_list_usage_and_unavailable_exit_codes(env, vmdb, tmp_path):
     res = run(env, "dirac-vm-list", "--state", "RUNNING")
     assert res.returncode == 1 and "Unknown state(s) RUNNING" in res.stderr

@@ -149,6 +149,26 @@ def list_json(vms: list[dict], statuses: dict[str, str], now: dt.datetime) -> st
     return json.dumps(documents, default=_json_default, indent=2, sort_keys=True)
 
 
+BACKOFF_COLUMNS = ("CE", "PROFILE", "UNTIL (UTC)", "STATE", "FAILURES", "PROBE VM", "REASON")
+
+
+def backoff_rows(backoffs: list[dict]) -> list[tuple[str, ...]]:
+    rows = []
+    for b in backoffs:
+        if b["active"]:
+            state = "BACKING OFF"
+        else:
+            state = "PROBING" if b["probe"] else "WAITING FOR PROBE"
+        until = _aware(b["until"]).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append((b["ce"], b["profile"] or NO_STATUS, until, state, str(b["failures"]),
+                     b["probe_vm"] or NO_STATUS, b["reason"] or NO_STATUS))
+    return rows
+
+
+def backoffs_json(backoffs: list[dict]) -> str:
+    return json.dumps(backoffs, default=_json_default, indent=2, sort_keys=True)
+
+
 # --- CEs and clouds -----------------------------------------------------------------------------
 def ce_parameters(ce_name: str):
     """S_OK(parameters) of a CE as the SiteDirector sees them: CE options, then those of its

@@ -5,9 +5,13 @@ Deleted VMs are left out unless --all or --state=DELETED is given. States are th
 (BUILD, ACTIVE, SHUTOFF, ERROR, DELETING, UNKNOWN) or DELETED. Exit codes: 0 success (also when
 nothing matches), 1 usage error, 2 the VM state database or service could not be used.
 
+With --backoffs, the CEs (and profiles) that are backing off after failures are listed
+instead: until when, why, how many failures, and the probe VM allowed meanwhile.
+
 Example:
   $ dirac-vm-list --ce cloud.example.org --state ACTIVE,BUILD
   $ dirac-vm-list --all --json
+  $ dirac-vm-list --backoffs
 """
 import datetime as dt
 import sys
@@ -23,6 +27,7 @@ class Options:
         self.include_deleted = False
         self.json = False
         self.limit = None
+        self.backoffs = False
 
     def _values(self, text):
         return [value.strip() for value in text.split(",") if value.strip()]
@@ -51,6 +56,10 @@ class Options:
         self.json = True
         return DIRAC.S_OK()
 
+    def set_backoffs(self, _):
+        self.backoffs = True
+        return DIRAC.S_OK()
+
     def set_limit(self, value):
         try:
             self.limit = int(value)
@@ -59,6 +68,24 @@ class Options:
         if self.limit <= 0:
             return DIRAC.S_ERROR("--limit must be positive")
         return DIRAC.S_OK()
+
+
+def show_backoffs(options):
+    from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+
+    result = VMStateClient().getBackoffs()
+    if not result["OK"]:
+        print(f"Cannot read the VM state: {result['Message']}", file=sys.stderr)
+        DIRAC.exit(VMAdmin.EXIT_UNAVAILABLE)
+    rows = [b for b in result["Value"] if not options.filters.get("ce") or b["ce"] in options.filters["ce"]]
+    if options.json:
+        print(VMAdmin.backoffs_json(rows))
+    elif rows:
+        print(VMAdmin.format_table(VMAdmin.BACKOFF_COLUMNS, VMAdmin.backoff_rows(rows)))
+    else:
+        print("No CE is backing off.")
+    DIRAC.exit(VMAdmin.EXIT_OK)
 
 
 @Script()
@@ -71,6 +98,7 @@ def main():
     Script.registerSwitch("", "all", "include deleted VMs", options.set_all)
     Script.registerSwitch("", "json", "print a JSON list instead of a table", options.set_json)
     Script.registerSwitch("", "limit=", "at most this many VMs, newest first", options.set_limit)
+    Script.registerSwitch("", "backoffs", "list the CEs backing off instead of VMs", options.set_backoffs)
     Script.parseCommandLine(ignoreErrors=False)
 
     from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
@@ -85,6 +113,9 @@ def main():
         DIRAC.exit(VMAdmin.EXIT_USAGE)
 
     from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
+
+    if options.backoffs:
+        show_backoffs(options)
 
     cloud_states = [s for s in options.states if s != DELETED]
     only_deleted = options.states == [DELETED]
