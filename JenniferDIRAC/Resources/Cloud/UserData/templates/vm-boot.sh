@@ -33,7 +33,9 @@ endpoint() {  # endpoint METHOD PATH [curl options...]
     shift 2
     local tls=()
     [ -n "${JDIRAC_ENDPOINT_CAPATH}" ] && tls=(--capath "${JDIRAC_ENDPOINT_CAPATH}")
-    curl --silent --show-error --fail --max-time 60 --retry 3 --retry-delay 5 --retry-connrefused \
+    # Bounded: an unreachable endpoint delays the pilot by seconds, never blocks it.
+    curl --silent --show-error --fail --connect-timeout 10 --max-time 60 --retry 2 --retry-delay 3 \
+        --retry-connrefused \
         "${tls[@]}" -H @"$HEADER_FILE" -X "$method" "$@" \
         "${JDIRAC_ENDPOINT_URL%/}/vm/v1/${JDIRAC_VM_NAME}/${path}" > /dev/null
 }
@@ -44,9 +46,12 @@ upload_log() {  # upload_log NAME FILE...: the tail of the files, concatenated
     local existing=()
     for file in "$@"; do [ -r "$file" ] && existing+=("$file"); done
     [ ${#existing[@]} -gt 0 ] || return 0
-    cat "${existing[@]}" | tail -c "${JDIRAC_LOG_UPLOAD_BYTES}" \
-        | endpoint PUT "logs/${name}" -H 'Content-Type: text/plain' --data-binary @- \
+    # Through a file, not a pipe: curl can resend a file when it retries.
+    local upload=/var/lib/jdirac/upload.${name}
+    cat "${existing[@]}" | tail -c "${JDIRAC_LOG_UPLOAD_BYTES}" > "$upload"
+    endpoint PUT "logs/${name}" -H 'Content-Type: text/plain' --data-binary @"$upload" \
         || log "could not upload ${name} log"
+    rm -f "$upload"
 }
 
 shutdown_message() {  # shutdown_message CODE TEXT
