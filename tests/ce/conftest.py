@@ -49,3 +49,13 @@ def restore_cs():
     yield
     gConfigurationData.localCFG = saved
     gConfigurationData.sync()
+
+
+@pytest.fixture(autouse=True)
+def no_stale_vm_database():
+    """VMStateClient keeps one VMDB per process; never hand a dropped test database to the next test."""
+    from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
+
+    client_module._db = None
+    yield
+    client_module._db = None
