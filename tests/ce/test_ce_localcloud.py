@@ -328,3 +328,14 @@ def test_outage_while_resolving_is_not_a_configuration_error(make_ce, wrapper, l
     assert not result["OK"] and "Instance_Image" not in result["Message"]
     local_cloud.faults.clear()
     assert len(ce.submitJob(wrapper, "", 1)["Value"]) == 1  # nothing bad was cached
+
+
+def test_user_data_too_large_even_compressed_is_a_clear_error(make_ce, local_cloud, tmp_path):
+    import secrets
+
+    wrapper = tmp_path / "huge-wrapper.sh"
+    wrapper.write_text("#!/bin/bash\n# " + secrets.token_hex(4096) + "\n")  # 8 KiB that gzip cannot shrink
+    ce = make_ce(MaxUserDataBytes=4096)
+    result = ce.submitJob(str(wrapper), "", 1)
+    assert not result["OK"] and "4096 bytes" in result["Message"] and "after gzip" in result["Message"]
+    assert live_servers(local_cloud) == []
