@@ -32,20 +32,7 @@ class Proxy:
         return S_OK(7 * 86400)
 
 
-def bootable_template(directory: Path) -> str:
-    """The shipped EL9 template, with its boot script written under /var/lib/jdirac instead of
-    /usr/local/libexec: LocalCloud's sandbox keeps /usr read-only. Given to the CE through its
-    Context_Template option, so everything else (rendering, packing, boot script) is the real one."""
-    from JenniferDIRAC.Resources.Cloud.UserData.profiles import DEFAULT_TEMPLATE, TEMPLATES_DIR
-
-    text = (TEMPLATES_DIR / DEFAULT_TEMPLATE).read_text()
-    assert "/usr/local/libexec/jdirac-boot" in text
-    path = directory / DEFAULT_TEMPLATE
-    path.write_text(text.replace("/usr/local/libexec/jdirac-boot", "/var/lib/jdirac/jdirac-boot"))
-    return str(path)
-
-
-def site_cs(cloud, auth_file: str, template: str) -> dict:
+def site_cs(cloud, auth_file: str) -> dict:
     creds = cloud.credentials
     ce = {
         "CEType": "Cloud",
@@ -58,7 +45,6 @@ def site_cs(cloud, auth_file: str, template: str) -> dict:
         "Instance_Flavor": "name:m1.small",
         "Instance_Networks": "name:private",
         "InstallationName": INSTALLATION,
-        "Context_Template": template,
         "Queues": {"default": {"VO": VO, "MaxTotalJobs": 10, "MaxWaitingJobs": 5}},
     }
     return {
@@ -120,7 +106,7 @@ def site_director(local_cloud, pilot_agents_db, tmp_path, monkeypatch):
 
     creds = local_cloud.credentials
     auth_file = write_cloud_auth(tmp_path / "cloud.auth", creds.username, creds.password)
-    load_cs(site_cs(local_cloud, auth_file, bootable_template(tmp_path)))
+    load_cs(site_cs(local_cloud, auth_file))
 
     monkeypatch.setattr(SiteStatus, "getUsableSites", lambda self, *a, **k: S_OK([SITE]))
     monkeypatch.setattr(
