@@ -82,6 +82,14 @@ def test_context_files_are_served_and_confined(endpoint):
     assert endpoint.call("GET", "jdirac-ctx", "context/machinefeatures.json").status_code == 401
 
 
+def test_shutdowntime_is_the_end_of_the_vms_lifetime(endpoint):
+    endpoint.register("jdirac-mjf")
+    token = endpoint.authority.issue_for_vm("jdirac-mjf", 7200)
+    response = endpoint.call("GET", "jdirac-mjf", "context/shutdowntime", token)
+    assert response.status_code == 200
+    assert int(response.text) == int(endpoint.clock.now) + 7200
+
+
 # --- hostile tokens -------------------------------------------------------------------------------
 def test_missing_and_malformed_authorization_is_401(endpoint):
     endpoint.register("jdirac-auth")

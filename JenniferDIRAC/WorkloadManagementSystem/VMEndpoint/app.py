@@ -7,6 +7,7 @@ own VM in the path; a VM can read or write nothing of another VM.
     PUT  /vm/v1/<vm>/logs/<name>          body: the log (replaces it)   -> 204
     PUT  /vm/v1/<vm>/shutdown_message     body: "<code> <text>"         -> 204
     GET  /vm/v1/<vm>/context/<name>       contextualization file        -> 200
+                                          (``shutdowntime``: end of the VM's lifetime, unix s)
     GET  /health                          no authentication             -> 200
 
 Refusals: 401 missing, malformed, forged or expired token; 403 token of another VM; 404 unknown
@@ -28,10 +29,12 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import (
+    TOKEN_GRACE_SECONDS,
     VM_NAME_PATTERN,
     TokenAuthority,
     TokenError,
     TokenExpired,
+    VMToken,
 )
 
 from .store import StoreError, UnknownVM, VMRecordStore
@@ -157,7 +160,7 @@ class VMEndpointApp:
             response.headers["Allow"] = allowed
             return response
 
-        refusal = self._authenticate(request, vm_name)
+        refusal, token = self._authenticate(request, vm_name)
         if refusal is not None:
             return refusal
         if operation == "heartbeat":
@@ -166,27 +169,27 @@ class VMEndpointApp:
             return self._shutdown_message(request, vm_name)
         if operation == "logs":
             return self._store_log(request, vm_name, name)
-        return self._context(vm_name, name)
+        return self._context(token, name)
 
-    def _authenticate(self, request: Request, vm_name: str) -> Response | None:
+    def _authenticate(self, request: Request, vm_name: str) -> tuple[Response | None, VMToken | None]:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             response = self._error(401, "a bearer token is required")
             response.headers["WWW-Authenticate"] = 'Bearer realm="jdirac-vm"'
-            return response
+            return response, None
         try:
             verified = self.authority.verify(token.strip())
         except TokenExpired:
             self.log("warn", f"expired token presented for {vm_name}")
-            return self._error(401, "token expired")
+            return self._error(401, "token expired"), None
         except TokenError:
             self.log("warn", f"invalid token presented for {vm_name} from {request.remote_addr}")
-            return self._error(401, "invalid token")
+            return self._error(401, "invalid token"), None
         if verified.vm_name != vm_name:
             self.log("warn", f"token of {verified.vm_name} used for {vm_name} from {request.remote_addr}")
-            return self._error(403, "this token is not valid for this VM")
-        return None
+            return self._error(403, "this token is not valid for this VM"), None
+        return None, verified
 
     def _body(self, request: Request, limit: int) -> bytes:
         if request.content_length is not None and request.content_length > limit:
@@ -262,7 +265,10 @@ class VMEndpointApp:
         with self._lock:
             self._last_seen[vm_name] = self.clock()
 
-    def _context(self, vm_name: str, name: str) -> Response:
+    def _context(self, token: VMToken, name: str) -> Response:
+        if name == "shutdowntime":
+            # Machine/Job Features (HSF-TN-2016-02): when the VM's lifetime ends, unix seconds.
+            return Response(f"{token.expires - TOKEN_GRACE_SECONDS}\n", mimetype="text/plain")
         if self.context_dir is None:
             return self._error(404, "no contextualization files")
         path = (self.context_dir / name).resolve()
