@@ -3,20 +3,27 @@
     cloud = LocalCloud(boot=True, ...)
     site = attach_cloud(server, cloud)      # before cloud.start(): VMs must see the pilot files
     cloud.start()
-    configure_cloud_site(server, cloud)     # CS (CE, queue, profile, agents) + RSS
-    server.start_component("SiteDirector", ["dirac-agent", "WorkloadManagement/SiteDirector"])
+    port = configure_cloud_site(server, cloud)   # CS (CE, queue, profile, agents, endpoint) + RSS
+    start_cloud_agents(server, port)             # SiteDirector, VMDirector, VMEndpoint
 
 The CE's options follow JenniferDIRAC's CloudComputingElement documentation; the queue gets
 ``maxCPUTime`` and ``SI00`` (DIRAC derives the queue CPU time the Matcher requires from them) and
 ``ExtraPilotOptions`` for a pilot that runs one job and ends, so the VM powers off. The
 contextualization profile has no CVMFS: the pilot uses the preinstalled DIRAC of the loopback
-server (``/Operations/Defaults/Pilot/PreinstalledEnv``).
+server (``/Operations/Defaults/Pilot/PreinstalledEnv``). The VMs report (boot and pilot logs,
+heartbeats, shutdown message) to the VM endpoint agent over plain HTTP on 127.0.0.1 with their
+per-VM tokens.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import socket
+import time
 from dataclasses import dataclass
+
+from dev.mariadb import free_port
 
 from .config import SITE, VO
 
@@ -47,7 +54,11 @@ def attach_cloud(server, cloud) -> None:
     )
 
 
-def cloud_site_cs(cloud, auth_file: str, cert_dir: str, options: CloudSiteOptions = CloudSiteOptions()) -> str:
+AGENTS = ("SiteDirector", "VMDirector", "VMEndpoint")
+
+
+def cloud_site_cs(cloud, auth_file: str, cert_dir: str, endpoint_port: int, secret_file: str,
+                  options: CloudSiteOptions = CloudSiteOptions()) -> str:
     creds = cloud.credentials
     o = options
     return f"""
@@ -95,6 +106,11 @@ Resources
   }}
   Cloud
   {{
+    Endpoint
+    {{
+      URL = http://127.0.0.1:{endpoint_port}
+      TokenSecretFile = {secret_file}
+    }}
     Profiles
     {{
       {PROFILE}
@@ -131,17 +147,54 @@ Systems
         CE = {o.ce}
         PollingTime = {o.agent_polling_seconds}
       }}
+      VMEndpoint
+      {{
+        Host = 127.0.0.1
+        Port = {endpoint_port}
+        UseTLS = no
+        PollingTime = {o.agent_polling_seconds}
+      }}
     }}
   }}
 }}
 """
 
 
-def configure_cloud_site(server, cloud, options: CloudSiteOptions = CloudSiteOptions()) -> None:
-    """Write the cloud credentials (0600) and merge the cloud site into the running CS."""
-    roots = server.roots
-    auth = roots.server / "etc" / "cloud.auth"
-    fd = os.open(auth, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _private_file(path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
-        out.write(f"[DEFAULT]\nkey = {cloud.credentials.username}\nsecret = {cloud.credentials.password}\n")
-    server.add_cs(cloud_site_cs(cloud, str(auth), str(roots.cert_dir), options))
+        out.write(text)
+
+
+def configure_cloud_site(server, cloud, options: CloudSiteOptions = CloudSiteOptions()) -> int:
+    """Write the cloud credentials and the VM token secret (0600), merge the cloud site into the
+    running CS; returns the VM endpoint's port."""
+    etc = server.roots.server / "etc"
+    auth = etc / "cloud.auth"
+    _private_file(auth, f"[DEFAULT]\nkey = {cloud.credentials.username}\nsecret = {cloud.credentials.password}\n")
+    secret = etc / "vm-endpoint.secret"
+    _private_file(secret, secrets.token_hex(32) + "\n")
+    port = free_port()
+    server.add_cs(cloud_site_cs(cloud, str(auth), str(server.roots.cert_dir), port, str(secret), options))
+    return port
+
+
+def start_cloud_agents(server, endpoint_port: int, timeout: float = 120) -> None:
+    """Start the SiteDirector, the VMDirector and the VM endpoint (stopped by ``server.down``
+    or ``stop_cloud_agents``); returns once the endpoint listens."""
+    for agent in AGENTS:
+        server.start_component(agent, ["dirac-agent", f"WorkloadManagement/{agent}"])
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", endpoint_port)) == 0:
+                return
+        server.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the VM endpoint is not listening on {endpoint_port}; see {server.roots.logs}")
+        time.sleep(0.2)
+
+
+def stop_cloud_agents(server) -> None:
+    for agent in AGENTS:
+        server.stop_component(agent)

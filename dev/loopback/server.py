@@ -412,6 +412,12 @@ class LoopbackServer:
         state.pids.pop(label)
         self._save(state)
 
+    def check_alive(self) -> None:
+        """Raise LoopbackError (with the log's tail) if a component has exited."""
+        state = self.state()
+        if state is not None:
+            self._check_alive(state)
+
     def _check_alive(self, state: State) -> None:
         for label, pid in state.pids.items():
             if not _alive(pid):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from dev.loopback.cloudsite import CE, attach_cloud, configure_cloud_site
+from dev.loopback.cloudsite import CE, attach_cloud, configure_cloud_site, start_cloud_agents, stop_cloud_agents
 
 pytestmark = pytest.mark.slow
 
@@ -32,21 +32,19 @@ CPUTime = 1000;
 @pytest.fixture(scope="module")
 def cloud_site(dirac_server, tmp_path_factory):
     """LocalCloud booting VMs, configured in the running CS as the cloud CE of the loopback site,
-    with DIRAC's SiteDirector and JenniferDIRAC's VMDirector serving it."""
+    with DIRAC's SiteDirector, JenniferDIRAC's VMDirector and the VM endpoint serving it."""
     from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
 
     cloud = LocalCloud(boot=True, sandbox_root=tmp_path_factory.mktemp("vms"))
     attach_cloud(dirac_server, cloud)
     cloud.start()
-    configure_cloud_site(dirac_server, cloud)
-    dirac_server.start_component("SiteDirector", ["dirac-agent", "WorkloadManagement/SiteDirector"])
-    dirac_server.start_component("VMDirector", ["dirac-agent", "WorkloadManagement/VMDirector"])
+    port = configure_cloud_site(dirac_server, cloud)
+    start_cloud_agents(dirac_server, port)
     try:
         yield cloud
     finally:
         # Other tests share the server: no SiteDirector may send their jobs to this cloud.
-        for agent in ("SiteDirector", "VMDirector"):
-            dirac_server.stop_component(agent)
+        stop_cloud_agents(dirac_server)
         cloud.stop()
 
 
@@ -80,7 +78,7 @@ def _diagnostics(dirac_server, cloud) -> str:
         for log in (sandbox / "console.log", sandbox / "fs/var/log/jdirac-pilot.log"):
             if log.exists():
                 lines.append(f"--- {log}\n{log.read_text(errors='replace')[-3000:]}")
-    for agent in ("SiteDirector", "VMDirector"):
+    for agent in ("SiteDirector", "VMDirector", "VMEndpoint"):
         log = dirac_server.roots.logs / f"{agent}.log"
         lines.append(f"--- {agent}\n{log.read_text(errors='replace')[-3000:]}")
     return "\n".join(lines)
@@ -130,6 +128,17 @@ def test_job_runs_in_a_vm_booted_by_the_cloud_ce(dirac_server, cloud_site, tmp_p
     wait("VM deleted", lambda: vm.status == "DELETED" or vm.id not in cloud_site.compute.servers, 180)
     # The VMDirector accounts for the finished VM in DIRAC's accounting (VirtualMachine type).
     wait("VM accounting record", lambda: _vm_accounting_rows(dirac_server), 120)
+    # The VM reported to the VM endpoint: logs, a heartbeat, its HEPiX shutdown message.
+    logs = dirac_server.mariadb.execute("SELECT Kind, Content FROM VMLogs WHERE VMName = %s",
+                                        database="VMDB", params=(vm_name,))
+    assert {"boot", "pilot"} <= {kind for kind, _ in logs}, [k for k, _ in logs]
+    pilot_upload = dict(logs)["pilot"].decode(errors="replace")
+    assert f"pilot reference={ref} stamp={stamp}" in pilot_upload
+    (heartbeat, code, message), = dirac_server.mariadb.execute(
+        "SELECT LastHeartbeat, ShutdownCode, ShutdownMessage FROM VMs WHERE VMName = %s",
+        database="VMDB", params=(vm_name,))
+    assert heartbeat is not None
+    assert (code, message) == (200, "Intended work completed ok")
     print(f"\njob {job_id} in VM {vm_name}: submitted -> Done, pilot Done, VM deleted and accounted in "
           f"{time.monotonic() - started:.1f} s")
 
