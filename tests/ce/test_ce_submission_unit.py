@@ -30,6 +30,7 @@ class MemoryCloud(CloudBackend):
         self.plan = list(plan)
         self.lookup_fails = lookup_fails
         self.creates = 0
+        self.late: list[VMSpec] = []
         self.deleted: list[str] = []
         self._ids = itertools.count()
         self._lock = threading.Lock()
@@ -44,9 +45,15 @@ class MemoryCloud(CloudBackend):
             self.creates += 1
             step = self.plan.pop(0) if self.plan else "ok"
             if step == "ok":
-                return self._new(spec)
+                vm = self._new(spec)
+                while self.late:
+                    self._new(self.late.pop())
+                return vm
             if step == "lost":
                 self._new(spec)
+                raise CloudUnreachable("timed out")
+            if step == "late":  # accepted, but visible only after the next create
+                self.late.append(spec)
                 raise CloudUnreachable("timed out")
             if step == "down":
                 raise CloudUnreachable("503")
@@ -114,6 +121,15 @@ def test_create_that_never_reached_the_cloud_is_retried_once():
     result = run(cloud, 1)
     assert len(result.created) == 1 and cloud.creates == 2
     assert len(cloud.vms) == 1
+
+
+def test_late_twin_of_a_recreated_vm_is_deleted():
+    cloud = MemoryCloud(plan=["late"])
+    result = run(cloud, 1)
+    (outcome,) = result.created
+    assert cloud.creates == 2 and outcome.recreated
+    assert list(cloud.vms) == [outcome.vm.id]  # the twin that showed up late is gone
+    assert len(cloud.deleted) == 1
 
 
 def test_unanswerable_lookup_never_creates_blind():

@@ -2,8 +2,10 @@
 
 Each VM has a unique name chosen before the create call. When the outcome of a create is
 uncertain (the cloud timed out or failed after the request may have been accepted), the VM is
-looked up by that name before anything is retried: if it exists, it was created. A VM that comes
-back from a create in ERROR is deleted and counted as a failure. A full project stops the batch.
+looked up by that name before anything is retried: if it exists, it was created. If a VM was
+created again after such a lookup found nothing, one listing after the batch catches a late twin
+of the same name and deletes it. A VM that comes back from a create in ERROR is deleted and
+counted as a failure. A full project stops the batch.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class Outcome:
     quota_exceeded: bool = False
     #: the VM may exist but could not be confirmed (left to the VM director's orphan sweep)
     uncertain: bool = False
+    #: created again after an uncertain create: a late twin may appear
+    recreated: bool = False
 
 
 @dataclass
@@ -84,7 +88,7 @@ class _Creator:
                     return self._checked(outcome)
                 if found is None:
                     continue  # still cannot tell: never create a second VM with this name blind
-                uncertain = False
+                uncertain, outcome.recreated = False, True
             try:
                 outcome.vm = self.backend.create_vm(spec)
             except QuotaExceeded as exc:
@@ -137,4 +141,18 @@ def create_vms(
     creator = _Creator(backend, owner, attempts, retry_delay, sleep)
     with ThreadPoolExecutor(max_workers=max(1, min(max_threads, len(specs))), thread_name_prefix="vm-create") as pool:
         outcomes = list(pool.map(creator.create, specs))
+    _delete_late_twins(backend, owner, outcomes)
     return Submission(outcomes)
+
+
+def _delete_late_twins(backend: CloudBackend, owner: OwnerTags, outcomes: list[Outcome]) -> None:
+    """Delete VMs that share the name of a recreated VM but are not the one returned."""
+    kept = {o.vm.name: o.vm.id for o in outcomes if o.recreated and o.vm is not None}
+    if not kept:
+        return
+    try:
+        twins = [vm.id for vm in backend.list_vms(owner) if vm.name in kept and vm.id != kept[vm.name]]
+        if twins:
+            backend.delete_vms(twins)
+    except CloudError:
+        pass  # the VM director removes untracked VMs
