@@ -151,14 +151,14 @@ def test_custom_cs_profile_renders_valid_cloud_config():
 def test_preinstalled_dirac_environment_reaches_the_pilot():
     ctx = make_context(extra_env={"PYTHONPATH": "/opt/dirac/lib/python3.11/site-packages", "X509_CERT_DIR": "/etc/ca"},
                        path_prefix="/opt/dirac/bin")
-    profile = get_profile("NoCVMFS", {"NoCVMFS": {"CVMFSRepositories": ""}})
+    profile = get_profile("NoCVMFS", {"NoCVMFS": {"CVMFSRepositories": "", "PilotPathPrefix": "/opt/dirac/scripts"}})
     text = render_user_data(ctx, profile)
     validate_cloud_config(text)
     document, files = written_files(text)
     pilot_env = files["/etc/jdirac/pilot.env"]
     assert "export PYTHONPATH=/opt/dirac/lib/python3.11/site-packages\n" in pilot_env
     assert "export X509_CERT_DIR=/etc/ca\n" in pilot_env  # the CE's value wins over the profile's
-    assert 'export PATH=/opt/dirac/bin:"$PATH"\n' in pilot_env
+    assert 'export PATH=/opt/dirac/bin:/opt/dirac/scripts:"$PATH"\n' in pilot_env
     assert "packages" not in document and "yum_repos" not in document
     assert "/etc/cvmfs/default.local" not in files
 

@@ -46,6 +46,7 @@ class Profile:
     cvmfs_yum_gpgkey: str = "https://cvmrepo.web.cern.ch/cvmrepo/yum/RPM-GPG-KEY-CernVM"
     pilot_user: str = "diracpilot"  # PilotUser: non-root account that runs the pilot
     pilot_environment: dict[str, str] = field(default_factory=dict)  # PilotEnvironment: NAME=value, ...
+    pilot_path_prefix: str = ""  # PilotPathPrefix: prepended to the pilot's PATH (e.g. a preinstalled DIRAC)
     extra_packages: tuple[str, ...] = ()  # Packages: installed by cloud-init before the pilot
     heartbeat_seconds: int = 300  # HeartbeatSeconds
     log_upload_bytes: int = 1048576  # LogUploadBytes: tail of each log sent to the endpoint
@@ -114,6 +115,7 @@ _KNOWN_OPTIONS = {
     "CVMFSYumGPGKey",
     "PilotUser",
     "PilotEnvironment",
+    "PilotPathPrefix",
     "Packages",
     "HeartbeatSeconds",
     "LogUploadBytes",
@@ -151,7 +153,8 @@ def profile_from_options(name: str, options: dict[str, Any]) -> Profile:
     proxy = str(get("CVMFSHTTPProxy", defaults.cvmfs_http_proxy)).strip()
     if repositories and not proxy:
         raise ConfigurationError(_option(name, "CVMFSHTTPProxy"), "required when CVMFSRepositories is set")
-    for option in ("CVMFSHTTPProxy", "CVMFSYumRepository", "CVMFSYumGPGKey", "EndpointCAPath", "Title"):
+    for option in ("CVMFSHTTPProxy", "CVMFSYumRepository", "CVMFSYumGPGKey", "EndpointCAPath", "Title",
+                   "PilotPathPrefix"):
         if any(char in str(get(option, "")) for char in "\n\r\"'`\\"):
             raise ConfigurationError(_option(name, option), "quotes, backslashes and newlines are not allowed")
 
@@ -167,6 +170,7 @@ def profile_from_options(name: str, options: dict[str, Any]) -> Profile:
         cvmfs_yum_gpgkey=str(get("CVMFSYumGPGKey", defaults.cvmfs_yum_gpgkey)).strip(),
         pilot_user=pilot_user,
         pilot_environment=_environment(name, get("PilotEnvironment", "")),
+        pilot_path_prefix=str(get("PilotPathPrefix", "")).strip(),
         extra_packages=packages,
         heartbeat_seconds=_as_int(name, "HeartbeatSeconds", get("HeartbeatSeconds", defaults.heartbeat_seconds), 10),
         log_upload_bytes=_as_int(name, "LogUploadBytes", get("LogUploadBytes", defaults.log_upload_bytes), 1024),

@@ -89,8 +89,9 @@ def build_files(ctx: PilotContext, profile: Profile) -> dict[str, str]:
     pilot_env.update(profile.pilot_environment)
     pilot_env.update(ctx.extra_env)
     pilot_text = _shell_assignments(pilot_env, export=True)
-    if ctx.path_prefix:
-        pilot_text += f'export PATH={shlex.quote(ctx.path_prefix)}:"$PATH"\n'
+    path_prefix = ":".join(p for p in (ctx.path_prefix, profile.pilot_path_prefix) if p)
+    if path_prefix:
+        pilot_text += f'export PATH={shlex.quote(path_prefix)}:"$PATH"\n'
     cvmfs_local = ""
     if profile.cvmfs_repositories:
         cvmfs_local = _shell_assignments(
