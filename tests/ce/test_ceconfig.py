@@ -157,3 +157,19 @@ def test_installation_name_required_when_cs_names_none():
     assert excinfo.value.option == "InstallationName"
     explicit = CloudCEConfig.from_ce_parameters("ce", {**DIRAC_EXAMPLE, "InstallationName": ""}, installation="X")
     assert explicit.installation == "X"
+
+
+@pytest.mark.parametrize(
+    "url, version, expected",
+    [
+        ("https://k.example:5000", "3.x_password", "https://k.example:5000/v3"),
+        ("https://k.example:5000/", "3.x_appcred", "https://k.example:5000/v3"),
+        ("https://k.example/identity/v3", "3.x_password", "https://k.example/identity/v3"),
+        ("https://k.example:5000/v2.0", "2.0_password", "https://k.example:5000/v3"),
+        ("https://k.example:5000", "2.0_password", "https://k.example:5000/v3"),
+    ],
+)
+def test_keystone_url_translation(url, version, expected):
+    config = parse(Driver_ex_force_auth_url=url, Driver_ex_force_auth_version=version)
+    assert config.openstack.auth_url == expected
+    assert config.openstack.auth_type in ("password", "v3applicationcredential")

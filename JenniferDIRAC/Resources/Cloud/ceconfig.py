@@ -398,10 +398,10 @@ class _Parser:
 
 def _keystone_url(url: str, auth_version: str) -> str:
     """libcloud takes Keystone's root URL and appends /v3/auth/tokens itself; keystoneauth wants
-    the versioned identity endpoint."""
+    the versioned identity endpoint. Keystone v2 is gone from OpenStack (Queens): a v2 setting
+    is served by the same Keystone's v3."""
     parts = urlsplit(url.strip())
-    path = parts.path.rstrip("/")
-    if re.search(r"/v(3|2\.0)$", path):
-        return urlunsplit(parts._replace(path=path))
-    version = "/v2.0" if auth_version.startswith("2.0") else "/v3"
-    return urlunsplit(parts._replace(path=path + version))
+    path = re.sub(r"/v2\.0$", "", parts.path.rstrip("/"))
+    if not path.endswith("/v3"):
+        path += "/v3"
+    return urlunsplit(parts._replace(path=path))

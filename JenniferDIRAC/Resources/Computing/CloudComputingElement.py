@@ -12,8 +12,9 @@ How it maps DIRAC's CE API onto a cloud
   stamp (32 lowercase hex) is its ``DIRAC_PILOT_STAMP``. Owner metadata (``jdirac-installation``,
   ``jdirac-ce``, ``jdirac-vo``, ``jdirac-stamp``, ...) marks the VM as this installation's and
   this CE's; nothing relies on the name prefix. A create whose outcome is uncertain (timeout,
-  5xx) is looked up by its name before any retry, so no duplicate is ever made; a VM that comes
-  back in ERROR is deleted. ``PilotStampDict`` is keyed by the pilot reference.
+  5xx) is looked up by its name before any retry, so a VM is never created twice blind (and a
+  late twin is deleted after the batch); a VM reported in ERROR at creation is deleted, one that
+  fails later is a Failed pilot. ``PilotStampDict`` is keyed by the pilot reference.
 - ``getCEStatus`` / ``available``: ONE listing of this CE's VMs (BUILD = waiting, ACTIVE =
   running) plus the project quota (instances, cores, RAM against the flavor; -1 = unlimited),
   ``QuotaShare``, ``MaxStartingVMs`` and the backoff the VMDirector recorded in VMDB. A cloud
@@ -46,7 +47,7 @@ Driver\_\*
   options of an existing DIRAC configuration are translated to keystoneauth / openstacksdk:
   ``Driver_ex_force_auth_url`` -> auth URL (``/v3`` appended to a bare Keystone URL),
   ``Driver_ex_force_auth_version`` (``3.x_password``, ``3.x_appcred``, ``3.x_oidc_access_token``,
-  ``2.0_password``) -> auth type, ``Driver_ex_tenant_name`` / ``Driver_ex_tenant_id`` -> project,
+  ``2.0_password``, served by Keystone v3) -> auth type, ``Driver_ex_tenant_name`` / ``Driver_ex_tenant_id`` -> project,
   ``Driver_ex_domain_name`` -> user domain, ``Driver_ex_tenant_domain_id`` -> project domain id,
   ``Driver_ex_force_service_region`` -> region, ``Driver_ex_force_base_url`` -> compute endpoint,
   ``Driver_ex_force_microversion`` -> compute microversion. With ``3.x_oidc_access_token`` they
