@@ -2,7 +2,12 @@
 
 import datetime as dt
 import os
+import signal
+import socket
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 import requests
@@ -91,3 +96,55 @@ def endpoint(vmdb, tmp_path):
 def make_vm_record():
     """vm_record(name, ce=...) -> the dict VMDB.recordVMs takes."""
     return vm_record
+
+
+# --- the VMEndpoint agent as DIRAC runs it -------------------------------------------------------
+BASE_CFG = """
+DIRAC
+{
+  Security
+  {
+    UseServerCertificate = no
+  }
+}
+LocalSite
+{
+  Site = DIRAC.Test.org
+}
+"""
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_agent(tmp_path, cfg_text, *options):
+    cfg = tmp_path / "agent.cfg"
+    cfg.write_text(cfg_text)
+    env = dict(os.environ, DIRAC_ROOT_PATH=str(tmp_path))
+    env.pop("DIRACSYSCONFIG", None)
+    log = open(tmp_path / "agent.log", "w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dirac-agent"), "WorkloadManagement/VMEndpoint", "--cfg", str(cfg),
+         "-o", "LogOutputs=stdout", *options],
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    return proc, tmp_path / "agent.log"
+
+
+def stop(proc):
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
+
+
+@pytest.fixture
+def agent_tools():
+    """(BASE_CFG, free_port, start_agent, stop) for tests that run dirac-agent WorkloadManagement/VMEndpoint."""
+    return BASE_CFG, free_port, start_agent, stop

@@ -5,6 +5,7 @@ end, then it powers off."""
 import base64
 import re
 import time
+import types
 
 import pytest
 
@@ -107,3 +108,65 @@ def test_booted_vms_report_to_the_endpoint(local_cloud, live_endpoint):
     for ctx, vm in ((good_ctx, good), (bad_ctx, bad)):
         assert ctx.endpoint_token not in console[vm.name]
         assert all(ctx.endpoint_token.encode() not in content for content in db.getLogs(ctx.vm_name)["Value"].values())
+
+
+@pytest.mark.parametrize("local_cloud", [{"boot": True}], indirect=True)
+def test_vm_reports_through_the_agent_and_dirac_vm_logs_shows_it(local_cloud, vmdb, tmp_path, agent_tools):
+    """The whole path as deployed: the VM's curl -> dirac-agent WorkloadManagement/VMEndpoint ->
+    VMDB -> the administrator's dirac-vm-logs."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import requests
+    from diraccfg import CFG
+
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import create_secret_file
+
+    base_cfg, free_port, start_agent, stop = agent_tools
+    secret = tmp_path / "vm-endpoint.secret"
+    create_secret_file(secret)
+    port = free_port()
+    agent_cfg = (
+        "Systems\n{\n  WorkloadManagement\n  {\n    Agents\n    {\n      VMEndpoint\n      {\n"
+        f"        PollingTime = 5\n        Host = 127.0.0.1\n        Port = {port}\n        UseTLS = no\n"
+        f"        TokenSecretFile = {secret}\n      }}\n    }}\n  }}\n}}\n"
+    )
+    cfg = CFG().loadFromBuffer(base_cfg).mergeWith(CFG().loadFromBuffer(vmdb.cfg))
+    cfg = cfg.mergeWith(CFG().loadFromBuffer(agent_cfg))
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "dirac.cfg").write_text(str(cfg))
+    proc, log = start_agent(tmp_path, str(cfg), "-o", "MaxCycles=0")
+    try:
+        wait_for(lambda: _healthy(requests, port) or proc.poll() is not None, 90, "the VMEndpoint agent")
+        assert proc.poll() is None, log.read_text()
+
+        agent = types.SimpleNamespace(url=f"http://127.0.0.1:{port}")
+        conn = local_cloud.connect()
+        ctx, vm = boot_vm(conn, agent, TokenAuthority.from_secret_file(secret), vmdb.db)
+        wait_for(lambda: conn.compute.get_server(vm.id).status == "SHUTOFF", 120, "the VM to power off")
+        console = local_cloud.booter.sandbox(vm.id).console.read_text()
+        record = vmdb.db.getVMs(names=[ctx.vm_name])["Value"][0]
+        assert record["shutdown_code"] == 200, console[-3000:]
+        assert record["last_heartbeat"] is not None
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DIRAC", "X509"))}
+        env.update(DIRAC_ROOT_PATH=str(tmp_path), DIRACSYSCONFIG=str(tmp_path / "etc" / "dirac.cfg"))
+        shown = subprocess.run([str(Path(sys.executable).parent / "dirac-vm-logs"), ctx.pilot_reference, "--no-console"],
+                               env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert f"==== uploaded boot log of {ctx.vm_name}" in shown.stdout
+        assert f"==== uploaded pilot log of {ctx.vm_name}" in shown.stdout
+        assert f"stub pilot as diracpilot: PILOT_UUID={ctx.pilot_reference}" in shown.stdout
+        assert "shutdown message: 200 Intended work completed ok" in shown.stdout
+        assert ctx.endpoint_token not in log.read_text() + shown.stdout
+    finally:
+        stop(proc)
+
+
+def _healthy(requests, port):
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False

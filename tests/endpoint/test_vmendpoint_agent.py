@@ -1,64 +1,16 @@
 """dirac-agent WorkloadManagement/VMEndpoint: started by DIRAC's runner, serves VMs into VMDB."""
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import requests
 from diraccfg import CFG
 
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority, create_secret_file
 
-BASE_CFG = """
-DIRAC
-{
-  Security
-  {
-    UseServerCertificate = no
-  }
-}
-LocalSite
-{
-  Site = DIRAC.Test.org
-}
-"""
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_agent(tmp_path, cfg_text, *options):
-    cfg = tmp_path / "agent.cfg"
-    cfg.write_text(cfg_text)
-    env = dict(os.environ, DIRAC_ROOT_PATH=str(tmp_path))
-    env.pop("DIRACSYSCONFIG", None)
-    log = open(tmp_path / "agent.log", "w")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dirac-agent"), "WorkloadManagement/VMEndpoint", "--cfg", str(cfg),
-         "-o", "LogOutputs=stdout", *options],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    return proc, tmp_path / "agent.log"
-
-
-def stop(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=20)
-
-
-def test_agent_serves_vms_into_vmdb(tmp_path, vmdb, make_vm_record):
+def test_agent_serves_vms_into_vmdb(tmp_path, vmdb, make_vm_record, agent_tools):
+    BASE_CFG, free_port, start_agent, stop = agent_tools
     secret = tmp_path / "vm-endpoint.secret"
     create_secret_file(secret)
     port = free_port()
@@ -130,7 +82,8 @@ Systems
         stop(proc)
 
 
-def test_agent_refuses_to_start_with_a_readable_secret(tmp_path):
+def test_agent_refuses_to_start_with_a_readable_secret(tmp_path, agent_tools):
+    BASE_CFG, free_port, start_agent, stop = agent_tools
     secret = tmp_path / "open.secret"
     secret.write_text("x" * 40 + "\n")
     os.chmod(secret, 0o644)
