@@ -48,14 +48,15 @@ def live_endpoint(vmdb, tmp_path):
         server.stop()
 
 
-def boot_vm(conn, server, authority, db, **env):
+def boot_vm(conn, server, authority, db, template="el9.cloud-config.j2", **env):
     vm_name = make_vm_name()
     ctx = PilotContext(
         pilot_reference=pilot_reference(CE, vm_name), pilot_stamp=make_stamp(), wrapper=WRAPPER,
         vm_name=vm_name, ce_name=CE, site=CE, vo="belle", max_lifetime=3600,
         endpoint_url=server.url, endpoint_token=authority.issue_for_vm(vm_name, 3600), extra_env=env,
     )
-    user_data = pack_user_data(render_user_data(ctx, get_profile("LocalTest", PROFILE_CS)), 65535)
+    profile_cs = {"LocalTest": {**PROFILE_CS["LocalTest"], "Template": template}}
+    user_data = pack_user_data(render_user_data(ctx, get_profile("LocalTest", profile_cs)), 65535)
     assert db.recordVMs([{
         "vm_name": vm_name, "vm_id": "", "ce": CE, "site": CE, "vo": "belle", "profile": "LocalTest",
         "pilot_reference": ctx.pilot_reference, "stamp": ctx.pilot_stamp, "flavor": "m1.small",
@@ -110,8 +111,9 @@ def test_booted_vms_report_to_the_endpoint(local_cloud, live_endpoint):
         assert all(ctx.endpoint_token.encode() not in content for content in db.getLogs(ctx.vm_name)["Value"].values())
 
 
+@pytest.mark.parametrize("template", ["el9.cloud-config.j2", "debian.cloud-config.j2"])
 @pytest.mark.parametrize("local_cloud", [{"boot": True}], indirect=True)
-def test_vm_reports_through_the_agent_and_dirac_vm_logs_shows_it(local_cloud, vmdb, tmp_path, agent_tools):
+def test_vm_reports_through_the_agent_and_dirac_vm_logs_shows_it(local_cloud, vmdb, tmp_path, agent_tools, template):
     """The whole path as deployed: the VM's curl -> dirac-agent WorkloadManagement/VMEndpoint ->
     VMDB -> the administrator's dirac-vm-logs."""
     import os
@@ -144,7 +146,7 @@ def test_vm_reports_through_the_agent_and_dirac_vm_logs_shows_it(local_cloud, vm
 
         agent = types.SimpleNamespace(url=f"http://127.0.0.1:{port}")
         conn = local_cloud.connect()
-        ctx, vm = boot_vm(conn, agent, TokenAuthority.from_secret_file(secret), vmdb.db)
+        ctx, vm = boot_vm(conn, agent, TokenAuthority.from_secret_file(secret), vmdb.db, template=template)
         wait_for(lambda: conn.compute.get_server(vm.id).status == "SHUTOFF", 120, "the VM to power off")
         console = local_cloud.booter.sandbox(vm.id).console.read_text()
         record = vmdb.db.getVMs(names=[ctx.vm_name])["Value"][0]

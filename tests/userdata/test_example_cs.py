@@ -25,7 +25,7 @@ def test_example_profiles_load_and_render_valid_cloud_config():
     assert profiles["BelleII"].cvmfs_http_proxy == "http://squid.example.org:3128;DIRECT"
     assert profiles["HyperK-Big"].cvmfs_quota_mb == 50000
     endpoint = cs["Resources"]["Cloud"]["Endpoint"]
-    for name in ("BelleII", "T2K-HyperK"):
+    for name in ("BelleII", "T2K-HyperK", "T2K-HyperK-Ubuntu"):
         vm_name = make_vm_name()
         ctx = PilotContext(
             pilot_reference=pilot_reference("openstack-a.example.ac.uk", vm_name), pilot_stamp=make_stamp(),
@@ -37,7 +37,8 @@ def test_example_profiles_load_and_render_valid_cloud_config():
         validate_cloud_config(text)
         files = {f["path"]: base64.b64decode(f["content"]).decode() for f in yaml.safe_load(text)["write_files"]}
         vm_env = files["/etc/jdirac/vm.env"]
-        assert "JDIRAC_ENDPOINT_CAPATH=/cvmfs/grid.cern.ch/etc/grid-security/certificates\n" in vm_env
+        if name != "T2K-HyperK-Ubuntu":
+            assert "JDIRAC_ENDPOINT_CAPATH=/cvmfs/grid.cern.ch/etc/grid-security/certificates\n" in vm_env
         assert "JDIRAC_ENDPOINT_URL=https://dirac-cloud.example.org:8449\n" in vm_env
 
 

@@ -240,3 +240,32 @@ def test_pack_names_limit_and_size_when_too_large():
     assert re.search(r"\d+ bytes after gzip, over the cloud's limit of 1000 bytes", str(caught.value))
     with pytest.raises(UserDataTooLarge, match="gzip not allowed"):
         pack_user_data("#cloud-config\n" + "x" * 2000, 1000, allow_gzip=False)
+
+
+@pytest.mark.parametrize("name", ["BelleII", "T2K-HyperK"])
+def test_debian_template_installs_cvmfs_from_cern_before_the_boot_script(name):
+    profile = get_profile(name, {name: {"Template": "debian.cloud-config.j2"}})
+    text = render_user_data(make_context(), profile)
+    validate_cloud_config(text)
+    document, files = written_files(text)
+    assert "yum_repos" not in document
+    assert "cvmfs" not in document["packages"] and "curl" in document["packages"]
+    install, boot = document["runcmd"]
+    assert install[:2] == ["/bin/sh", "-c"] and "cvmfs-release-latest_all.deb" in install[2]
+    assert "apt-get install -y -q cvmfs" in install[2]
+    assert boot == ["/bin/bash", "/var/lib/jdirac/jdirac-boot"]
+    assert "/etc/cvmfs/default.local" in files and "/etc/jdirac/vm.env" in files
+
+
+def test_custom_template_can_extend_a_shipped_one(tmp_path):
+    custom = tmp_path / "site.cloud-config.j2"
+    custom.write_text(
+        '{% extends "el9.cloud-config.j2" %}\n'
+        "{% block before_boot %}\n  - [/usr/bin/echo, site specific step]{% endblock %}\n"
+    )
+    profile = get_profile("Site", {"Site": {"Template": str(custom), "CVMFSRepositories": "grid.cern.ch"}})
+    text = render_user_data(make_context(), profile)
+    validate_cloud_config(text)
+    document, _ = written_files(text)
+    assert document["runcmd"] == [["/usr/bin/echo", "site specific step"], ["/bin/bash", "/var/lib/jdirac/jdirac-boot"]]
+    assert "cernvm" in document["yum_repos"]

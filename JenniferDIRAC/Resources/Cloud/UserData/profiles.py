@@ -44,6 +44,8 @@ class Profile:
     cvmfs_quota_mb: int = 20000  # CVMFSQuotaMB
     cvmfs_yum_repository: str = "https://cvmrepo.web.cern.ch/cvmrepo/yum/cvmfs/EL/$releasever/$basearch/"
     cvmfs_yum_gpgkey: str = "https://cvmrepo.web.cern.ch/cvmrepo/yum/RPM-GPG-KEY-CernVM"
+    # CVMFSAptRelease: the package that adds CERN's CVMFS apt repository (debian template)
+    cvmfs_apt_release: str = "https://ecsft.cern.ch/dist/cvmfs/cvmfs-release/cvmfs-release-latest_all.deb"
     pilot_user: str = "diracpilot"  # PilotUser: non-root account that runs the pilot
     pilot_environment: dict[str, str] = field(default_factory=dict)  # PilotEnvironment: NAME=value, ...
     pilot_path_prefix: str = ""  # PilotPathPrefix: prepended to the pilot's PATH (e.g. a preinstalled DIRAC)
@@ -113,6 +115,7 @@ _KNOWN_OPTIONS = {
     "CVMFSQuotaMB",
     "CVMFSYumRepository",
     "CVMFSYumGPGKey",
+    "CVMFSAptRelease",
     "PilotUser",
     "PilotEnvironment",
     "PilotPathPrefix",
@@ -153,8 +156,8 @@ def profile_from_options(name: str, options: dict[str, Any]) -> Profile:
     proxy = str(get("CVMFSHTTPProxy", defaults.cvmfs_http_proxy)).strip()
     if repositories and not proxy:
         raise ConfigurationError(_option(name, "CVMFSHTTPProxy"), "required when CVMFSRepositories is set")
-    for option in ("CVMFSHTTPProxy", "CVMFSYumRepository", "CVMFSYumGPGKey", "EndpointCAPath", "Title",
-                   "PilotPathPrefix"):
+    for option in ("CVMFSHTTPProxy", "CVMFSYumRepository", "CVMFSYumGPGKey", "CVMFSAptRelease", "EndpointCAPath",
+                   "Title", "PilotPathPrefix"):
         if any(char in str(get(option, "")) for char in "\n\r\"'`\\"):
             raise ConfigurationError(_option(name, option), "quotes, backslashes and newlines are not allowed")
 
@@ -168,6 +171,7 @@ def profile_from_options(name: str, options: dict[str, Any]) -> Profile:
         cvmfs_quota_mb=_as_int(name, "CVMFSQuotaMB", get("CVMFSQuotaMB", defaults.cvmfs_quota_mb), 1000),
         cvmfs_yum_repository=str(get("CVMFSYumRepository", defaults.cvmfs_yum_repository)).strip(),
         cvmfs_yum_gpgkey=str(get("CVMFSYumGPGKey", defaults.cvmfs_yum_gpgkey)).strip(),
+        cvmfs_apt_release=str(get("CVMFSAptRelease", defaults.cvmfs_apt_release)).strip(),
         pilot_user=pilot_user,
         pilot_environment=_environment(name, get("PilotEnvironment", "")),
         pilot_path_prefix=str(get("PilotPathPrefix", "")).strip(),

@@ -112,8 +112,10 @@ def build_files(ctx: PilotContext, profile: Profile) -> dict[str, str]:
 
 
 def _environment(directory: Path) -> jinja2.Environment:
+    # The shipped templates stay reachable, so a custom template can {% extends %} one of them.
+    directories = [str(directory)] + ([str(TEMPLATES_DIR)] if directory.resolve() != TEMPLATES_DIR.resolve() else [])
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(directory)),
+        loader=jinja2.FileSystemLoader(directories),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
