@@ -55,7 +55,9 @@ class MariaDBInfo:
     root_password: str
 
     def __repr__(self) -> str:  # keep passwords out of logs and assertion messages
-        return f"MariaDBInfo(host={self.host!r}, port={self.port}, socket={self.socket!r}, user={self.user!r})"
+        return (
+            f"MariaDBInfo(host={self.host!r}, port={self.port}, socket={self.socket!r}, user={self.user!r})"
+        )
 
 
 def die_with_parent() -> None:
@@ -83,7 +85,9 @@ def _check_identifier(name: str) -> str:
 class MariaDBServer:
     """One mariadbd process whose whole state lives in ``base_dir``."""
 
-    def __init__(self, base_dir: str | os.PathLike, user: str = "Dirac", tied_to_parent: bool = False) -> None:
+    def __init__(
+        self, base_dir: str | os.PathLike, user: str = "Dirac", tied_to_parent: bool = False
+    ) -> None:
         """``tied_to_parent``: mariadbd stops when the process that started it dies (for tests)."""
         self.base_dir = Path(base_dir).resolve()
         self.tied_to_parent = tied_to_parent
@@ -292,8 +296,12 @@ class MariaDBServer:
         self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         # Own session: the server outlives the process that started it and ignores its Ctrl-C.
         return subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=die_with_parent if self.tied_to_parent else None,
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent if self.tied_to_parent else None,
         )
 
     def _wait_ready(self, proc: subprocess.Popen, fresh: bool, previous: MariaDBInfo | None) -> None:
@@ -308,7 +316,9 @@ class MariaDBServer:
                 return
             time.sleep(0.1)
         self._reap(proc)
-        raise MariaDBError(f"mariadbd did not accept connections within {START_TIMEOUT:.0f} s; see {self.log_file}")
+        raise MariaDBError(
+            f"mariadbd did not accept connections within {START_TIMEOUT:.0f} s; see {self.log_file}"
+        )
 
     def _can_connect(self, fresh: bool, previous: MariaDBInfo | None) -> bool:
         password = "" if (fresh or previous is None) else previous.root_password
@@ -329,10 +339,15 @@ class MariaDBServer:
                 cur.execute(f"ALTER USER 'root'@'{host}' IDENTIFIED BY %s", (root_pw,))
                 cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO 'root'@'{host}' WITH GRANT OPTION")
             cur.execute("DELETE FROM mysql.global_priv WHERE User=''")
-            cur.execute("DELETE FROM mysql.global_priv WHERE User='root' AND Host NOT IN ('localhost', '127.0.0.1')")
+            cur.execute(
+                "DELETE FROM mysql.global_priv WHERE User='root' AND Host NOT IN ('localhost', '127.0.0.1')"
+            )
             # GRANT does not create users in MariaDB; DIRAC's tools only GRANT.
             for host in ("%", "localhost"):
-                cur.execute(f"CREATE USER IF NOT EXISTS '{self.user}'@'{host.replace('%', '%%')}' IDENTIFIED BY %s", (user_pw,))
+                cur.execute(
+                    f"CREATE USER IF NOT EXISTS '{self.user}'@'{host.replace('%', '%%')}' IDENTIFIED BY %s",
+                    (user_pw,),
+                )
             cur.execute("FLUSH PRIVILEGES")
             conn.commit()
         finally:
@@ -399,7 +414,9 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=["start", "stop", "status"])
     parser.add_argument("--dir", required=True, help="directory holding the data directory and state")
     parser.add_argument("--port", type=int, default=None, help="TCP port (default: a free one)")
@@ -408,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "start":
             info = server.start(args.port)
-            print(f"host={info.host} port={info.port} socket={info.socket} user={info.user} state={server.state_file}")
+            print(f"host={info.host} port={info.port} socket={info.socket} user={info.user}")
+            print(f"state={server.state_file}")
         elif args.action == "stop":
             server.stop()
         else:

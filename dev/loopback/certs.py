@@ -64,7 +64,9 @@ def _key() -> rsa.RSAPrivateKey:
 
 def _write_key(path: Path, key: rsa.RSAPrivateKey) -> None:
     pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
     )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o400)
     with os.fdopen(fd, "wb") as out:
@@ -76,7 +78,7 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, public_key) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -92,7 +94,9 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key) -> x509.Certific
 def _subject_hash(cert_path: Path) -> str:
     """OpenSSL's subject hash, the name X509_CERT_DIR lookups use."""
     out = subprocess.run(
-        ["openssl", "x509", "-noout", "-subject_hash", "-in", str(cert_path)], capture_output=True, text=True,
+        ["openssl", "x509", "-noout", "-subject_hash", "-in", str(cert_path)],
+        capture_output=True,
+        text=True,
         check=True,
     )
     return out.stdout.strip()
@@ -111,7 +115,9 @@ def make_credentials(grid_security: str | os.PathLike, user_dir: str | os.PathLi
         user_cert=user_dir / "usercert.pem",
         user_key=user_dir / "userkey.pem",
     )
-    if all(p.exists() for p in (creds.ca_cert, creds.host_cert, creds.host_key, creds.user_cert, creds.user_key)):
+    if all(
+        p.exists() for p in (creds.ca_cert, creds.host_cert, creds.host_key, creds.user_cert, creds.user_key)
+    ):
         return creds
     cert_dir.mkdir(parents=True, exist_ok=True)
     user_dir.mkdir(parents=True, exist_ok=True)
@@ -138,9 +144,13 @@ def make_credentials(grid_security: str | os.PathLike, user_dir: str | os.PathLi
         builder = (
             _builder(_name(cn), ca_name, key.public_key())
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, True, True, False, False, False, False, False, False), critical=True)
+            .add_extension(
+                x509.KeyUsage(True, True, True, False, False, False, False, False, False), critical=True
+            )
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+            )
         )
         if san:
             builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)

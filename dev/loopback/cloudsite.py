@@ -57,8 +57,14 @@ def attach_cloud(server, cloud) -> None:
 AGENTS = ("SiteDirector", "VMDirector", "VMEndpoint")
 
 
-def cloud_site_cs(cloud, auth_file: str, cert_dir: str, endpoint_port: int, secret_file: str,
-                  options: CloudSiteOptions = CloudSiteOptions()) -> str:
+def cloud_site_cs(
+    cloud,
+    auth_file: str,
+    cert_dir: str,
+    endpoint_port: int,
+    secret_file: str,
+    options: CloudSiteOptions = CloudSiteOptions(),
+) -> str:
     creds = cloud.credentials
     o = options
     return f"""
@@ -171,7 +177,9 @@ def configure_cloud_site(server, cloud, options: CloudSiteOptions = CloudSiteOpt
     running CS; returns the VM endpoint's port."""
     etc = server.roots.server / "etc"
     auth = etc / "cloud.auth"
-    _private_file(auth, f"[DEFAULT]\nkey = {cloud.credentials.username}\nsecret = {cloud.credentials.password}\n")
+    _private_file(
+        auth, f"[DEFAULT]\nkey = {cloud.credentials.username}\nsecret = {cloud.credentials.password}\n"
+    )
     secret = etc / "vm-endpoint.secret"
     _private_file(secret, secrets.token_hex(32) + "\n")
     port = free_port()
@@ -191,7 +199,9 @@ def start_cloud_agents(server, endpoint_port: int, timeout: float = 120) -> None
                 return
         server.check_alive()
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the VM endpoint is not listening on {endpoint_port}; see {server.roots.logs}")
+            raise RuntimeError(
+                f"the VM endpoint is not listening on {endpoint_port}; see {server.roots.logs}"
+            )
         time.sleep(0.2)
 
 

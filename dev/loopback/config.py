@@ -66,8 +66,15 @@ DATABASES: dict[str, str] = {
 EXECUTORS = ("Optimizers", "JobPath", "JobSanity", "InputData", "JobScheduling")
 
 HOST_PROPERTIES = (
-    "TrustedHost", "CSAdministrator", "JobAdministrator", "FullDelegation", "ProxyManagement", "Operator",
-    "GenericPilot", "ServiceAdministrator", "SiteManager",
+    "TrustedHost",
+    "CSAdministrator",
+    "JobAdministrator",
+    "FullDelegation",
+    "ProxyManagement",
+    "Operator",
+    "GenericPilot",
+    "ServiceAdministrator",
+    "SiteManager",
 )
 
 
@@ -214,18 +221,32 @@ def server_local_cfg(roots: Roots, ep: Endpoints, db_password: str) -> CFG:
                 },
             },
             "LocalSite": {"Site": SITE},
-            "LocalInstallation": {"Database": {"Host": ep.db_host, "Port": str(ep.db_port), "User": ep.db_user}},
+            "LocalInstallation": {
+                "Database": {"Host": ep.db_host, "Port": str(ep.db_port), "User": ep.db_user}
+            },
             "Systems": {
-                "Databases": {"User": ep.db_user, "Password": db_password, "Host": ep.db_host,
-                              "Port": str(ep.db_port)},
+                "Databases": {
+                    "User": ep.db_user,
+                    "Password": db_password,
+                    "Host": ep.db_host,
+                    "Port": str(ep.db_port),
+                },
                 # The stand-in needs no credentials, DIRAC still requires both options.
-                "NoSQLDatabases": {"Host": "127.0.0.1", "Port": str(ep.opensearch_port), "SSL": "No",
-                                   "User": "loopback", "Password": "unused"},
+                "NoSQLDatabases": {
+                    "Host": "127.0.0.1",
+                    "Port": str(ep.opensearch_port),
+                    "SSL": "No",
+                    "User": "loopback",
+                    "Password": "unused",
+                },
             },
         }
     )
-    _merge(cfg, "Systems/Configuration/Services/Server",
-           service_section("Configuration", "Server", ep.ports["Configuration/Server"]))
+    _merge(
+        cfg,
+        "Systems/Configuration/Services/Server",
+        service_section("Configuration", "Server", ep.ports["Configuration/Server"]),
+    )
     return cfg
 
 
@@ -233,8 +254,15 @@ def master_cs(roots: Roots, ep: Endpoints, extra: ExtraConfig) -> CFG:
     group_props = {
         USER_GROUP: ["NormalUser"],
         PILOT_GROUP: ["GenericPilot", "LimitedDelegation"],
-        ADMIN_GROUP: ["AlarmsManagement", "ServiceAdministrator", "CSAdministrator", "JobAdministrator",
-                      "FullDelegation", "ProxyManagement", "Operator"],
+        ADMIN_GROUP: [
+            "AlarmsManagement",
+            "ServiceAdministrator",
+            "CSAdministrator",
+            "JobAdministrator",
+            "FullDelegation",
+            "ProxyManagement",
+            "Operator",
+        ],
     }
     cfg = CFG().loadFromDict(
         {
@@ -302,19 +330,34 @@ def master_cs(roots: Roots, ep: Endpoints, extra: ExtraConfig) -> CFG:
         system, service = key.split("/")
         _section(cfg, f"Systems/{system}/URLs").setOption(service, ep.url(system, service))
         _merge(cfg, f"Systems/{system}/Services/{service}", service_section(system, service, ep.ports[key]))
-    _section(cfg, "Systems/WorkloadManagement/Services/SandboxStore").setOption("BasePath", str(roots.sandboxes))
+    _section(cfg, "Systems/WorkloadManagement/Services/SandboxStore").setOption(
+        "BasePath", str(roots.sandboxes)
+    )
     for db, system in DATABASES.items():
-        _merge(cfg, f"Systems/{system}/Databases/{db}",
-               CFG().loadFromDict({"DBName": db, "Host": ep.db_host, "Port": str(ep.db_port)}))
-    _merge(cfg, "Systems/WorkloadManagement/Databases/JobParametersDB",
-           CFG().loadFromDict({"DBName": "JobParametersDB", "Host": "127.0.0.1",
-                               "Port": str(ep.opensearch_port), "SSL": "No"}))
+        _merge(
+            cfg,
+            f"Systems/{system}/Databases/{db}",
+            CFG().loadFromDict({"DBName": db, "Host": ep.db_host, "Port": str(ep.db_port)}),
+        )
+    _merge(
+        cfg,
+        "Systems/WorkloadManagement/Databases/JobParametersDB",
+        CFG().loadFromDict(
+            {"DBName": "JobParametersDB", "Host": "127.0.0.1", "Port": str(ep.opensearch_port), "SSL": "No"}
+        ),
+    )
     for executor in EXECUTORS:
-        _merge(cfg, f"Systems/WorkloadManagement/Executors/{executor}",
-               template_section("WorkloadManagement", "Executors", executor))
+        _merge(
+            cfg,
+            f"Systems/WorkloadManagement/Executors/{executor}",
+            template_section("WorkloadManagement", "Executors", executor),
+        )
     for agent in ("JobAgent", "SiteDirector", "PilotStatusAgent"):
-        _merge(cfg, f"Systems/WorkloadManagement/Agents/{agent}",
-               template_section("WorkloadManagement", "Agents", agent))
+        _merge(
+            cfg,
+            f"Systems/WorkloadManagement/Agents/{agent}",
+            template_section("WorkloadManagement", "Agents", agent),
+        )
     # The default 10 s pause before a matched job is started only slows the tests down.
     _section(cfg, "Systems/WorkloadManagement/Agents/JobAgent").setOption("SubmissionDelay", "1")
     for text in extra.cs:

@@ -16,10 +16,9 @@ def main() -> int:
     import DIRAC
 
     DIRAC.initialize()
-    from diraccfg import CFG
-
     from DIRAC import gLogger
     from DIRAC.ConfigurationSystem.Client.CSAPI import CSAPI
+    from diraccfg import CFG
 
     api = CSAPI()
     result = api.initialize()

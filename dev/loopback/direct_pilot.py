@@ -31,11 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     DIRAC.initialize()
     from DIRAC import gConfig, gLogger
     from DIRAC.ConfigurationSystem.Client.Helpers.Operations import Operations
-    from DIRAC.WorkloadManagementSystem.private.ConfigHelper import findGenericPilotCredentials
     from DIRAC.ConfigurationSystem.Client.Helpers.Resources import getCESiteMapping
     from DIRAC.FrameworkSystem.Client.ProxyManagerClient import gProxyManager
     from DIRAC.WorkloadManagementSystem.Client import PilotStatus
     from DIRAC.WorkloadManagementSystem.Client.PilotManagerClient import PilotManagerClient
+    from DIRAC.WorkloadManagementSystem.private.ConfigHelper import findGenericPilotCredentials
     from DIRAC.WorkloadManagementSystem.Utilities.PilotWrapper import (
         _writePilotWrapperFile,
         getPilotFilesCompressedEncodedDict,
@@ -53,13 +53,17 @@ def main(argv: list[str] | None = None) -> int:
         gLogger.error("CE not in /Resources/Sites", args.ce)
         return 1
     site = result["Value"][args.ce]
-    ce_type = gConfig.getValue(f"/Resources/Sites/{site.split('.')[0]}/{site}/CEs/{args.ce}/CEType", "Unknown")
+    ce_type = gConfig.getValue(
+        f"/Resources/Sites/{site.split('.')[0]}/{site}/CEs/{args.ce}/CEType", "Unknown"
+    )
 
     result = findGenericPilotCredentials(vo=vo)
     if not result["OK"]:
         return fail("No generic pilot credentials", result)
     pilot_dn = result["Value"][0]
-    result = gProxyManager.getPilotProxyFromDIRACGroup(pilot_dn, ops.getValue("Pilot/GenericPilotGroup"), 86400)
+    result = gProxyManager.getPilotProxyFromDIRACGroup(
+        pilot_dn, ops.getValue("Pilot/GenericPilotGroup"), 86400
+    )
     if not result["OK"]:
         return fail("Cannot get the pilot proxy", result)
     proxy = result["Value"]
@@ -68,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     result = pilots.addPilotReferences([args.ref], vo, ce_type, {args.ref: args.stamp})
     if not result["OK"]:
         return fail("Cannot add the pilot reference", result)
-    result = pilots.setPilotStatus(args.ref, PilotStatus.SUBMITTED, args.ce, "Submitted directly for a test",
-                                   site, args.queue)
+    result = pilots.setPilotStatus(
+        args.ref, PilotStatus.SUBMITTED, args.ce, "Submitted directly for a test", site, args.queue
+    )
     if not result["OK"]:
         return fail("Cannot set the pilot status", result)
 
@@ -86,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         pilotOptions=" ".join(options),
         location=ops.getValue("Pilot/pilotFileServer", ""),
     )
-    path = _writePilotWrapperFile(workingDirectory=str(__import__("pathlib").Path(args.out).parent),
-                                  localPilot=wrapper)
+    path = _writePilotWrapperFile(
+        workingDirectory=str(__import__("pathlib").Path(args.out).parent), localPilot=wrapper
+    )
     __import__("os").replace(path, args.out)
     gLogger.notice("Pilot wrapper written", args.out)
     return 0

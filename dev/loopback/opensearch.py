@@ -38,8 +38,14 @@ def _json(body: object, status: int = 200) -> Response:
 
 def _missing_index(index: str) -> Response:
     return _json(
-        {"error": {"type": "index_not_found_exception", "reason": f"no such index [{index}]", "index": index},
-         "status": 404},
+        {
+            "error": {
+                "type": "index_not_found_exception",
+                "reason": f"no such index [{index}]",
+                "index": index,
+            },
+            "status": 404,
+        },
         404,
     )
 
@@ -47,8 +53,15 @@ def _missing_index(index: str) -> Response:
 def _doc_body(index: str, doc_id: str, source: dict | None) -> dict:
     if source is None:
         return {"_index": index, "_id": doc_id, "found": False}
-    return {"_index": index, "_id": doc_id, "_version": 1, "_seq_no": 0, "_primary_term": 1, "found": True,
-            "_source": source}
+    return {
+        "_index": index,
+        "_id": doc_id,
+        "_version": 1,
+        "_seq_no": 0,
+        "_primary_term": 1,
+        "found": True,
+        "_source": source,
+    }
 
 
 class OpenSearchStandIn:
@@ -91,8 +104,15 @@ class OpenSearchStandIn:
         return json.loads(data) if data else {}
 
     def on_root(self, request: Request) -> Response:
-        return _json({"name": "loopback", "cluster_name": "loopback", "cluster_uuid": "loopback",
-                      "version": {"distribution": "opensearch", "number": VERSION}, "tagline": "stand-in"})
+        return _json(
+            {
+                "name": "loopback",
+                "cluster_name": "loopback",
+                "cluster_uuid": "loopback",
+                "version": {"distribution": "opensearch", "number": VERSION},
+                "tagline": "stand-in",
+            }
+        )
 
     def on_refresh(self, request: Request, index: str) -> Response:
         return _json({"_shards": {"total": 1, "successful": 1, "failed": 0}})
@@ -125,8 +145,16 @@ class OpenSearchStandIn:
             docs = self.store.indices.setdefault(index, {})
             result = "updated" if doc_id in docs else "created"
             docs[doc_id] = source
-        return _json({"_index": index, "_id": doc_id, "_version": 1, "result": result,
-                      "_shards": {"total": 1, "successful": 1, "failed": 0}}, 201 if result == "created" else 200)
+        return _json(
+            {
+                "_index": index,
+                "_id": doc_id,
+                "_version": 1,
+                "result": result,
+                "_shards": {"total": 1, "successful": 1, "failed": 0},
+            },
+            201 if result == "created" else 200,
+        )
 
     def on_doc_auto(self, request: Request, index: str) -> Response:
         with self.store.lock:
@@ -142,8 +170,10 @@ class OpenSearchStandIn:
             docs = self.store.indices[index]
             if request.method == "DELETE":
                 found = docs.pop(doc_id, None) is not None
-                return _json({"_index": index, "_id": doc_id, "result": "deleted" if found else "not_found"},
-                             200 if found else 404)
+                return _json(
+                    {"_index": index, "_id": doc_id, "result": "deleted" if found else "not_found"},
+                    200 if found else 404,
+                )
             source = docs.get(doc_id)
         return _json(_doc_body(index, doc_id, source), 200 if source is not None else 404)
 

@@ -20,8 +20,14 @@ from pathlib import Path
 PILOT_SCRIPT = Path(__file__).resolve().parent / "pilot" / "dirac-pilot.py"
 
 
-def build_pilot_files(target: Path, cs_urls: list[str], venv_bin: Path, python_path: list[Path],
-                      cert_dir: Path, ces: dict[str, dict] | None = None) -> Path:
+def build_pilot_files(
+    target: Path,
+    cs_urls: list[str],
+    venv_bin: Path,
+    python_path: list[Path],
+    cert_dir: Path,
+    ces: dict[str, dict] | None = None,
+) -> Path:
     """Write the pilot files into ``target`` and return the environment script's path."""
     target.mkdir(parents=True, exist_ok=True)
     data = PILOT_SCRIPT.read_bytes()
@@ -34,8 +40,10 @@ def build_pilot_files(target: Path, cs_urls: list[str], venv_bin: Path, python_p
     (target / "pilot.tar").write_bytes(buffer.getvalue())
     pilot_json = {"ConfigurationServers": cs_urls, "CEs": ces or {}}
     (target / "pilot.json").write_text(json.dumps(pilot_json, indent=1))
-    lines = [f"{hashlib.sha512((target / name).read_bytes()).hexdigest()}  {name}"
-             for name in ("pilot.json", "pilot.tar")]
+    lines = [
+        f"{hashlib.sha512((target / name).read_bytes()).hexdigest()}  {name}"
+        for name in ("pilot.json", "pilot.tar")
+    ]
     (target / "checksums.sha512").write_text("\n".join(lines) + "\n")
 
     venv = venv_bin.parent

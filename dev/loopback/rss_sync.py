@@ -28,7 +28,9 @@ def main() -> int:
 
     client = ResourceStatusClient()
     for element in ("Site", "Resource"):
-        result = client.selectStatusElement(element, "Status", meta={"columns": ["Name", "StatusType", "Status"]})
+        result = client.selectStatusElement(
+            element, "Status", meta={"columns": ["Name", "StatusType", "Status"]}
+        )
         if not result["OK"]:
             gLogger.error(f"Cannot list {element} statuses", result["Message"])
             return 1
@@ -36,7 +38,12 @@ def main() -> int:
             if status == "Active":
                 continue
             result = client.modifyStatusElement(
-                element, "Status", name=name, statusType=status_type, status="Active", reason="loopback set-up"
+                element,
+                "Status",
+                name=name,
+                statusType=status_type,
+                status="Active",
+                reason="loopback set-up",
             )
             if not result["OK"]:
                 gLogger.error(f"Cannot activate {element} {name}", result["Message"])

@@ -2,6 +2,7 @@
 
     .venv/bin/python dev/loopback/server.py up --root DIR      # start everything, print timings
     .venv/bin/python dev/loopback/server.py status --root DIR
+    eval "$(.venv/bin/python dev/loopback/server.py env --root DIR)"   # then dirac-wms-job-submit ...
     .venv/bin/python dev/loopback/server.py down --root DIR [--purge]
 
 ``up`` brings up a private MariaDB, a test CA with host and user certificates, the databases
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -34,13 +36,13 @@ if __package__ in (None, ""):  # run as a script: make "dev.loopback" importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "dev.loopback"
 
-from dev.mariadb import MariaDBServer, die_with_parent, free_port  # noqa: E402
+import DIRAC
 
-from . import config  # noqa: E402
-from .certs import make_credentials  # noqa: E402
-from .pilotfiles import build_pilot_files  # noqa: E402
+from dev.mariadb import MariaDBError, MariaDBServer, die_with_parent, free_port
 
-import DIRAC  # noqa: E402
+from . import config
+from .certs import make_credentials
+from .pilotfiles import build_pilot_files
 
 VENV_BIN = Path(sys.executable).parent
 SITE_PACKAGES = Path(DIRAC.__file__).resolve().parent.parent
@@ -195,15 +197,29 @@ class LoopbackServer:
         env["X509_USER_PROXY"] = str(self.roots.proxy)
         return env
 
-    def run(self, args: list[str], env: dict[str, str] | None = None, timeout: float = 120,
-            check: bool = True, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        check: bool = True,
+        cwd: str | os.PathLike | None = None,
+    ) -> subprocess.CompletedProcess:
         """Run a DIRAC command (as the user by default); output is returned, not printed."""
         env = env or self.client_env()
-        res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout,
-                             cwd=cwd or self.roots.base, stdin=subprocess.DEVNULL)
+        res = subprocess.run(
+            args,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd or self.roots.base,
+            stdin=subprocess.DEVNULL,
+        )
         if check and res.returncode != 0:
-            raise LoopbackError(f"{' '.join(args[:3])} failed ({res.returncode}): "
-                                f"{(res.stdout + res.stderr)[-3000:]}")
+            raise LoopbackError(
+                f"{' '.join(args[:3])} failed ({res.returncode}): {(res.stdout + res.stderr)[-3000:]}"
+            )
         return res
 
     def add_cs(self, cfg_text: str) -> None:
@@ -212,8 +228,15 @@ class LoopbackServer:
         For configuration known only once the server runs (a cloud CE pointing at a cloud that
         started later); components started afterwards see it.
         """
-        res = subprocess.run([sys.executable, "-m", "dev.loopback.cs_update"], input=cfg_text, text=True,
-                             env=self.server_env(), cwd=REPO_ROOT, capture_output=True, timeout=120)
+        res = subprocess.run(
+            [sys.executable, "-m", "dev.loopback.cs_update"],
+            input=cfg_text,
+            text=True,
+            env=self.server_env(),
+            cwd=REPO_ROOT,
+            capture_output=True,
+            timeout=120,
+        )
         if res.returncode != 0:
             raise LoopbackError(f"CS update failed: {(res.stdout + res.stderr)[-2000:]}")
         self._sync_rss()
@@ -233,8 +256,13 @@ class LoopbackServer:
         """``dirac-wms-job-status`` parsed: Status, MinorStatus, Site, ..."""
         return parse_job_status(self.run(["dirac-wms-job-status", str(job_id)]).stdout)
 
-    def wait_job_status(self, job_id: int, wanted: set[str], timeout: float = 120,
-                        fail_on: frozenset[str] = frozenset({"Failed", "Killed", "Deleted"})) -> dict[str, str]:
+    def wait_job_status(
+        self,
+        job_id: int,
+        wanted: set[str],
+        timeout: float = 120,
+        fail_on: frozenset[str] = frozenset({"Failed", "Killed", "Deleted"}),
+    ) -> dict[str, str]:
         """Poll the job's status until it is one of ``wanted`` (or a final failure, or the deadline)."""
         deadline = time.monotonic() + timeout
         status: dict[str, str] = {}
@@ -252,31 +280,70 @@ class LoopbackServer:
         self.run(["dirac-wms-job-get-output", "-D", str(directory), str(job_id)])
         return Path(directory) / str(job_id)
 
-    def prepare_direct_pilot(self, ref: str, stamp: str, wrapper: str | os.PathLike,
-                             ce: str = config.DIRECT_CE, queue: str = config.DIRECT_QUEUE,
-                             options: list[str] | None = None) -> Path:
+    def prepare_direct_pilot(
+        self,
+        ref: str,
+        stamp: str,
+        wrapper: str | os.PathLike,
+        ce: str = config.DIRECT_CE,
+        queue: str = config.DIRECT_QUEUE,
+        options: list[str] | None = None,
+    ) -> Path:
         """Record a pilot in PilotAgentsDB and write DIRAC's pilot wrapper for it (see direct_pilot)."""
-        cmd = [sys.executable, "-m", "dev.loopback.direct_pilot", "--ref", ref, "--stamp", stamp,
-               "--ce", ce, "--queue", queue, "--out", str(wrapper)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dev.loopback.direct_pilot",
+            "--ref",
+            ref,
+            "--stamp",
+            stamp,
+            "--ce",
+            ce,
+            "--queue",
+            queue,
+            "--out",
+            str(wrapper),
+        ]
         cmd += [f"--option={opt}" for opt in options or []]
         self.run(cmd, env=self.server_env(), cwd=REPO_ROOT)
         return Path(wrapper)
 
-    def run_pilot_wrapper(self, wrapper: str | os.PathLike, ref: str, stamp: str,
-                          workdir: str | os.PathLike, timeout: float = 300) -> subprocess.CompletedProcess:
+    def run_pilot_wrapper(
+        self,
+        wrapper: str | os.PathLike,
+        ref: str,
+        stamp: str,
+        workdir: str | os.PathLike,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess:
         """Run a pilot wrapper as a worker node would: clean environment, PILOT_UUID and stamp set."""
         Path(workdir).mkdir(parents=True, exist_ok=True)
-        env = {"HOME": str(workdir), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-               "PILOT_UUID": ref, "DIRAC_PILOT_STAMP": stamp}
-        proc = subprocess.Popen(["bash", str(wrapper)], env=env, cwd=workdir, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        env = {
+            "HOME": str(workdir),
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PILOT_UUID": ref,
+            "DIRAC_PILOT_STAMP": stamp,
+        }
+        proc = subprocess.Popen(
+            ["bash", str(wrapper)],
+            env=env,
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the JobAgent and its job wrapper too
             out, _ = proc.communicate()
-            raise LoopbackError(f"pilot wrapper still running after {timeout:.0f} s:\n{out[-3000:]}") from None
+            raise LoopbackError(
+                f"pilot wrapper still running after {timeout:.0f} s:\n{out[-3000:]}"
+            ) from None
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
 
     # --- life cycle --------------------------------------------------------------------------
@@ -305,27 +372,37 @@ class LoopbackServer:
         mark("certificates")
 
         ports = {svc: free_port() for group in SERVICE_GROUPS.values() for svc in group}
-        state = State(ports=ports, opensearch_port=free_port(), timings=timings,
-                      extra_databases=self.extra_databases)
+        state = State(
+            ports=ports, opensearch_port=free_port(), timings=timings, extra_databases=self.extra_databases
+        )
         self._save(state)
         ep = self.endpoints
-        config.write_cfg(config.server_local_cfg(self.roots, ep, db.password),
-                         self.roots.server / "etc" / "dirac.cfg", private=True)
+        config.write_cfg(
+            config.server_local_cfg(self.roots, ep, db.password),
+            self.roots.server / "etc" / "dirac.cfg",
+            private=True,
+        )
         config.write_cfg(config.master_cs(self.roots, ep, self.extra), self.roots.cs_file)
         config.write_cfg(config.client_cfg(ep), self.roots.client / "etc" / "dirac.cfg")
         self.roots.sandboxes.mkdir(parents=True, exist_ok=True)
-        build_pilot_files(self.roots.pilot_files, [ep.cs_url], VENV_BIN, [SITE_PACKAGES, REPO_ROOT],
-                          self.roots.cert_dir)
+        build_pilot_files(
+            self.roots.pilot_files, [ep.cs_url], VENV_BIN, [SITE_PACKAGES, REPO_ROOT], self.roots.cert_dir
+        )
         mark("config")
 
         self._install_databases(list(config.DATABASES) + self.extra_databases, db)
         mark("databases")
 
-        self._spawn(state, "OpenSearch", [sys.executable, "-m", "dev.loopback.opensearch",
-                                          "--port", str(state.opensearch_port)])
+        self._spawn(
+            state,
+            "OpenSearch",
+            [sys.executable, "-m", "dev.loopback.opensearch", "--port", str(state.opensearch_port)],
+        )
         self._spawn(state, "Configuration_Server", ["dirac-service", "Configuration/Server"])
-        self._wait_listening(state, {"Configuration_Server": [ports["Configuration/Server"]],
-                                     "OpenSearch": [state.opensearch_port]})
+        self._wait_listening(
+            state,
+            {"Configuration_Server": [ports["Configuration/Server"]], "OpenSearch": [state.opensearch_port]},
+        )
         mark("cs_listening")
         for group, services in SERVICE_GROUPS.items():
             if group != "Configuration_Server":
@@ -339,9 +416,20 @@ class LoopbackServer:
 
         self._sync_rss()
         mark("rss")
-        self.run(["dirac-proxy-init", "-C", str(self.roots.user_dir / "usercert.pem"),
-                  "-K", str(self.roots.user_dir / "userkey.pem"), "-g", config.USER_GROUP,
-                  "-u", str(self.roots.proxy)], env=self.client_env())
+        self.run(
+            [
+                "dirac-proxy-init",
+                "-C",
+                str(self.roots.user_dir / "usercert.pem"),
+                "-K",
+                str(self.roots.user_dir / "userkey.pem"),
+                "-g",
+                config.USER_GROUP,
+                "-u",
+                str(self.roots.proxy),
+            ],
+            env=self.client_env(),
+        )
         mark("proxy_uploaded")
         self._check_alive(state)
         mark("total")
@@ -357,8 +445,9 @@ class LoopbackServer:
             return
         installer_root = self.roots.base / "dbinstall"
         config.write_cfg(
-            config.CFG().loadFromDict({"LocalInstallation": {"Database": {
-                "Host": db.host, "Port": str(db.port), "User": db.user}}}),
+            config.CFG().loadFromDict(
+                {"LocalInstallation": {"Database": {"Host": db.host, "Port": str(db.port), "User": db.user}}}
+            ),
             installer_root / "etc" / "dirac.cfg",
         )
         env = self._base_env(installer_root)
@@ -366,8 +455,13 @@ class LoopbackServer:
         with open(log, "w") as out:
             res = subprocess.run(
                 [sys.executable, "-m", "dev.loopback.install_dbs", *names],
-                input=json.dumps({"root": db.root_password, "user": db.password}), text=True,
-                env=env, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=300,
+                input=json.dumps({"root": db.root_password, "user": db.password}),
+                text=True,
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=300,
             )
         if res.returncode != 0:
             raise LoopbackError(f"installing databases failed, see {log}:\n{_tail(log)}")
@@ -379,8 +473,13 @@ class LoopbackServer:
         log = self.roots.logs / f"{label}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                cmd, env=self.server_env(), cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                cmd,
+                env=self.server_env(),
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 preexec_fn=die_with_parent if self.tied_to_parent else None,
             )
         state.pids[label] = proc.pid
@@ -394,8 +493,13 @@ class LoopbackServer:
         log = self.roots.logs / f"{label}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                cmd, env=env or self.server_env(), cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                cmd,
+                env=env or self.server_env(),
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 preexec_fn=die_with_parent if self.tied_to_parent else None,
             )
         state.pids[label] = proc.pid
@@ -434,7 +538,9 @@ class LoopbackServer:
                 return
             if time.monotonic() > deadline:
                 labels = sorted({label for label, _ in pending})
-                raise LoopbackError(f"not listening after {START_TIMEOUT:.0f} s: {labels}; logs in {self.roots.logs}")
+                raise LoopbackError(
+                    f"not listening after {START_TIMEOUT:.0f} s: {labels}; logs in {self.roots.logs}"
+                )
             time.sleep(0.2)
 
     def leftovers(self) -> list[str]:
@@ -446,7 +552,7 @@ class LoopbackServer:
         ports = {**state.ports, "OpenSearch": state.opensearch_port}
         try:
             ports["MariaDB"] = self.mariadb.info.port
-        except Exception:
+        except MariaDBError:  # never started: nothing can listen
             pass
         found += [f"port {port} ({name})" for name, port in ports.items() if _listening(port)]
         if self.mariadb.is_running():
@@ -477,8 +583,10 @@ class LoopbackServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("action", choices=["up", "down", "status", "env"])
     parser.add_argument("--root", required=True, help="directory for all state, configuration and logs")
     parser.add_argument("--purge", action="store_true", help="with down: delete the root directory")
     parser.add_argument("--extra-cs", action="append", default=[], help="CFG file merged into the master CS")
@@ -490,10 +598,17 @@ def main(argv: list[str] | None = None) -> int:
             ep = server.endpoints
             print(f"loopback DIRAC server up; CS {ep.cs_url}")
             print("timings (s since start): " + ", ".join(f"{k}={v}" for k, v in state.timings.items()))
-            print(f"client: DIRAC_ROOT_PATH={server.roots.client} X509_USER_PROXY={server.roots.proxy} "
-                  f"X509_CERT_DIR={server.roots.cert_dir}")
+            print(
+                f"client: DIRAC_ROOT_PATH={server.roots.client} X509_USER_PROXY={server.roots.proxy} "
+                f"X509_CERT_DIR={server.roots.cert_dir}"
+            )
         elif args.action == "down":
             server.down(purge=args.purge)
+        elif args.action == "env":
+            # eval "$(server.py env --root DIR)": a shell where dirac-* commands act as the user
+            env = server.client_env()
+            for key in ("DIRAC_ROOT_PATH", "X509_CERT_DIR", "X509_USER_PROXY", "PATH", "PYTHONPATH"):
+                print(f"export {key}={shlex.quote(env[key])}")
         else:
             for label, status in server.status().items():
                 print(f"{label}: {status}")

@@ -14,7 +14,13 @@ import time
 
 import pytest
 
-from dev.loopback.cloudsite import CE, attach_cloud, configure_cloud_site, start_cloud_agents, stop_cloud_agents
+from dev.loopback.cloudsite import (
+    CE,
+    attach_cloud,
+    configure_cloud_site,
+    start_cloud_agents,
+    stop_cloud_agents,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +56,10 @@ def cloud_site(dirac_server, tmp_path_factory):
 
 def _pilots(dirac_server) -> list[tuple]:
     return dirac_server.mariadb.execute(
-        "SELECT PilotJobReference, PilotStamp, Status, CurrentJobID FROM PilotAgents WHERE DestinationSite = %s",
-        database="PilotAgentsDB", params=(CE,),
+        "SELECT PilotJobReference, PilotStamp, Status, CurrentJobID FROM PilotAgents "
+        "WHERE DestinationSite = %s",
+        database="PilotAgentsDB",
+        params=(CE,),
     )
 
 
@@ -66,7 +74,8 @@ def _vm_accounting_rows(dirac_server) -> int:
 def _backoff(dirac_server) -> list[tuple]:
     return dirac_server.mariadb.execute(
         "SELECT Until, Failures, Reason FROM VMBackoff WHERE CE = %s AND Until > UTC_TIMESTAMP()",
-        database="VMDB", params=(CE,),
+        database="VMDB",
+        params=(CE,),
     )
 
 
@@ -129,18 +138,23 @@ def test_job_runs_in_a_vm_booted_by_the_cloud_ce(dirac_server, cloud_site, tmp_p
     # The VMDirector accounts for the finished VM in DIRAC's accounting (VirtualMachine type).
     wait("VM accounting record", lambda: _vm_accounting_rows(dirac_server), 120)
     # The VM reported to the VM endpoint: logs, a heartbeat, its HEPiX shutdown message.
-    logs = dirac_server.mariadb.execute("SELECT Kind, Content FROM VMLogs WHERE VMName = %s",
-                                        database="VMDB", params=(vm_name,))
+    logs = dirac_server.mariadb.execute(
+        "SELECT Kind, Content FROM VMLogs WHERE VMName = %s", database="VMDB", params=(vm_name,)
+    )
     assert {"boot", "pilot"} <= {kind for kind, _ in logs}, [k for k, _ in logs]
     pilot_upload = dict(logs)["pilot"].decode(errors="replace")
     assert f"pilot reference={ref} stamp={stamp}" in pilot_upload
-    (heartbeat, code, message), = dirac_server.mariadb.execute(
+    ((heartbeat, code, message),) = dirac_server.mariadb.execute(
         "SELECT LastHeartbeat, ShutdownCode, ShutdownMessage FROM VMs WHERE VMName = %s",
-        database="VMDB", params=(vm_name,))
+        database="VMDB",
+        params=(vm_name,),
+    )
     assert heartbeat is not None
     assert (code, message) == (200, "Intended work completed ok")
-    print(f"\njob {job_id} in VM {vm_name}: submitted -> Done, pilot Done, VM deleted and accounted in "
-          f"{time.monotonic() - started:.1f} s")
+    print(
+        f"\njob {job_id} in VM {vm_name}: submitted -> Done, pilot Done, VM deleted and accounted in "
+        f"{time.monotonic() - started:.1f} s"
+    )
 
 
 def test_quota_refusal_backs_off_and_the_job_runs_once_quota_is_back(dirac_server, cloud_site):
@@ -159,8 +173,11 @@ def test_quota_refusal_backs_off_and_the_job_runs_once_quota_is_back(dirac_serve
     # The CE's S_ERROR makes DIRAC's SiteDirector sit the queue out (FailedQueueCycleFactor).
     site_director_log = dirac_server.roots.logs / "SiteDirector.log"
     offset = len(site_director_log.read_text(errors="replace"))
-    wait("the SiteDirector skipping the queue",
-         lambda: "Queue failed recently" in site_director_log.read_text(errors="replace")[offset:], 60)
+    wait(
+        "the SiteDirector skipping the queue",
+        lambda: "Queue failed recently" in site_director_log.read_text(errors="replace")[offset:],
+        60,
+    )
     # While backing off: no further create, no pilot record for a VM that never existed, no VM,
     # the job waits; VMDB keeps the refused create, and a full project is a pause (no CE backoff).
     assert cloud_site.faults.count("quota_refused") == refused
@@ -169,7 +186,8 @@ def test_quota_refusal_backs_off_and_the_job_runs_once_quota_is_back(dirac_serve
     assert dirac_server.job_status(job_id)["Status"] == "Waiting"
     refused_records = dirac_server.mariadb.execute(
         "SELECT DeleteReason FROM VMs WHERE CE = %s AND DeleteReason LIKE 'create failed%%'",
-        database="VMDB", params=(CE,),
+        database="VMDB",
+        params=(CE,),
     )
     assert refused_records and all("quota" in r[0].lower() for r in refused_records), refused_records
     assert not _backoff(dirac_server)
@@ -177,8 +195,14 @@ def test_quota_refusal_backs_off_and_the_job_runs_once_quota_is_back(dirac_serve
     # Quota is back: the next submission boots a VM that runs the job.
     cloud_site.faults.clear()
     dirac_server.wait_job_status(job_id, {"Done"}, timeout=300)
-    wait("pilot Done", lambda: [p for p in _pilots(dirac_server) if p not in pilots_before and p[2] == "Done"], 180)
+    wait(
+        "pilot Done",
+        lambda: [p for p in _pilots(dirac_server) if p not in pilots_before and p[2] == "Done"],
+        180,
+    )
     new = [p for p in _pilots(dirac_server) if p not in pilots_before]
     assert [p[2:] for p in new] == [("Done", job_id)], new
-    print(f"\njob {job_id}: {refused} create(s) refused for quota, queue backed off, then Done in "
-          f"{time.monotonic() - started:.1f} s")
+    print(
+        f"\njob {job_id}: {refused} create(s) refused for quota, queue backed off, then Done in "
+        f"{time.monotonic() - started:.1f} s"
+    )

@@ -29,8 +29,14 @@ pytestmark = pytest.mark.slow
 def test_every_component_runs(dirac_server):
     status = dirac_server.status()
     assert status.pop("MariaDB") == "running"
-    assert set(status) >= {"Configuration_Server", "Framework", "ResourceStatus", "WorkloadManagement",
-                           "Optimizers", "OpenSearch"}
+    assert set(status) >= {
+        "Configuration_Server",
+        "Framework",
+        "ResourceStatus",
+        "WorkloadManagement",
+        "Optimizers",
+        "OpenSearch",
+    }
     assert all(s.startswith("running") for s in status.values()), status
 
 
@@ -48,7 +54,9 @@ def test_job_runs_through_a_pilot_and_pilotagentsdb_links_them(dirac_server, tmp
     ref = f"direct://loopback/{secrets.token_hex(4)}"
     stamp = secrets.token_hex(16)
     wrapper = dirac_server.prepare_direct_pilot(
-        ref, stamp, tmp_path / "wrapper.sh",
+        ref,
+        stamp,
+        tmp_path / "wrapper.sh",
         options=["-M 1", "--StopAfterFailedMatches=1", "--PollingTime=1"],
     )
     result = dirac_server.run_pilot_wrapper(wrapper, ref, stamp, tmp_path / "wn", timeout=240)
@@ -63,7 +71,8 @@ def test_job_runs_through_a_pilot_and_pilotagentsdb_links_them(dirac_server, tmp
     rows = dirac_server.mariadb.execute(
         "SELECT p.PilotStamp, p.Status, p.CurrentJobID, m.JobID FROM PilotAgents p "
         "JOIN JobToPilotMapping m ON m.PilotID = p.PilotID WHERE p.PilotJobReference = %s",
-        database="PilotAgentsDB", params=(ref,),
+        database="PilotAgentsDB",
+        params=(ref,),
     )
     assert rows == [(stamp, "Done", job_id, job_id)]
     print(f"\njob {job_id}: submitted -> Done with output in {time.monotonic() - started:.1f} s")
@@ -72,8 +81,9 @@ def test_job_runs_through_a_pilot_and_pilotagentsdb_links_them(dirac_server, tmp
 def test_pilot_without_preinstalled_environment_fails_loudly(dirac_server, tmp_path):
     ref = f"direct://loopback/{secrets.token_hex(4)}"
     stamp = secrets.token_hex(16)
-    wrapper = dirac_server.prepare_direct_pilot(ref, stamp, tmp_path / "wrapper.sh",
-                                                options=["--preinstalledEnv=/nonexistent/diracosrc"])
+    wrapper = dirac_server.prepare_direct_pilot(
+        ref, stamp, tmp_path / "wrapper.sh", options=["--preinstalledEnv=/nonexistent/diracosrc"]
+    )
     result = dirac_server.run_pilot_wrapper(wrapper, ref, stamp, tmp_path / "wn", timeout=120)
     assert result.returncode != 0
     assert "preinstalled environment script /nonexistent/diracosrc not found" in result.stdout

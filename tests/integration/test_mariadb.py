@@ -15,7 +15,11 @@ DIRAC_SQL = Path(__import__("DIRAC").__file__).parent / "WorkloadManagementSyste
 def test_user_can_use_a_created_database(mariadb):
     mariadb.create_database("FixtureCheckDB")
     conn = MySQLdb.connect(
-        host=mariadb.host, port=mariadb.port, user=mariadb.user, password=mariadb.password, database="FixtureCheckDB"
+        host=mariadb.host,
+        port=mariadb.port,
+        user=mariadb.user,
+        password=mariadb.password,
+        database="FixtureCheckDB",
     )
     try:
         cur = conn.cursor()
@@ -86,8 +90,12 @@ def test_tied_server_dies_with_the_process_that_started_it(tmp_path):
         "print(server.pid(), flush=True)\n"
         "threading.Event().wait()\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True,
-                            cwd=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", starter],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
     try:
         pid = int(proc.stdout.readline())
         os.kill(pid, 0)

@@ -14,7 +14,7 @@ ROOTS = config.Roots(Path("/srv/loopback"))
 def test_every_service_is_dips_with_its_template_authorization():
     cs = config.master_cs(ROOTS, EP, config.ExtraConfig())
     for system, service in config.SERVICES:
-        section = cs[f"Systems"][system]["Services"][service]
+        section = cs["Systems"][system]["Services"][service]
         assert section["Protocol"] == "dips"
         assert section["Port"] == str(PORTS[f"{system}/{service}"])
         assert cs["Systems"][system]["URLs"][service] == EP.url(system, service)
@@ -32,8 +32,10 @@ def test_database_secrets_stay_in_the_server_local_file():
 
 
 def test_extra_configuration_is_merged_last():
-    extra = "Resources\n{\n  Sites\n  {\n    CLOUD\n    {\n      CLOUD.Loopback.local\n      {\n" \
-            "        CE = loopback-ce, cloud-ce\n      }\n    }\n  }\n}\n"
+    extra = (
+        "Resources\n{\n  Sites\n  {\n    CLOUD\n    {\n      CLOUD.Loopback.local\n      {\n"
+        "        CE = loopback-ce, cloud-ce\n      }\n    }\n  }\n}\n"
+    )
     cs = config.master_cs(ROOTS, EP, config.ExtraConfig(cs=[extra]))
     assert cs.getOption(f"Resources/Sites/CLOUD/{config.SITE}/CE") == "loopback-ce, cloud-ce"
     assert cs.getOption(f"Resources/Sites/CLOUD/{config.SITE}/CEs/{config.DIRECT_CE}/CEType") == "InProcess"

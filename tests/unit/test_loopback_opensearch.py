@@ -33,9 +33,19 @@ def test_documents_are_indexed_updated_and_fetched(client):
     client.index(index="job_parameters_vo_0m", body={"JobID": 7, "CPU": "1"}, id="7")
     assert client.exists(index="job_parameters_vo_0m", id="7")
     client.update(index="job_parameters_vo_0m", id="7", body={"doc": {"Memory": "2"}})
-    assert client.get(index="job_parameters_vo_0m", id="7")["_source"] == {"JobID": 7, "CPU": "1", "Memory": "2"}
-    docs = client.mget(body={"docs": [{"_index": "job_parameters_vo_0m", "_id": "7"},
-                                      {"_index": "job_parameters_vo_0m", "_id": "8"}]})["docs"]
+    assert client.get(index="job_parameters_vo_0m", id="7")["_source"] == {
+        "JobID": 7,
+        "CPU": "1",
+        "Memory": "2",
+    }
+    docs = client.mget(
+        body={
+            "docs": [
+                {"_index": "job_parameters_vo_0m", "_id": "7"},
+                {"_index": "job_parameters_vo_0m", "_id": "8"},
+            ]
+        }
+    )["docs"]
     assert [d["found"] for d in docs] == [True, False]
 
 

@@ -4,7 +4,9 @@ from dev.loopback.server import parse_job_status
 
 
 def test_job_status_line_is_parsed():
-    text = "JobID=12 ApplicationStatus=Unknown; MinorStatus=Pilot Agent Submission; Status=Waiting; Site=ANY; \n"
+    text = (
+        "JobID=12 ApplicationStatus=Unknown; MinorStatus=Pilot Agent Submission; Status=Waiting; Site=ANY; \n"
+    )
     assert parse_job_status(text) == {
         "JobID": "12",
         "ApplicationStatus": "Unknown",

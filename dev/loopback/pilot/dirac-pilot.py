@@ -34,14 +34,54 @@ import time
 # Options of the real pilot (pilotTools.PilotParams), so that SiteDirector command lines parse.
 SHORT = "N:Q:n:o:e:l:r:S:y:M:T:P:G:O:C:K:x:X:Z:D:m:s:t:u:E:F:R:W:V:a:ckdhz"
 LONG = [
-    "Name=", "Queue=", "name=", "option=", "extraPackages=", "project=", "release=", "setup=", "CEType=",
-    "MaxCycles=", "CPUTime=", "pilotProcessors=", "Group=", "OwnerDN=", "configurationServer=",
-    "certLocation=", "execute=", "commands=", "commandOptions=", "disk=", "maxNumberOfProcessors=",
-    "section=", "tag=", "url=", "commandExtensions=", "pilotCFGFile=", "reference=", "gateway=",
-    "wnVO=", "pilotUUID=", "preinstalledEnv=", "preinstalledEnvPrefix=", "architectureScript=",
-    "CVMFS_locations=", "PollingTime=", "StopOnApplicationFailure=", "StopAfterFailedMatches=",
-    "userEnvVariables=", "pipInstallOptions=", "modules=", "requiredTag=", "pilotLogging", "debug",
-    "cert", "keepPP", "help", "Version=", "installationName=",
+    "Name=",
+    "Queue=",
+    "name=",
+    "option=",
+    "extraPackages=",
+    "project=",
+    "release=",
+    "setup=",
+    "CEType=",
+    "MaxCycles=",
+    "CPUTime=",
+    "pilotProcessors=",
+    "Group=",
+    "OwnerDN=",
+    "configurationServer=",
+    "certLocation=",
+    "execute=",
+    "commands=",
+    "commandOptions=",
+    "disk=",
+    "maxNumberOfProcessors=",
+    "section=",
+    "tag=",
+    "url=",
+    "commandExtensions=",
+    "pilotCFGFile=",
+    "reference=",
+    "gateway=",
+    "wnVO=",
+    "pilotUUID=",
+    "preinstalledEnv=",
+    "preinstalledEnvPrefix=",
+    "architectureScript=",
+    "CVMFS_locations=",
+    "PollingTime=",
+    "StopOnApplicationFailure=",
+    "StopAfterFailedMatches=",
+    "userEnvVariables=",
+    "pipInstallOptions=",
+    "modules=",
+    "requiredTag=",
+    "pilotLogging",
+    "debug",
+    "cert",
+    "keepPP",
+    "help",
+    "Version=",
+    "installationName=",
 ]
 
 
@@ -133,8 +173,9 @@ def source_environment(script: str) -> dict[str, str]:
     if not os.path.isfile(script):
         log("ERROR", f"preinstalled environment script {script} not found")
         sys.exit(1)
-    out = subprocess.run(["bash", "-c", f"source {shlex.quote(script)} >/dev/null && env -0"],
-                         capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", "-c", f"source {shlex.quote(script)} >/dev/null && env -0"], capture_output=True, check=True
+    ).stdout
     env = {}
     for item in out.split(b"\0"):
         if b"=" in item:
@@ -205,14 +246,20 @@ def cpu_requirement(params: Params, env: dict[str, str], config: str, tree: dict
             factor = float(value)
     out = subprocess.run(
         ["dirac-wms-get-queue-cpu-time", f"--CPUNormalizationFactor={factor}", "--cfg", config],
-        env=env, capture_output=True, text=True, cwd=os.path.dirname(config),
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(config),
     )
     seconds = None
     for line in out.stdout.splitlines():
         if "CPU time left determined as" in line:
             seconds = int(float(line.replace("CPU time left determined as", "").strip()))
     if out.returncode or seconds is None:
-        log("ERROR", f"Failed to determine cpu time left in the queue: {out.stdout[-500:]} {out.stderr[-500:]}")
+        log(
+            "ERROR",
+            f"Failed to determine cpu time left in the queue: {out.stdout[-500:]} {out.stderr[-500:]}",
+        )
         sys.exit(1)
     params.cpu_time = int(seconds * factor)
     log("INFO", f"Queue length (which is also set as CPUTimeLeft) is {params.cpu_time}")
@@ -247,17 +294,20 @@ def main(argv: list[str]) -> int:
     log("INFO", f"local configuration written to {config}")
     cpu_requirement(params, env, config, tree)
     command = [
-        "dirac-agent", "WorkloadManagement/JobAgent",
+        "dirac-agent",
+        "WorkloadManagement/JobAgent",
         f"-o MaxCycles={params.max_cycles}",
         f"-o PollingTime={params.polling_time}",
         f"-o StopOnApplicationFailure={params.stop_on_application_failure}",
         f"-o StopAfterFailedMatches={params.stop_after_failed_matches}",
         "-o LogLevel=INFO",
-        "-s", "/Resources/Computing/CEDefaults",
+        "-s",
+        "/Resources/Computing/CEDefaults",
         f"-o WorkingDirectory={workdir}",
         f"-o /LocalSite/CPUTime={params.cpu_time}",
         f"-o /LocalSite/InstancePath={workdir}",
-        "--cfg", config,
+        "--cfg",
+        config,
     ]
     log("INFO", "Starting JobAgent: " + " ".join(command))
     ret = subprocess.call(shlex.split(" ".join(command)), env=env, cwd=workdir)
