@@ -35,8 +35,8 @@ def test_example_profiles_load_and_render_valid_cloud_config():
         )
         text = render_user_data(ctx, profiles[name])
         validate_cloud_config(text)
-        files = {f["path"]: base64.b64decode(f["content"]).decode() for f in yaml.safe_load(text)["write_files"]}
-        vm_env = files["/etc/jdirac/vm.env"]
+        written = {f["path"]: f for f in yaml.safe_load(text)["write_files"]}
+        vm_env = base64.b64decode(written["/etc/jdirac/vm.env"]["content"]).decode()
         if name != "T2K-HyperK-Ubuntu":
             assert "JDIRAC_ENDPOINT_CAPATH=/cvmfs/grid.cern.ch/etc/grid-security/certificates\n" in vm_env
         assert "JDIRAC_ENDPOINT_URL=https://dirac-cloud.example.org:8449\n" in vm_env

@@ -48,8 +48,12 @@ def written_files(text):
     document = yaml.safe_load(text)
     files = {}
     for entry in document["write_files"]:
-        assert entry["encoding"] == "b64"
-        files[entry["path"]] = base64.b64decode(entry["content"]).decode()
+        data = base64.b64decode(entry["content"])
+        if entry["encoding"] == "gz+b64":
+            data = gzip.decompress(data)
+        else:
+            assert entry["encoding"] == "b64"
+        files[entry["path"]] = data.decode()
     return document, files
 
 
@@ -269,3 +273,28 @@ def test_custom_template_can_extend_a_shipped_one(tmp_path):
     document, _ = written_files(text)
     assert document["runcmd"] == [["/usr/bin/echo", "site specific step"], ["/bin/bash", "/var/lib/jdirac/jdirac-boot"]]
     assert "cernvm" in document["yum_repos"]
+
+
+def test_compressed_files_keep_a_dirac_wrapper_with_a_proxy_well_under_ec2s_limit():
+    """DIRAC's own wrapper (with a bundled proxy-sized file), CompressFiles = yes."""
+    import bz2
+    import os
+
+    from DIRAC.WorkloadManagementSystem.Utilities.PilotWrapper import pilotWrapperScript
+
+    proxy = base64.b64encode(bz2.compress(os.urandom(6000))).decode()
+    wrapper = pilotWrapperScript(pilotFilesCompressedEncodedDict={"proxy": proxy},
+                                 pilotOptions="-l Belle -N ce -Q q", location="https://pilots.example.org/pilot")
+    for name in ("BelleII", "T2K-HyperK"):
+        profile = get_profile(name, {name: {"CompressFiles": "yes"}})
+        text = render_user_data(make_context(wrapper=wrapper), profile)
+        validate_cloud_config(text)
+        assert {e["encoding"] for e in yaml.safe_load(text)["write_files"] if e["path"].startswith("/var/lib/jdirac/")} \
+            == {"gz+b64"}
+        packed = pack_user_data(text, 16384)
+        assert len(packed) <= 16384
+        # Without CompressFiles the same wrapper does not fit.
+        with pytest.raises(UserDataTooLarge):
+            pack_user_data(render_user_data(make_context(wrapper=wrapper), get_profile(name)), 16384)
+        _, files = written_files(gzip.decompress(packed).decode() if packed[:2] == b"\x1f\x8b" else packed.decode())
+        assert files["/var/lib/jdirac/pilot-wrapper.sh"] == wrapper

@@ -54,6 +54,9 @@ class Profile:
     log_upload_bytes: int = 1048576  # LogUploadBytes: tail of each log sent to the endpoint
     endpoint_capath: str = ""  # EndpointCAPath: CA directory for an https endpoint ("" = system store)
     hard_poweroff: bool = True  # HardPoweroff: schedule a system power-off at the max lifetime
+    # CompressFiles: gzip the pilot wrapper and boot script inside the document (gz+b64), which
+    # keeps a DIRAC wrapper with its proxy well under EC2's 16 KiB limit
+    compress_files: bool = False
 
     def template_path(self) -> Path:
         path = Path(self.template)
@@ -124,6 +127,7 @@ _KNOWN_OPTIONS = {
     "LogUploadBytes",
     "EndpointCAPath",
     "HardPoweroff",
+    "CompressFiles",
 }
 
 
@@ -180,6 +184,7 @@ def profile_from_options(name: str, options: dict[str, Any]) -> Profile:
         log_upload_bytes=_as_int(name, "LogUploadBytes", get("LogUploadBytes", defaults.log_upload_bytes), 1024),
         endpoint_capath=str(get("EndpointCAPath", "")).strip(),
         hard_poweroff=_as_bool(name, "HardPoweroff", get("HardPoweroff", "yes")),
+        compress_files=_as_bool(name, "CompressFiles", get("CompressFiles", "no")),
     )
 
 

@@ -4,12 +4,14 @@ The template receives ``ctx`` (PilotContext), ``profile`` (Profile) and ``files`
 of the files the VM needs, already built here so that every template writes the same ones:
 ``vm_env`` (boot settings and the endpoint token, root only), ``pilot_env`` (the pilot's
 environment), ``cvmfs_local`` (CVMFS client settings), ``boot_script`` and ``wrapper``.
-Filters: ``b64`` (base64 of a text), ``tojson``.
+Filters: ``b64`` (base64 of a text), ``gzb64`` (gzip then base64), ``tojson``.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import gzip
 import re
 import shlex
 from pathlib import Path
@@ -31,6 +33,13 @@ _PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+:-]*$")
 def _b64(text: str | bytes) -> str:
     data = text.encode("utf-8") if isinstance(text, str) else text
     return base64.b64encode(data).decode("ascii")
+
+
+def _gzb64(text: str | bytes) -> str:
+    """For ``encoding: gz+b64``: large files stay small even where the whole user data is not
+    gzipped (mtime=0 keeps the output identical for identical input)."""
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    return base64.b64encode(gzip.compress(data, compresslevel=9, mtime=0)).decode("ascii")
 
 
 def _shell_assignments(values: dict[str, object], export: bool = False) -> str:
@@ -111,6 +120,7 @@ def build_files(ctx: PilotContext, profile: Profile) -> dict[str, str]:
     }
 
 
+@functools.lru_cache(maxsize=32)
 def _environment(directory: Path) -> jinja2.Environment:
     # The shipped templates stay reachable, so a custom template can {% extends %} one of them.
     directories = [str(directory)] + ([str(TEMPLATES_DIR)] if directory.resolve() != TEMPLATES_DIR.resolve() else [])
@@ -121,6 +131,7 @@ def _environment(directory: Path) -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["b64"] = _b64
+    env.filters["gzb64"] = _gzb64
     return env
 
 
