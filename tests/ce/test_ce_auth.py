@@ -64,7 +64,7 @@ def test_readable_secrets_file_is_refused_naming_the_option(make_ce, wrapper, lo
 
 
 def test_token_expiry_mid_cycle_reauthenticates_once(make_ce, wrapper, local_cloud):
-    ce = make_ce()
+    ce = make_ce(ListingCacheSeconds=0)  # every call reaches the cloud, so each expiry is met
     refs = cycle(ce, wrapper)
     local_cloud.counters.reset()
     local_cloud.faults.expire_token(service="compute", method="POST")  # during the next create

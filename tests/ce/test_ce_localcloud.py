@@ -132,7 +132,7 @@ def test_job_output_is_the_console_log(make_ce, wrapper, local_cloud):
 
 
 def test_monitoring_n_vms_costs_one_listing(make_ce, local_cloud):
-    ce = make_ce()
+    ce = make_ce(ListingCacheSeconds=0)  # each call lists (sharing: test_ce_shared_listing.py)
     project = local_cloud.project_id
     refs = []
     for i in range(60):
@@ -188,7 +188,8 @@ def test_quota_limits_submission_and_full_project_leaves_nothing(make_ce, wrappe
 
 def test_cores_quota_costs_the_flavor_and_minus_one_is_unlimited(make_ce, local_cloud):
     local_cloud.compute.set_quota(instances=-1, cores=5, ram=-1)
-    ce = make_ce(Instance_Flavor="name:m1.medium")  # 2 vCPUs
+    # the quota changes behind the CE's back: read it on every call
+    ce = make_ce(Instance_Flavor="name:m1.medium", ListingCacheSeconds=0)  # 2 vCPUs
     status = ce.getCEStatus()
     assert status["CloudSlots"] == 2
     local_cloud.compute.set_quota(instances=-1, cores=-1, ram=-1)

@@ -5,6 +5,7 @@ on the cloud type: they hold a CloudBackend.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec
 
@@ -52,6 +53,17 @@ class CloudBackend(ABC):
     @abstractmethod
     def resolve_networks(self, refs: list[str]) -> list[str]:
         """Network ids for ids or `name:<name>` references. Raises NotFound."""
+
+    def listing_scope(self) -> Hashable | None:
+        """What identifies the VMs and quota this backend sees (the cloud project), equal for
+        every backend that sees the same ones: CEs of one project then share one listing
+        (sharedlisting.py). None (the default): this backend's listings are not shared."""
+        return None
+
+    def list_installation_vms(self, installation: str) -> list[VM]:
+        """All VMs of this installation, every CE's, in ONE listing (raises CloudError like
+        list_vms). Needed only when listing_scope() is not None."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list an installation's VMs")
 
     def close(self) -> None:
         """Release connections."""

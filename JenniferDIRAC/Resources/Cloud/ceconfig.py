@@ -25,6 +25,8 @@ DEFAULT_MAX_LIFETIME = 14 * 24 * 3600  # DIRAC's CloudCE default: two weeks
 DEFAULT_MAX_SUBMIT_THREADS = 8
 DEFAULT_CREATE_ATTEMPTS = 3
 DEFAULT_HTTP_TIMEOUT = 60.0
+#: One SiteDirector cycle asks a project's CEs within seconds; cycles are minutes apart.
+DEFAULT_LISTING_CACHE_SECONDS = 10
 
 #: libcloud's ``ex_force_auth_version`` -> keystoneauth auth type it implies.
 _AUTH_VERSIONS = {
@@ -117,6 +119,8 @@ class CloudCEConfig:
     create_attempts: int = DEFAULT_CREATE_ATTEMPTS
     http_timeout: float = DEFAULT_HTTP_TIMEOUT
     max_user_data_bytes: int | None = None  # None = the cloud's own limit
+    #: seconds one listing / quota reading serves the CEs of the project (0 = never shared)
+    listing_cache_seconds: int = DEFAULT_LISTING_CACHE_SECONDS
     #: libcloud clouds without a quota API: caps standing in for one (None = unlimited)
     max_instances: int | None = None
     max_cores: int | None = None
@@ -295,6 +299,9 @@ class _Parser:
             create_attempts=self.integer("MaxCreateAttempts", DEFAULT_CREATE_ATTEMPTS, minimum=1, maximum=10),
             http_timeout=float(self.integer("HTTPTimeout", int(DEFAULT_HTTP_TIMEOUT), minimum=1, maximum=3600)),
             max_user_data_bytes=self.integer("MaxUserDataBytes", None, minimum=1024),
+            listing_cache_seconds=self.integer(
+                "ListingCacheSeconds", DEFAULT_LISTING_CACHE_SECONDS, minimum=0, maximum=300
+            ),
             max_instances=self.integer("Quota_MaxInstances", None, minimum=0),
             max_cores=self.integer("Quota_MaxCores", None, minimum=0),
             max_ram_mb=self.integer("Quota_MaxRAMMB", None, minimum=0),

@@ -15,14 +15,21 @@ How it maps DIRAC's CE API onto a cloud
   5xx) is looked up by its name before any retry, so a VM is never created twice blind (and a
   late twin is deleted after the batch); a VM reported in ERROR at creation is deleted, one that
   fails later is a Failed pilot. ``PilotStampDict`` is keyed by the pilot reference.
-- ``getCEStatus`` / ``available``: ONE listing of this CE's VMs (BUILD = waiting, ACTIVE =
+- ``getCEStatus`` / ``available``: its VMs from the shared listing (BUILD = waiting, ACTIVE =
   running) plus the project quota (instances, cores, RAM against the flavor; -1 = unlimited),
   ``QuotaShare``, ``MaxStartingVMs`` and the backoff the VMDirector recorded in VMDB. A cloud
   outage returns S_ERROR (the SiteDirector then counts pilots from PilotAgentsDB).
-- ``getJobStatus(refs)``: one listing per call. BUILD -> Submitted, ACTIVE -> Running,
+- ``getJobStatus(refs)``: from the shared listing (below). BUILD -> Submitted, ACTIVE -> Running,
   SHUTOFF -> Done, ERROR -> Failed (the cloud's fault message is logged), no such VM -> Deleted;
   Unknown only when the cloud cannot be reached.
-- ``killJob(refs)``: bulk delete; a VM already gone is a success.
+- ``killJob(refs)``: a listing made now, then bulk delete; a VM already gone is a success.
+- One listing serves many calls: the CEs of one cloud project in one process (same auth URL,
+  project, region / compute endpoint and InstallationName) share one listing of the
+  installation's VMs and one reading of the quota for ``ListingCacheSeconds``; each CE takes its
+  own VMs from it. A SiteDirector cycle then costs about one listing and one ``/limits`` per
+  project instead of two of each per CE. Creates and deletes made by this process invalidate
+  them at once (a VM just created is never reported Deleted); concurrent callers wait for the
+  listing under way instead of fetching again; a failed listing is not kept.
 - ``getJobOutput(ref or "ref:::stamp")``: the VM's console log, followed by the logs the VM
   uploaded to the VM endpoint (kept in VMDB).
 - ``cleanupPilots``: deletes only this CE's SHUTOFF / ERROR VMs whose pilots PilotAgentsDB already
@@ -104,6 +111,13 @@ HTTPTimeout
   Seconds before one cloud API request is abandoned (default 60).
 MaxUserDataBytes
   Lower the cloud's user-data size limit (bytes after compression).
+ListingCacheSeconds
+  Seconds one listing of the project's VMs and one quota reading serve every CE of the same
+  cloud project and installation in this process (default 10, at most 300; 0: every call lists
+  and reads the quota itself). The calls of one SiteDirector cycle to a project's CEs come within
+  seconds of each other while cycles are minutes apart, so 10 s covers a cycle and never spans
+  two; a state change made outside this process (a VM stopping, the VMDirector deleting one) is
+  seen at most that much later, which the SiteDirector, looking once a cycle, cannot tell.
 Quota_MaxInstances, Quota_MaxCores, Quota_MaxRAMMB
   libcloud clouds without a quota API: the limits to assume.
 Context_EndpointURL, Context_TokenSecretFile
@@ -148,6 +162,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from DIRAC import S_ERROR, S_OK
@@ -162,6 +177,7 @@ from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
 from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudError, CloudUnreachable, ConfigurationError
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, VMSpec, VMState
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, parse_reference, pilot_reference
+from JenniferDIRAC.Resources.Cloud.sharedlisting import SharedProject, shared_project
 from JenniferDIRAC.Resources.Cloud.submission import create_vms
 
 #: Cloud VM state -> DIRAC pilot status.
@@ -223,6 +239,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         self._backend = None
         self._backendLock = threading.Lock()
         self._resolved = None
+        self._shared = None
         self._vmState = None
         self._vmStateLoaded = False
         self._vmStateWarned = False
@@ -257,7 +274,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
 
     def _dropBackend(self):
         with self._backendLock:
-            backend, self._backend, self._resolved = self._backend, None, None
+            backend, self._backend, self._resolved, self._shared = self._backend, None, None, None
         if backend is not None:
             try:
                 backend.close()
@@ -278,9 +295,28 @@ class CloudComputingElement(DIRACCloudComputingElement):
             self._resolved = (image, flavor, networks if config.networks else [])
         return self._resolved
 
-    def _ownVMs(self, backend) -> dict[str, VM]:
-        """This CE's VMs by name, from ONE listing."""
+    def _project(self, backend) -> SharedProject:
+        """The listing and quota this CE shares with the other CEs of its cloud project."""
+        if self._shared is None:
+            self._shared = shared_project(backend, self.cloudConfig.installation)
+        return self._shared
+
+    def _ownVMs(self, backend) -> Mapping[str, VM]:
+        """This CE's VMs by name (read only), from ONE listing shared by the CEs of the project
+        for ListingCacheSeconds."""
+        project = self._project(backend)
+        return project.vms(backend, self.cloudConfig.owner(), self.cloudConfig.listing_cache_seconds)
+
+    def _freshOwnVMs(self, backend) -> dict[str, VM]:
+        """This CE's VMs by name, from a listing made now (for deletions)."""
         return {vm.name: vm for vm in backend.list_vms(self.cloudConfig.owner())}
+
+    def _changed(self, backend):
+        """VMs were deleted here: the shared listing and quota are out of date."""
+        try:
+            self._project(backend).invalidate()
+        except CloudError as exc:  # the project cannot even be identified: the cloud is down
+            self.log.verbose("Shared listing not invalidated", f"{self.ceName}: {exc}")
 
     # --- VM database (optional) -------------------------------------------------------------
     def _vmdb(self):
@@ -328,7 +364,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         config = self.cloudConfig
         capacity = cloud_capacity(
             vms,
-            backend.quota(),
+            self._project(backend).quota(backend, config.listing_cache_seconds),
             flavor,
             quota_share=config.quota_share,
             max_starting=config.max_starting_vms,
@@ -367,6 +403,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
             wrapper = handle.read()
         backend = self._getBackend()
         image, flavor, networks = self._resolve(backend)
+        project = self._project(backend)  # known before the creates, to be invalidated after them
 
         names = [make_vm_name() for _ in range(numberOfJobs)]
         if self._vmdb() is not None:
@@ -413,14 +450,19 @@ class CloudComputingElement(DIRACCloudComputingElement):
         # The VM database knows each VM before the cloud does: a VM whose create outcome is
         # uncertain is then never mistaken for a stranger by the VMDirector.
         self._recordVMs({spec.name: "" for spec in specs}, stamps, flavor)
-        submission = create_vms(
-            backend,
-            specs,
-            config.owner(),
-            max_threads=config.max_submit_threads,
-            attempts=config.create_attempts,
-            retry_delay=self.retryDelay,
-        )
+        try:
+            submission = create_vms(
+                backend,
+                specs,
+                config.owner(),
+                max_threads=config.max_submit_threads,
+                attempts=config.create_attempts,
+                retry_delay=self.retryDelay,
+            )
+        finally:
+            # before any reference is returned: a listing that may predate a create (or a quota
+            # refusal) is never used again
+            project.invalidate()
         for outcome in submission.failed:
             note = " (it may exist; the VMDirector reconciles it)" if outcome.uncertain else ""
             self.log.warn("VM not created", f"{self.ceName} {outcome.spec.name}: {outcome.error}{note}")
@@ -550,9 +592,13 @@ class CloudComputingElement(DIRACCloudComputingElement):
     def killJob(self, jobIDList):
         names = self._namesOf(jobIDList)
         backend = self._getBackend()
-        vms = self._ownVMs(backend)
+        vms = self._freshOwnVMs(backend)
         ids = [vms[name].id for name in names.values() if name in vms]
-        errors = backend.delete_vms(ids) if ids else {}
+        try:
+            errors = backend.delete_vms(ids) if ids else {}
+        finally:
+            if ids:
+                self._changed(backend)
         if errors:
             detail = "; ".join(f"{vm_id}: {error}" for vm_id, error in sorted(errors.items()))
             return S_ERROR(f"killJob: {len(errors)} VM(s) not deleted on {self.ceName}: {detail}")
@@ -598,7 +644,10 @@ class CloudComputingElement(DIRACCloudComputingElement):
         ]
         if not seen:
             return S_OK(0)
-        errors = backend.delete_vms([stopped[ref].id for ref in seen])
+        try:
+            errors = backend.delete_vms([stopped[ref].id for ref in seen])
+        finally:
+            self._changed(backend)
         for vm_id, error in errors.items():
             self.log.warn("Could not delete a stopped VM", f"{self.ceName} {vm_id}: {error}")
         deleted = len(seen) - len(errors)

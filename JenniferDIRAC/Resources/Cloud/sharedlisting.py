@@ -1,0 +1,210 @@
+"""Short-lived cloud listings and quotas shared by every CE of one cloud project in a process.
+
+A SiteDirector asks each of its CEs for ``getCEStatus`` and ``getJobStatus`` every cycle. CEs of
+the same cloud project see the same servers: one listing of the installation's VMs serves all of
+them for a few seconds (``ListingCacheSeconds``), each CE taking its own VMs from it (grouped
+once per listing). The project is what the backend's ``listing_scope()`` says (OpenStack: auth
+URL, the token's project id and the compute endpoint, which differs per region); a backend
+without a scope gets a listing of its own CE only, still reused within the TTL.
+
+Correctness rules:
+- a create or delete made through this process calls ``invalidate()``: a listing taken or
+  started before it is never served afterwards, so a VM just created is never missing;
+- callers arriving while a listing is under way wait for it instead of fetching again
+  (single flight); an invalidation in between makes later callers start a new one;
+- a failed listing is not kept: its error goes to the callers that waited for it, the next
+  call fetches again. A refused credential is one CE's problem: a CE that waited for another
+  CE's listing and got a ``CloudAuthError`` fetches once with its own backend;
+- age counts from the end of the listing (a listing of thousands of VMs takes seconds; the data
+  is never older than the TTL plus the listing's own duration).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+import weakref
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError
+from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, Quota
+
+if TYPE_CHECKING:
+    from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
+
+T = TypeVar("T")
+_EMPTY: Mapping[str, VM] = MappingProxyType({})
+
+
+class _Flight(Generic[T]):
+    """One fetch under way, and its outcome for the callers waiting on it."""
+
+    def __init__(self, generation: int, fetcher: object) -> None:
+        self.generation = generation
+        self.fetcher = fetcher
+        self.done = threading.Event()
+        self.value: T | None = None
+        self.error: BaseException | None = None
+        self.waiters = 0
+
+
+class SharedValue(Generic[T]):
+    """A value fetched on demand and served for up to `max_age` seconds, one fetch at a time."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._value: T | None = None
+        self._fetched_at: float | None = None  # None: nothing valid held
+        self._flight: _Flight[T] | None = None
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def waiting(self) -> int:
+        """How many callers wait for the fetch under way (0 if none is)."""
+        with self._lock:
+            return self._flight.waiters if self._flight is not None else 0
+
+    def invalidate(self) -> None:
+        """Forget the value; fetches already under way are neither kept nor joined."""
+        with self._lock:
+            self._generation += 1
+            self._value, self._fetched_at = None, None
+
+    def get(self, fetch: Callable[[], T], max_age: float, fetcher: object = None) -> T:
+        """The held value if younger than `max_age`, else the outcome of one (shared) `fetch()`.
+        `max_age` <= 0: always `fetch()`, nothing shared. `fetcher` identifies the caller's
+        credentials (see the module documentation on CloudAuthError)."""
+        if max_age <= 0:
+            return fetch()
+        own_retry_done = False
+        while True:
+            with self._lock:
+                if self._fetched_at is not None and self._clock() - self._fetched_at <= max_age:
+                    return self._value  # type: ignore[return-value]
+                flight = self._flight
+                lead = flight is None or flight.generation != self._generation
+                if lead:
+                    flight = self._flight = _Flight(self._generation, fetcher)
+                else:
+                    flight.waiters += 1
+            if lead:
+                return self._lead(flight, fetch)
+            flight.done.wait()
+            if flight.error is None:
+                return flight.value  # type: ignore[return-value]
+            refused_elsewhere = isinstance(flight.error, CloudAuthError) and flight.fetcher is not fetcher
+            if refused_elsewhere and not own_retry_done:
+                own_retry_done = True
+                continue
+            raise copy.copy(flight.error) from None
+
+    def _lead(self, flight: _Flight[T], fetch: Callable[[], T]) -> T:
+        try:
+            value = fetch()
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        else:
+            flight.value = value
+            with self._lock:
+                if flight.generation == self._generation:
+                    self._value, self._fetched_at = value, self._clock()
+            return value
+        finally:
+            with self._lock:
+                if self._flight is flight:
+                    self._flight = None
+            flight.done.set()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One listing of an installation's VMs in a project, grouped by CE once."""
+
+    by_ce: Mapping[str, Mapping[str, VM]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, vms: list[VM]) -> Snapshot:
+        groups: dict[str, dict[str, VM]] = {}
+        for vm in vms:
+            owner = vm.owner
+            if owner is not None:
+                groups.setdefault(owner.ce, {})[vm.name] = vm
+        return cls({ce: MappingProxyType(group) for ce, group in groups.items()})
+
+    def vms_of(self, ce: str) -> Mapping[str, VM]:
+        """This CE's VMs by name (read only: the VM objects are shared between CEs)."""
+        return self.by_ce.get(ce, _EMPTY)
+
+
+class SharedProject:
+    """The shared listing and quota of one cloud project (and installation)."""
+
+    def __init__(self, scope: Hashable | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.scope = scope
+        self.listing: SharedValue[Snapshot] = SharedValue(clock)
+        self.limits: SharedValue[Quota] = SharedValue(clock)
+
+    def vms(self, backend: CloudBackend, owner: OwnerTags, max_age: float) -> Mapping[str, VM]:
+        """The VMs of `owner` (installation and CE) by name."""
+        def fetch() -> Snapshot:
+            if self.scope is None:
+                return Snapshot.of(backend.list_vms(owner))
+            return Snapshot.of(backend.list_installation_vms(owner.installation))
+
+        return self.listing.get(fetch, max_age, fetcher=backend).vms_of(owner.ce)
+
+    def quota(self, backend: CloudBackend, max_age: float) -> Quota:
+        return self.limits.get(backend.quota, max_age, fetcher=backend)
+
+    def invalidate(self) -> None:
+        """After a create or delete: the next listing and quota come from the cloud."""
+        self.listing.invalidate()
+        self.limits.invalidate()
+
+
+class _Registry:
+    """The process's SharedProjects by scope; an entry lives while a CE holds it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._projects: weakref.WeakValueDictionary[Hashable, SharedProject] = weakref.WeakValueDictionary()
+
+    def project(self, scope: Hashable) -> SharedProject:
+        with self._lock:
+            project = self._projects.get(scope)
+            if project is None:
+                project = self._projects[scope] = SharedProject(scope)
+            return project
+
+    def invalidate_all(self) -> None:
+        with self._lock:
+            projects = list(self._projects.values())
+        for project in projects:
+            project.invalidate()
+
+
+_REGISTRY = _Registry()
+
+
+def shared_project(backend: CloudBackend, installation: str) -> SharedProject:
+    """The SharedProject of the cloud project `backend` lists, for this installation; a backend
+    without a listing scope gets one of its own (shared with nobody)."""
+    scope = backend.listing_scope()
+    if scope is None:
+        return SharedProject(None)
+    return _REGISTRY.project((scope, installation))
+
+
+def invalidate_all() -> None:
+    """Every shared listing and quota of this process is fetched again on next use (a change was
+    made outside this process that must be seen at once, e.g. between benchmark passes)."""
+    _REGISTRY.invalidate_all()
