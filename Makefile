@@ -5,7 +5,7 @@ setup:
 	bash dev/setup.sh
 
 demo: setup
-	.venv/bin/python -m JenniferDIRAC.demo
+	.venv/bin/python -m dev.loopback.demo
 
 test: setup
 	.venv/bin/python -m pytest -p no:cacheprovider tests
