@@ -181,10 +181,8 @@ class LoopbackServer:
             PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
             # DIRAC's JobWrapper runs realpath(sys.executable), the base interpreter of the venv.
             PYTHONPATH=os.pathsep.join([str(SITE_PACKAGES), str(REPO_ROOT)]),
-            DIRAC_NO_CFG="",
             PYTHONUNBUFFERED="1",
         )
-        env.pop("DIRAC_NO_CFG")
         return env
 
     def server_env(self) -> dict[str, str]:
@@ -469,27 +467,10 @@ class LoopbackServer:
     def _sync_rss(self) -> None:
         self.run([sys.executable, "-m", "dev.loopback.rss_sync"], env=self.server_env(), cwd=REPO_ROOT)
 
-    def _spawn(self, state: State, label: str, cmd: list[str]) -> None:
-        log = self.roots.logs / f"{label}.log"
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                cmd,
-                env=self.server_env(),
-                cwd=REPO_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent if self.tied_to_parent else None,
-            )
-        state.pids[label] = proc.pid
-        self._save(state)
-
-    def start_component(self, label: str, cmd: list[str], env: dict[str, str] | None = None) -> int:
-        """Start another long-running component (an agent, ...) that ``down`` will stop."""
-        state = self.state()
-        if state is None:
-            raise LoopbackError("the loopback server is not up")
+    def _spawn(self, state: State, label: str, cmd: list[str], env: dict[str, str] | None = None) -> int:
+        """Start a long-running component in its own process group, logging to logs/<label>.log."""
+        if label in state.pids and _alive(state.pids[label]):
+            raise LoopbackError(f"component {label!r} already runs (pid {state.pids[label]})")
         log = self.roots.logs / f"{label}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(
@@ -505,6 +486,13 @@ class LoopbackServer:
         state.pids[label] = proc.pid
         self._save(state)
         return proc.pid
+
+    def start_component(self, label: str, cmd: list[str], env: dict[str, str] | None = None) -> int:
+        """Start another long-running component (an agent, ...) that ``down`` will stop."""
+        state = self.state()
+        if state is None:
+            raise LoopbackError("the loopback server is not up")
+        return self._spawn(state, label, cmd, env)
 
     def stop_component(self, label: str) -> None:
         """Stop one component started by ``start_component`` (its whole process group)."""
