@@ -252,7 +252,9 @@ def _notes(results: list[dict], args: argparse.Namespace) -> list[str]:
         "requests: every HTTP request LocalCloud received (Keystone included), from its counters",
         "monitoring pass: getJobStatus over all pilots of each of the 4 CEs, one thread per CE as "
         "SiteDirector.monitorPilots, then getCEStatus of each CE; CE objects are kept between "
-        "passes as the SiteDirector keeps them (one warm-up getCEStatus per CE before measuring)",
+        "passes as the SiteDirector keeps them (one warm-up getCEStatus per CE before measuring); "
+        "our CEs share one listing and quota reading per project (ListingCacheSeconds, default 10 s), "
+        "forgotten before every pass, as SiteDirector cycles are minutes apart",
         "stock CE: DIRAC's CloudComputingElement with libcloud's OpenStack driver configured as its "
         "docstring shows (Driver_ex_force_auth_url, Driver_ex_force_auth_version = 3.x_password, "
         "Driver_ex_tenant_name, CloudAuth ini); libcloud's default API 1.1 lists one page of servers",

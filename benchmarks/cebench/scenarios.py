@@ -55,6 +55,12 @@ def monitoring_pass(fleet: Fleet, kind: str, ces: dict) -> Sample:
     (one thread per queue, as SiteDirector.monitorPilots does), then ``getCEStatus`` of each CE
     (sequentially, as the submission loop's ``available()`` does)."""
     refs = {name: fleet.pilot_refs(kind, name) for name in ce_names()}
+    if kind == OURS:
+        # SiteDirector cycles are minutes apart, far beyond ListingCacheSeconds: a pass never
+        # reuses the previous pass's listing (and the fleet was seeded behind the CEs' back)
+        from JenniferDIRAC.Resources.Cloud.sharedlisting import invalidate_all
+
+        invalidate_all()
     fleet.cloud.counters.reset()
     start, process_start = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(max_workers=len(ces), thread_name_prefix="monitor") as pool:

@@ -170,3 +170,19 @@ def test_snapshot_groups_vms_by_ce_once_and_ignores_foreign_ones():
     assert snapshot.vms_of("ce1") is snapshot.vms_of("ce1")  # filtered once, not per call
     with pytest.raises(TypeError):
         snapshot.vms_of("ce1")["x"] = vm("x", "ce1")  # shared between CEs: read only
+
+
+def test_waiters_get_errors_that_cannot_be_rebuilt_from_their_arguments():
+    from JenniferDIRAC.Resources.Cloud.errors import ConfigurationError
+
+    shared = SharedValue(Clock())
+    failing = Fetch(error=ConfigurationError("Instance_Flavor", "no such flavor"), hold=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        leader = pool.submit(shared.get, failing, 10)
+        assert failing.started.wait(DEADLINE_S)
+        waiter = pool.submit(shared.get, failing, 10)
+        wait_for(lambda: shared.waiting() == 1, "1 caller waiting")
+        failing.release.set()
+        for future in (leader, waiter):
+            with pytest.raises(ConfigurationError, match="CS option Instance_Flavor: no such flavor"):
+                future.result(DEADLINE_S)

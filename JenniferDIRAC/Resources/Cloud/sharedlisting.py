@@ -52,6 +52,14 @@ class _Flight(Generic[T]):
         self.waiters = 0
 
 
+def _own_copy(error: BaseException) -> BaseException:
+    """The shared fetch's error for one more caller (each raise sets its own traceback)."""
+    try:
+        return copy.copy(error)
+    except Exception:  # noqa: BLE001 - an exception that cannot be rebuilt from its args
+        return error
+
+
 class SharedValue(Generic[T]):
     """A value fetched on demand and served for up to `max_age` seconds, one fetch at a time."""
 
@@ -104,7 +112,7 @@ class SharedValue(Generic[T]):
             if refused_elsewhere and not own_retry_done:
                 own_retry_done = True
                 continue
-            raise copy.copy(flight.error) from None
+            raise _own_copy(flight.error) from None
 
     def _lead(self, flight: _Flight[T], fetch: Callable[[], T]) -> T:
         try:
