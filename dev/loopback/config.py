@@ -287,8 +287,6 @@ def master_cs(roots: Roots, ep: Endpoints, extra: ExtraConfig) -> CFG:
                     "Pilot": {
                         "GenericPilotGroup": PILOT_GROUP,
                         "GenericPilotUser": USER_NAME,
-                        # A server-side-only extension: pilots must not try to install it.
-                        "Extensions": "None",
                         "pilotFileServer": f"file:{roots.pilot_files}",
                         "PreinstalledEnv": str(roots.pilot_files / "diracosrc"),
                     },
