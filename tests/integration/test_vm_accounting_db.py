@@ -62,7 +62,7 @@ def test_finished_vms_accounted_once(client, tmp_path, monkeypatch):
     assert by_status["NeverStarted"][8] == 0
     # APEL: only the long VM.
     (message,) = APEL.read_messages(settings.apel_directory)
-    (record,) = APEL.parse_message(message.decode() if isinstance(message, bytes) else message)
+    (record,) = APEL.parse_message(message)
     assert record["LocalJobId"] == "uuid-long" and record["WallDuration"] == "10800"
     assert record["StartTime"] == str(int((T0 + dt.timedelta(minutes=2)).timestamp()))
     # Nothing left to account; a second pass writes nothing.

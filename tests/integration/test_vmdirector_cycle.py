@@ -239,8 +239,7 @@ Resources
 
         if not self.apel_dir.exists():
             return []
-        messages = [m.decode() if isinstance(m, bytes) else m for m in read_messages(str(self.apel_dir))]
-        return [r for message in messages for r in parse_message(message)]
+        return [r for message in read_messages(str(self.apel_dir)) for r in parse_message(message)]
 
     # --- running the agent -------------------------------------------------------------------
     def run_agent(self, extra_ces=()):

@@ -146,7 +146,6 @@ def test_message_written_to_dirq_and_read_back(tmp_path):
     assert len(rel) == 2 and len(rel[0]) == 8 and len(rel[1]) == 14
     assert not [f for f in os.listdir(os.path.dirname(path)) if f.endswith(".tmp")]
     (message,) = APEL.read_messages(str(tmp_path / "outgoing"))
-    message = message.decode() if isinstance(message, bytes) else message
     assert [r["MachineName"] for r in APEL.parse_message(message)] == [f"jdirac-{i:032x}" for i in range(3)]
     assert APEL.write_message([], str(tmp_path / "outgoing")) is None
 

@@ -154,14 +154,15 @@ def write_message(records: list[APELRecord], outgoing_dir: str) -> str | None:
 
 
 def read_messages(outgoing_dir: str) -> list[str]:
-    """The messages waiting in a dirq queue (what ssmsend would send), oldest first."""
+    """The messages waiting in a dirq queue (what ssmsend would send), oldest first, as text
+    (``parse_message`` reads them; dirq hands back the bytes written by ``write_message``)."""
     from dirq.QueueSimple import QueueSimple
 
     queue = QueueSimple(outgoing_dir)
     messages = []
     for name in queue:
         if queue.lock(name):
-            messages.append(queue.get(name))
+            messages.append(queue.get(name).decode("utf-8"))
             queue.unlock(name)
     return messages
 
