@@ -364,3 +364,12 @@ def test_create_failure_recorded_by_the_ce_backs_off_once():
         delete_reason="create failed: boom",
     )
     assert decide(view([], [], [handled])).of_type(StartBackoff) == []
+
+
+def test_the_reason_the_ce_records_for_a_failed_create_is_the_one_the_policy_counts():
+    from JenniferDIRAC.Resources.Cloud.createfailure import create_failed_reason, is_create_failure
+
+    assert is_create_failure(create_failed_reason("boom"))
+    assert not is_create_failure(create_failed_reason("Quota exceeded for instances: Requested 1"))
+    assert not is_create_failure("gone from the cloud")
+    assert create_failed_reason("x" * 1000) == ("create failed: " + "x" * 1000)[:250]

@@ -174,6 +174,7 @@ from DIRAC.WorkloadManagementSystem.Client.ServerUtils import getPilotAgentsDB
 
 from JenniferDIRAC.Resources.Cloud.capacity import cloud_capacity
 from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
+from JenniferDIRAC.Resources.Cloud.createfailure import create_failed_reason
 from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudError, CloudUnreachable, ConfigurationError
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, VMSpec, VMState
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, parse_reference, pilot_reference
@@ -466,7 +467,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         for outcome in submission.failed:
             note = " (it may exist; the VMDirector reconciles it)" if outcome.uncertain else ""
             self.log.warn("VM not created", f"{self.ceName} {outcome.spec.name}: {outcome.error}{note}")
-        notCreated = {o.spec.name: f"create failed: {o.error}"[:250] for o in submission.failed if not o.uncertain}
+        notCreated = {o.spec.name: create_failed_reason(o.error) for o in submission.failed if not o.uncertain}
         if notCreated:
             self._vmdbCall("markVMsDeleted", notCreated)
         created = submission.created

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from JenniferDIRAC.Resources.Cloud.createfailure import is_create_failure
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
 from JenniferDIRAC.Resources.Cloud.references import parse_reference, pilot_reference
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBackoff import (
@@ -44,8 +45,6 @@ PILOT_FINAL = frozenset({DONE, FAILED, ABORTED, DELETED})
 
 #: Shutdown codes (VCYCLE / Machine-Job-Features convention) that mean the VM gave up early.
 FIZZLE_CODES = range(300, 700)
-#: How the CE marks the record of a VM it could not create (VMDB delete reason).
-CREATE_FAILED = "create failed"
 
 
 @dataclass(frozen=True)
@@ -360,8 +359,7 @@ def _create_failures(view: CEView, listed: set[str]) -> list[VMRecord]:
     for name, record in sorted(view.records.items()):
         if name in listed or record.ce != view.owner.ce or record.accounted or record.deleted is None:
             continue
-        reason = record.delete_reason.lower()
-        if not reason.startswith(CREATE_FAILED) or "quota" in reason:
+        if not is_create_failure(record.delete_reason):
             continue
         state = view.backoffs.get(record.profile)
         if (
