@@ -286,11 +286,7 @@ class LibcloudBackend(CloudBackend):
         return None
 
     def create_vm(self, spec: VMSpec) -> VM:
-        if len(spec.user_data) > self.max_user_data_bytes:
-            raise CloudError(
-                f"user data of {len(spec.user_data)} bytes exceeds this cloud's limit of "
-                f"{self.max_user_data_bytes} bytes"
-            )
+        self.check_user_data_size(spec)
         params = self._create_params
         image = self._images_by_id().get(spec.image_id) or NodeImage(
             id=spec.image_id, name=None, driver=self.driver

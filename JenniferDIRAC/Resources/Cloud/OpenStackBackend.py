@@ -288,11 +288,7 @@ class OpenStackBackend(CloudBackend):
         return None
 
     def create_vm(self, spec: VMSpec) -> VM:
-        if len(spec.user_data) > self.max_user_data_bytes:
-            raise CloudError(
-                f"user data of {len(spec.user_data)} bytes exceeds this cloud's limit of "
-                f"{self.max_user_data_bytes} bytes"
-            )
+        self.check_user_data_size(spec)
         attrs: dict = {
             "name": spec.name,
             "image_id": spec.image_id,

@@ -7,12 +7,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
 
+from JenniferDIRAC.Resources.Cloud.errors import CloudError
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec
 
 
 class CloudBackend(ABC):
     #: Largest user data (bytes, after any compression and before base64) the cloud accepts.
     max_user_data_bytes: int = 65535
+
+    def check_user_data_size(self, spec: VMSpec) -> None:
+        """Raise CloudError when the spec's user data is larger than this cloud accepts."""
+        if len(spec.user_data) > self.max_user_data_bytes:
+            raise CloudError(
+                f"user data of {len(spec.user_data)} bytes exceeds this cloud's limit of "
+                f"{self.max_user_data_bytes} bytes"
+            )
 
     @abstractmethod
     def list_vms(self, owner: OwnerTags) -> list[VM]:
