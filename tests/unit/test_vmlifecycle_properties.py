@@ -21,26 +21,15 @@ from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import (
     PilotRecord,
     RecordGone,
     SetPilotStatus,
-    Thresholds,
     VMRecord,
     decide,
 )
+from lifecycle_testkit import CE, thresholds
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
-CE = "cloud.example.org"
 OWNER = OwnerTags("inst-a", CE)
 OWNERS = [OWNER, OwnerTags("inst-b", CE), OwnerTags("inst-a", "other.ce"), None]
-TH = Thresholds(
-    boot_timeout=600,
-    max_lifetime=20000,
-    zombie_grace=300,
-    orphan_grace=300,
-    lost_pilot_grace=120,
-    heartbeat_timeout=900,
-    fizzle_seconds=600,
-    backoff_seconds=1800,
-    deleting_timeout=600,
-)
+TH = thresholds(max_lifetime=20000)
 CYCLE = timedelta(seconds=120)
 STATES = [VMState.BUILD, VMState.ACTIVE, VMState.SHUTOFF, VMState.ERROR, VMState.UNKNOWN]
 PILOT_STATUSES = ["Submitted", "Waiting", "Running", "Unknown", "Done", "Failed", "Aborted", "Deleted"]

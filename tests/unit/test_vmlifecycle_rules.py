@@ -26,21 +26,11 @@ from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import (
     VMRecord,
     decide,
 )
+from lifecycle_testkit import CE, thresholds
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-CE = "cloud.example.org"
 OWNER = OwnerTags(installation="inst-a", ce=CE)
-TH = Thresholds(
-    boot_timeout=600,
-    max_lifetime=86400,
-    zombie_grace=300,
-    orphan_grace=300,
-    lost_pilot_grace=120,
-    heartbeat_timeout=900,
-    fizzle_seconds=600,
-    backoff_seconds=1800,
-    deleting_timeout=600,
-)
+TH = thresholds()
 
 
 def ago(seconds):
