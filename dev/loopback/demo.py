@@ -20,18 +20,11 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "dev.loopback"
 
+from . import jobs
 from .cloudsite import CE, attach_cloud, configure_cloud_site, start_cloud_agents, stop_cloud_agents
 from .server import LoopbackServer
 
-JDL = """
-JobName = "demo";
-Executable = "/bin/sh";
-Arguments = "-c 'echo hello from $(hostname), a JenniferDIRAC cloud VM'";
-StdOutput = "std.out";
-StdError = "std.err";
-OutputSandbox = {"std.out", "std.err"};
-CPUTime = 1000;
-"""
+JDL = jobs.job_jdl("demo", "/bin/sh", "-c 'echo hello from $(hostname), a JenniferDIRAC cloud VM'")
 TIMEOUT = 600.0
 
 
@@ -44,13 +37,7 @@ class Step:
 
 
 def wait_for(what: str, probe, timeout: float = TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(1)
-    raise TimeoutError(f"{what}: not reached within {timeout:.0f} s")
+    return jobs.wait_for(what, probe, timeout)
 
 
 def run(root: Path) -> None:

@@ -21,18 +21,11 @@ from dev.loopback.cloudsite import (
     start_cloud_agents,
     stop_cloud_agents,
 )
+from dev.loopback.jobs import job_jdl, wait_for
 
 pytestmark = pytest.mark.slow
 
-JDL = """
-JobName = "in-a-vm";
-Executable = "/bin/sh";
-Arguments = "-c 'echo hello from $(hostname)'";
-StdOutput = "std.out";
-StdError = "std.err";
-OutputSandbox = {"std.out", "std.err"};
-CPUTime = 1000;
-"""
+JDL = job_jdl("in-a-vm", "/bin/sh", "-c 'echo hello from $(hostname)'")
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +87,10 @@ def _diagnostics(dirac_server, cloud) -> str:
 
 
 def _wait(what: str, probe, timeout: float, dirac_server, cloud):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"{what} not reached within {timeout:.0f} s\n{_diagnostics(dirac_server, cloud)}")
+    try:
+        return wait_for(what, probe, timeout)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{_diagnostics(dirac_server, cloud)}") from None
 
 
 def _live_vms(cloud) -> list:

@@ -13,15 +13,9 @@ import time
 
 import pytest
 
-HELLO_JDL = """
-JobName = "hello";
-Executable = "/bin/echo";
-Arguments = "hello from the loopback server";
-StdOutput = "std.out";
-StdError = "std.err";
-OutputSandbox = {"std.out", "std.err"};
-CPUTime = 1000;
-"""
+from dev.loopback.jobs import job_jdl
+
+HELLO_JDL = job_jdl("hello", "/bin/echo", "hello from the loopback server")
 
 pytestmark = pytest.mark.slow
 
