@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from agent_run import run_agent_once
 
 from JenniferDIRAC.Resources.Cloud.model import OwnerTags
 from JenniferDIRAC.Resources.Cloud.references import make_vm_name, pilot_reference
@@ -28,7 +27,6 @@ VO = "testvo"
 PILOT_SQL = (
     Path(__import__("DIRAC").__file__).parent / "WorkloadManagementSystem" / "DB" / "PilotAgentsDB.sql"
 )
-DIRAC_AGENT = Path(sys.executable).parent / "dirac-agent"
 
 
 # --- the world: cloud VMs, pilot records, VM records -----------------------------------------
@@ -245,27 +243,8 @@ Resources
     def run_agent(self, extra_ces=()):
         cfg = self.tmp / "agent.cfg"
         cfg.write_text(self.cfg(extra_ces))
-        env = dict(os.environ, DIRAC_ROOT_PATH=str(self.root))
-        env.pop("DIRACSYSCONFIG", None)
-        proc = subprocess.run(
-            [
-                str(DIRAC_AGENT),
-                "WorkloadManagement/VMDirector",
-                "--cfg",
-                str(cfg),
-                "-o",
-                "MaxCycles=1",
-                "-o",
-                "LogOutputs=stdout",
-            ],
-            cwd=self.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        out = proc.stdout + proc.stderr
-        assert proc.returncode == 0, out
+        code, out = run_agent_once("WorkloadManagement/VMDirector", cfg, self.root, timeout=180)
+        assert code == 0, out
         assert "VMDirector cycle done" in out, out
         assert "Cycle was successful" in out, out
         assert self.mariadb.password not in out and self.cloud.credentials.password not in out
