@@ -57,26 +57,6 @@ def user_data_text(server) -> str:
     return gzip.decompress(raw).decode() if raw[:2] == b"\x1f\x8b" else raw.decode()
 
 
-def pilot_environment(cloud_config: str) -> dict[str, str]:
-    """The variables the pilot is started with: the `export NAME=value` lines of the files the
-    cloud-config writes."""
-    import base64
-    import shlex
-
-    import yaml
-
-    env = {}
-    for item in yaml.safe_load(cloud_config).get("write_files", []):
-        content = item.get("content", "")
-        if item.get("encoding") in ("b64", "base64"):
-            content = base64.b64decode(content).decode()
-        for line in content.splitlines():
-            if line.startswith("export "):
-                name, _, value = line[len("export "):].partition("=")
-                env[name] = shlex.split(value)[0] if value else ""
-    return env
-
-
 def cfg_text(tree: dict, indent: int = 0) -> str:
     """DIRAC CFG text from nested dicts (dicts are sections, everything else an option)."""
     pad = "  " * indent
@@ -95,23 +75,3 @@ def load_cs(tree: dict) -> None:
     from diraccfg import CFG
 
     gConfig.loadCFG(CFG().loadFromBuffer(cfg_text(tree)))
-
-
-def vm_settings(cloud_config: str) -> dict[str, str]:
-    """NAME=value settings of the root-only /etc/jdirac/vm.env the cloud-config writes."""
-    import base64
-    import shlex
-
-    import yaml
-
-    for item in yaml.safe_load(cloud_config).get("write_files", []):
-        if item.get("path") != "/etc/jdirac/vm.env":
-            continue
-        content = item.get("content", "")
-        if item.get("encoding") in ("b64", "base64"):
-            content = base64.b64decode(content).decode()
-        return {
-            name: (shlex.split(value) or [""])[0]
-            for name, _, value in (line.partition("=") for line in content.splitlines() if "=" in line)
-        }
-    return {}

@@ -16,10 +16,9 @@ from ce_testkit import (
     VO,
     live_servers,
     owner_metadata,
-    pilot_environment,
     user_data_text,
-    vm_settings,
 )
+from cloudconfig_testkit import pilot_environment, vm_settings
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 

@@ -1,5 +1,5 @@
-"""Fixtures for the cloud-access tests: moto's EC2 server and a small OIDC token endpoint,
-both on loopback ports chosen at run time."""
+"""Fixtures for the cloud-access tests: moto's EC2 server (and a boto3 client of it) and a small
+OIDC token endpoint, both on loopback ports chosen at run time."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import boto3
 import pytest
 import requests
 
@@ -63,6 +64,14 @@ def moto_ec2(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def boto(moto_ec2):
+    """A boto3 EC2 client of moto's server, to see what the cloud holds."""
+    host, port = moto_ec2
+    return boto3.client("ec2", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ import gzip
 import os
 import secrets
 
-import boto3
 import pytest
-import yaml
 from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
 from DIRAC.WorkloadManagementSystem.Client import PilotStatus
 
 from JenniferDIRAC.Resources.Cloud.references import parse_reference
+
+from cloudconfig_testkit import pilot_environment
 
 CE_NAME = "ec2.cloud.test"
 AMI = "ami-03cf127a"  # one of moto's default AMIs
@@ -50,13 +50,6 @@ def ec2_ce(moto_ec2, ec2_namespace, tmp_path):
 
 
 @pytest.fixture
-def boto(moto_ec2):
-    host, port = moto_ec2
-    return boto3.client("ec2", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-                        aws_access_key_id="test", aws_secret_access_key="test")
-
-
-@pytest.fixture
 def big_wrapper(tmp_path):
     # a pilot wrapper the size of DIRAC's with a bundled proxy: too big for EC2 uncompressed
     body = "\n".join(f"# {secrets.token_hex(8)} {'x' * 40}" for _ in range(400))
@@ -64,19 +57,6 @@ def big_wrapper(tmp_path):
     path.write_text("#!/bin/bash\n" + body + "\necho done\n")
     assert path.stat().st_size > 16384
     return str(path)
-
-
-def pilot_env(cloud_config: str) -> dict[str, str]:
-    env = {}
-    for item in yaml.safe_load(cloud_config)["write_files"]:
-        content = item.get("content", "")
-        if item.get("encoding") in ("b64", "base64"):
-            content = base64.b64decode(content).decode()
-        for line in content.splitlines():
-            if line.startswith("export "):
-                name, _, value = line[len("export "):].partition("=")
-                env[name] = value.strip("'\"")
-    return env
 
 
 def test_submit_status_kill_on_ec2(ec2_ce, big_wrapper, boto):
@@ -101,7 +81,7 @@ def test_submit_status_kill_on_ec2(ec2_ce, big_wrapper, boto):
         attribute = boto.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
         packed = base64.b64decode(attribute["UserData"]["Value"])
         assert len(packed) <= 16384 and packed[:2] == b"\x1f\x8b"  # gzip made it fit
-        env = pilot_env(gzip.decompress(packed).decode())
+        env = pilot_environment(gzip.decompress(packed).decode())
         assert env["PILOT_UUID"] == ref and env["DIRAC_PILOT_STAMP"] == result["PilotStampDict"][ref]
 
     status = ce.getJobStatus(refs)

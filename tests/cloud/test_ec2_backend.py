@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import uuid
 
-import boto3
 import pytest
 
 from JenniferDIRAC.Resources.Cloud.errors import (
@@ -36,13 +35,6 @@ def backend(moto_ec2, ec2_namespace):
                               driver_options=driver_options(host, port))
     yield backend
     backend.close()
-
-
-@pytest.fixture
-def boto(moto_ec2):
-    host, port = moto_ec2
-    return boto3.client("ec2", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-                        aws_access_key_id="test", aws_secret_access_key="test")
 
 
 @pytest.fixture
