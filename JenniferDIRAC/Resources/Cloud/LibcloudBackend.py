@@ -39,7 +39,7 @@ from libcloud.compute.base import Node, NodeDriver, NodeImage, NodeSize
 from libcloud.compute.providers import Provider, get_driver, set_driver
 from libcloud.compute.types import NodeState
 
-from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
+from JenniferDIRAC.Resources.Cloud.backend import CloudBackend, ReferenceCache
 from JenniferDIRAC.Resources.Cloud.errors import (
     CloudAuthError,
     CloudError,
@@ -183,9 +183,8 @@ class LibcloudBackend(CloudBackend):
         self._create_params = _params(driver.create_node)
         self._list_params = _params(driver.list_nodes)
         self._lock = threading.Lock()
-        self._images: dict[str, NodeImage] = {}
-        self._sizes: dict[str, NodeSize] = {}
-        self._networks: dict[str, Any] = {}
+        self._images: ReferenceCache[NodeImage] = ReferenceCache()
+        self._networks: ReferenceCache[Any] = ReferenceCache()
         self._all_sizes: list[NodeSize] | None = None
 
     # --- errors ------------------------------------------------------------------------------
@@ -417,8 +416,7 @@ class LibcloudBackend(CloudBackend):
 
     # --- references --------------------------------------------------------------------------
     def _images_by_id(self) -> dict[str, NodeImage]:
-        with self._lock:
-            return {image.id: image for image in self._images.values()}
+        return {image.id: image for image in self._images.values()}
 
     def _sizes_by_id(self) -> dict[str, NodeSize]:
         with self._lock:
@@ -431,13 +429,12 @@ class LibcloudBackend(CloudBackend):
         return {size.id: size for size in sizes}
 
     def _networks_by_id(self) -> dict[str, Any]:
-        with self._lock:
-            return {net.id: net for net in self._networks.values()}
+        return {net.id: net for net in self._networks.values()}
 
     def resolve_image(self, ref: str) -> str:
-        with self._lock:
-            if ref in self._images:
-                return self._images[ref].id
+        return self._images.get(ref, self._find_image).id
+
+    def _find_image(self, ref: str) -> NodeImage:
         name = reference_name(ref)
         with self._calling(f"resolving image {ref}"):
             if name is None:
@@ -454,10 +451,7 @@ class LibcloudBackend(CloudBackend):
                 found = list(self.driver.list_images(ex_filters={"name": name}))
             else:
                 found = [i for i in self.driver.list_images() if i.name == name]
-        image = single_match("image", ref, [i for i in found if i is not None])
-        with self._lock:
-            self._images[ref] = image
-        return image.id
+        return single_match("image", ref, [i for i in found if i is not None])
 
     def resolve_flavor(self, ref: str) -> Flavor:
         name = reference_name(ref)
@@ -467,25 +461,19 @@ class LibcloudBackend(CloudBackend):
         return Flavor(id=size.id, name=size.name or "", vcpus=_vcpus(size), ram_mb=int(size.ram or 0))
 
     def resolve_networks(self, refs: list[str]) -> list[str]:
-        ids = []
-        for ref in refs:
-            with self._lock:
-                cached = self._networks.get(ref)
-            if cached is None:
-                name = reference_name(ref)
-                lister = getattr(self.driver, "ex_list_subnets", None) if self._is_ec2 else None
-                lister = lister or getattr(self.driver, "ex_list_networks", None)
-                if lister is None:
-                    raise CloudError(f"driver {type(self.driver).__name__} cannot list networks")
-                with self._calling(f"resolving network {ref}"):
-                    networks = list(lister())
-                found = [
-                    n for n in networks
-                    if (n.name == name or (n.extra or {}).get("tags", {}).get("Name") == name
-                        if name is not None else n.id == ref)
-                ]
-                cached = single_match("network", ref, found)
-                with self._lock:
-                    self._networks[ref] = cached
-            ids.append(cached.id)
-        return ids
+        return [self._networks.get(ref, self._find_network).id for ref in refs]
+
+    def _find_network(self, ref: str) -> Any:
+        name = reference_name(ref)
+        lister = getattr(self.driver, "ex_list_subnets", None) if self._is_ec2 else None
+        lister = lister or getattr(self.driver, "ex_list_networks", None)
+        if lister is None:
+            raise CloudError(f"driver {type(self.driver).__name__} cannot list networks")
+        with self._calling(f"resolving network {ref}"):
+            networks = list(lister())
+        found = [
+            n for n in networks
+            if (n.name == name or (n.extra or {}).get("tags", {}).get("Name") == name
+                if name is not None else n.id == ref)
+        ]
+        return single_match("network", ref, found)

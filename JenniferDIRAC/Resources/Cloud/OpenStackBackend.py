@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
-import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 
@@ -33,7 +32,7 @@ from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1 import plugin as ks_plugin
 from keystoneauth1 import session as ks_session
 
-from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
+from JenniferDIRAC.Resources.Cloud.backend import CloudBackend, ReferenceCache
 from JenniferDIRAC.Resources.Cloud.errors import (
     CloudAuthError,
     CloudError,
@@ -199,10 +198,9 @@ class OpenStackBackend(CloudBackend):
             interface=interface,
             **overrides,
         )
-        self._lock = threading.Lock()
-        self._images: dict[str, str] = {}
-        self._flavors: dict[str, Flavor] = {}
-        self._networks: dict[str, str] = {}
+        self._images: ReferenceCache[str] = ReferenceCache()
+        self._flavors: ReferenceCache[Flavor] = ReferenceCache()
+        self._networks: ReferenceCache[str] = ReferenceCache()
         self._scope: tuple[str, ...] | None = None
 
     @contextlib.contextmanager
@@ -272,11 +270,10 @@ class OpenStackBackend(CloudBackend):
 
     def _with_flavor_id(self, vm: VM) -> VM:
         # Nova >= 2.47 embeds the flavor without its id: give the id when we know the flavor
-        with self._lock:
-            for flavor in self._flavors.values():
-                if vm.flavor_id == flavor.name:
-                    vm.flavor_id = flavor.id
-                    break
+        for flavor in self._flavors.values():
+            if vm.flavor_id == flavor.name:
+                vm.flavor_id = flavor.id
+                break
         return vm
 
     def find_vm_by_name(self, name: str, owner: OwnerTags) -> VM | None:
@@ -353,9 +350,9 @@ class OpenStackBackend(CloudBackend):
 
     # --- references -------------------------------------------------------------------------
     def resolve_image(self, ref: str) -> str:
-        with self._lock:
-            if ref in self._images:
-                return self._images[ref]
+        return self._images.get(ref, self._find_image)
+
+    def _find_image(self, ref: str) -> str:
         name = reference_name(ref)
         with self._calling(f"resolving image {ref}"):
             if name is not None:
@@ -365,15 +362,12 @@ class OpenStackBackend(CloudBackend):
                     ids = [self.connection.image.get_image(ref).id]
                 except sdk_exceptions.NotFoundException:
                     ids = []
-        image_id = single_match("image", ref, ids)
-        with self._lock:
-            self._images[ref] = image_id
-        return image_id
+        return single_match("image", ref, ids)
 
     def resolve_flavor(self, ref: str) -> Flavor:
-        with self._lock:
-            if ref in self._flavors:
-                return self._flavors[ref]
+        return self._flavors.get(ref, self._find_flavor)
+
+    def _find_flavor(self, ref: str) -> Flavor:
         name = reference_name(ref)
         with self._calling(f"resolving flavor {ref}"):
             if name is not None:
@@ -384,32 +378,23 @@ class OpenStackBackend(CloudBackend):
                 except sdk_exceptions.NotFoundException:
                     found = []
         flavor = single_match("flavor", ref, found)
-        result = Flavor(id=flavor.id, name=flavor.name or "", vcpus=int(flavor.vcpus or 0),
-                        ram_mb=int(flavor.ram or 0))
-        with self._lock:
-            self._flavors[ref] = result
-        return result
+        return Flavor(id=flavor.id, name=flavor.name or "", vcpus=int(flavor.vcpus or 0),
+                      ram_mb=int(flavor.ram or 0))
 
     def resolve_networks(self, refs: list[str]) -> list[str]:
-        ids = []
-        for ref in refs:
-            with self._lock:
-                cached = self._networks.get(ref)
-            if cached is None:
-                name = reference_name(ref)
-                with self._calling(f"resolving network {ref}"):
-                    if name is not None:
-                        found = [n.id for n in self.connection.network.networks(name=name)]
-                    else:
-                        try:
-                            found = [self.connection.network.get_network(ref).id]
-                        except sdk_exceptions.NotFoundException:
-                            found = []
-                cached = single_match("network", ref, found)
-                with self._lock:
-                    self._networks[ref] = cached
-            ids.append(cached)
-        return ids
+        return [self._networks.get(ref, self._find_network) for ref in refs]
+
+    def _find_network(self, ref: str) -> str:
+        name = reference_name(ref)
+        with self._calling(f"resolving network {ref}"):
+            if name is not None:
+                found = [n.id for n in self.connection.network.networks(name=name)]
+            else:
+                try:
+                    found = [self.connection.network.get_network(ref).id]
+                except sdk_exceptions.NotFoundException:
+                    found = []
+        return single_match("network", ref, found)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

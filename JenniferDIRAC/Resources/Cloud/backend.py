@@ -4,11 +4,36 @@ on the cloud type: they hold a CloudBackend.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 from JenniferDIRAC.Resources.Cloud.errors import CloudError
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec
+
+T = TypeVar("T")
+
+
+class ReferenceCache(Generic[T]):
+    """What each image, flavor or network reference (an id or `name:<name>`) resolved to.
+    These do not change under a running CE, so a backend resolves each reference once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._resolved: dict[str, T] = {}
+
+    def get(self, ref: str, resolve: Callable[[str], T]) -> T:
+        with self._lock:
+            if ref in self._resolved:
+                return self._resolved[ref]
+        value = resolve(ref)  # outside the lock: it calls the cloud
+        with self._lock:
+            return self._resolved.setdefault(ref, value)
+
+    def values(self) -> list[T]:
+        with self._lock:
+            return list(self._resolved.values())
 
 
 class CloudBackend(ABC):
