@@ -60,7 +60,7 @@ def test_client_round_trip_with_aware_times(client):
     assert [v["vm_name"] for v in ok(client.getVMs(ce="ce.example", states=("SHUTOFF",)))] == ["a"]
     assert not client.getVM("nope")["OK"]
     assert not client.getVMs(colour="red")["OK"]
-    ok(client.markVMsDeleted("b", "orphan"))
+    ok(client.markVMsDeleted("b", "orphan", when=T0 + dt.timedelta(minutes=10)))
     assert [v["vm_name"] for v in ok(client.getVMs(active_only=True))] == ["a"]
     records = {r["vm_name"]: r for r in ok(client.getAccountingRecords(limit=10))}
     assert records["a"]["wall_seconds"] == 3600 and records["b"]["wall_seconds"] == 0
