@@ -4,6 +4,11 @@ __version__ = "0.1.0"
 
 
 def extension_metadata() -> dict:
+    # DIRAC asks for this inside every generation of ObjectLoader's search order: the moment to
+    # keep that order (extensions before DIRAC) intact, see objectloader_order.
+    from JenniferDIRAC.objectloader_order import correct_object_loader
+
+    correct_object_loader()
     return {
         # A secondary extension: it sits beside a VO's primary extension (BelleDIRAC,
         # GridPP's DIRAC) or plain DIRAC, and must never take over the installation's
@@ -14,3 +19,10 @@ def extension_metadata() -> dict:
         "priority": 10,
         "setups": {},
     }
+
+
+# Imported after DIRAC has loaded ObjectLoader (a dirac-* console script imports this package
+# before DIRAC builds its first ObjectLoader, so this is usually a no-op).
+from JenniferDIRAC.objectloader_order import correct_object_loader as _correct  # noqa: E402
+
+_correct()
