@@ -115,3 +115,35 @@ def test_secret_never_appears_in_errors(tmp_path):
     with pytest.raises(SecretFileError) as caught:
         read_secret_file(path)
     assert "tooshort-secret-value" not in str(caught.value)
+
+
+def test_names_and_expiries_are_checked_whole_and_ascii_only():
+    clock = Clock()
+    authority = TokenAuthority([SECRET], clock=clock)
+    with pytest.raises(ValueError):
+        authority.issue("jdirac-vm\n", 60)  # "$" would accept the trailing newline
+    token = authority.issue("jdirac-vm", 60)
+    prefix, name, expires, signature = token.split(".")
+    with pytest.raises(TokenInvalid):
+        authority.verify(".".join((prefix, name + "\n", expires, signature)))
+    # Superscript digits pass str.isdigit() but not int(): refused as malformed, never a crash.
+    superscript = expires[:-1] + "\u00b9"
+    with pytest.raises(TokenInvalid):
+        authority.verify(".".join((prefix, name, superscript, signature)))
+    with pytest.raises(TokenInvalid):
+        authority.verify(".".join((prefix, name, "\u0661" * 10, signature)))  # Arabic-Indic digits
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o660, 0o620, 0o604, 0o700 | 0o040])
+def test_secret_file_readable_or_writable_by_the_group_is_refused(tmp_path, mode):
+    path = tmp_path / "group.secret"
+    create_secret_file(path)
+    os.chmod(path, mode)
+    with pytest.raises(SecretFileError) as caught:
+        read_secret_file(path)
+    message = str(caught.value)
+    assert str(path) in message and f"{mode:04o}" in message and "0600" in message
+    os.chmod(path, 0o600)
+    assert read_secret_file(path)
+    os.chmod(path, 0o400)  # read-only for the owner is fine
+    assert read_secret_file(path)

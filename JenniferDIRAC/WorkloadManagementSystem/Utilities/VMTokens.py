@@ -26,8 +26,11 @@ from pathlib import Path
 
 TOKEN_PREFIX = "jdv1"
 MIN_SECRET_CHARS = 32
-#: VM names a token can carry: no dots, so the token splits unambiguously.
-VM_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: VM names a token can carry: no dots, so the token splits unambiguously. Always used with
+#: fullmatch (``$`` would let a trailing newline through).
+VM_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: The expiry: ASCII digits only (str.isdigit() also accepts superscripts, which int() refuses).
+_EXPIRY_PATTERN = re.compile(r"[0-9]{1,12}")
 _SIGNATURE_CONTEXT = b"jdirac-vm-token/v1"
 _MAX_TOKEN_CHARS = 256
 #: A VM's token outlives its maximum lifetime by this much, so a late shutdown message still counts.
@@ -82,7 +85,7 @@ class TokenAuthority:
 
     def issue(self, vm_name: str, lifetime_seconds: int) -> str:
         """A token for `vm_name`, valid for `lifetime_seconds` from now."""
-        if not VM_NAME_PATTERN.match(vm_name or ""):
+        if not isinstance(vm_name, str) or not VM_NAME_PATTERN.fullmatch(vm_name):
             raise ValueError(f"VM name {vm_name!r} cannot carry a token (allowed: {VM_NAME_PATTERN.pattern})")
         if lifetime_seconds <= 0:
             raise ValueError("token lifetime must be positive")
@@ -101,7 +104,7 @@ class TokenAuthority:
         if len(parts) != 4 or parts[0] != TOKEN_PREFIX:
             raise TokenInvalid("malformed token")
         _, vm_name, expires_text, signature = parts
-        if not VM_NAME_PATTERN.match(vm_name) or not expires_text.isdigit() or len(expires_text) > 12:
+        if not VM_NAME_PATTERN.fullmatch(vm_name) or not _EXPIRY_PATTERN.fullmatch(expires_text):
             raise TokenInvalid("malformed token")
         expires = int(expires_text)
         presented = signature.encode("ascii", "replace")
@@ -118,7 +121,8 @@ class TokenAuthority:
 
 
 def read_secret_file(path: str | os.PathLike) -> list[bytes]:
-    """Secrets from `path`; refuses files that others can read."""
+    """Secrets from `path`; refuses a file that anyone but its owner can read or write (a group
+    member who can write it could add a signing secret of their own)."""
     path = Path(path)
     try:
         info = path.stat()
@@ -126,9 +130,10 @@ def read_secret_file(path: str | os.PathLike) -> list[bytes]:
         raise SecretFileError(f"cannot read token secret file {path}: {exc.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
         raise SecretFileError(f"token secret file {path} is not a regular file")
-    if info.st_mode & 0o007:
+    if info.st_mode & 0o077:
         raise SecretFileError(
-            f"token secret file {path} is accessible by other users (mode {stat.S_IMODE(info.st_mode):o}); chmod 600 it"
+            f"token secret file {path} has mode {stat.S_IMODE(info.st_mode):04o}: group or other users can access it;"
+            " it must be 0600 (chmod 600 it)"
         )
     try:
         lines = path.read_bytes().splitlines()
