@@ -39,3 +39,4 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_wanted" ]; then
     python3 -m uv pip install -q --python .venv/bin/python --no-deps -e .
     echo "$stamp_wanted" > "$stamp_file"
 fi
+bash dev/openstack/setup.sh
