@@ -44,52 +44,70 @@ def vm_record(name, ce="CLOUD.Cloud-A.uk"):
     }
 
 
+DEFAULT_TEST_LIMITS = dict(
+    max_upload_bytes=64 * 1024, max_bytes_per_vm=160 * 1024, max_logs_per_vm=4,
+    min_heartbeat_seconds=10, max_concurrent_requests=16,
+)
+
+
 @pytest.fixture
-def endpoint(vmdb, tmp_path):
+def make_endpoint(vmdb, tmp_path):
+    """make_endpoint(bounds=ServerBounds(...), **EndpointLimits fields) -> a served endpoint
+    (namespace: url, server, app, clock, authority, db, register, call, events, limits, session)."""
     from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
     from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
     from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer
     from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStateStore
 
-    clock = Clock()
-    authority = TokenAuthority([SECRET], clock=clock)
-    context_dir = tmp_path / "context"
-    context_dir.mkdir()
-    (context_dir / "machinefeatures.json").write_text('{"hs06": 10}\n')
-    (tmp_path / "outside.txt").write_text("must never be served\n")
-    os.symlink(tmp_path / "outside.txt", context_dir / "escape.txt")
-    limits = EndpointLimits(
-        max_upload_bytes=64 * 1024, max_bytes_per_vm=160 * 1024, max_logs_per_vm=4,
-        min_heartbeat_seconds=10, max_concurrent_requests=16,
-    )
-    events = []
-    app = VMEndpointApp(
-        authority, VMStateStore(vmdb.db), limits, context_dir=context_dir, clock=clock,
-        log=lambda level, message: events.append((level, message)),
-    )
-    server = EndpointServer(app, "127.0.0.1", 0)
-    server.start()
-    session = requests.Session()
+    started = []
 
-    def register(*names):
-        result = vmdb.db.recordVMs([vm_record(name) for name in names])
-        assert result["OK"], result.get("Message")
-        return {name: authority.issue(name, 3600) for name in names}
+    def make(bounds=None, **limit_fields):
+        clock = Clock()
+        authority = TokenAuthority([SECRET], clock=clock)
+        context_dir = tmp_path / f"context{len(started)}"
+        context_dir.mkdir()
+        (context_dir / "machinefeatures.json").write_text('{"hs06": 10}\n')
+        (tmp_path / "outside.txt").write_text("must never be served\n")
+        os.symlink(tmp_path / "outside.txt", context_dir / "escape.txt")
+        limits = EndpointLimits(**{**DEFAULT_TEST_LIMITS, **limit_fields})
+        events = []
+        app = VMEndpointApp(
+            authority, VMStateStore(vmdb.db), limits, context_dir=context_dir, clock=clock,
+            log=lambda level, message: events.append((level, message)),
+        )
+        server = EndpointServer(app, "127.0.0.1", 0, bounds=bounds)
+        server.start()
+        session = requests.Session()
+        started.append((server, session))
 
-    def call(method, vm_name, path, token=None, **kwargs):
-        headers = kwargs.pop("headers", {})
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        return session.request(method, f"{server.url}/vm/v1/{vm_name}/{path}", headers=headers, timeout=30, **kwargs)
+        def register(*names):
+            result = vmdb.db.recordVMs([vm_record(name) for name in names])
+            assert result["OK"], result.get("Message")
+            return {name: authority.issue(name, 3600) for name in names}
 
-    try:
-        yield types.SimpleNamespace(
+        def call(method, vm_name, path, token=None, **kwargs):
+            headers = kwargs.pop("headers", {})
+            if token is not None:
+                headers["Authorization"] = f"Bearer {token}"
+            return session.request(method, f"{server.url}/vm/v1/{vm_name}/{path}", headers=headers, timeout=30,
+                                   **kwargs)
+
+        return types.SimpleNamespace(
             url=server.url, server=server, app=app, clock=clock, authority=authority, db=vmdb.db,
             register=register, call=call, events=events, limits=limits, session=session,
         )
+
+    try:
+        yield make
     finally:
-        session.close()
-        server.stop()
+        for server, session in started:
+            session.close()
+            server.stop()
+
+
+@pytest.fixture
+def endpoint(make_endpoint):
+    return make_endpoint()
 
 
 @pytest.fixture

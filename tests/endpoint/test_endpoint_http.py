@@ -69,8 +69,13 @@ def test_shutdown_message_is_stored(endpoint):
     record = vm(endpoint.db, "jdirac-sd")
     assert record["shutdown_code"] == 300
     assert record["shutdown_message"] == "No more work available from task queue"
-    assert endpoint.call("PUT", "jdirac-sd", "shutdown_message", token, data=b"200").status_code == 204
-    assert vm(endpoint.db, "jdirac-sd")["shutdown_code"] == 200
+    # A retry of the same message is fine; a different one never replaces the first.
+    again = endpoint.call("PUT", "jdirac-sd", "shutdown_message", token, data=b"300 No more work available from task queue")
+    assert again.status_code == 204
+    other = endpoint.call("PUT", "jdirac-sd", "shutdown_message", token, data=b"200")
+    assert other.status_code == 409 and "first one is kept" in other.text
+    record = vm(endpoint.db, "jdirac-sd")
+    assert (record["shutdown_code"], record["shutdown_message"]) == (300, "No more work available from task queue")
 
 
 def test_context_files_are_served_and_confined(endpoint):
@@ -183,12 +188,13 @@ def test_per_vm_limit_survives_an_endpoint_restart(endpoint):
     chunk = b"b" * 60 * 1024
     for name in ("one", "two"):
         assert endpoint.call("PUT", "jdirac-restart", f"logs/{name}", token, data=chunk).status_code == 204
-    fresh = VMEndpointApp(endpoint.authority, endpoint.app.store, endpoint.limits, clock=endpoint.clock)
-    from werkzeug.test import Client
+    from starlette.testclient import TestClient
 
-    response = Client(fresh).put(
-        "/vm/v1/jdirac-restart/logs/three", data=chunk, headers={"Authorization": f"Bearer {token}"}
-    )
+    fresh = VMEndpointApp(endpoint.authority, endpoint.app.store, endpoint.limits, clock=endpoint.clock)
+    with TestClient(fresh) as client:
+        response = client.put(
+            "/vm/v1/jdirac-restart/logs/three", content=chunk, headers={"Authorization": f"Bearer {token}"}
+        )
     assert response.status_code == 413
 
 
@@ -262,7 +268,7 @@ def test_raw_garbage_on_the_socket_does_not_hurt_the_endpoint(endpoint):
 
 
 def test_store_failure_is_503_not_a_crash(endpoint):
-    from werkzeug.test import Client
+    from starlette.testclient import TestClient
 
     from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import VMEndpointApp
     from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import StoreError
@@ -276,8 +282,9 @@ def test_store_failure_is_503_not_a_crash(endpoint):
 
     app = VMEndpointApp(endpoint.authority, DownStore(), clock=endpoint.clock)
     token = endpoint.authority.issue("jdirac-down", 600)
-    response = Client(app).post("/vm/v1/jdirac-down/heartbeat", headers={"Authorization": f"Bearer {token}"})
-    assert response.status_code == 503
+    with TestClient(app) as client:
+        response = client.post("/vm/v1/jdirac-down/heartbeat", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 503 and response.headers["Retry-After"]
 
 
 # --- concurrency ----------------------------------------------------------------------------------

@@ -6,10 +6,11 @@
   :dedent: 2
   :caption: VMEndpoint options
 
-``initialize()`` starts the server (``VMEndpoint/server.py``: werkzeug, one thread per request)
-on Host:Port; each cycle then does the housekeeping: restarts the server if its thread died,
-re-reads the token secret file (so secrets rotate without a restart), forgets idle VMs and
-logs request statistics. Started and supervised like any agent:
+``initialize()`` starts the server (``VMEndpoint/server.py``: uvicorn, the server DiracX runs its
+FastAPI services on, serving an ASGI app from one event-loop thread: waiting connections cost no
+thread) on Host:Port; each cycle then does the housekeeping: restarts the server if its thread
+died, re-reads the token secret file (so secrets rotate without a restart), forgets idle VMs,
+logs the summary of refused requests and the request statistics. Started and supervised like any agent:
 ``dirac-agent WorkloadManagement/VMEndpoint`` (runit in a DIRACOS2 installation, or any process
 supervisor in a pip installation). An agent rather than a Tornado service, because DIRAC's
 Tornado services cannot run from a PyPI installation.
@@ -22,7 +23,7 @@ from DIRAC.Core.Base.AgentModule import AgentModule
 
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import SecretFileError, TokenAuthority
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer, TLSFiles
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer, ServerBounds, TLSFiles
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.settings import CS_ENDPOINT_PATH, endpoint_settings
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStateStore
 
@@ -45,6 +46,16 @@ class VMEndpoint(AgentModule):
             raise ValueError(f"option {name}: {value!r} is not an integer") from None
         if number < minimum:
             raise ValueError(f"option {name}: {number} is below the minimum {minimum}")
+        return number
+
+    def _numberOption(self, name: str, default: float, minimum: float) -> float:
+        value = self.am_getOption(name, default)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"option {name}: {value!r} is not a number") from None
+        if not number >= minimum:  # also refuses NaN
+            raise ValueError(f"option {name}: {number:g} is below the minimum {minimum:g}")
         return number
 
     def _log(self, level: str, message: str) -> None:
@@ -79,6 +90,18 @@ class VMEndpoint(AgentModule):
                 max_logs_per_vm=self._intOption("MaxLogsPerVM", 8, 1),
                 min_heartbeat_seconds=self._intOption("MinHeartbeatSeconds", 10, 0),
                 max_concurrent_requests=self._intOption("MaxConcurrentRequests", 64, 1),
+                max_concurrent_requests_per_vm=self._intOption("MaxConcurrentRequestsPerVM", 4, 1),
+                requests_per_minute_per_vm=self._numberOption("RequestsPerMinutePerVM", 60, 1),
+                request_burst_per_vm=self._intOption("RequestBurstPerVM", 30, 1),
+                body_timeout_seconds=self._numberOption("BodyTimeout", 30, 1),
+                store_threads=self._intOption("StoreThreads", 8, 1),
+                refusal_log_seconds=self._numberOption("RefusalLogSeconds", 60, 1),
+            )
+            bounds = ServerBounds(
+                max_connections=self._intOption("MaxConnections", 4096, 1),
+                backlog=self._intOption("Backlog", 2048, 1),
+                header_timeout_seconds=self._numberOption("HeaderTimeout", 10, 1),
+                keep_alive_seconds=self._numberOption("KeepAliveTimeout", 5, 1),
             )
             port = self._intOption("Port", 8449, 0)
             tls = self._tls()
@@ -91,12 +114,17 @@ class VMEndpoint(AgentModule):
             context_dir=self.am_getOption("ContextDirectory", "") or None,
             log=self._log,
         )
-        self.server = EndpointServer(self.app, self.am_getOption("Host", "0.0.0.0"), port, tls=tls)
+        self.server = EndpointServer(self.app, self.am_getOption("Host", "0.0.0.0"), port, tls=tls, bounds=bounds)
         try:
             self.server.start()
         except OSError as exc:  # includes ssl.SSLError
             return S_ERROR(f"VMEndpoint cannot serve on port {port}: {exc}")
         self.log.notice("VMEndpoint serving", f"{self.server.url} (token secrets from {self.secretFile})")
+        if self.server.max_connections < bounds.max_connections:
+            self.log.warn(
+                "MaxConnections lowered to fit the open file limit",
+                f"{bounds.max_connections} -> {self.server.max_connections} (raise the limit with ulimit -n)",
+            )
         return S_OK()
 
     def execute(self):
@@ -112,8 +140,13 @@ class VMEndpoint(AgentModule):
         except SecretFileError as exc:
             self.log.error("Keeping the previous token secrets", str(exc))
         forgotten = self.app.forget_vms_older_than(FORGET_IDLE_VM_SECONDS)
+        self.app.refusals.flush()
         counters = ", ".join(f"{code}: {count}" for code, count in sorted(self.app.counters.items()))
-        self.log.notice("VMEndpoint cycle done", f"{self.server.url}; responses so far {{{counters}}}; idle VMs forgotten {forgotten}")
+        self.log.notice(
+            "VMEndpoint cycle done",
+            f"{self.server.url}; responses so far {{{counters}}}; connections {self.server.connections}, "
+            f"requests in progress {self.app.in_progress}; idle VMs forgotten {forgotten}",
+        )
         return S_OK()
 
     def finalize(self):

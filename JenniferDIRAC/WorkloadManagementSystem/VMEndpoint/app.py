@@ -1,32 +1,42 @@
-"""The VM endpoint's WSGI application.
+"""The VM endpoint's ASGI application (Starlette requests and responses; served by uvicorn, see
+server.py).
 
 Every VM call carries ``Authorization: Bearer <token>`` (see Utilities/VMTokens.py) and names its
 own VM in the path; a VM can read or write nothing of another VM.
 
     POST /vm/v1/<vm>/heartbeat            body: optional load text      -> 204
     PUT  /vm/v1/<vm>/logs/<name>          body: the log (replaces it)   -> 204
-    PUT  /vm/v1/<vm>/shutdown_message     body: "<code> <text>"         -> 204
+    PUT  /vm/v1/<vm>/shutdown_message     body: "<code> <text>"         -> 204 (the first one is kept)
     GET  /vm/v1/<vm>/context/<name>       contextualization file        -> 200
                                           (``shutdowntime``: end of the VM's lifetime, unix s)
-    GET  /health                          no authentication             -> 200
+    GET  /health                          no authentication, no limits  -> 200
 
-Refusals: 401 missing, malformed, forged or expired token; 403 token of another VM; 404 unknown
-path, file or VM; 405 wrong method; 400 malformed body; 413 over a size limit; 429 heartbeats
-too frequent; 503 store unavailable or too many requests (a VM retries these).
+Refusals: 400 malformed or incomplete body; 401 missing, malformed, forged or expired token; 403
+token of another VM; 404 unknown path, file or VM; 405 wrong method; 408 body not received within
+BodyTimeout; 409 a different shutdown message was already stored; 410 the VM is deleted or powered
+off (writes only); 413 over a size limit; 429 this VM sends too much (too many at once, too fast,
+heartbeats too close together); 503 store unavailable or too many requests (a VM retries these).
+
+Order of the checks, cheapest first, so that what a hostile VM sends costs the least: path and
+method, token (HMAC), per-VM admission, global admission, body (size and total deadline), the
+VM's record (is it still alive?), the write. Database calls run in a bounded pool of worker
+threads; waiting connections and bodies cost no thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Request, Response
+import anyio.to_thread
+from anyio import CapacityLimiter
+from starlette.datastructures import Headers
+from starlette.responses import PlainTextResponse, Response
 
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import (
     TOKEN_GRACE_SECONDS,
@@ -37,37 +47,43 @@ from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import (
     VMToken,
 )
 
-from .store import StoreError, UnknownVM, VMRecordStore
+from .body import BodyError, read_body
+from .limits import EndpointLimits, PerVMAdmission, Refused
+from .refusals import Log, RefusalLog
+from .shutdownmessage import MalformedShutdownMessage, parse_shutdown_message
+from .store import StoreError, UnknownVM, VMRecordStore, VMStatus
+
+__all__ = ["API_PREFIX", "SAFE_NAME", "EndpointLimits", "VMEndpointApp"]
 
 API_PREFIX = "/vm/v1/"
+#: Always used with fullmatch: ``$`` would accept a trailing newline.
 _PATH = re.compile(
-    r"^/vm/v1/(?P<vm>[^/]+)/(?:(?P<simple>heartbeat|shutdown_message)|(?P<area>logs|context)/(?P<name>[^/]+))$"
+    r"/vm/v1/(?P<vm>[^/]+)/(?:(?P<simple>heartbeat|shutdown_message)|(?P<area>logs|context)/(?P<name>[^/]+))"
 )
 #: Log and context file names: no path separators, no leading dot, bounded length.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-_SHUTDOWN = re.compile(r"^\s*(?P<code>[1-7][0-9][0-9])(?:\s+(?P<text>[^\x00-\x08\x0a-\x1f\x7f]*?))?\s*$")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+_METHODS = {"heartbeat": "POST", "shutdown_message": "PUT", "logs": "PUT", "context": "GET"}
 _HEARTBEAT_BODY_BYTES = 256
 _SHUTDOWN_BODY_BYTES = 1024
-
-
-@dataclass(frozen=True)
-class EndpointLimits:
-    max_upload_bytes: int = 1048576  # one log upload
-    max_bytes_per_vm: int = 4194304  # all logs of one VM together
-    max_logs_per_vm: int = 8  # distinct log names per VM
-    min_heartbeat_seconds: float = 10.0  # heartbeats closer together are refused (429)
-    max_concurrent_requests: int = 64  # beyond this, 503 and the VM retries
-
-
-Log = Callable[[str, str], None]  # (level: "info" | "warn" | "error", message)
 
 
 def _quiet(level: str, message: str) -> None:
     pass
 
 
+def _text(status: int, message: str, **headers: str) -> Response:
+    return PlainTextResponse(message + "\n", status_code=status, headers=headers or None)
+
+
+class _Refusal(Exception):
+    """Ends a request early with this response."""
+
+    def __init__(self, response: Response):
+        self.response = response
+
+
 class VMEndpointApp:
-    """WSGI callable. Thread-safe: the server runs one thread per request."""
+    """ASGI callable. Runs on one event loop; only the database calls leave it (worker threads)."""
 
     def __init__(
         self,
@@ -84,13 +100,16 @@ class VMEndpointApp:
         self.context_dir = Path(context_dir).resolve() if context_dir else None
         self.clock = clock
         self.log = log
-        self._slots = threading.BoundedSemaphore(self.limits.max_concurrent_requests)
-        self._lock = threading.Lock()
-        self._vm_locks: dict[str, threading.Lock] = {}
+        self.refusals = RefusalLog(log, self.limits.refusal_log_seconds)
+        self.admission = PerVMAdmission(self.limits)
+        self.in_progress = 0
+        self.counters: dict[int, int] = {}
+        self._lock = threading.Lock()  # the per-VM dicts below are also read by the agent's thread
+        self._vm_locks: dict[str, asyncio.Lock] = {}
         self._log_sizes: dict[str, dict[str, int]] = {}
         self._last_heartbeat: dict[str, float] = {}
         self._last_seen: dict[str, float] = {}
-        self.counters: dict[int, int] = {}
+        self._store_limiter: CapacityLimiter | None = None
 
     def set_authority(self, authority: TokenAuthority) -> None:
         """Swap in new secrets (rotation) without a restart."""
@@ -106,181 +125,218 @@ class VMEndpointApp:
                 self._last_heartbeat.pop(vm, None)
                 self._log_sizes.pop(vm, None)
                 self._vm_locks.pop(vm, None)
+        self.admission.forget_idle()
         return len(stale)
 
-    # --- WSGI ------------------------------------------------------------------------------------
-    def __call__(self, environ, start_response):
-        if not self._slots.acquire(blocking=False):
-            response = self._error(503, "endpoint busy, retry later")
-            response.headers["Retry-After"] = "5"
-        else:
-            try:
-                response = self._respond(Request(environ))
-            finally:
-                self._slots.release()
+    # --- ASGI ------------------------------------------------------------------------------------
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        response = await self._respond(scope, receive)
         with self._lock:
             self.counters[response.status_code] = self.counters.get(response.status_code, 0) + 1
-        return response(environ, start_response)
+        await response(scope, receive, send)
 
-    @staticmethod
-    def _error(status: int, message: str) -> Response:
-        return Response(message + "\n", status=status, mimetype="text/plain")
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                # Event-loop-bound objects belong to the loop now starting (a restarted server
+                # runs a new loop).
+                with self._lock:
+                    self._vm_locks.clear()
+                self._store_limiter = None
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
-    def _respond(self, request: Request) -> Response:
+    async def _respond(self, scope, receive) -> Response:
+        method = scope["method"]
+        path = scope["path"]
+        headers = Headers(scope=scope)
+        body_done = False
+
+        async def tracked_receive():
+            nonlocal body_done
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body_done = True
+            return message
+
         try:
-            return self._dispatch(request)
-        except HTTPException as exc:  # e.g. werkzeug's 413 from a too long chunked body
-            return self._error(exc.code or 400, exc.description or exc.name)
+            response = await self._dispatch(method, path, headers, scope, tracked_receive)
+        except _Refusal as refusal:
+            response = refusal.response
+        except BodyError as exc:
+            response = _text(exc.status, str(exc))
         except UnknownVM:
-            return self._error(404, "unknown VM")
+            response = _text(404, "unknown VM")
         except StoreError as exc:
             self.log("error", f"store failed: {exc}")
-            return self._error(503, "storage unavailable, retry later")
+            response = _text(503, "storage unavailable, retry later", **{"Retry-After": "30"})
         except Exception as exc:  # never let a request take the endpoint down
-            self.log("error", f"unexpected {type(exc).__name__} on {request.method} {request.path[:200]!r}")
-            return self._error(500, "internal error")
+            self.log("error", f"unexpected {type(exc).__name__} on {method} {path[:200]!r}")
+            response = _text(500, "internal error")
+        declares_body = headers.get("content-length", "0").strip() != "0" or "transfer-encoding" in headers
+        if declares_body and not body_done:
+            # Answered before the whole body was read: close rather than read the rest.
+            response.headers["Connection"] = "close"
+        return response
 
-    def _dispatch(self, request: Request) -> Response:
-        path = request.path
+    async def _dispatch(self, method: str, path: str, headers: Headers, scope, receive) -> Response:
         if path == "/health":
-            if request.method not in ("GET", "HEAD"):
-                return self._error(405, "method not allowed")
-            return Response("ok\n", mimetype="text/plain")
-        match = _PATH.match(path)
-        if not match or not VM_NAME_PATTERN.match(match.group("vm")):
-            return self._error(404, "not found")
-        vm_name = match.group("vm")
-        name = match.group("name")
-        if name is not None and not SAFE_NAME.match(name):
-            return self._error(404, "not found")
+            if method not in ("GET", "HEAD"):
+                return _text(405, "method not allowed", Allow="GET, HEAD")
+            return _text(200, "ok")
+        match = _PATH.fullmatch(path)
+        if not match or not VM_NAME_PATTERN.fullmatch(match.group("vm")):
+            return _text(404, "not found")
+        vm_name, name = match.group("vm"), match.group("name")
+        if name is not None and not SAFE_NAME.fullmatch(name):
+            return _text(404, "not found")
         operation = match.group("simple") or match.group("area")
-        allowed = {"heartbeat": "POST", "shutdown_message": "PUT", "logs": "PUT", "context": "GET"}[operation]
-        if request.method != allowed:
-            response = self._error(405, "method not allowed")
-            response.headers["Allow"] = allowed
-            return response
+        if method != _METHODS[operation]:
+            return _text(405, "method not allowed", Allow=_METHODS[operation])
 
-        refusal, token = self._authenticate(request, vm_name)
-        if refusal is not None:
-            return refusal
-        if operation == "heartbeat":
-            return self._heartbeat(request, vm_name)
-        if operation == "shutdown_message":
-            return self._shutdown_message(request, vm_name)
-        if operation == "logs":
-            return self._store_log(request, vm_name, name)
-        return self._context(token, name)
-
-    def _authenticate(self, request: Request, vm_name: str) -> tuple[Response | None, VMToken | None]:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            response = self._error(401, "a bearer token is required")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="jdirac-vm"'
-            return response, None
+        token = self._authenticate(headers, vm_name, scope.get("client"))
+        self._admit(vm_name)
         try:
-            verified = self.authority.verify(token.strip())
+            if operation == "context":
+                return await self._context(token, name)
+            if operation == "heartbeat":
+                body = await read_body(receive, headers, _HEARTBEAT_BODY_BYTES, self.limits.body_timeout_seconds)
+                return await self._heartbeat(vm_name, body)
+            if operation == "shutdown_message":
+                body = await read_body(receive, headers, _SHUTDOWN_BODY_BYTES, self.limits.body_timeout_seconds)
+                return await self._shutdown_message(vm_name, body)
+            body = await read_body(receive, headers, self.limits.max_upload_bytes, self.limits.body_timeout_seconds)
+            return await self._store_log(vm_name, name, body)
+        finally:
+            self.in_progress -= 1
+            self.admission.release(vm_name)
+
+    # --- admission -------------------------------------------------------------------------------
+    def _authenticate(self, headers: Headers, vm_name: str, client) -> VMToken:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        token = token.strip()
+        where = client[0] if client else "?"
+        if scheme.lower() != "bearer" or not token:
+            raise _Refusal(_text(401, "a bearer token is required", **{"WWW-Authenticate": 'Bearer realm="jdirac-vm"'}))
+        try:
+            verified = self.authority.verify(token)
         except TokenExpired:
-            self.log("warn", f"expired token presented for {vm_name}")
-            return self._error(401, "token expired"), None
+            self.refusals.refused("expired token", f"expired token presented for {vm_name} from {where}")
+            raise _Refusal(_text(401, "token expired")) from None
         except TokenError:
-            self.log("warn", f"invalid token presented for {vm_name} from {request.remote_addr}")
-            return self._error(401, "invalid token"), None
+            self.refusals.refused("invalid token", f"invalid token presented for {vm_name} from {where}")
+            raise _Refusal(_text(401, "invalid token")) from None
         if verified.vm_name != vm_name:
-            self.log("warn", f"token of {verified.vm_name} used for {vm_name} from {request.remote_addr}")
-            return self._error(403, "this token is not valid for this VM"), None
-        return None, verified
+            self.refusals.refused(
+                "token of another VM", f"token of {verified.vm_name} used for {vm_name} from {where}"
+            )
+            raise _Refusal(_text(403, "this token is not valid for this VM"))
+        return verified
 
-    def _body(self, request: Request, limit: int) -> bytes:
-        if request.content_length is not None and request.content_length > limit:
-            raise _TooLarge(limit)
-        data = request.stream.read(limit + 1)
-        if len(data) > limit:
-            raise _TooLarge(limit)
-        return data
+    def _admit(self, vm_name: str) -> None:
+        try:
+            self.admission.admit(vm_name)
+        except Refused as exc:
+            self.refusals.refused("per-VM limit", f"{vm_name}: {exc.reason}")
+            raise _Refusal(_text(429, exc.reason, **{"Retry-After": str(exc.retry_after)})) from None
+        if self.in_progress >= self.limits.max_concurrent_requests:
+            self.admission.release(vm_name)
+            self.refusals.refused("endpoint busy", f"endpoint busy: {self.in_progress} requests in progress")
+            raise _Refusal(_text(503, "endpoint busy, retry later", **{"Retry-After": "5"}))
+        self.in_progress += 1
 
-    def _vm_lock(self, vm_name: str) -> threading.Lock:
+    # --- the VM's record -------------------------------------------------------------------------
+    async def _in_thread(self, function, *args):
+        if self._store_limiter is None:
+            self._store_limiter = CapacityLimiter(self.limits.store_threads)
+        return await anyio.to_thread.run_sync(function, *args, limiter=self._store_limiter)
+
+    def _vm_lock(self, vm_name: str) -> asyncio.Lock:
         with self._lock:
-            return self._vm_locks.setdefault(vm_name, threading.Lock())
+            return self._vm_locks.setdefault(vm_name, asyncio.Lock())
 
-    def _heartbeat(self, request: Request, vm_name: str) -> Response:
-        try:
-            body = self._body(request, _HEARTBEAT_BODY_BYTES)
-        except _TooLarge as exc:
-            return self._error(413, str(exc))
-        load = body.decode("utf-8", "replace").strip()
-        load = "".join(c for c in load if c.isprintable())[:128]
-        now = self.clock()
-        with self._vm_lock(vm_name):
-            last = self._last_heartbeat.get(vm_name)
-            if last is not None and now - last < self.limits.min_heartbeat_seconds:
-                return self._error(429, f"at most one heartbeat every {self.limits.min_heartbeat_seconds:g} s")
-            self.store.add_heartbeat(vm_name, dt.datetime.fromtimestamp(now, dt.timezone.utc), load)
-            with self._lock:
-                self._last_heartbeat[vm_name] = now
-        self._touch(vm_name)
-        return Response(status=204)
-
-    def _shutdown_message(self, request: Request, vm_name: str) -> Response:
-        try:
-            body = self._body(request, _SHUTDOWN_BODY_BYTES)
-        except _TooLarge as exc:
-            return self._error(413, str(exc))
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            return self._error(400, "the shutdown message must be UTF-8 text")
-        match = _SHUTDOWN.match(text)
-        if not match:
-            return self._error(400, 'expected "<code 100-799> <text>", e.g. "200 Intended work completed ok"')
-        code = int(match.group("code"))
-        message = (match.group("text") or "")[:512]
-        self.store.set_shutdown_message(vm_name, code, message)
-        self.log("info", f"{vm_name} shutdown message {code} {message[:80]}")
-        self._touch(vm_name)
-        return Response(status=204)
-
-    def _store_log(self, request: Request, vm_name: str, name: str) -> Response:
-        try:
-            content = self._body(request, self.limits.max_upload_bytes)
-        except _TooLarge as exc:
-            return self._error(413, str(exc))
-        with self._vm_lock(vm_name):
-            sizes = self._log_sizes.get(vm_name)
-            if sizes is None:
-                sizes = dict(self.store.log_sizes(vm_name))
-            if name not in sizes and len(sizes) >= self.limits.max_logs_per_vm:
-                return self._error(413, f"at most {self.limits.max_logs_per_vm} logs per VM")
-            total = sum(size for kind, size in sizes.items() if kind != name) + len(content)
-            if total > self.limits.max_bytes_per_vm:
-                return self._error(413, f"at most {self.limits.max_bytes_per_vm} bytes of logs per VM")
-            self.store.store_log(vm_name, name, content)
-            sizes[name] = len(content)
-            with self._lock:
-                self._log_sizes[vm_name] = sizes
-        self._touch(vm_name)
-        return Response(status=204)
+    async def _require_alive(self, vm_name: str) -> VMStatus:
+        status = await self._in_thread(self.store.vm_status, vm_name)
+        if status.ended:
+            self.refusals.refused("VM ended", f"write for {vm_name}, which is {status.ended}")
+            raise _Refusal(_text(410, f"this VM is {status.ended}; nothing more is recorded"))
+        return status
 
     def _touch(self, vm_name: str) -> None:
         with self._lock:
             self._last_seen[vm_name] = self.clock()
 
-    def _context(self, token: VMToken, name: str) -> Response:
+    # --- operations ------------------------------------------------------------------------------
+    async def _heartbeat(self, vm_name: str, body: bytes) -> Response:
+        load = body.decode("utf-8", "replace").strip()
+        load = "".join(c for c in load if c.isprintable())[:128]
+        async with self._vm_lock(vm_name):
+            now = self.clock()
+            last = self._last_heartbeat.get(vm_name)
+            if last is not None and now - last < self.limits.min_heartbeat_seconds:
+                self.refusals.refused("heartbeat too early", f"{vm_name}: heartbeat too early")
+                return _text(429, f"at most one heartbeat every {self.limits.min_heartbeat_seconds:g} s")
+            await self._require_alive(vm_name)
+            when = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+            await self._in_thread(self.store.add_heartbeat, vm_name, when, load)
+            with self._lock:
+                self._last_heartbeat[vm_name] = now
+        self._touch(vm_name)
+        return Response(status_code=204)
+
+    async def _shutdown_message(self, vm_name: str, body: bytes) -> Response:
+        try:
+            message = parse_shutdown_message(body)
+        except MalformedShutdownMessage as exc:
+            return _text(400, str(exc))
+        async with self._vm_lock(vm_name):
+            status = await self._require_alive(vm_name)
+            if status.shutdown_code is not None:
+                if (status.shutdown_code, status.shutdown_message) == (message.code, message.text):
+                    return Response(status_code=204)  # the same message again (a retry)
+                return _text(409, f"a shutdown message ({status.shutdown_code}) was already recorded; the first one is kept")
+            await self._in_thread(self.store.set_shutdown_message, vm_name, message.code, message.text)
+        self.log("info", f"{vm_name} shutdown message {message.code} {message.text[:80]}")
+        self._touch(vm_name)
+        return Response(status_code=204)
+
+    async def _store_log(self, vm_name: str, name: str, content: bytes) -> Response:
+        async with self._vm_lock(vm_name):
+            await self._require_alive(vm_name)
+            sizes = self._log_sizes.get(vm_name)
+            if sizes is None:
+                sizes = dict(await self._in_thread(self.store.log_sizes, vm_name))
+            if name not in sizes and len(sizes) >= self.limits.max_logs_per_vm:
+                return _text(413, f"at most {self.limits.max_logs_per_vm} logs per VM")
+            total = sum(size for kind, size in sizes.items() if kind != name) + len(content)
+            if total > self.limits.max_bytes_per_vm:
+                return _text(413, f"at most {self.limits.max_bytes_per_vm} bytes of logs per VM")
+            await self._in_thread(self.store.store_log, vm_name, name, content)
+            sizes[name] = len(content)
+            with self._lock:
+                self._log_sizes[vm_name] = sizes
+        self._touch(vm_name)
+        return Response(status_code=204)
+
+    async def _context(self, token: VMToken, name: str) -> Response:
         if name == "shutdowntime":
             # Machine/Job Features (HSF-TN-2016-02): when the VM's lifetime ends, unix seconds.
-            return Response(f"{token.expires - TOKEN_GRACE_SECONDS}\n", mimetype="text/plain")
+            return _text(200, f"{token.expires - TOKEN_GRACE_SECONDS}")
         if self.context_dir is None:
-            return self._error(404, "no contextualization files")
+            return _text(404, "no contextualization files")
         path = (self.context_dir / name).resolve()
         if path.parent != self.context_dir or not path.is_file():
-            return self._error(404, "no such contextualization file")
+            return _text(404, "no such contextualization file")
         try:
-            data = path.read_bytes()
+            data = await self._in_thread(path.read_bytes)
         except OSError:
-            return self._error(404, "no such contextualization file")
-        return Response(data, mimetype="application/octet-stream")
-
-
-class _TooLarge(Exception):
-    def __init__(self, limit: int):
-        super().__init__(f"body over the limit of {limit} bytes")
+            return _text(404, "no such contextualization file")
+        return Response(data, media_type="application/octet-stream")

@@ -1,9 +1,10 @@
-"""Where the VM endpoint keeps what VMs send: the small interface the WSGI app writes to, and its
+"""Where the VM endpoint keeps what VMs send: the small interface the ASGI app writes to, and its
 implementation over VMStateClient (VMDB directly or through the VMManager service)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -15,7 +16,36 @@ class UnknownVM(StoreError):
     """The store has no record of this VM."""
 
 
+#: Cloud states after which a VM sends nothing more (VMDB.TERMINAL_STATES).
+ENDED_STATES = frozenset(("SHUTOFF", "ERROR"))
+
+
+@dataclass(frozen=True)
+class VMStatus:
+    """What the endpoint needs to know of a VM's record before it writes."""
+
+    ended: str = ""  # why nothing more is recorded ("deleted", "powered off (SHUTOFF)"); "" = alive
+    shutdown_code: int | None = None
+    shutdown_message: str = ""
+
+    @classmethod
+    def from_record(cls, record: dict) -> VMStatus:
+        state = str(record.get("cloud_state") or "")
+        if record.get("deleted"):
+            ended = "deleted"
+        elif state in ENDED_STATES:
+            ended = f"powered off ({state})" if state == "SHUTOFF" else f"in state {state}"
+        else:
+            ended = ""
+        return cls(ended=ended, shutdown_code=record.get("shutdown_code"),
+                   shutdown_message=str(record.get("shutdown_message") or ""))
+
+
 class VMRecordStore(Protocol):
+    def vm_status(self, vm_name: str) -> VMStatus:
+        """Raises UnknownVM when the store has no record of the VM."""
+        ...
+
     def add_heartbeat(self, vm_name: str, when: dt.datetime, load: str) -> None: ...
 
     def set_shutdown_message(self, vm_name: str, code: int, text: str) -> None: ...
@@ -45,6 +75,12 @@ class VMStateStore:
         if message.startswith("unknown VM"):
             raise UnknownVM(f"unknown VM {vm_name}")
         raise StoreError(message)
+
+    def vm_status(self, vm_name: str) -> VMStatus:
+        records = self._value(self._client.getVMs(names=[vm_name]), vm_name)
+        if not records:
+            raise UnknownVM(f"unknown VM {vm_name}")
+        return VMStatus.from_record(records[0])
 
     def add_heartbeat(self, vm_name: str, when: dt.datetime, load: str) -> None:
         self._value(self._client.addHeartbeat(vm_name, when, load), vm_name)
