@@ -3,6 +3,7 @@ OIDC token endpoint, both on loopback ports chosen at run time."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -43,14 +44,14 @@ def closed_port() -> int:
     return free_port()
 
 
-@pytest.fixture(scope="session")
-def moto_ec2(tmp_path_factory):
-    """moto's server mode on a free loopback port: (host, port)."""
+@contextlib.contextmanager
+def moto_server(log_dir: Path, **settings: str):
+    """moto's server mode on a free loopback port, with moto `settings` (environment variables):
+    (host, port)."""
     port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
     moto = Path(sys.executable).with_name("moto_server")
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-    with open(log, "wb") as out:
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", **settings}
+    with open(log_dir / "moto.log", "wb") as out:
         process = subprocess.Popen(
             [str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
         )
@@ -64,6 +65,28 @@ def moto_ec2(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def moto_ec2(tmp_path_factory):
+    """moto's EC2 server, accepting any AMI and credentials: (host, port)."""
+    with moto_server(tmp_path_factory.mktemp("moto")) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def moto_ec2_validating(tmp_path_factory):
+    """moto's EC2 server refusing unknown AMIs and instance types, as EC2 does."""
+    with moto_server(tmp_path_factory.mktemp("moto-validating"), MOTO_ENABLE_AMI_VALIDATION="1",
+                     MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION="1") as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def moto_ec2_authenticating(tmp_path_factory):
+    """moto's EC2 server checking every request's credentials against its IAM."""
+    with moto_server(tmp_path_factory.mktemp("moto-auth"), INITIAL_NO_AUTH_ACTION_COUNT="0") as address:
+        yield address
 
 
 @pytest.fixture

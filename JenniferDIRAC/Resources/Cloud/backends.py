@@ -98,6 +98,7 @@ def make_backend(config: CloudCEConfig) -> CloudBackend:
         key=key,
         secret=secret,
         driver_options=driver_options,
+        auth=creds.values,  # the driver profile reads its own keys (Azure: tenant_id, subscription_id)
         max_user_data_bytes=config.max_user_data_bytes,
         max_instances=config.max_instances,
         max_cores=config.max_cores,
