@@ -4,11 +4,11 @@ __version__ = "0.1.0"
 
 
 def extension_metadata() -> dict:
-    # DIRAC asks for this inside every generation of ObjectLoader's search order: the moment to
-    # keep that order (extensions before DIRAC) intact, see objectloader_order.
+    # DIRAC asks for this (once per process) before ObjectLoader generates its search order: the
+    # moment to keep that order (extensions before DIRAC) intact, see objectloader_order.
     from JenniferDIRAC.objectloader_order import correct_object_loader
 
-    correct_object_loader()
+    correct_object_loader(load=True)
     return {
         # A secondary extension: it sits beside a VO's primary extension (BelleDIRAC,
         # GridPP's DIRAC) or plain DIRAC, and must never take over the installation's
@@ -21,8 +21,8 @@ def extension_metadata() -> dict:
     }
 
 
-# Imported after DIRAC has loaded ObjectLoader (a dirac-* console script imports this package
-# before DIRAC builds its first ObjectLoader, so this is usually a no-op).
+# Imported after DIRAC has loaded ObjectLoader: correct it now (a dirac-* console script imports
+# this package before DIRAC loads ObjectLoader, and extension_metadata does it then).
 from JenniferDIRAC.objectloader_order import correct_object_loader as _correct  # noqa: E402
 
 _correct()

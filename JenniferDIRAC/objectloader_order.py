@@ -8,14 +8,16 @@ run by every ``Script.parseCommandLine``) rebuilds the search order from it as
 ``CEType = Cloud`` builds DIRAC's stock CloudComputingElement, whose VMs carry no owner metadata.
 
 The fix in DIRAC is to generate from a copy of the list. Until DIRAC has it, the same correction
-is applied here, from ``extension_metadata()``: DIRAC calls that inside every root-module
-generation (``extensionsByPriority`` loads each extension's metadata), so the correction is in
-place before the first reload in every process that has the extension installed. It is
-idempotent and harmless once DIRAC is fixed.
+is applied here, from ``extension_metadata()``: DIRAC's ``extensionsByPriority`` (cached: it runs
+once per process) calls it before any root modules can be generated, either from the ``@Script``
+wrapper of a ``dirac-*`` command or from ObjectLoader's first generation itself. The correction
+is then in place before the first reload in every process that has the extension installed. It
+is idempotent and harmless once DIRAC is fixed.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 _OBJECT_LOADER_MODULE = "DIRAC.Core.Utilities.ObjectLoader"
@@ -51,13 +53,19 @@ def _pristine_base(base_modules: list[str]) -> list[str]:
     return [module for module in base_modules if module and module not in extensions] or ["DIRAC"]
 
 
-def correct_object_loader() -> bool:
+def correct_object_loader(load: bool = False) -> bool:
     """Make ObjectLoader generate its root modules from a copy of its base list, and warn loudly
     whenever it still loads DIRAC's version of a module this extension overrides.
 
-    True once the correction is in place; False while DIRAC has not loaded ObjectLoader (nothing
-    to correct yet) or if DIRAC's internals changed so that it cannot be applied (warned)."""
+    `load`: import ObjectLoader's module if DIRAC has not yet (only once DIRAC itself is imported).
+    True once the correction is in place; False while ObjectLoader is not loaded (nothing to
+    correct yet) or if DIRAC's internals changed so that it cannot be applied (warned)."""
     module = sys.modules.get(_OBJECT_LOADER_MODULE)
+    if module is None and load and "DIRAC" in sys.modules:
+        try:
+            module = importlib.import_module(_OBJECT_LOADER_MODULE)
+        except ImportError:  # DIRAC is still being imported: its ObjectLoader call comes later
+            return False
     loader_class = getattr(module, "ObjectLoader", None)
     if loader_class is None:
         return False

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from DIRAC.Core.Utilities.ObjectLoader import ObjectLoader
 
 from JenniferDIRAC.objectloader_order import correct_object_loader
@@ -22,6 +23,10 @@ SCRIPT = textwrap.dedent(
     from DIRAC.Core.Base.Script import Script
 
     def main():
+        if sys.argv[3] == "script":  # what the @Script wrapper of every dirac-* command does first
+            from DIRAC.Core.Utilities.Extensions import extensionsByPriority
+
+            extensionsByPriority()
         Script.parseCommandLine(ignoreErrors=False)
         from DIRAC.Core.Utilities.ObjectLoader import ObjectLoader
         from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
@@ -42,13 +47,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def run_script(tmp_path, reloads, mode="keep"):
+def run_script(tmp_path, reloads, mode="keep", entry="script"):
     script = tmp_path / "dirac_order_probe.py"
     script.write_text(SCRIPT)
     (tmp_path / "etc").mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DIRAC", "X509"))}
     env["DIRAC_ROOT_PATH"] = str(tmp_path)
-    return subprocess.run([sys.executable, str(script), str(reloads), mode], env=env, cwd=tmp_path,
+    return subprocess.run([sys.executable, str(script), str(reloads), mode, entry], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -57,8 +62,11 @@ def built(res):
     return line.split()[1]
 
 
-def test_script_process_builds_our_cloud_ce(tmp_path):
-    res = run_script(tmp_path, reloads=0)
+@pytest.mark.parametrize("entry", ["script", "plain"])
+def test_script_process_builds_our_cloud_ce(tmp_path, entry):
+    # "script": DIRAC's extension list is computed (and cached) by the @Script wrapper before
+    # ObjectLoader exists; "plain": ObjectLoader's first generation computes it.
+    res = run_script(tmp_path, reloads=0, entry=entry)
     assert res.returncode == 0, res.stdout + res.stderr
     assert built(res) == OURS
     assert "stock" not in res.stdout + res.stderr
