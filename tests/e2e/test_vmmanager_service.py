@@ -1,7 +1,8 @@
 """The VMManager DIPS service on the loopback DIRAC server, reached by VMStateClient.
 
 Real parts: ``dirac-service WorkloadManagement/VMManager`` (DIPS, TLS with the loopback CA),
-VMDB on the server's MariaDB, DIRAC's authorization from the CS (the template's rules),
+VMDB on the server's MariaDB, DIRAC's authorization from the handler's code defaults (no
+Authorization section in the CS),
 VMStateClient in service mode in separate processes: one with the host certificate
 (TrustedHost, Operator), one with the user's proxy (no Operator: refused).
 """
@@ -61,9 +62,7 @@ def vmmanager(dirac_server):
     url = f"dips://localhost:{port}/WorkloadManagement/VMManager"
     dirac_server.add_cs(
         "Systems\n{\n  WorkloadManagement\n  {\n    Services\n    {\n      VMManager\n      {\n"
-        f"        Port = {port}\n        Protocol = dips\n"
-        "        Authorization\n        {\n          Default = Operator, TrustedHost\n"
-        "          getVMs = Operator, TrustedHost, JobAdministrator\n        }\n      }\n    }\n"
+        f"        Port = {port}\n        Protocol = dips\n      }}\n    }}\n"
         f"    URLs\n    {{\n      VMManager = {url}\n    }}\n  }}\n}}\n"
     )
     dirac_server.start_component("VMManager", ["dirac-service", "WorkloadManagement/VMManager"])
