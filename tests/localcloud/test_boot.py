@@ -22,7 +22,7 @@ def _b64(text: str | bytes) -> str:
 
 def _create(conn, user_data, name="vm", metadata=None):
     image = conn.image.find_image("EL9-x86_64")
-    return conn.compute.create_server(name=name, image_id=image.id, flavor_id="2",
+    return conn.compute.create_server(name=name, image_id=image.id, flavor_id="2", networks="auto",
                                       user_data=_b64(user_data), metadata=metadata or {})
 
 
@@ -146,7 +146,7 @@ def test_delete_kills_the_vm_processes(local_cloud):
 def test_vm_without_user_data_stays_up(local_cloud):
     conn = local_cloud.connect()
     image = conn.image.find_image("EL9-x86_64")
-    server = conn.compute.create_server(name="idle", image_id=image.id, flavor_id="1")
+    server = conn.compute.create_server(name="idle", image_id=image.id, flavor_id="1", networks="auto")
     local_cloud.compute.tick()
     assert conn.compute.get_server(server.id).status == "ACTIVE"
     assert "idle login:" in _console(conn, server.id)
@@ -156,13 +156,27 @@ def test_vm_without_user_data_stays_up(local_cloud):
 
 
 @pytest.mark.parametrize("local_cloud", BOOT, indirect=True)
-def test_vm_shares_the_host_network(local_cloud):
+def test_vm_reaches_only_the_forwarded_host_addresses(local_cloud):
     conn = local_cloud.connect()
-    url = f"{local_cloud.base_url}/compute/v2.1"
-    server = _create(conn, "#!/bin/sh\npython3 -c \"import urllib.request; "
-                           f"print('reached', urllib.request.urlopen('{url}').status)\"\n")
+    allowed_port = local_cloud.base_url.rsplit(":", 1)[1]
+    local_cloud.booter.reachable = (f"localhost:{allowed_port}",)
+    probe = ("import sys, urllib.request\n"
+             "for url in sys.argv[1:]:\n"
+             "    try:\n"
+             "        print('reached', url, urllib.request.urlopen(url, timeout=5).status)\n"
+             "    except OSError as exc:\n"
+             "        print('unreachable', url, type(exc).__name__)\n")
+    allowed = f"{local_cloud.base_url}/compute/v2.1"
+    other = local_cloud.base_url.replace(allowed_port, str(int(allowed_port) ^ 1))
+    server = _create(conn, "#cloud-config\n" + json.dumps({
+        "write_files": [{"path": "/root/probe.py", "content": probe}],
+        "runcmd": [["python3", "/root/probe.py", allowed, other]],
+    }))
     _wait_status(conn, server.id, "SHUTOFF")
-    assert "reached 200" in _console(conn, server.id)
+    console = _console(conn, server.id)
+    assert f"network: reachable 127.0.0.1:{allowed_port}" in console
+    assert f"reached {allowed} 200" in console
+    assert f"unreachable {other}" in console
 
 
 @pytest.mark.parametrize("local_cloud", BOOT, indirect=True)

@@ -14,7 +14,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .sandbox import VM_ENV, InstanceInfo, Sandbox, hostname_for
+from .limits import VMLimits
+from .netbridge import NetworkBridge, parse_destination
+from .sandbox import VM_ENV, InstanceInfo, Sandbox, SandboxExists, hostname_for
 
 if TYPE_CHECKING:
     from ..compute import Server
@@ -27,18 +29,31 @@ class SandboxBooter:
 
     Processes are launched by one long-lived thread, because bubblewrap's ``--die-with-parent``
     follows the thread that forked it: VMs die with the cloud, not with a request thread.
+
+    ``readable``: host paths the VMs may read (read-only); ``hidden``: paths inside those masked
+    from them (e.g. a secret beside the pilot files); ``reachable``: host addresses the VMs may
+    connect to (``"127.0.0.1:PORT"``; the DIRAC services, the VM endpoint, a pilot file server);
+    ``limits``: the rlimits of every VM process. Read when each VM boots.
     """
 
     def __init__(self, sandbox_root: str | Path | None = None, region: str = "RegionOne",
-                 readable: tuple[str, ...] = ()) -> None:
-        if shutil.which("bwrap") is None:
-            raise RuntimeError("LocalCloud(boot=True) needs bubblewrap: apt-get install bubblewrap")
+                 readable: tuple[str, ...] = (), hidden: tuple[str, ...] = (),
+                 reachable: tuple = (), limits: VMLimits | None = None) -> None:
+        for tool in ("bwrap", "prlimit"):
+            if shutil.which(tool) is None:
+                raise RuntimeError(f"LocalCloud(boot=True) needs {tool}: apt-get install bubblewrap util-linux")
         self._own_root = sandbox_root is None
-        self.root = Path(sandbox_root) if sandbox_root else Path(tempfile.mkdtemp(prefix="localcloud-vms-"))
-        self.root.mkdir(parents=True, exist_ok=True)
+        # A directory of its own under sandbox_root: a second cloud with the same id seed and the
+        # same sandbox_root never meets the directories of the first one's VMs.
+        if sandbox_root is not None:
+            Path(sandbox_root).mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix="localcloud-vms-", dir=sandbox_root))
         self.region = region
-        # Extra host paths the VMs may read even where a VM directory hides them (e.g. /tmp/...).
         self.readable = readable
+        self.hidden = hidden
+        self.reachable = reachable
+        self.limits = limits or VMLimits()
+        self.network = NetworkBridge()
         self.sandboxes: dict[str, Sandbox] = {}
         self.processes: dict[str, subprocess.Popen] = {}
         self._exit_codes: dict[str, int] = {}
@@ -59,6 +74,9 @@ class SandboxBooter:
             user_data=base64.b64decode(server.user_data) if server.user_data else b"",
         )
         with self._lock:
+            if server.id in self.sandboxes:
+                log.error("LocalCloud: server %s booted twice; the second boot is refused", server.id)
+                return
             self.sandboxes[server.id] = sandbox
             if self._launcher is None or not self._launcher.is_alive():
                 self._launcher = threading.Thread(target=self._launch_loop, name="localcloud-vm-launcher",
@@ -76,17 +94,29 @@ class SandboxBooter:
                 if server_id in self._cancelled:
                     continue
             try:
-                sandbox.prepare(info, tuple(self.readable))
-                with open(sandbox.console, "ab") as console:
+                sandbox.create()
+            except (SandboxExists, OSError) as exc:
+                log.error("LocalCloud cannot boot %s: %s", server_id, exc)
+                with self._lock:
+                    self._exit_codes[server_id] = 127
+                continue
+            try:
+                readable, hidden = tuple(self.readable), tuple(self.hidden)
+                destinations = [parse_destination(d) for d in self.reachable]
+                sandbox.prepare(info, readable)
+                self.network.open(server_id, sandbox.net, destinations)
+                with sandbox.open_console() as console:
                     console.write(f"LocalCloud: booting {name} ({server_id})\n".encode())
                     console.flush()
                     process = subprocess.Popen(
-                        sandbox.command(hostname_for(name), self.readable), stdin=subprocess.DEVNULL,
-                        stdout=console, stderr=subprocess.STDOUT, env=VM_ENV, start_new_session=True,
+                        self.limits.prlimit_command() + sandbox.command(hostname_for(name), readable, hidden),
+                        stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, env=VM_ENV,
+                        start_new_session=True,
                     )
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 log.error("LocalCloud cannot boot %s: %s", server_id, exc)
-                with open(sandbox.console, "ab") as console:
+                self.network.close(server_id)
+                with sandbox.open_console() as console:
                     console.write(f"LocalCloud: boot failed: {exc}\n".encode())
                 with self._lock:
                     self._exit_codes[server_id] = 127
@@ -101,7 +131,10 @@ class SandboxBooter:
             if server.id in self._exit_codes:
                 return self._exit_codes[server.id]
             process = self.processes.get(server.id)
-        return None if process is None else process.poll()
+        code = None if process is None else process.poll()
+        if code is not None:
+            self.network.close(server.id)
+        return code
 
     def stop(self, server: "Server") -> None:
         with self._lock:
@@ -109,12 +142,11 @@ class SandboxBooter:
             process = self.processes.get(server.id)
         if process is not None:
             _kill(process)
+        self.network.close(server.id)
 
     def console(self, server: "Server") -> str | None:
         sandbox = self.sandboxes.get(server.id)
-        if sandbox is None or not sandbox.console.exists():
-            return None
-        return sandbox.console.read_text(errors="replace")
+        return None if sandbox is None else sandbox.read_console()
 
     def stop_all(self) -> None:
         with self._lock:
@@ -125,6 +157,7 @@ class SandboxBooter:
             self._queue.put(None)
             self._launcher.join(timeout=10)
             self._launcher = None
+        self.network.stop()
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 

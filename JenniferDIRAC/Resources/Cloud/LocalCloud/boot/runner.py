@@ -6,8 +6,9 @@ power_state. Everything prints to stdout, which is the VM's console. Usage::
 
     python runner.py /var/lib/cloud/instance/user-data.txt
 
-This file is executed by path inside the sandbox, so it imports only the stdlib, PyYAML and
-its sibling ``userdata.py``.
+Before the user data, the host addresses the cloud forwards to this VM start answering on its
+loopback (``guestnet``). This file is executed by path inside the sandbox, so it imports only
+the stdlib, PyYAML and its siblings ``userdata.py`` and ``guestnet.py``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import guestnet  # noqa: E402
 from userdata import Script, parse  # noqa: E402
 
 HANDLED = {"bootcmd", "write_files", "users", "groups", "runcmd", "power_state", "final_message",
@@ -204,6 +206,12 @@ def main(user_data_path: str) -> int:
     data = Path(user_data_path).read_bytes()
     started = time.time()
     say(f"LocalCloud cloud-init subset starting, user data {len(data)} bytes")
+    try:
+        reachable = guestnet.start()
+    except OSError as exc:
+        say(f"network: cannot start the forwarded addresses: {exc}")
+    else:
+        say("network: reachable " + (", ".join(f"{h}:{p}" for h, p in reachable) or "nothing"))
     try:
         parsed = parse(data)
     except Exception as exc:
