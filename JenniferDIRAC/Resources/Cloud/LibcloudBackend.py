@@ -108,9 +108,7 @@ class LibcloudBackend(CloudBackend):
         profile_cls, driver_cls = drivers.resolve(cloud_type)
         self.cloud_type = cloud_type
         self.profile: DriverProfile = profile_cls(driver_cls, key, secret, driver_kwargs(driver_options or {}), auth)
-        self._pool: DriverPool[NodeDriver] = DriverPool(self.profile.new_driver)
-        with self._pool.lease():
-            pass  # a driver that cannot be built is a configuration error now, not at first use
+        self._pool: DriverPool[NodeDriver] = DriverPool(self.profile.new_driver)  # built at first use
         self.max_user_data_bytes = max_user_data_bytes or self.profile.max_user_data_bytes
         self._caps = (max_instances, max_cores, max_ram_mb)
         self._lock = threading.Lock()
@@ -121,14 +119,15 @@ class LibcloudBackend(CloudBackend):
     # --- calls and errors --------------------------------------------------------------------
     @contextlib.contextmanager
     def _driver(self, what: str) -> Iterator[NodeDriver]:
-        """A driver no other thread uses during the call; libcloud errors become CloudErrors."""
-        with self._pool.lease() as driver:
-            try:
+        """A driver no other thread uses during the call; libcloud errors become CloudErrors
+        (building a driver may call the cloud too: Azure fetches its token)."""
+        try:
+            with self._pool.lease() as driver:
                 yield driver
-            except CloudError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - drivers raise bare Exception for API errors
-                raise self._translate(exc, what) from None
+        except CloudError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - drivers raise bare Exception for API errors
+            raise self._translate(exc, what) from None
 
     def _translate(self, exc: Exception, what: str) -> CloudError:
         message = getattr(exc, "message", None) if isinstance(exc, BaseHTTPError) else None
