@@ -325,6 +325,9 @@ class _Parser:
 
         if not hasattr(Provider, name):
             raise ConfigurationError("CloudType", f"{raw!r} is not a libcloud compute provider")
+        from JenniferDIRAC.Resources.Cloud.drivers import refuse_unsupported
+
+        refuse_unsupported(name)  # GCE, OPENNEBULA, ...: no driver profile, refused here
         return name
 
     @staticmethod

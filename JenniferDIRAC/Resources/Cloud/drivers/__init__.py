@@ -39,6 +39,12 @@ def _load_class(cloud_type: str) -> type[NodeDriver]:
             raise ConfigurationError(OPTION, f"cannot load driver class {cloud_type}: {exc}") from None
 
 
+def refuse_unsupported(provider_name: str) -> None:
+    """Raise the CloudType ConfigurationError for a libcloud Provider name no profile serves."""
+    if not any(provider_name.upper() in p.provider_names for p in PROFILES):
+        raise ConfigurationError(OPTION, f"{provider_name.upper()} is not supported (supported: {supported()})")
+
+
 def resolve(cloud_type: str) -> tuple[type[DriverProfile], type[NodeDriver]]:
     """(profile, libcloud driver class) for a CloudType. Raises ConfigurationError."""
     if not cloud_type:
@@ -52,7 +58,5 @@ def resolve(cloud_type: str) -> tuple[type[DriverProfile], type[NodeDriver]]:
     name = cloud_type.upper()
     if getattr(Provider, name, None) is None:
         raise ConfigurationError(OPTION, f"{cloud_type!r} is not a libcloud provider name")
-    for profile in PROFILES:
-        if name in profile.provider_names:
-            return profile, profile.node_driver
-    raise ConfigurationError(OPTION, f"{name} is not supported (supported: {supported()})")
+    refuse_unsupported(name)
+    return next(p for p in PROFILES if name in p.provider_names), get_driver(getattr(Provider, name))
