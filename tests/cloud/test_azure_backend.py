@@ -181,3 +181,25 @@ def test_ce_configuration_with_a_service_principal_in_cloud_auth(azure, tmp_path
     vm = backend.create_vm(spec_for(backend, config.owner(make_stamp())))
     assert [v.id for v in backend.list_vms(config.owner())] == [vm.id]
     assert backend.delete_vms([vm.id]) == {}
+
+
+def test_ssh_key_network_by_id_and_default_subnet(azure):
+    backend = LibcloudBackend(cloud_type="AZURE_ARM", key=CLIENT_ID, secret=CLIENT_SECRET, auth=AUTH,
+                              driver_options={k: v for k, v in options(azure.url).items() if k != "ex_subnet"})
+    vnet = ("/subscriptions/99999999-9999-9999-9999-999999999999/resourceGroups/REVIZOR/providers/"
+            "Microsoft.Network/virtualNetworks/test_network")
+    assert backend.resolve_networks([vnet]) == [vnet]
+    owner = OwnerTags(installation="azure-test", ce="azure.cloud.test")
+    public_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGhvc3Qta2V5LWZvci10ZXN0cy1vbmx5AAAAAAAA admin@example"
+    spec = VMSpec(name=make_vm_name(), image_id=IMAGE, flavor_id="Standard_A1", user_data=b"#cloud-config\n",
+                  metadata=owner.to_metadata(), network_ids=[vnet], key_name=public_key)
+    vm = backend.create_vm(spec)
+    (put,) = azure.vm_puts
+    assert put["properties"]["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"] == public_key
+    nic = azure.nics[put["properties"]["networkProfile"]["networkInterfaces"][0]["id"]]
+    assert nic["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"] == f"{vnet}/subnets/default"
+    with pytest.raises(ConfigurationError) as info:
+        backend.create_vm(VMSpec(name=make_vm_name(), image_id=IMAGE, flavor_id="Standard_A1", user_data=b"",
+                                 metadata=owner.to_metadata(), network_ids=[vnet], key_name="my-keypair"))
+    assert info.value.option == "Instance_SSHKey"
+    assert backend.delete_vms([vm.id]) == {}

@@ -46,9 +46,9 @@ Options are read at the CE level and may be overridden per queue, like every DIR
 DIRAC's CloudCE options (same meaning):
 
 CloudType
-  (Required unless CloudsYamlCloud is set) ``OPENSTACK`` (openstacksdk), any libcloud compute
-  provider name (``EC2``, ``AZURE_ARM``, ``GCE``, ``OPENNEBULA``, ...) or a driver class path
-  ``my.module.MyNodeDriver``.
+  (Required unless CloudsYamlCloud is set) ``OPENSTACK`` (openstacksdk), ``EC2`` or
+  ``AZURE_ARM`` (libcloud), or the class path of a libcloud OpenStack, EC2 or Azure driver (or a
+  subclass). Other providers (GCE, OpenNebula, ...) are refused as not supported.
 Driver\_\*
   Options passed to the libcloud driver (prefix stripped). For ``CloudType = OPENSTACK`` the
   options of an existing DIRAC configuration are translated to keystoneauth / openstacksdk:
