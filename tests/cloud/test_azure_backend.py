@@ -8,6 +8,8 @@ import json
 import os
 
 import pytest
+from azure_arm_standin import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, AzureStandIn
+from loopback_http import LoopbackServer
 
 from JenniferDIRAC.Resources.Cloud.backends import make_backend
 from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
@@ -22,9 +24,6 @@ from JenniferDIRAC.Resources.Cloud.LibcloudBackend import LibcloudBackend
 from JenniferDIRAC.Resources.Cloud.model import TAG_STAMP, OwnerTags, VMSpec, VMState
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name
 from JenniferDIRAC.Resources.Cloud.submission import create_vms
-
-from azure_arm_standin import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, AzureStandIn
-from loopback_http import LoopbackServer
 
 RG = "000000"
 IMAGE = "OpenLogic:CentOS:7.3:latest"

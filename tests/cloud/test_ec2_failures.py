@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from loopback_http import LoopbackServer
 from werkzeug.wrappers import Request, Response
 
 from JenniferDIRAC.Resources.Cloud.errors import (
@@ -20,8 +21,6 @@ from JenniferDIRAC.Resources.Cloud.errors import (
 )
 from JenniferDIRAC.Resources.Cloud.LibcloudBackend import LibcloudBackend
 from JenniferDIRAC.Resources.Cloud.model import OwnerTags, VMSpec
-
-from loopback_http import LoopbackServer
 
 SECRET = "ec2-failure-secret-value"
 AMI = "ami-03cf127a"

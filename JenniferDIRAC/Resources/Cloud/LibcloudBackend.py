@@ -24,8 +24,8 @@ import contextlib
 import socket
 import ssl
 import threading
-from datetime import timezone
 from collections.abc import Iterator, Mapping
+from datetime import UTC, timezone
 from typing import Any
 
 import requests
@@ -163,8 +163,8 @@ class LibcloudBackend(CloudBackend):
         vm = self.profile.node_vm(driver, node)
         created = node.created_at
         if created is not None:
-            vm.created = (created.replace(tzinfo=timezone.utc) if created.tzinfo is None
-                          else created.astimezone(timezone.utc))
+            vm.created = (created.replace(tzinfo=UTC) if created.tzinfo is None
+                          else created.astimezone(UTC))
         return vm
 
     def list_vms(self, owner: OwnerTags) -> list[VM]:

@@ -9,8 +9,8 @@ filtered server-side on our tags. Failures are typed from the EC2 error code of 
 from __future__ import annotations
 
 import functools
-from xml.etree import ElementTree
 from typing import Any
+from xml.etree import ElementTree
 
 from libcloud.common.types import InvalidCredsError, MalformedResponseError
 from libcloud.compute.base import Node, NodeDriver, NodeImage, NodeSize
@@ -109,7 +109,7 @@ def _child_text(element, name: str) -> str:
     return next((child.text or "" for child in element if _local(child.tag) == name), "")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reading_any_namespace(driver_cls: type[NodeDriver]) -> type[NodeDriver]:
     connection = driver_cls.connectionCls
     response = type("Response", (_ErrorBody, connection.responseCls), {})
