@@ -173,3 +173,69 @@ def test_keystone_url_translation(url, version, expected):
     config = parse(Driver_ex_force_auth_url=url, Driver_ex_force_auth_version=version)
     assert config.openstack.auth_url == expected
     assert config.openstack.auth_type in ("password", "v3applicationcredential")
+
+
+# --- unknown options: a misspelling is warned about, DIRAC's own options are not -------------------
+#: A queue's parameters as DIRAC's getQueuesResolved and the SiteDirector hand them to the CE.
+DIRAC_QUEUE_OPTIONS = {
+    "Queue": "default", "GridCE": "cloudprov.mysite.example", "CEType": "Cloud", "maxCPUTime": "2880",
+    "SI00": "2000", "CPUTime": "552960", "ExtraPilotOptions": "-M 1", "MaxTotalJobs": "100",
+    "MaxWaitingJobs": "10", "Platform": "EL9", "Tag": ["MultiProcessor"], "RequiredTag": [],
+    "NumberOfProcessors": "4", "MaxRAM": "8000", "WholeNode": "False", "LocalCEType": "Pool",
+    "BundleProxy": "True", "SubmissionMode": "Direct", "architecture": "x86_64", "OS": "EL9",
+    "VO": "belle", "WaitingToRunningRatio": "0.5", "Context_EndpointURL": "https://endpoint.example:8449",
+}
+
+
+def test_dirac_queue_options_are_not_unknown():
+    assert parse(**DIRAC_QUEUE_OPTIONS).unknown_options == ()
+
+
+def test_misspelled_options_get_the_closest_known_option():
+    config = parse(Instance_Flavour="name:m1.small", QuotaShares="0.5", Zzyzx="1", **DIRAC_QUEUE_OPTIONS)
+    problems = dict(config.unknown_options)
+    assert set(problems) == {"Instance_Flavour", "QuotaShares", "Zzyzx"}
+    assert problems["Instance_Flavour"].endswith("did you mean Instance_Flavor?")
+    assert problems["QuotaShares"].endswith("did you mean QuotaShare?")
+    assert "did you mean" not in problems["Zzyzx"]
+
+
+def test_openstack_only_options_are_unknown_to_an_ec2_ce():
+    config = parse(CloudType="EC2", Driver_ex_force_auth_url=None, Driver_ex_force_auth_version=None,
+                   Driver_ex_tenant_name=None, ProjectName="belle")
+    assert [option for option, _ in config.unknown_options] == ["ProjectName"]
+
+
+# --- what the cloud would refuse at every create is refused at configuration ---------------------
+def test_metadata_items_including_ours_are_at_most_128():
+    from JenniferDIRAC.Resources.Cloud.ceconfig import OWNER_METADATA_ITEMS
+
+    fits = ",".join(f"k{i}=v" for i in range(128 - OWNER_METADATA_ITEMS))
+    assert len(parse(Instance_Metadata=fits).extra_metadata) == 128 - OWNER_METADATA_ITEMS
+    with pytest.raises(ConfigurationError) as failure:
+        parse(Instance_Metadata=fits + ",one=more")
+    assert failure.value.option == "Instance_Metadata" and "128" in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    "changes, option",
+    [
+        ({"Site": "CLOUD." + "x" * 260 + ".uk"}, "Site"),
+        ({"Community": "v" * 256}, "Community"),
+        ({"Community": None, "VO": "v" * 256}, "VO"),
+        ({"Instance_SSHKey": "key\tname"}, "Instance_SSHKey"),
+        ({"Instance_SSHKey": "key\x07bell"}, "Instance_SSHKey"),
+        ({"Instance_SecurityGroups": "default, " + "g" * 256}, "Instance_SecurityGroups"),
+        ({"Instance_AvailabilityZone": "z" * 256}, "Instance_AvailabilityZone"),
+    ],
+)
+def test_values_nova_refuses_name_the_option(changes, option):
+    with pytest.raises(ConfigurationError) as failure:
+        parse(**changes)
+    assert failure.value.option == option
+
+
+def test_ce_name_longer_than_a_metadata_value_is_refused():
+    with pytest.raises(ConfigurationError) as failure:
+        CloudCEConfig.from_ce_parameters("c" * 256, dict(DIRAC_EXAMPLE))
+    assert failure.value.option == "CE" and "255" in str(failure.value)

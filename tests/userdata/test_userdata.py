@@ -202,9 +202,12 @@ def test_endpoint_is_optional():
 def test_template_errors_name_the_template_option(tmp_path):
     broken = tmp_path / "broken.j2"
     broken.write_text("#cloud-config\nrunuser: {{ ctx.no_such_field }}\n")
-    with pytest.raises(ConfigurationError) as caught:
+    with pytest.raises(ConfigurationError) as caught:  # a CE's Context_Template
         render_user_data(make_context(), get_profile("BelleII"), template_path=broken)
-    assert caught.value.option == "/Resources/Cloud/Profiles/BelleII/Template"
+    assert caught.value.option == "Context_Template"
+    with pytest.raises(ConfigurationError) as caught:  # the profile's own template
+        render_user_data(make_context(), get_profile("X", {"X": {"Template": str(broken)}}))
+    assert caught.value.option == "/Resources/Cloud/Profiles/X/Template"
     noheader = tmp_path / "noheader.j2"
     noheader.write_text("runcmd: []\n")
     with pytest.raises(ConfigurationError, match="#cloud-config"):

@@ -9,6 +9,7 @@ Errors are ConfigurationError naming the CS option.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from JenniferDIRAC.Resources.Cloud.errors import ConfigurationError
 from JenniferDIRAC.Resources.Cloud.model import TAG_PREFIX, OwnerTags
+from JenniferDIRAC.Resources.Cloud.optionnames import unknown_option_problem
 
 OPENSTACK = "OPENSTACK"
 DRIVER_PREFIX = "Driver_"
@@ -55,6 +57,48 @@ _METADATA_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
 
 
 @dataclass(frozen=True)
+#: Nova refuses a server with more metadata items (``Maximum number of metadata items exceeds
+#: 128``, the default ``metadata_items`` quota) or a metadata value / name longer than 255.
+MAX_METADATA_ITEMS = 128
+MAX_NOVA_TEXT = 255
+#: Metadata items JenniferDIRAC itself writes on a VM at most (one per owner tag).
+OWNER_METADATA_ITEMS = len(dataclasses.fields(OwnerTags))
+#: Nova's rule for names (key pairs, security groups, availability zones): printable, no
+#: leading or trailing white space.
+_NOVA_NAME = re.compile(r"^(?!\s)[^\x00-\x1f\x7f]{1,255}(?<!\s)$")
+
+#: DIRAC's own options that reach a CE's parameters: CE and queue options of the CS
+#: (ComputingElement, SiteDirector, getQueuesResolved, the pilot and job matching), and what
+#: DIRAC adds itself. Never reported as unknown.
+DIRAC_CE_OPTIONS = frozenset(
+    {
+        # added by DIRAC (getQueues / getQueuesResolved, the SiteDirector, ComputingElement)
+        "CEType", "Site", "GridCE", "Queue", "QueueName", "CEName", "Community", "VO",
+        "VirtualOrganization", "GridEnv", "Setup", "CPUTime", "JobExecDir", "OwnerDN", "OwnerGroup",
+        "DIRACVersion", "ReleaseVersion", "ReleaseProject", "ProcessorsInUse",
+        # CE and queue options of DIRAC's CS (Resources/Sites/<Grid>/<Site>/CEs/<CE>[/Queues/<Q>])
+        "architecture", "Architecture", "OS", "Platform", "SubmissionMode", "LocalCEType", "LocalSE",
+        "Tag", "Tags", "RequiredTag", "RequiredTags", "MaxRAM", "NumberOfProcessors",
+        "maxNumberOfProcessors", "NumberOfGPUs", "WholeNode", "MultiProcessorStrategy", "maxCPUTime",
+        "SI00", "CPUNormalizationFactor", "CPUScalingFactor", "MaxTotalJobs", "MaxWaitingJobs",
+        "WaitingToRunningRatio", "BundleProxy", "ExtraPilotOptions", "GenericOptions",
+        "PilotRunDirectory", "SharedArea", "WorkingDirectory", "WorkArea", "InfoArea",
+        "ExecutableArea", "Preamble", "SubmissionPolicy", "Timeout", "RemoveOutput", "KeepWorkArea",
+        "DaysToKeepLogs", "DaysToKeepRemoteLogs", "PilotBenchmark", "LogLevel", "Name",
+        "MaxCPUTime", "MaxCPUTimeNormalized", "CPUPower", "MaxProcessors", "RequiredRAM",
+        "ContainerRoot", "ContainerBind", "ContainerOptions", "InstallDIRACInContainer",
+        "InnerCESubmissionType", "AsyncSubmission", "AlwaysIncludeProxy", "JobType",
+        "Accounting", "Monitoring", "UserEnvVariables", "EnvironmentVariables",
+    }
+)
+#: Options this CE reads outside the CE-parameter parser (VM endpoint settings).
+OTHER_CE_OPTIONS = frozenset({"Context_EndpointURL", "Context_TokenSecretFile"}) | frozenset(
+    {  # the VMDirector's per-CE / per-queue overrides (Agent/VMDirector.py); LostPilotGrace also the CE's
+        "BootTimeout", "ZombieGrace", "OrphanGrace", "LostPilotGrace", "HeartbeatTimeout", "FizzleSeconds",
+        "BackoffSeconds", "DeletingTimeout", "MaxLifetime", "HS06PerCore",
+    }
+)
+
 class OpenStackIdentity:
     """Non-secret keystoneauth / openstacksdk settings of an OpenStack CE."""
 
@@ -131,6 +175,8 @@ class CloudCEConfig:
     @property
     def is_openstack(self) -> bool:
         return self.cloud_type == OPENSTACK
+    #: (option, problem) of each option no one reads: a misspelling, warned about by the CE
+    unknown_options: tuple[tuple[str, str], ...] = ()
 
     def owner(self, stamp: str = "") -> OwnerTags:
         """The owner tags of this CE's VMs (with one VM's stamp, if given)."""
@@ -181,7 +227,12 @@ class _Parser:
 
     # --- typed accessors, each naming its option in errors -------------------------------
     def text(self, option: str, default: str = "") -> str:
-        value = self.params.get(option)
+        value = self.get(option)
+        self.consulted: set[str] = set()  # every option the parser asked for, set or not
+
+    def get(self, option: str):
+        self.consulted.add(option)
+        return self.params.get(option)
         if value is None:
             return default
         if isinstance(value, (list, tuple, set)):
@@ -196,7 +247,7 @@ class _Parser:
         return value
 
     def items(self, option: str) -> tuple[str, ...]:
-        value = self.params.get(option)
+        value = self.get(option)
         if value is None:
             return ()
         if isinstance(value, (list, tuple, set)):
@@ -269,7 +320,7 @@ class _Parser:
             if not os.path.isfile(template):
                 raise ConfigurationError("Context_Template", f"file {template} does not exist")
         vo = self.text("Community") or (self.items("VO") or ("",))[0]
-        return CloudCEConfig(
+        config = CloudCEConfig(
             ce_name=self.ce_name,
             cloud_type=cloud_type,
             installation=installation,
@@ -315,6 +366,45 @@ class _Parser:
             raise ConfigurationError("CloudType", "is required (OPENSTACK, EC2, ... or a driver class path)")
         if "." in raw:
             module, _, cls_name = raw.rpartition(".")
+        self.check_cloud_limits(config)
+        return dataclasses.replace(config, unknown_options=self.unknown_options())
+
+    def unknown_options(self) -> tuple[tuple[str, str], ...]:
+        """Options nobody reads (DIRAC's own and Driver_* aside), each with its closest known name."""
+        known = self.consulted | DIRAC_CE_OPTIONS | OTHER_CE_OPTIONS
+        unknown = sorted(
+            key for key in self.params
+            if isinstance(key, str) and key not in known and not key.startswith(DRIVER_PREFIX)
+        )
+        return tuple((key, unknown_option_problem(key, known, "CE option (ignored)")) for key in unknown)
+
+    def check_cloud_limits(self, config: CloudCEConfig) -> None:
+        """What Nova would refuse at every create: refused here once, naming the option."""
+        for option, value in (
+            ("CE", config.ce_name),
+            ("Site", config.site),
+            ("Community" if self.text("Community") else "VO", config.vo),
+            ("Context_Profile", config.context_profile),
+        ):
+            if len(value) > MAX_NOVA_TEXT:
+                raise ConfigurationError(
+                    option, f"is {len(value)} characters: VM metadata values are at most {MAX_NOVA_TEXT}"
+                )
+        items = len(config.extra_metadata) + OWNER_METADATA_ITEMS
+        if items > MAX_METADATA_ITEMS:
+            raise ConfigurationError(
+                "Instance_Metadata",
+                f"{len(config.extra_metadata)} items plus JenniferDIRAC's {OWNER_METADATA_ITEMS} exceed the "
+                f"cloud's limit of {MAX_METADATA_ITEMS} metadata items per VM",
+            )
+        names = [("Instance_SSHKey", config.ssh_key or ""), ("Instance_AvailabilityZone", config.availability_zone or "")]
+        names += [("Instance_SecurityGroups", group) for group in config.security_groups]
+        for option, name in names:
+            if name and not _NOVA_NAME.match(name):
+                raise ConfigurationError(
+                    option, f"{name[:60]!r} is not a valid name (1 to {MAX_NOVA_TEXT} printable characters, "
+                    "no leading or trailing space)"
+                )
             if not module or not cls_name.isidentifier():
                 raise ConfigurationError("CloudType", f"{raw!r} is not a module.ClassName driver path")
             return raw

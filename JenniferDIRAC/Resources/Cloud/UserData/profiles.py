@@ -15,6 +15,7 @@ from typing import Any
 
 from diraccfg import CFG
 
+from ..optionnames import unknown_option_problem
 from .errors import ConfigurationError
 
 CS_PROFILES_PATH = "/Resources/Cloud/Profiles"
@@ -137,9 +138,8 @@ def profile_from_options(name: str, options: dict[str, Any]) -> Profile:
         raise ConfigurationError(f"{CS_PROFILES_PATH}/{name}", "profile names are letters, digits and _ . -")
     unknown = sorted(set(options) - _KNOWN_OPTIONS)
     if unknown:
-        raise ConfigurationError(
-            _option(name, unknown[0]), f"unknown profile option (known: {', '.join(sorted(_KNOWN_OPTIONS))})"
-        )
+        problem = unknown_option_problem(unknown[0], _KNOWN_OPTIONS, "profile option")
+        raise ConfigurationError(_option(name, unknown[0]), f"{problem} (known: {', '.join(sorted(_KNOWN_OPTIONS))})")
     defaults = Profile(name=name)
     get = options.get
 

@@ -139,17 +139,18 @@ def render_user_data(ctx: PilotContext, profile: Profile, template_path: str | P
     """The #cloud-config document for one VM (text, not yet packed)."""
     _check_context(ctx)
     path = Path(template_path) if template_path else profile.template_path()
+    # A CE's Context_Template replaces the profile's template: errors name the option in use.
+    option = "Context_Template" if template_path else f"{CS_PROFILES_PATH}/{profile.name}/Template"
     if not path.is_file():
-        raise ConfigurationError(f"{CS_PROFILES_PATH}/{profile.name}/Template", f"template {path} does not exist")
+        raise ConfigurationError(option, f"template {path} does not exist")
     try:
         template = _environment(path.parent).get_template(path.name)
         text = template.render(ctx=ctx, profile=profile, files=build_files(ctx, profile))
     except jinja2.TemplateError as exc:
-        raise ConfigurationError(
-            f"{CS_PROFILES_PATH}/{profile.name}/Template", f"template {path.name} failed: {exc.message}"
-        ) from None
+        where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+        raise ConfigurationError(option, f"template {path.name} failed{where}: {exc.message}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(option, f"template {path.name} is not UTF-8 text") from None
     if not text.startswith("#cloud-config\n"):
-        raise ConfigurationError(
-            f"{CS_PROFILES_PATH}/{profile.name}/Template", f"template {path.name} must start with #cloud-config"
-        )
+        raise ConfigurationError(option, f"template {path.name} must start with #cloud-config")
     return text
