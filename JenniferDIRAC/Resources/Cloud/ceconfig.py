@@ -55,8 +55,6 @@ _TRANSLATED_DRIVER_OPTIONS = {
 _HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
 
-
-@dataclass(frozen=True)
 #: Nova refuses a server with more metadata items (``Maximum number of metadata items exceeds
 #: 128``, the default ``metadata_items`` quota) or a metadata value / name longer than 255.
 MAX_METADATA_ITEMS = 128
@@ -99,6 +97,8 @@ OTHER_CE_OPTIONS = frozenset({"Context_EndpointURL", "Context_TokenSecretFile"})
     }
 )
 
+
+@dataclass(frozen=True)
 class OpenStackIdentity:
     """Non-secret keystoneauth / openstacksdk settings of an OpenStack CE."""
 
@@ -171,12 +171,12 @@ class CloudCEConfig:
     max_ram_mb: int | None = None
     site: str = ""
     vo: str = ""
+    #: (option, problem) of each option no one reads: a misspelling, warned about by the CE
+    unknown_options: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_openstack(self) -> bool:
         return self.cloud_type == OPENSTACK
-    #: (option, problem) of each option no one reads: a misspelling, warned about by the CE
-    unknown_options: tuple[tuple[str, str], ...] = ()
 
     def owner(self, stamp: str = "") -> OwnerTags:
         """The owner tags of this CE's VMs (with one VM's stamp, if given)."""
@@ -224,15 +224,15 @@ class _Parser:
             raise ConfigurationError("CE", "the CE has no name")
         self.ce_name = ce_name
         self.params = params
-
-    # --- typed accessors, each naming its option in errors -------------------------------
-    def text(self, option: str, default: str = "") -> str:
-        value = self.get(option)
         self.consulted: set[str] = set()  # every option the parser asked for, set or not
 
     def get(self, option: str):
         self.consulted.add(option)
         return self.params.get(option)
+
+    # --- typed accessors, each naming its option in errors -------------------------------
+    def text(self, option: str, default: str = "") -> str:
+        value = self.get(option)
         if value is None:
             return default
         if isinstance(value, (list, tuple, set)):
@@ -359,13 +359,6 @@ class _Parser:
             site=self.text("Site"),
             vo=vo,
         )
-
-    def cloud_type(self, default: str) -> str:
-        raw = self.text("CloudType", default)
-        if not raw:
-            raise ConfigurationError("CloudType", "is required (OPENSTACK, EC2, ... or a driver class path)")
-        if "." in raw:
-            module, _, cls_name = raw.rpartition(".")
         self.check_cloud_limits(config)
         return dataclasses.replace(config, unknown_options=self.unknown_options())
 
@@ -405,6 +398,13 @@ class _Parser:
                     option, f"{name[:60]!r} is not a valid name (1 to {MAX_NOVA_TEXT} printable characters, "
                     "no leading or trailing space)"
                 )
+
+    def cloud_type(self, default: str) -> str:
+        raw = self.text("CloudType", default)
+        if not raw:
+            raise ConfigurationError("CloudType", "is required (OPENSTACK, EC2, ... or a driver class path)")
+        if "." in raw:
+            module, _, cls_name = raw.rpartition(".")
             if not module or not cls_name.isidentifier():
                 raise ConfigurationError("CloudType", f"{raw!r} is not a module.ClassName driver path")
             return raw
