@@ -52,6 +52,8 @@ def attach_cloud(server, cloud) -> None:
     cloud.booter.readable = tuple(
         str(p) for p in (roots.pilot_files, roots.cert_dir, REPO_ROOT, VENV_BIN.parent)
     )
+    # The VMs' own network reaches the DIRAC services (and, once configured, the VM endpoint).
+    cloud.booter.reachable = tuple(f"127.0.0.1:{port}" for port in server.endpoints.ports.values())
 
 
 AGENTS = ("SiteDirector", "VMDirector", "VMEndpoint")
@@ -183,6 +185,8 @@ def configure_cloud_site(server, cloud, options: CloudSiteOptions = CloudSiteOpt
     secret = etc / "vm-endpoint.secret"
     _private_file(secret, secrets.token_hex(32) + "\n")
     port = free_port()
+    if cloud.booter is not None:
+        cloud.booter.reachable = (*cloud.booter.reachable, f"127.0.0.1:{port}")
     server.add_cs(cloud_site_cs(cloud, str(auth), str(server.roots.cert_dir), port, str(secret), options))
     return port
 
