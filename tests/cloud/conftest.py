@@ -105,6 +105,18 @@ def ec2_namespace(monkeypatch):
     monkeypatch.setattr(ec2, "NAMESPACE", ec2.NAMESPACE.rstrip("/"))
 
 
+@pytest.fixture
+def azure():
+    """A loopback Azure Resource Manager + Azure AD (azure_arm_standin.py); its URL in `.url`."""
+    from azure_arm_standin import AzureStandIn
+    from loopback_http import LoopbackServer
+
+    standin = AzureStandIn()
+    with LoopbackServer(standin) as server:
+        standin.url = server.url
+        yield standin
+
+
 class TokenEndpoint:
     """An OAuth2 token endpoint (refresh_token grant) served by werkzeug on loopback.
 

@@ -8,8 +8,7 @@ import json
 import os
 
 import pytest
-from azure_arm_standin import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT, AzureStandIn
-from loopback_http import LoopbackServer
+from azure_arm_standin import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT
 
 from JenniferDIRAC.Resources.Cloud.backends import make_backend
 from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
@@ -28,14 +27,6 @@ from JenniferDIRAC.Resources.Cloud.submission import create_vms
 RG = "000000"
 IMAGE = "OpenLogic:CentOS:7.3:latest"
 AUTH = {"tenant_id": TENANT, "subscription_id": SUBSCRIPTION}
-
-
-@pytest.fixture
-def azure():
-    standin = AzureStandIn()
-    with LoopbackServer(standin) as server:
-        standin.url = server.url
-        yield standin
 
 
 def options(url: str, **more: str) -> dict[str, str]:
