@@ -334,7 +334,7 @@ def test_many_concurrent_vms_lose_nothing_and_attackers_get_nothing(endpoint):
 
 
 def test_silent_clients_do_not_block_others(endpoint):
-    """Connections that never send a request hold one thread each, not the server."""
+    """Connections that never send a request do not block the server (they cost no thread)."""
     host, port = endpoint.server.host, endpoint.server.port
     idle = [socket.create_connection((host, port), timeout=10) for _ in range(5)]
     try:
