@@ -102,6 +102,13 @@ def _subject_hash(cert_path: Path) -> str:
     return out.stdout.strip()
 
 
+def _valid_for_a_day(*cert_paths: Path) -> bool:
+    # A kept installation (demo --root DIR --keep) restarted after VALIDITY gets new credentials
+    # instead of TLS failures.
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+    return all(x509.load_pem_x509_certificate(p.read_bytes()).not_valid_after_utc > soon for p in cert_paths)
+
+
 def make_credentials(grid_security: str | os.PathLike, user_dir: str | os.PathLike) -> Credentials:
     """Create the CA and host credentials in ``grid_security``, the user's in ``user_dir`` (idempotent)."""
     grid = Path(grid_security)
@@ -117,7 +124,7 @@ def make_credentials(grid_security: str | os.PathLike, user_dir: str | os.PathLi
     )
     if all(
         p.exists() for p in (creds.ca_cert, creds.host_cert, creds.host_key, creds.user_cert, creds.user_key)
-    ):
+    ) and _valid_for_a_day(creds.ca_cert, creds.host_cert, creds.user_cert):
         return creds
     cert_dir.mkdir(parents=True, exist_ok=True)
     user_dir.mkdir(parents=True, exist_ok=True)
