@@ -143,6 +143,7 @@ def test_a_refused_service_principal_is_an_auth_error(azure):
     (AUTH, {"ex_resource_group": ""}, "Driver_ex_resource_group"),
     (AUTH, {"region": ""}, "Region"),
     (AUTH, {"cloud_environment": "Mars"}, "Driver_cloud_environment"),
+    (AUTH, {"host": "127.0.0.1"}, "Driver_host"),
 ])
 def test_missing_azure_settings_name_the_option(azure, auth, driver_options, option):
     with pytest.raises(ConfigurationError) as info:
@@ -184,12 +185,19 @@ def test_ssh_key_network_by_id_and_default_subnet(azure):
     spec = VMSpec(name=make_vm_name(), image_id=IMAGE, flavor_id="Standard_A1", user_data=b"#cloud-config\n",
                   metadata=owner.to_metadata(), network_ids=[vnet], key_name=public_key)
     vm = backend.create_vm(spec)
-    (put,) = azure.vm_puts
+    put = azure.vm_puts[0]
     assert put["properties"]["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"] == public_key
     nic = azure.nics[put["properties"]["networkProfile"]["networkInterfaces"][0]["id"]]
     assert nic["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"] == f"{vnet}/subnets/default"
+    custom_image = ("/subscriptions/99999999-9999-9999-9999-999999999999/resourceGroups/000000/providers/"
+                    "Microsoft.Compute/images/el9-pilot")
+    assert backend.resolve_image(custom_image) == custom_image
+    second = backend.create_vm(VMSpec(name=make_vm_name(), image_id=custom_image, flavor_id="Standard_A1",
+                                      user_data=b"", metadata=owner.to_metadata(), network_ids=[vnet]))
+    assert azure.vm_puts[-1]["properties"]["storageProfile"]["imageReference"] == {"id": custom_image}
     with pytest.raises(ConfigurationError) as info:
         backend.create_vm(VMSpec(name=make_vm_name(), image_id=IMAGE, flavor_id="Standard_A1", user_data=b"",
                                  metadata=owner.to_metadata(), network_ids=[vnet], key_name="my-keypair"))
     assert info.value.option == "Instance_SSHKey"
-    assert backend.delete_vms([vm.id]) == {}
+    assert backend.delete_vms([vm.id, second.id]) == {}
+    assert azure.nics == {}

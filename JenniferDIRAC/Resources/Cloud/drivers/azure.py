@@ -73,7 +73,9 @@ VM_API_VERSION = "2021-11-01"
 #: Azure Resource Manager error codes ("[Code] message") and what they mean here.
 ERROR_KINDS: dict[str, type[CloudError]] = {
     "QuotaExceeded": QuotaExceeded,
-    "OperationNotAllowed": QuotaExceeded,  # "... exceeding approved ... Cores quota"
+    # Azure's quota refusal: OperationNotAllowed, "... results in exceeding approved <family>
+    # Cores quota ..."; the same code without a quota in the message is a plain refusal (classify)
+    "OperationNotAllowed": QuotaExceeded,
     "SkuNotAvailable": CapacityExhausted,
     "AllocationFailed": CapacityExhausted,
     "ZonalAllocationFailed": CapacityExhausted,
@@ -203,10 +205,14 @@ class AzureProfile(DriverProfile):
     node_driver = AzureNodeDriver
     max_user_data_bytes = AZURE_MAX_USER_DATA_BYTES
     create_options = ("ex_resource_group", "ex_subnet", "ex_user_name", "ex_storage_account_type",
-                      "cloud_environment", "management_url", "login_url", "host", "port", "secure")
+                      "cloud_environment", "management_url", "login_url")
 
     def __init__(self, driver_cls, key, secret, options, auth) -> None:
         super().__init__(driver_cls, key, secret, options, auth)
+        for option in ("host", "port", "secure"):
+            if option in self.constructor_options:  # libcloud's Azure connection ignores them
+                raise ConfigurationError(f"Driver_{option}", "is not used by AZURE_ARM; set Driver_management_url "
+                                                             "and Driver_login_url instead")
         missing = [k for k in _REQUIRED_AUTH if not auth.get(k)]
         if missing or not key or not secret:
             needs = ", ".join(missing + [k for k, v in (("key", key), ("secret", secret)) if not v])
@@ -247,6 +253,8 @@ class AzureProfile(DriverProfile):
     # --- creating --------------------------------------------------------------------------
     def image_object(self, driver: NodeDriver, image_id: str) -> NodeImage:
         if image_id.startswith("/subscriptions/"):
+            # libcloud sends {"id": image.id} for this class; the id is the resource id as given
+            # (a managed image or a gallery image version), not the one the class would build
             image = AzureComputeGalleryImage(self.subscription_id, self.resource_group, "", image_id, driver)
             image.id = image_id
             return image

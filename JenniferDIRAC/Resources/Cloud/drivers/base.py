@@ -45,10 +45,6 @@ def error_code(message: str) -> str:
     return match.group("code") if match else ""
 
 
-def to_bool(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
 class DriverProfile:
     """One libcloud driver as LibcloudBackend uses it. Subclasses declare the class attributes
     and override what their driver does differently."""

@@ -73,6 +73,8 @@ class OpenStackLibcloudProfile(DriverProfile):
         )
 
     def classify(self, exc: Exception, message: str, status: int | None) -> type[CloudError] | None:
-        if status in (403, 413) and "uota" in message:  # Nova: 403 "Quota exceeded for ..."
+        # Nova's body has no error code: its quota refusal is a 403 (413 before Pike) whose
+        # message starts "Quota exceeded" (nova.exception.OverQuota); other 403s are policy
+        if status in (403, 413) and "Quota exceeded" in message:
             return QuotaExceeded
         return None
