@@ -8,13 +8,12 @@ import gzip
 import os
 
 import pytest
+from azure_arm_standin import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT
+from cloudconfig_testkit import pilot_environment
 from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
 from DIRAC.WorkloadManagementSystem.Client import PilotStatus
 
 from JenniferDIRAC.Resources.Cloud.references import parse_reference
-
-from azure_arm_standin import CLIENT_ID, CLIENT_SECRET, SUBSCRIPTION, TENANT
-from cloudconfig_testkit import pilot_environment
 
 CE_NAME = "azure.cloud.test"
 

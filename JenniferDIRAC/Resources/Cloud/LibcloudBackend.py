@@ -25,7 +25,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import UTC, timezone
+from datetime import UTC
 from typing import Any
 
 import requests
