@@ -67,7 +67,7 @@ def test_submit_options_reach_the_vm(make_ce, wrapper, local_cloud):
 
 
 def test_pilot_status_follows_the_vm(make_ce, wrapper, local_cloud):
-    ce = make_ce()
+    ce = make_ce(LostPilotGrace=0)  # a VM missing from the listing is gone at once
     local_cloud.faults.stick_next_vms_in_build(1)
     refs = ce.submitJob(wrapper, "", 5)["Value"]
     servers = by_name(local_cloud)
@@ -127,6 +127,7 @@ def test_job_output_is_the_console_log(make_ce, wrapper, local_cloud):
     assert f"LocalCloud virtual machine" in stdout and parse_reference(ref)[1] in stdout
     assert stderr == ""
     ce.killJob([ref])
+    local_cloud.compute.finish_deletions()  # Nova answers for a VM being deleted, not for one gone
     assert not ce.getJobOutput(ref)["OK"]
 
 

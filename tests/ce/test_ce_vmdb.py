@@ -46,10 +46,13 @@ def test_vms_that_were_never_created_are_marked_deleted(db, make_ce, wrapper, lo
     records = ok(db.getVMs(ce=CE_NAME))
     assert len(records) == 3
     assert sum(1 for r in records if r["deleted"] is None) == 1
-    assert all("create failed" in r["delete_reason"] for r in records if r["deleted"] is not None)
+    refused = [r for r in records if r["deleted"] is not None]
+    # the typed kind the backend read from Nova's 403, not a text contract
+    assert [r["failure_kind"] for r in refused] == ["quota", "quota"]
+    assert all("Quota exceeded for instances" in r["delete_reason"] for r in refused)
 
 
-def test_job_output_includes_the_logs_the_vm_uploaded(db, make_ce, wrapper):
+def test_job_output_includes_the_logs_the_vm_uploaded(db, make_ce, wrapper, local_cloud):
     ce = make_ce()
     ref = ce.submitJob(wrapper, "", 1)["Value"][0]
     name = parse_reference(ref)[1]
@@ -57,8 +60,10 @@ def test_job_output_includes_the_logs_the_vm_uploaded(db, make_ce, wrapper):
     stdout, _ = ok(ce.getJobOutput(ref))
     assert "console log" in stdout and "pilot log line" in stdout
     ce.killJob([ref])
+    local_cloud.compute.finish_deletions()
     stdout, _ = ok(ce.getJobOutput(ref))  # the VM is gone, its uploaded log is not
-    assert "pilot log line" in stdout and "console log" not in stdout
+    assert "pilot log line" in stdout and "==== console log" not in stdout
+    assert "==== not available ====\nconsole log: the VM no longer exists" in stdout
 
 
 def test_backoff_stops_submission_then_allows_one_probe(db, make_ce, wrapper, local_cloud):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import math
 import uuid
@@ -14,9 +15,13 @@ from JenniferDIRAC.Resources.Cloud.errors import (
     CloudAuthError,
     CloudError,
     CloudUnreachable,
+    ConfigurationError,
+    FailureKind,
     NotFound,
     QuotaExceeded,
+    RequestRejected,
 )
+from JenniferDIRAC.Resources.Cloud.resolving import StaleReference
 from JenniferDIRAC.Resources.Cloud.model import OwnerTags, VMSpec, VMState
 from JenniferDIRAC.Resources.Cloud.OpenStackBackend import NOVA_MAX_USER_DATA_BYTES, OpenStackBackend
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name
@@ -240,18 +245,97 @@ def test_create_timeout_is_not_retried(local_cloud, owner):
         backend.close()
 
 
-@pytest.mark.parametrize("message, error", [
-    ("Maximum number of ports exceeded", QuotaExceeded),
-    ("Quota exceeded for cores: Requested 2, but already used 20 of 20 cores", QuotaExceeded),
-    ("Policy doesn't allow os_compute_api:servers:create to be performed.", CloudError),
-])
-def test_forbidden_create(local_cloud, backend, owner, message, error):
-    local_cloud.faults.http_error(403, message=message, service="compute", method="POST", path="*/servers")
-    with pytest.raises(error, match="HTTP 403") as info:
+# Nova's (and Neutron's, through Nova) real answers to POST /servers, and what they mean
+CREATE_REFUSALS = [
+    (403, "Quota exceeded for instances: Requested 1, but already used 10 of 10 instances",
+     QuotaExceeded, FailureKind.QUOTA),
+    (403, "Quota exceeded for cores: Requested 2, but already used 20 of 20 cores", QuotaExceeded, FailureKind.QUOTA),
+    (403, "Quota exceeded for ram: Requested 4096, but already used 51200 of 51200 ram",
+     QuotaExceeded, FailureKind.QUOTA),
+    (403, "Maximum number of ports exceeded", QuotaExceeded, FailureKind.QUOTA),
+    (409, "Quota exceeded for resources: ['port'].", QuotaExceeded, FailureKind.QUOTA),  # Neutron OverQuota
+    (403, "Maximum number of metadata items exceeds 128", RequestRejected, FailureKind.CONFIGURATION),
+    (403, "Policy doesn't allow os_compute_api:servers:create to be performed.",
+     RequestRejected, FailureKind.CONFIGURATION),
+    (400, "Invalid key_name provided.", RequestRejected, FailureKind.CONFIGURATION),
+    (400, "Can not find requested image", StaleReference, FailureKind.CONFIGURATION),
+    (400, "Invalid flavorRef provided.", StaleReference, FailureKind.CONFIGURATION),
+    (500, "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API "
+          "log if possible.", CloudUnreachable, FailureKind.UNREACHABLE),
+    (503, "Service Unavailable", CloudUnreachable, FailureKind.UNREACHABLE),
+]
+
+
+@pytest.mark.parametrize("status, message, error, kind", CREATE_REFUSALS)
+def test_create_refusals_carry_the_kind_of_novas_real_answer(local_cloud, backend, owner, status, message, error, kind):
+    local_cloud.faults.http_error(status, message=message, service="compute", method="POST", path="*/servers")
+    with pytest.raises(CloudError, match=f"HTTP {status}") as info:
         backend.create_vm(make_spec(backend, owner))
+    assert type(info.value) is error and info.value.kind is kind
     assert message[:20] in str(info.value)
-    if error is CloudError:
-        assert not isinstance(info.value, QuotaExceeded)
+
+
+def test_stale_references_name_what_is_gone(local_cloud, backend, owner):
+    spec = make_spec(backend, owner)
+    for what, field in (("image", "image_id"), ("flavor", "flavor_id")):
+        bad = dataclasses.replace(spec, name=make_vm_name(), **{field: str(uuid.uuid4())})
+        with pytest.raises(StaleReference) as info:
+            backend.create_vm(bad)  # LocalCloud's own 400 for an id it does not know
+        assert info.value.what == what
+    assert local_cloud.compute.servers == {}
+
+
+@pytest.mark.parametrize("code, message, kind", [
+    (500, "No valid host was found. There are not enough hosts available.", FailureKind.CAPACITY),
+    (413, "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances", FailureKind.QUOTA),
+    (500, "Build of instance 8e7c aborted: Failed to allocate the network(s), not rescheduling.",
+     FailureKind.CLOUD_FAULT),
+])
+def test_error_vms_carry_the_kind_of_their_fault(local_cloud, backend, owner, code, message, kind):
+    local_cloud.faults.error_next_vms(1, message=message, code=code)
+    vm = backend.create_vm(make_spec(backend, owner))
+    local_cloud.advance_time(60)
+    (listed,) = backend.list_vms(owner)
+    assert listed.id == vm.id and listed.state is VMState.ERROR
+    assert listed.fault_kind is kind and listed.fault.startswith(message[:20])
+
+
+def test_image_given_by_id_needs_no_image_service(local_cloud, backend, owner):
+    image_id = backend.resolve_image("name:EL9-x86_64")
+    local_cloud.faults.http_error(503, service="image", times=None)
+    local_cloud.counters.reset()
+    assert backend.resolve_image(image_id) == image_id
+    assert backend.resolve_image(str(uuid.uuid4())) != ""  # unknown ids are refused by Nova at create
+    assert local_cloud.counters.total("image") == 0
+
+
+def test_resolved_references_expire_after_their_ttl(local_cloud, owner):
+    backend = password_backend(local_cloud, reference_ttl=0.0)
+    try:
+        first = backend.resolve_image("name:EL9-x86_64")
+        old = local_cloud.image.images.pop(first)
+        replacement = local_cloud.image.add_image(old.name, min_disk=old.min_disk, properties=dict(old.properties))
+        assert backend.resolve_image("name:EL9-x86_64") == replacement.id
+    finally:
+        backend.close()
+    cached = password_backend(local_cloud)  # the default TTL (an hour) keeps it
+    try:
+        cached.resolve_image("name:EL9-x86_64")
+        local_cloud.counters.reset()
+        cached.resolve_image("name:EL9-x86_64")
+        assert local_cloud.counters.total("image") == 0
+        cached.forget_reference("image", "name:EL9-x86_64")
+        cached.resolve_image("name:EL9-x86_64")
+        assert local_cloud.counters.total("image") == 1
+    finally:
+        cached.close()
+
+
+def test_garbled_listing_is_a_cloud_error_not_a_decode_error(local_cloud, backend, owner):
+    local_cloud.faults.garble(service="compute", method="GET", path="*/servers/detail")
+    with pytest.raises(CloudError, match="invalid JSON"):
+        backend.list_vms(owner)
+    assert backend.list_vms(owner) == []
 
 
 def test_timeout_and_dropped_connection_are_cloud_unreachable(local_cloud, owner):
@@ -320,6 +404,36 @@ def test_static_token_works_until_it_expires(local_cloud, backend, owner):
     with pytest.raises(CloudAuthError) as info:
         static.list_vms(owner)
     assert token not in str(info.value)
+
+
+def test_revoked_token_keystone_404_is_an_auth_error_that_reauthenticates(local_cloud, backend, owner):
+    backend.list_vms(owner)
+    local_cloud.identity.expire_all_tokens()
+    # real Keystone answers 404 when it cannot validate a token it no longer has
+    local_cloud.faults.http_error(404, message="Could not find token: 5e0a0d1b2c.", service="identity",
+                                  method="POST", path="/v3/auth/tokens")
+    with pytest.raises(CloudAuthError, match="revoked or has expired") as info:
+        backend.list_vms(owner)
+    assert not isinstance(info.value, NotFound) and info.value.kind is FailureKind.AUTH
+    local_cloud.counters.reset()
+    assert backend.list_vms(owner) == []  # the next call authenticates again
+    assert local_cloud.counters.get(*TOKENS) == 1
+
+
+@pytest.mark.parametrize("option", ["AuthURL", "Driver_ex_force_auth_url"])
+def test_keystone_url_with_a_wrong_path_names_the_url_option(local_cloud, owner, option):
+    c = local_cloud.credentials
+    auth = v3.Password(auth_url=local_cloud.base_url + "/keystone/v3", username=c.username, password=c.password,
+                       user_domain_name=c.domain_name, project_name=c.project_name,
+                       project_domain_name=c.domain_name)
+    backend = OpenStackBackend(auth=auth, secrets=[c.password], auth_url_option=option)
+    try:
+        with pytest.raises(ConfigurationError) as info:
+            backend.list_vms(owner)
+        assert info.value.option == option and "/keystone/v3/auth/tokens" in str(info.value)
+        assert c.password not in str(info.value)
+    finally:
+        backend.close()
 
 
 def test_oidc_access_token(local_cloud, owner):

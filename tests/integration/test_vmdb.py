@@ -366,3 +366,111 @@ def test_lost_database_gives_an_error_not_a_stall(vmdb, mariadb):
     thread.join()
     (result,) = results
     assert not result["OK"] and "Could not select db" in result["Message"]
+
+
+# --- failure kinds and the upgrade from v0.1.0 ---------------------------------------------------
+#: The VMs table exactly as JenniferDIRAC v0.1.0 created it (no FailureKind column).
+V010_VMS_TABLE = """CREATE TABLE `VMs` (
+  `VMName` VARCHAR(128) NOT NULL,
+  `VMID` VARCHAR(128) NOT NULL DEFAULT '',
+  `CE` VARCHAR(128) NOT NULL,
+  `Site` VARCHAR(128) NOT NULL DEFAULT '',
+  `VO` VARCHAR(64) NOT NULL DEFAULT '',
+  `Profile` VARCHAR(64) NOT NULL DEFAULT '',
+  `PilotReference` VARCHAR(255) NOT NULL DEFAULT '',
+  `Stamp` VARCHAR(32) NOT NULL DEFAULT '',
+  `Flavor` VARCHAR(128) NOT NULL DEFAULT '',
+  `Cores` INT UNSIGNED NOT NULL DEFAULT 0,
+  `RAMMB` INT UNSIGNED NOT NULL DEFAULT 0,
+  `Created` DATETIME NOT NULL,
+  `Started` DATETIME NULL DEFAULT NULL,
+  `Ended` DATETIME NULL DEFAULT NULL,
+  `CloudState` VARCHAR(16) NOT NULL DEFAULT 'BUILD',
+  `CloudStateTime` DATETIME NULL DEFAULT NULL,
+  `Fault` VARCHAR(512) NOT NULL DEFAULT '',
+  `Deleted` DATETIME NULL DEFAULT NULL,
+  `DeleteReason` VARCHAR(512) NOT NULL DEFAULT '',
+  `LastHeartbeat` DATETIME NULL DEFAULT NULL,
+  `HeartbeatLoad` VARCHAR(128) NOT NULL DEFAULT '',
+  `ShutdownCode` INT NULL DEFAULT NULL,
+  `ShutdownMessage` VARCHAR(512) NOT NULL DEFAULT '',
+  `Accounted` TINYINT(1) NOT NULL DEFAULT 0,
+  `AccountedTime` DATETIME NULL DEFAULT NULL,
+  PRIMARY KEY (`VMName`),
+  INDEX `CE` (`CE`, `Deleted`),
+  INDEX `PilotReference` (`PilotReference`),
+  INDEX `Unaccounted` (`Accounted`, `Ended`)
+) ENGINE=InnoDB"""
+
+
+def test_failed_creates_record_their_typed_kind(vmdb):
+    db = vmdb.db
+    ok(db.recordVMs([record("q"), record("c"), record("z")]))
+    assert ok(db.markVMsDeleted({
+        "q": {"reason": "HTTP 403: Quota exceeded for instances", "failure_kind": "quota"},
+        "c": {"reason": "HTTP 403: Maximum number of metadata items exceeds 128", "failure_kind": "configuration"},
+        "z": "zombie",
+    })) == 3
+    vms = {vm["vm_name"]: vm for vm in ok(db.getVMs())}
+    assert {n: vms[n]["failure_kind"] for n in vms} == {"q": "quota", "c": "configuration", "z": ""}
+    assert vms["c"]["delete_reason"].endswith("exceeds 128")
+    # the first deletion wins, kind included
+    ok(db.markVMsDeleted({"q": {"reason": "again", "failure_kind": "cloud_fault"}}))
+    assert ok(db.getVMs(names="q"))[0]["failure_kind"] == "quota"
+
+
+@pytest.mark.parametrize("value, problem", [
+    ({"reason": "x", "failure_kind": "quota exceeded"}, "failure_kind"),
+    ({"reason": "x", "kind": "quota"}, "unknown field"),
+])
+def test_bad_failure_kinds_are_refused_naming_the_field(vmdb, value, problem):
+    ok(vmdb.db.recordVMs([record("a")]))
+    result = vmdb.db.markVMsDeleted({"a": value})
+    assert not result["OK"] and problem in result["Message"]
+    assert ok(vmdb.db.getVMs(names="a"))[0]["deleted"] is None
+
+
+def _columns(mariadb, dbname):
+    return [row[0] for row in mariadb.execute("SHOW COLUMNS FROM VMs", database=dbname)]
+
+
+def test_a_v010_database_is_upgraded_on_first_connection(mariadb, vmdb):
+    dbname = vmdb.dbname
+    for table in TABLES:
+        mariadb.execute(f"DROP TABLE `{table}`", database=dbname)
+    mariadb.execute(V010_VMS_TABLE, database=dbname)
+    mariadb.execute(
+        "INSERT INTO VMs (VMName, CE, Created, Deleted, DeleteReason) VALUES "
+        "('old', 'cloud.example.org', '2026-11-01 10:00:00', '2026-11-01 10:01:00', 'create failed: boom')",
+        database=dbname,
+    )
+    assert "FailureKind" not in _columns(mariadb, dbname)
+    upgraded = VMDB()  # what the new version does on its first connection
+    assert _columns(mariadb, dbname)[-1] == "FailureKind"
+    (old,) = ok(upgraded.getVMs(names="old"))
+    assert old["delete_reason"] == "create failed: boom" and old["failure_kind"] == ""
+    ok(upgraded.recordVMs([record("new")]))
+    ok(upgraded.markVMsDeleted({"new": {"reason": "No valid host", "failure_kind": "capacity"}}))
+    assert ok(upgraded.getVMs(names="new"))[0]["failure_kind"] == "capacity"
+    assert {row[0] for row in mariadb.execute("SHOW TABLES", database=dbname)} == set(TABLES)
+    VMDB()  # idempotent: a second connection changes nothing
+    assert _columns(mariadb, dbname).count("FailureKind") == 1
+
+
+def test_the_sql_file_upgrades_a_v010_database_and_is_idempotent(mariadb):
+    from importlib.resources import files
+
+    sql = files("JenniferDIRAC.WorkloadManagementSystem.DB").joinpath("VMDB.sql").read_text()
+    mariadb.create_database("VMDB")
+    try:
+        script = [s.strip() for s in sql.split("\n") if s.strip() and not s.startswith("--")]
+        statements = [s for s in " ".join(script).split(";") if s.strip()]
+        for statement in statements:  # on a fresh database (dirac-install-db): nothing to upgrade
+            mariadb.execute(statement, database="VMDB")
+        mariadb.execute(V010_VMS_TABLE, database="VMDB")
+        for _ in range(2):  # dirac-install-db on an existing v0.1.0 database, twice
+            for statement in statements:
+                mariadb.execute(statement, database="VMDB")
+        assert _columns(mariadb, "VMDB").count("FailureKind") == 1
+    finally:
+        mariadb.drop_database("VMDB")

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from JenniferDIRAC.Resources.Cloud.errors import CloudUnreachable, QuotaExceeded
+from JenniferDIRAC.Resources.Cloud.errors import FailureKind
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
 from JenniferDIRAC.Resources.Cloud.references import pilot_reference
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBackoff import (
@@ -12,7 +12,6 @@ from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBackoff import (
     ClearBackoff,
     ReleaseProbe,
     StartBackoff,
-    backoff_for_create_failure,
     submission_allowance,
 )
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import (
@@ -37,8 +36,9 @@ def ago(seconds):
     return NOW - timedelta(seconds=seconds)
 
 
-def vm(name, state=VMState.ACTIVE, age=1000, owner=OWNER, profile="", fault="", updated=None, launched=None):
-    tags = OwnerTags(owner.installation, owner.ce, profile=profile) if owner else None
+def vm(name, state=VMState.ACTIVE, age=1000, owner=OWNER, profile="", fault="", updated=None, launched=None,
+       fault_kind=None, queue=""):
+    tags = OwnerTags(owner.installation, owner.ce, profile=profile, queue=queue) if owner else None
     return VM(
         id="id-" + name,
         name=name,
@@ -48,6 +48,7 @@ def vm(name, state=VMState.ACTIVE, age=1000, owner=OWNER, profile="", fault="", 
         launched=launched,
         metadata=tags.to_metadata() if tags else {},
         fault=fault,
+        fault_kind=fault_kind,
     )
 
 
@@ -55,7 +56,7 @@ def pilot(name, status="Running", updated=100, submitted=1000, job_id=0):
     return PilotRecord(pilot_reference(CE, name), status, ago(updated), ago(submitted), job_id)
 
 
-def view(vms=(), pilots=(), records=(), backoffs=(), sightings=frozenset(), th=TH):
+def view(vms=(), pilots=(), records=(), backoffs=(), sightings=frozenset(), th=TH, queues=None):
     return CEView(
         owner=OWNER,
         vms=list(vms),
@@ -65,6 +66,7 @@ def view(vms=(), pilots=(), records=(), backoffs=(), sightings=frozenset(), th=T
         now=NOW,
         thresholds=th,
         orphan_sightings=frozenset(sightings),
+        queue_thresholds=queues or {},
     )
 
 
@@ -93,23 +95,32 @@ def test_shutoff_vm_with_final_pilot_is_deleted_without_status_change():
     assert deleted_names(d) == ["a"] and d.of_type(DeleteVM)[0].after_pilot == ""
 
 
-def test_error_vm_aborts_pilot_with_the_fault_and_backs_off():
-    d = decide(view([vm("a", VMState.ERROR, fault="No valid host was found")], [pilot("a", "Submitted")]))
-    assert d.of_type(SetPilotStatus) == [
-        SetPilotStatus(pilot_reference(CE, "a"), "Aborted", "cloud error: No valid host was found")
-    ]
+@pytest.mark.parametrize("kind", [FailureKind.CLOUD_FAULT, None])
+def test_error_vm_aborts_pilot_with_the_fault_and_backs_off(kind):
+    fault = "Build of instance aborted: Failed to allocate the network(s)"
+    d = decide(view([vm("a", VMState.ERROR, fault=fault, fault_kind=kind)], [pilot("a", "Submitted")]))
+    assert d.of_type(SetPilotStatus) == [SetPilotStatus(pilot_reference(CE, "a"), "Aborted", f"cloud error: {fault}")]
     assert deleted_names(d) == ["a"]
     (backoff,) = d.of_type(StartBackoff)
     assert backoff.ce == CE and backoff.until == NOW + timedelta(seconds=TH.backoff_seconds)
-    assert "No valid host" in backoff.reason
+    assert "Failed to allocate" in backoff.reason
 
 
-def test_error_vm_for_quota_is_deleted_without_backoff():
-    d = decide(
-        view([vm("a", VMState.ERROR, fault="Quota exceeded for instances: Requested 1")], [pilot("a")])
-    )
+@pytest.mark.parametrize("fault, kind", [
+    ("Quota exceeded for instances: Requested 1, but already used 2 of 2 instances", FailureKind.QUOTA),
+    ("No valid host was found. There are not enough hosts available.", FailureKind.CAPACITY),
+])
+def test_error_vm_of_a_full_project_or_cloud_is_deleted_without_backoff(fault, kind):
+    d = decide(view([vm("a", VMState.ERROR, fault=fault, fault_kind=kind)], [pilot("a")]))
     assert deleted_names(d) == ["a"]
     assert d.of_type(StartBackoff) == []
+
+
+def test_the_fault_kind_decides_not_the_fault_text():
+    # a cloud fault whose text happens to speak of quota still backs off
+    text = "Failed to allocate the network(s), not rescheduling (port quota check timed out)"
+    d = decide(view([vm("a", VMState.ERROR, fault=text, fault_kind=FailureKind.CLOUD_FAULT)], [pilot("a")]))
+    assert len(d.of_type(StartBackoff)) == 1
 
 
 def test_build_past_boot_timeout_is_aborted_deleted_and_backs_off():
@@ -288,12 +299,6 @@ def test_vanished_probe_is_released():
     assert decide(view([], backoffs=[fresh])).actions == []
 
 
-def test_create_failure_backs_off_but_quota_is_a_pause():
-    assert backoff_for_create_failure(CE, "", QuotaExceeded("full"), NOW, 1800) is None
-    start = backoff_for_create_failure(CE, "p", CloudUnreachable("boom"), NOW, 1800)
-    assert start == StartBackoff(CE, "p", NOW + timedelta(seconds=1800), "create failed: boom")
-
-
 def test_submission_allowance():
     assert submission_allowance(None, [], NOW) is None
     running = BackoffState(CE, "", NOW + timedelta(seconds=1))
@@ -329,37 +334,55 @@ def test_vm_record_from_database_dict_gets_aware_times():
     assert state.until.tzinfo is not None and not state.probe
 
 
+def not_created(name, kind, reason, profile="", accounted=False):
+    return VMRecord(name, CE, profile=profile, created=ago(30), deleted=ago(29), accounted=accounted,
+                    delete_reason=reason, failure_kind=kind)
+
+
 def test_create_failure_recorded_by_the_ce_backs_off_once():
-    failed = VMRecord(
-        "f", CE, profile="big", created=ago(30), deleted=ago(29), delete_reason="create failed: boom"
-    )
-    quota = VMRecord(
-        "q",
-        CE,
-        created=ago(30),
-        deleted=ago(29),
-        delete_reason="create failed: Quota exceeded for instances: Requested 1",
-    )
+    failed = not_created("f", FailureKind.CONFIGURATION, "HTTP 403: Maximum number of metadata items exceeds 128",
+                         profile="big")
+    quota = not_created("q", FailureKind.QUOTA, "HTTP 403: Quota exceeded for cores: Requested 2")
     d = decide(view([], [], [failed, quota]))
     (backoff,) = d.of_type(StartBackoff)
-    assert backoff.profile == "big" and "create failed: boom" in backoff.reason
+    assert backoff.profile == "big" and "metadata items" in backoff.reason and "configuration" in backoff.reason
     assert set(d.of_type(Account)) == {Account("f"), Account("q")}  # accounting marks them handled
-    handled = VMRecord(
-        "f",
-        CE,
-        profile="big",
-        created=ago(30),
-        deleted=ago(29),
-        accounted=True,
-        delete_reason="create failed: boom",
-    )
+    handled = not_created("f", FailureKind.CONFIGURATION, "boom", profile="big", accounted=True)
     assert decide(view([], [], [handled])).of_type(StartBackoff) == []
 
 
-def test_the_reason_the_ce_records_for_a_failed_create_is_the_one_the_policy_counts():
-    from JenniferDIRAC.Resources.Cloud.createfailure import create_failed_reason, is_create_failure
+@pytest.mark.parametrize("kind", list(FailureKind))
+def test_each_failure_kind_counts_towards_backoff_as_typed(kind):
+    # the reason text says "quota" every time: only the kind decides
+    record = not_created("f", kind, "HTTP 403: Quota exceeded for instances")
+    started = decide(view([], [], [record])).of_type(StartBackoff)
+    assert bool(started) == (kind not in (FailureKind.QUOTA, FailureKind.CAPACITY))
 
-    assert is_create_failure(create_failed_reason("boom"))
-    assert not is_create_failure(create_failed_reason("Quota exceeded for instances: Requested 1"))
-    assert not is_create_failure("gone from the cloud")
-    assert create_failed_reason("x" * 1000) == ("create failed: " + "x" * 1000)[:250]
+
+def test_deleted_record_without_a_kind_is_not_a_create_failure():
+    gone = not_created("g", None, "gone from the cloud")
+    assert decide(view([], [], [gone])).of_type(StartBackoff) == []
+    assert VMRecord.from_record({"vm_name": "g", "ce": CE, "failure_kind": ""}).failure_kind is None
+    assert VMRecord.from_record({"vm_name": "g", "ce": CE, "failure_kind": "quota"}).failure_kind is FailureKind.QUOTA
+
+
+def test_each_queue_s_lifetime_applies_to_its_vms():
+    long_queue = thresholds(max_lifetime=3 * 86400)
+    d = decide(view(
+        [vm("short", age=2 * 86400, queue="short"), vm("long", age=2 * 86400, queue="long"),
+         vm("untagged", age=2 * 86400), vm("gone-queue", age=2 * 86400, queue="removed")],
+        [pilot(n) for n in ("short", "long", "untagged", "gone-queue")],
+        queues={"short": TH, "long": long_queue},
+    ))
+    # a VM without a queue (or of a queue the CE no longer has) gets the CE level's lifetime
+    assert sorted(deleted_names(d)) == ["gone-queue", "short", "untagged"]
+
+
+def test_each_queue_s_boot_timeout_applies_to_its_vms():
+    patient = thresholds(boot_timeout=7200)
+    d = decide(view(
+        [vm("a", VMState.BUILD, age=3600, queue="patient"), vm("b", VMState.BUILD, age=3600, queue="default")],
+        [pilot("a", "Submitted"), pilot("b", "Submitted")],
+        queues={"patient": patient, "default": TH},
+    ))
+    assert deleted_names(d) == ["b"]

@@ -12,10 +12,25 @@ The listing's JSON is read directly through the SDK's compute proxy (1000 VMs: 0
 the token's project id, compute endpoint) so that CEs of one project share a listing of the
 installation's VMs (``list_installation_vms``, sharedlisting.py).
 
-Error mapping (all raised messages are scrubbed of the credential's secrets):
-HTTP 413, or 403 mentioning a quota or an exceeded maximum (ports) -> QuotaExceeded; 401 after re-authentication -> CloudAuthError;
-404 -> NotFound; 5xx, 429, connection failures and timeouts -> CloudUnreachable; anything else ->
-CloudError.
+Error mapping (all raised messages are scrubbed of the credential's secrets). The failure kind
+is read from Nova's / Neutron's real answers (``classify``), never decided later from text:
+
+- 403 ``Quota exceeded for instances|cores|ram``, 403 ``Maximum number of ports exceeded``
+  (Neutron's port quota through Nova), 409 ``OverQuota`` / ``Quota exceeded for resources``
+  (Neutron), 413 -> QuotaExceeded (quota);
+- 403 ``Maximum number of metadata items exceeds 128`` and any other 403 (policy), every 400
+  -> RequestRejected (configuration: retrying cannot help); 400 ``Can not find requested
+  image`` / ``Invalid flavorRef provided.`` / ``Network ... could not be found`` ->
+  StaleReference (the cached id is gone: re-resolve);
+- 401 after re-authentication, and Keystone's 404 ``Could not find token`` (a revoked or
+  expired token) -> CloudAuthError (the token is dropped: the next call authenticates again);
+  any other 404 from the identity URL -> ConfigurationError naming the URL option;
+- 404 -> NotFound; 5xx, 429, connection failures and timeouts -> CloudUnreachable (after a
+  create the VM may exist: the caller looks it up by name before any retry); a 409 conflict
+  -> CloudError (cloud fault).
+
+A server in ERROR carries its fault's kind (``VM.fault_kind``): 413 -> quota, ``No valid host
+was found`` -> capacity, anything else -> cloud fault.
 """
 
 from __future__ import annotations
@@ -32,18 +47,21 @@ from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1 import plugin as ks_plugin
 from keystoneauth1 import session as ks_session
 
-from JenniferDIRAC.Resources.Cloud.backend import CloudBackend, ReferenceCache
+from JenniferDIRAC.Resources.Cloud.backend import DEFAULT_REFERENCE_TTL, CloudBackend, ReferenceCache
 from JenniferDIRAC.Resources.Cloud.errors import (
     CloudAuthError,
     CloudError,
     CloudUnreachable,
+    ConfigurationError,
+    FailureKind,
     NotFound,
     QuotaExceeded,
+    RequestRejected,
 )
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec, VMState
 from JenniferDIRAC.Resources.Cloud.redaction import Redactor, install_http_log_filters
 from JenniferDIRAC.Resources.Cloud.references import VM_NAME_PREFIX
-from JenniferDIRAC.Resources.Cloud.resolving import reference_name, single_match
+from JenniferDIRAC.Resources.Cloud.resolving import StaleReference, reference_name, single_match
 
 #: Nova limits user_data to 65535 characters of base64, i.e. 49149 raw bytes.
 NOVA_MAX_USER_DATA_BYTES = (65535 // 4) * 3
@@ -99,6 +117,10 @@ def _server_to_vm(body: dict) -> VM:
         state = VMState.DELETING
     fault = body.get("fault")
     fault_text = str(fault.get("message") or fault.get("code") or "") if isinstance(fault, dict) else ""
+    fault_kind = None
+    if isinstance(fault, dict):
+        code = fault.get("code")
+        fault_kind = classify(code if isinstance(code, int) else 0, fault_text, fault=True)
     flavor = body.get("flavor")
     flavor_id = ""
     if isinstance(flavor, dict):  # {"id": ...} before microversion 2.47, {"original_name": ...} after
@@ -114,6 +136,7 @@ def _server_to_vm(body: dict) -> VM:
         launched=_parse_time(body.get("OS-SRV-USG:launched_at")),
         metadata={str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {},
         fault=fault_text,
+        fault_kind=fault_kind,
         flavor_id=flavor_id,
         image_id=str(image.get("id") or "") if isinstance(image, dict) else "",
     )
@@ -127,35 +150,110 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"
 
 
-def translate_error(exc: BaseException, what: str, redact: Redactor) -> CloudError:
-    """The CloudError for an openstacksdk / keystoneauth exception raised while doing `what`."""
+#: Nova's 400 answers to a create whose image, flavor or network id no longer exists
+#: (real Nova's wording first, then LocalCloud's)
+_STALE_REFERENCES = (
+    ("image", re.compile(r"can not find requested image|image \S+ could not be found|image \S+ is not active", re.I)),
+    ("flavor", re.compile(r"invalid flavorref provided|flavor \S+ could not be found", re.I)),
+    ("network", re.compile(r"network \S+ could not be found", re.I)),
+)
+_QUOTA_403 = re.compile(r"quota exceeded for (?!metadata)|maximum number of ports exceeded", re.I)
+_QUOTA_409 = re.compile(r"overquota|quota exceeded", re.I)
+_NO_VALID_HOST = re.compile(r"no valid host", re.I)
+_TOKEN_NOT_FOUND = re.compile(r"could not find token|failed to validate token", re.I)
+
+
+def classify(status: int, message: str, fault: bool = False) -> FailureKind:
+    """What Nova's (or Neutron's through Nova) answer `status` + `message` means; with
+    ``fault=True``, the fault of a server in ERROR (its ``code`` and ``message``)."""
+    if status == 413:
+        return FailureKind.QUOTA
+    if fault:
+        if _NO_VALID_HOST.search(message):
+            return FailureKind.CAPACITY
+        if _QUOTA_403.search(message):
+            return FailureKind.QUOTA
+        return FailureKind.CLOUD_FAULT
+    if status == 403:
+        # "Maximum number of metadata items exceeds 128" is a 403 QuotaError in Nova, but no
+        # freed VM ever makes room for it: it is the configuration
+        return FailureKind.QUOTA if _QUOTA_403.search(message) else FailureKind.CONFIGURATION
+    if status == 409 and _QUOTA_409.search(message):
+        return FailureKind.QUOTA
+    if status == 401:
+        return FailureKind.AUTH
+    if status >= 500 or status in (0, 408, 429):
+        return FailureKind.UNREACHABLE
+    if 400 <= status < 500 and status != 409:  # 409: a conflict with the server's state
+        return FailureKind.CONFIGURATION
+    return FailureKind.CLOUD_FAULT
+
+
+def stale_reference(message: str) -> str | None:
+    """"image", "flavor" or "network" when a 400 says that id no longer exists."""
+    for what, pattern in _STALE_REFERENCES:
+        if pattern.search(message):
+            return what
+    return None
+
+
+def _http_error(status: int, message: str, text: str) -> CloudError:
+    kind = classify(status, message)
+    if kind is FailureKind.QUOTA:
+        return QuotaExceeded(text)
+    if kind is FailureKind.AUTH:
+        return CloudAuthError(text)
+    if status == 404:
+        return NotFound(text)
+    if status == 400:
+        what = stale_reference(message)
+        return StaleReference(what, text) if what else RequestRejected(text)
+    if kind is FailureKind.CONFIGURATION:
+        return RequestRejected(text)
+    if kind is FailureKind.UNREACHABLE:
+        # after a create, the VM may exist: the caller looks it up by name before any retry
+        return CloudUnreachable(text)
+    return CloudError(text)
+
+
+def translate_error(
+    exc: BaseException, what: str, redact: Redactor, auth_url_option: str = "AuthURL"
+) -> CloudError:
+    """The CloudError for an openstacksdk / keystoneauth exception raised while doing `what`.
+    `auth_url_option` is the CS option the Keystone URL came from (named when it is wrong)."""
     text = redact(f"{what}: {_describe(exc)}")
     if isinstance(exc, sdk_exceptions.HttpException):
         status = exc.status_code or 0
-        message = (exc.details or exc.message or "").lower()
-        if status == 413 or (status == 403 and ("quota" in message or "exceeded" in message)):
-            return QuotaExceeded(text)
-        if status == 401:
-            return CloudAuthError(text)
-        if status == 404:
-            return NotFound(text)
-        if status >= 500 or status == 429 or status == 0:
-            return CloudUnreachable(text)
-        return CloudError(text)
+        return _http_error(status, str(exc.details or exc.message or ""), text)
     if isinstance(exc, ks_exceptions.Unauthorized | ks_exceptions.AuthorizationFailure):
         return CloudAuthError(text)
     if isinstance(exc, ks_exceptions.HttpError):
         status = exc.http_status or 0
+        url = str(getattr(exc, "url", "") or "")
+        message = str(getattr(exc, "message", "") or "") + " " + _body_text(getattr(exc, "response", None))
+        if status == 404 and "/auth/tokens" in url:
+            if _TOKEN_NOT_FOUND.search(message):
+                return CloudAuthError(f"{text} (the token was revoked or has expired)")
+            return ConfigurationError(
+                auth_url_option,
+                redact(f"the identity service answered 404 at {url.split('?')[0]}: "
+                       "the Keystone URL's path is wrong (it ends with /v3 on a standard Keystone)"),
+            )
         if status in (401, 403):
             return CloudAuthError(text)
-        if status >= 500 or status == 429:
-            return CloudUnreachable(text)
-        return CloudError(text)
+        return _http_error(status, message, text)
     if isinstance(exc, ks_exceptions.ConnectionError | ks_exceptions.DiscoveryFailure):
         return CloudUnreachable(text)
     if isinstance(exc, ks_exceptions.EndpointNotFound):
         return CloudError(text + " (is the region / interface right?)")
     return CloudError(text)
+
+
+def _body_text(response) -> str:
+    try:
+        return str(response.text or "")[:1000] if response is not None else ""
+    except Exception:  # noqa: BLE001 - an unreadable body adds nothing
+        return ""
 
 
 class OpenStackBackend(CloudBackend):
@@ -175,8 +273,11 @@ class OpenStackBackend(CloudBackend):
         name_prefix: str = VM_NAME_PREFIX,
         compute_endpoint_override: str | None = None,
         compute_api_version: str | None = None,
+        auth_url_option: str = "AuthURL",
+        reference_ttl: float = DEFAULT_REFERENCE_TTL,
     ) -> None:
         install_http_log_filters()
+        self._auth_url_option = auth_url_option
         self.max_user_data_bytes = max_user_data_bytes
         self._name_prefix = name_prefix
         self._redact = Redactor(secrets)
@@ -198,9 +299,9 @@ class OpenStackBackend(CloudBackend):
             interface=interface,
             **overrides,
         )
-        self._images: ReferenceCache[str] = ReferenceCache()
-        self._flavors: ReferenceCache[Flavor] = ReferenceCache()
-        self._networks: ReferenceCache[str] = ReferenceCache()
+        self._images: ReferenceCache[str] = ReferenceCache(reference_ttl)
+        self._flavors: ReferenceCache[Flavor] = ReferenceCache(reference_ttl)
+        self._networks: ReferenceCache[str] = ReferenceCache(reference_ttl)
         self._scope: tuple[str, ...] | None = None
 
     @contextlib.contextmanager
@@ -212,7 +313,12 @@ class OpenStackBackend(CloudBackend):
         except (sdk_exceptions.SDKException, ks_exceptions.ClientException) as exc:
             if self._exchange is not None:  # a rotated refresh token / new access token
                 self._redact.add(self._exchange.secrets())
-            raise translate_error(exc, what, self._redact) from None
+            error = translate_error(exc, what, self._redact, self._auth_url_option)
+            if isinstance(error, CloudAuthError):
+                # a revoked or expired token: the next call authenticates again from the credential
+                with contextlib.suppress(Exception):
+                    self.session.auth.invalidate()
+            raise error from None
 
     # --- VMs --------------------------------------------------------------------------------
     def _servers(self, what: str, **query: str) -> list[VM]:
@@ -229,8 +335,11 @@ class OpenStackBackend(CloudBackend):
             while True:
                 response = compute.get(url, params=params)
                 sdk_exceptions.raise_from_response(response)
-                body = response.json()
-                servers = body.get("servers")
+                try:
+                    body = response.json()
+                except ValueError:  # requests.JSONDecodeError: a response cut short
+                    raise CloudError(f"{what}: the compute service answered with invalid JSON") from None
+                servers = body.get("servers") if isinstance(body, dict) else None
                 if not isinstance(servers, list):
                     raise CloudError(f"{what}: the compute service answered without a server list")
                 vms.extend(_server_to_vm(server) for server in servers if isinstance(server, dict))
@@ -354,14 +463,12 @@ class OpenStackBackend(CloudBackend):
 
     def _find_image(self, ref: str) -> str:
         name = reference_name(ref)
+        if name is None:
+            # Nova takes the id as it is (and refuses an unknown one at create): no image
+            # service is needed, and a project without Glance access still works
+            return ref
         with self._calling(f"resolving image {ref}"):
-            if name is not None:
-                ids = [image.id for image in self.connection.image.images(name=name)]
-            else:
-                try:
-                    ids = [self.connection.image.get_image(ref).id]
-                except sdk_exceptions.NotFoundException:
-                    ids = []
+            ids = [image.id for image in self.connection.image.images(name=name)]
         return single_match("image", ref, ids)
 
     def resolve_flavor(self, ref: str) -> Flavor:

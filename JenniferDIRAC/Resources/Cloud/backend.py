@@ -5,6 +5,7 @@ on the cloud type: they hold a CloudBackend.
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
@@ -14,31 +15,47 @@ from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VM
 
 T = TypeVar("T")
 
+#: Seconds a resolved image, flavor or network id is used before it is resolved again (sites
+#: replace the image behind ``name:AlmaLinux-9``); the CE option ReferenceCacheSeconds.
+DEFAULT_REFERENCE_TTL = 3600.0
+
 
 class ReferenceCache(Generic[T]):
-    """What each image, flavor or network reference (an id or `name:<name>`) resolved to.
-    These do not change under a running CE, so a backend resolves each reference once."""
+    """What each image, flavor or network reference (an id or `name:<name>`) resolved to, for
+    `ttl` seconds; ``forget(ref)`` when the cloud says the id no longer exists."""
 
-    def __init__(self) -> None:
+    def __init__(self, ttl: float = DEFAULT_REFERENCE_TTL, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
-        self._resolved: dict[str, T] = {}
+        self._ttl = ttl
+        self._clock = clock
+        self._resolved: dict[str, tuple[T, float]] = {}  # ref -> (value, resolved at)
 
     def get(self, ref: str, resolve: Callable[[str], T]) -> T:
         with self._lock:
-            if ref in self._resolved:
-                return self._resolved[ref]
+            cached = self._resolved.get(ref)
+            if cached is not None and self._clock() - cached[1] < self._ttl:
+                return cached[0]
         value = resolve(ref)  # outside the lock: it calls the cloud
         with self._lock:
-            return self._resolved.setdefault(ref, value)
+            self._resolved[ref] = (value, self._clock())
+        return value
+
+    def forget(self, ref: str) -> None:
+        with self._lock:
+            self._resolved.pop(ref, None)
 
     def values(self) -> list[T]:
+        """Every value resolved so far (expired ones too: they still describe listed VMs)."""
         with self._lock:
-            return list(self._resolved.values())
+            return [value for value, _ in self._resolved.values()]
 
 
 class CloudBackend(ABC):
     #: Largest user data (bytes, after any compression and before base64) the cloud accepts.
     max_user_data_bytes: int = 65535
+    #: States of the credential files this backend was built from (backends.make_backend sets
+    #: them; backends.credentials_changed compares them with the files now)
+    credential_files: tuple = ()
 
     def check_user_data_size(self, spec: VMSpec) -> None:
         """Raise CloudError when the spec's user data is larger than this cloud accepts."""
@@ -87,6 +104,14 @@ class CloudBackend(ABC):
     @abstractmethod
     def resolve_networks(self, refs: list[str]) -> list[str]:
         """Network ids for ids or `name:<name>` references. Raises NotFound."""
+
+    def forget_reference(self, what: str, ref: str) -> None:
+        """Resolve `ref` ("image", "flavor" or "network" reference) again at its next use: the
+        cloud said its id no longer exists. Backends keep their caches as ``_images``,
+        ``_flavors`` and ``_networks`` (ReferenceCache); one without a cache has nothing to do."""
+        cache = getattr(self, {"image": "_images", "flavor": "_flavors", "network": "_networks"}[what], None)
+        if isinstance(cache, ReferenceCache):
+            cache.forget(ref)
 
     def listing_scope(self) -> Hashable | None:
         """What identifies the VMs and quota this backend sees (the cloud project), equal for

@@ -29,6 +29,8 @@ DEFAULT_CREATE_ATTEMPTS = 3
 DEFAULT_HTTP_TIMEOUT = 60.0
 #: One SiteDirector cycle asks a project's CEs within seconds; cycles are minutes apart.
 DEFAULT_LISTING_CACHE_SECONDS = 10
+#: Resolved image / flavor / network ids are resolved again after this long (sites replace images)
+DEFAULT_REFERENCE_CACHE_SECONDS = 3600
 
 #: libcloud's ``ex_force_auth_version`` -> keystoneauth auth type it implies.
 _AUTH_VERSIONS = {
@@ -165,6 +167,8 @@ class CloudCEConfig:
     max_user_data_bytes: int | None = None  # None = the cloud's own limit
     #: seconds one listing / quota reading serves the CEs of the project (0 = never shared)
     listing_cache_seconds: int = DEFAULT_LISTING_CACHE_SECONDS
+    #: seconds a resolved image / flavor / network id is used before it is resolved again
+    reference_cache_seconds: int = DEFAULT_REFERENCE_CACHE_SECONDS
     #: libcloud clouds without a quota API: caps standing in for one (None = unlimited)
     max_instances: int | None = None
     max_cores: int | None = None
@@ -352,6 +356,9 @@ class _Parser:
             max_user_data_bytes=self.integer("MaxUserDataBytes", None, minimum=1024),
             listing_cache_seconds=self.integer(
                 "ListingCacheSeconds", DEFAULT_LISTING_CACHE_SECONDS, minimum=0, maximum=300
+            ),
+            reference_cache_seconds=self.integer(
+                "ReferenceCacheSeconds", DEFAULT_REFERENCE_CACHE_SECONDS, minimum=0, maximum=7 * 86400
             ),
             max_instances=self.integer("Quota_MaxInstances", None, minimum=0),
             max_cores=self.integer("Quota_MaxCores", None, minimum=0),

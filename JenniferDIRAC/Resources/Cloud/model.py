@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
+from JenniferDIRAC.Resources.Cloud.errors import FailureKind
+
 #: Metadata keys that mark a VM as ours. A VM is owned by one DIRAC installation and one CE;
 #: names are never used to decide ownership (other installations share the same projects).
 TAG_PREFIX = "jdirac-"
@@ -20,6 +22,7 @@ TAG_VO = TAG_PREFIX + "vo"
 TAG_STAMP = TAG_PREFIX + "stamp"
 TAG_PROFILE = TAG_PREFIX + "profile"
 TAG_SITE = TAG_PREFIX + "site"
+TAG_QUEUE = TAG_PREFIX + "queue"
 
 
 class VMState(str, Enum):
@@ -47,6 +50,9 @@ class OwnerTags:
     stamp: str = ""
     profile: str = ""
     site: str = ""
+    #: the CE queue the VM was submitted for ("" for VMs created before v0.2.0: the lifecycle
+    #: then applies the CE-level options)
+    queue: str = ""
 
     def to_metadata(self) -> dict[str, str]:
         metadata = {TAG_INSTALLATION: self.installation, TAG_CE: self.ce}
@@ -55,6 +61,7 @@ class OwnerTags:
             (TAG_STAMP, self.stamp),
             (TAG_PROFILE, self.profile),
             (TAG_SITE, self.site),
+            (TAG_QUEUE, self.queue),
         ):
             if value:
                 metadata[key] = value
@@ -75,6 +82,7 @@ class OwnerTags:
             stamp=metadata.get(TAG_STAMP, ""),
             profile=metadata.get(TAG_PROFILE, ""),
             site=metadata.get(TAG_SITE, ""),
+            queue=metadata.get(TAG_QUEUE, ""),
         )
 
     def owns(self, other: OwnerTags | None) -> bool:
@@ -94,6 +102,9 @@ class VM:
     launched: datetime | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     fault: str = ""  # the cloud's reason for ERROR, if any
+    #: what the fault means, as the backend read it from the cloud's fault (None: no fault, or
+    #: the backend cannot tell; the policy then treats it as a cloud fault)
+    fault_kind: FailureKind | None = None
     flavor_id: str = ""
     image_id: str = ""
 

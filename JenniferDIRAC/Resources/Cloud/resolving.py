@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from JenniferDIRAC.Resources.Cloud.errors import CloudError, NotFound
+from JenniferDIRAC.Resources.Cloud.errors import CloudError, NotFound, RequestRejected
 
 T = TypeVar("T")
 NAME_PREFIX = "name:"
+
+
+class StaleReference(RequestRejected):
+    """A create refused because its image, flavor or network id no longer exists (a site
+    replaced ``name:AlmaLinux-9``): the reference must be resolved again, then the create retried."""
+
+    def __init__(self, what: str, message: str) -> None:
+        super().__init__(message)
+        self.what = what  # "image", "flavor" or "network"
 
 
 def reference_name(ref: str) -> str | None:

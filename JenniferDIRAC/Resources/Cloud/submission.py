@@ -6,6 +6,11 @@ looked up by that name before anything is retried: if it exists, it was created.
 created again after such a lookup found nothing, one listing after the batch catches a late twin
 of the same name and deletes it. A VM that comes back from a create in ERROR is deleted and
 counted as a failure. A full project stops the batch.
+
+Nothing that fails beside a VM loses it: an unexpected exception in a create, a lookup, a
+delete or the twin listing (a garbled response, a backend bug) makes that one outcome uncertain
+or failed, never the batch; every VM that exists is in ``Submission.created``. Each failure
+carries the FailureKind the backend read from the cloud's answer (``Outcome.kind``).
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
-from JenniferDIRAC.Resources.Cloud.errors import CloudError, CloudUnreachable, QuotaExceeded
+from JenniferDIRAC.Resources.Cloud.errors import CloudError, CloudUnreachable, FailureKind, QuotaExceeded
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMSpec, VMState
+from JenniferDIRAC.Resources.Cloud.resolving import StaleReference
 
 
 @dataclass
@@ -26,11 +32,18 @@ class Outcome:
     spec: VMSpec
     vm: VM | None = None
     error: str = ""
-    quota_exceeded: bool = False
+    #: what the failure means (None while the VM exists or nothing failed)
+    kind: FailureKind | None = None
+    #: "image", "flavor" or "network" when the cloud said that resolved id no longer exists
+    stale: str = ""
     #: the VM may exist but could not be confirmed (left to the VM director's orphan sweep)
     uncertain: bool = False
     #: created again after an uncertain create: a late twin may appear
     recreated: bool = False
+
+    @property
+    def quota_exceeded(self) -> bool:
+        return self.kind is FailureKind.QUOTA
 
 
 @dataclass
@@ -65,7 +78,11 @@ class _Creator:
         try:
             vm = self.backend.find_vm_by_name(outcome.spec.name, self.owner)
         except CloudError as exc:
-            outcome.error = f"lookup after an uncertain create failed: {exc}"
+            outcome.error, outcome.kind = f"lookup after an uncertain create failed: {exc}", exc.kind
+            return None
+        except Exception as exc:  # noqa: BLE001 - a garbled answer (JSONDecodeError...) is "cannot tell"
+            outcome.error = f"lookup after an uncertain create failed: unexpected {type(exc).__name__}"
+            outcome.kind = FailureKind.CLOUD_FAULT
             return None
         if vm is None:
             return False
@@ -78,7 +95,7 @@ class _Creator:
         for attempt in range(self.attempts):
             if self.quota_full.is_set():
                 outcome.error = outcome.error or "not attempted: the project quota is full"
-                outcome.quota_exceeded = True
+                outcome.kind = FailureKind.QUOTA
                 break
             if attempt:
                 self.sleep(self.retry_delay * attempt)
@@ -93,16 +110,20 @@ class _Creator:
                 outcome.vm = self.backend.create_vm(spec)
             except QuotaExceeded as exc:
                 self.quota_full.set()
-                outcome.error, outcome.quota_exceeded = str(exc), True
+                outcome.error, outcome.kind = str(exc), exc.kind
                 return outcome
             except CloudUnreachable as exc:
-                outcome.error, uncertain = str(exc), True
+                outcome.error, outcome.kind, uncertain = str(exc), exc.kind, True
                 continue
+            except StaleReference as exc:
+                outcome.error, outcome.kind, outcome.stale = str(exc), exc.kind, exc.what
+                return outcome
             except CloudError as exc:
-                outcome.error = str(exc)
+                outcome.error, outcome.kind = str(exc), exc.kind
                 return outcome
             except Exception as exc:  # noqa: BLE001 - a backend bug must not lose the batch
-                outcome.error, uncertain = f"unexpected {type(exc).__name__} from the backend", True
+                outcome.error = f"unexpected {type(exc).__name__} from the backend"
+                outcome.kind, uncertain = FailureKind.CLOUD_FAULT, True
                 continue
             return self._checked(outcome)
         if uncertain:
@@ -112,17 +133,26 @@ class _Creator:
             outcome.uncertain = found is None
         return outcome
 
+    def safe_create(self, spec: VMSpec) -> Outcome:
+        """create(spec), never raising: one VM's surprise must not lose the batch's outcomes."""
+        try:
+            return self.create(spec)
+        except Exception as exc:  # noqa: BLE001 - the VM may exist: the VMDirector reconciles it
+            return Outcome(spec, error=f"unexpected {type(exc).__name__} while creating",
+                           kind=FailureKind.CLOUD_FAULT, uncertain=True)
+
     def _checked(self, outcome: Outcome) -> Outcome:
         vm = outcome.vm
         if vm is not None and vm.state is VMState.ERROR:
             outcome.vm = None
+            outcome.kind = vm.fault_kind or FailureKind.CLOUD_FAULT
             outcome.error = f"VM {vm.name} went to ERROR at creation: {vm.fault or 'no fault given'}"
             try:
                 errors = self.backend.delete_vms([vm.id])
-            except CloudError as exc:
-                errors = {vm.id: str(exc)}
+            except Exception as exc:  # noqa: BLE001 - the VMDirector deletes it later
+                errors = {vm.id: str(exc) if isinstance(exc, CloudError) else type(exc).__name__}
             if errors:
-                outcome.error += f" (and deleting it failed: {errors[vm.id]})"
+                outcome.error += f" (and deleting it failed: {errors.get(vm.id, 'unknown error')})"
         return outcome
 
 
@@ -140,7 +170,7 @@ def create_vms(
         return Submission()
     creator = _Creator(backend, owner, attempts, retry_delay, sleep)
     with ThreadPoolExecutor(max_workers=max(1, min(max_threads, len(specs))), thread_name_prefix="vm-create") as pool:
-        outcomes = list(pool.map(creator.create, specs))
+        outcomes = list(pool.map(creator.safe_create, specs))
     _delete_late_twins(backend, owner, outcomes)
     return Submission(outcomes)
 
@@ -154,5 +184,5 @@ def _delete_late_twins(backend: CloudBackend, owner: OwnerTags, outcomes: list[O
         twins = [vm.id for vm in backend.list_vms(owner) if vm.name in kept and vm.id != kept[vm.name]]
         if twins:
             backend.delete_vms(twins)
-    except CloudError:
-        pass  # the VM director removes untracked VMs
+    except Exception:  # noqa: BLE001 - the VM director removes untracked VMs
+        pass

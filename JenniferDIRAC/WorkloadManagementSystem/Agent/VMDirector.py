@@ -13,14 +13,21 @@ answer: pilot statuses first, then deletions in one bulk call, VM records, backo
 A CE whose configuration, cloud or databases cannot be read is skipped for the cycle: nothing is
 ever decided from a failed listing, and the other CEs carry on.
 
-Per-CE overrides: a CE (or queue) option of the same name as BootTimeout, ZombieGrace,
-OrphanGrace, LostPilotGrace, HeartbeatTimeout, FizzleSeconds, BackoffSeconds, DeletingTimeout
-or MaxLifetime replaces the agent's value for that CE; ``HS06PerCore`` (default 10) normalises
-its accounting.
+Per-CE and per-queue overrides: a CE or queue option of the same name as BootTimeout,
+ZombieGrace, OrphanGrace, LostPilotGrace, HeartbeatTimeout, FizzleSeconds, BackoffSeconds,
+DeletingTimeout or MaxLifetime replaces the agent's value. Each VM is judged with the options of
+the queue it was submitted for (its ``jdirac-queue`` metadata; the queue's options over the
+CE's, as the SiteDirector merges them, ``Context_MaxLifetime`` included); a VM without that
+metadata (created before v0.2.0) and the pilots whose VM is gone get the CE-level options.
+``HS06PerCore`` (default 10) normalises the CE's accounting.
+
+A rotated CloudAuth file (or clouds.yaml) is read again at the next cycle, and at once when the
+cloud refuses the credentials (one retry of the listing with the file read again).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -33,12 +40,13 @@ from DIRAC.ConfigurationSystem.Client.Utilities import getDBParameters
 from DIRAC.Core.Base.AgentModule import AgentModule
 from DIRAC.Core.Utilities.DErrno import EWMSNOPILOT, cmpError
 
-from JenniferDIRAC.Resources.Cloud.backends import make_backend
+from JenniferDIRAC.Resources.Cloud.backends import credentials_changed, make_backend
 from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
-from JenniferDIRAC.Resources.Cloud.errors import CloudError
+from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudError
 from JenniferDIRAC.Resources.Cloud.model import VMState
 from JenniferDIRAC.Resources.Cloud.references import pilot_reference
 from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
+from JenniferDIRAC.WorkloadManagementSystem.Utilities.CEQueues import ce_level_parameters, queue_parameters
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBackoff import (
     BackoffState,
     ClearBackoff,
@@ -74,6 +82,16 @@ PILOT_DB = "WorkloadManagement/PilotAgentsDB"
 DEFAULT_HS06_PER_CORE = 10.0
 #: Orphan sightings saved more than this many polling times ago are not from the previous cycle.
 SIGHTINGS_MAX_AGE_CYCLES = 3
+
+
+@dataclass
+class CEOptions:
+    """A CE's options: `params` (its first queue's, for what the CE has once: credentials,
+    listing, accounting), `ce_level` (no queue's) and each queue's."""
+
+    params: dict
+    ce_level: dict
+    queues: dict
 
 
 @dataclass
@@ -225,10 +243,10 @@ class VMDirector(AgentModule):
         if self.orphanSightings is None:
             self.orphanSightings = self._loadSightings()
         reports = []
-        for ce, params in sorted(ces.items()):
+        for ce, options in sorted(ces.items()):
             report = CEReport(ce)
             try:
-                self._cycleCE(ce, params, report)
+                self._cycleCE(ce, options, report)
             except _Skip as exc:
                 self.orphanSightings.pop(ce, None)  # sightings must come from consecutive cycles
                 report.skipped = str(exc)
@@ -250,7 +268,7 @@ class VMDirector(AgentModule):
         return S_OK()
 
     def _cloudCEs(self):
-        """{CE name: CE parameters (CE options, then its first queue's)} of the CEs served."""
+        """{CE name: CEOptions} of the CEs served."""
         if not gConfig.getSections("/Resources/Sites")["OK"]:
             return S_OK({})  # no site configured at all
         result = getQueues(
@@ -260,19 +278,22 @@ class VMDirector(AgentModule):
         )
         if not result["OK"]:
             return result
+        sites = {
+            site: {ce: {**ceDict, "Queues": ceDict.get("Queues") or {}} for ce, ceDict in siteCEs.items()}
+            for site, siteCEs in result["Value"].items()
+        }
+        resolved = queue_parameters(sites)
+        if not resolved["OK"]:
+            return resolved
         ces = {}
-        for site, siteCEs in result["Value"].items():
+        for site, siteCEs in sites.items():
             for ce, ceDict in siteCEs.items():
-                params = {k: v for k, v in ceDict.items() if k != "Queues"}
-                queues = ceDict.get("Queues") or {}
-                for queue in sorted(queues):
-                    params = {**params, **queues[queue], "Queue": queue}
-                    break
-                params.setdefault("Site", site)
-                params["GridCE"] = ce
+                ceLevel = ce_level_parameters(site, ce, ceDict)
+                queues = resolved["Value"].get(ce, {})
+                params = next(iter(queues.values()), ceLevel)
                 if self.vos and not self._servesVO(params):
                     continue
-                ces[ce] = params
+                ces[ce] = CEOptions(params=params, ce_level=ceLevel, queues=queues)
         return S_OK(ces)
 
     def _servesVO(self, params) -> bool:
@@ -296,15 +317,39 @@ class VMDirector(AgentModule):
             max_lifetime=maxLifetime, **{THRESHOLD_OPTIONS[option][0]: v for option, v in values.items()}
         )
 
-    def _backend(self, ce: str, params):
+    def _queueThresholds(self, ce: str, options: CEOptions, config: CloudCEConfig):
+        """(the CE-level thresholds, {queue: that queue's thresholds})."""
+        ceLevel = self._thresholds(options.ce_level, self._lifetimeConfig(ce, options.ce_level, config))
+        queues = {
+            queue: self._thresholds(params, self._lifetimeConfig(ce, params, config))
+            for queue, params in options.queues.items()
+        }
+        return ceLevel, queues
+
+    @staticmethod
+    def _lifetimeConfig(ce: str, params, fallback: CloudCEConfig) -> CloudCEConfig:
+        """The configuration that gives `params`' Context_MaxLifetime; the CE level alone may lack
+        options only its queues set (Instance_Image...), then only the lifetime is taken."""
+        try:
+            return CloudCEConfig.from_ce_parameters(ce, params)
+        except CloudError:
+            pass
+        try:
+            lifetime = int(params.get("Context_MaxLifetime", fallback.context_max_lifetime))
+        except (TypeError, ValueError):
+            raise _Skip(f"CS option Context_MaxLifetime of CE {ce}: not a number of seconds") from None
+        return dataclasses.replace(fallback, context_max_lifetime=lifetime)
+
+    def _backend(self, ce: str, params, reread: bool = False):
         try:
             config = CloudCEConfig.from_ce_parameters(ce, params)
         except CloudError as exc:
             raise _Skip(str(exc)) from None
         cached = self.backends.get(ce)
-        if cached and cached[0] == config:
+        if cached and cached[0] == config and not reread and not credentials_changed(cached[1]):
             return cached
         if cached:
+            self.backends.pop(ce, None)
             cached[1].close()
         try:
             backend = make_backend(config)
@@ -313,13 +358,22 @@ class VMDirector(AgentModule):
         self.backends[ce] = (config, backend)
         return config, backend
 
-    def _cycleCE(self, ce: str, params, report: CEReport):
+    def _cycleCE(self, ce: str, options: CEOptions, report: CEReport):
+        params = options.params
         config, backend = self._backend(ce, params)
-        thresholds = self._thresholds(params, config)
+        thresholds, queueThresholds = self._queueThresholds(ce, options, config)
         owner = config.owner()
         try:
-            vms = backend.list_vms(owner)
+            try:
+                vms = backend.list_vms(owner)
+            except CloudAuthError as exc:
+                # rotated credentials: read the CloudAuth file again and try once more
+                self.log.info("Credentials refused, reading them again", f"{ce}: {exc}")
+                config, backend = self._backend(ce, params, reread=True)
+                vms = backend.list_vms(owner)
         except CloudError as exc:
+            if isinstance(exc, CloudAuthError):
+                self.backends.pop(ce, None)  # read again next cycle too
             raise _Skip(f"listing failed, nothing decided: {exc}") from None
         vms = [vm for vm in vms if owner.owns(vm.owner)]
         report.vms = len(vms)
@@ -334,7 +388,15 @@ class VMDirector(AgentModule):
         backoffs = {row["profile"]: BackoffState.from_record(row) for row in result["Value"]}
 
         view = CEView(
-            owner, vms, pilots, records, backoffs, now, thresholds, self.orphanSightings.get(ce, frozenset())
+            owner,
+            vms,
+            pilots,
+            records,
+            backoffs,
+            now,
+            thresholds,
+            self.orphanSightings.get(ce, frozenset()),
+            queue_thresholds=queueThresholds,
         )
         decision = decide(view)
         self.orphanSightings[ce] = decision.orphan_sightings

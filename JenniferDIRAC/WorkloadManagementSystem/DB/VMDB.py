@@ -12,6 +12,11 @@ Tables (created on first connection, like DIRAC's TaskQueueDB; ``VMDB.sql`` is w
 - ``VMLogs``: the last ``MaxLogBytes`` bytes of each log a VM uploaded, per kind.
 - ``VMHeartbeats``: the most recent ``MaxHeartbeats`` heartbeats of each VM.
 
+Upgrades: a database made by an older version gets the columns added since (``UPGRADES``,
+``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``) on the first connection of the new version; the
+same statements are in ``VMDB.sql``, so ``dirac-install-db VMDB`` on an existing database
+upgrades it too. Both are idempotent.
+
 Every statement is parametrised; no value is ever formatted into SQL text. Times are stored and
 returned as naive UTC datetimes (DIRAC's convention); aware datetimes are converted on input.
 """
@@ -56,6 +61,9 @@ VM_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("fault", "Fault", "VARCHAR(512) NOT NULL DEFAULT ''"),
     ("deleted", "Deleted", "DATETIME NULL DEFAULT NULL"),
     ("delete_reason", "DeleteReason", "VARCHAR(512) NOT NULL DEFAULT ''"),
+    #: a FailureKind value when the CE could not create the VM (quota, capacity,
+    #: configuration, cloud_fault, unreachable, auth), '' otherwise
+    ("failure_kind", "FailureKind", "VARCHAR(16) NOT NULL DEFAULT ''"),
     ("last_heartbeat", "LastHeartbeat", "DATETIME NULL DEFAULT NULL"),
     ("heartbeat_load", "HeartbeatLoad", "VARCHAR(128) NOT NULL DEFAULT ''"),
     ("shutdown_code", "ShutdownCode", "INT NULL DEFAULT NULL"),
@@ -118,6 +126,21 @@ TABLES = {
         "Indexes": {"VMTime": ["VMName", "HeartbeatTime"]},
     },
 }
+
+#: Columns added after v0.1.0: (table, column). Their SQL types are the ones in TABLES.
+UPGRADES: tuple[tuple[str, str], ...] = (("VMs", "FailureKind"),)
+
+
+def upgrade_statements() -> list[str]:
+    """The idempotent ALTERs that bring an older VMDB to this schema (also in VMDB.sql)."""
+    return [
+        f"ALTER TABLE `{table}` ADD COLUMN IF NOT EXISTS `{column}` {TABLES[table]['Fields'][column]}"
+        for table, column in UPGRADES
+    ]
+
+
+#: FailureKind values VMDB accepts (errors.FailureKind; kept as strings, the DB needs no enum)
+FAILURE_KINDS = frozenset({"quota", "capacity", "configuration", "cloud_fault", "unreachable", "auth"})
 
 LOG_KINDS_LIMIT = 32
 
@@ -215,10 +238,30 @@ class VMDB(DB):
             return result
         existing = {row[0] for row in result["Value"]}
         missing = {name: desc for name, desc in TABLES.items() if name not in existing}
-        if not missing:
-            return S_OK()
-        self.log.info("Creating VMDB tables", ", ".join(missing))
-        return self._createTables(missing)
+        if missing:
+            self.log.info("Creating VMDB tables", ", ".join(missing))
+            result = self._createTables(missing)
+            if not result["OK"]:
+                return result
+        return self._upgradeTables()
+
+    def _upgradeTables(self):
+        """Add the columns an older version's tables lack (idempotent)."""
+        for (table, column), cmd in zip(UPGRADES, upgrade_statements()):
+            result = self._query(
+                "SELECT COUNT(*) FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND COLUMN_NAME = %s",
+                args=(table, column),
+            )
+            if not result["OK"]:
+                return result
+            if int(result["Value"][0][0]):
+                continue
+            self.log.notice("Upgrading VMDB", f"adding column {table}.{column}")
+            result = self._update(cmd)
+            if not result["OK"]:
+                return result
+        return S_OK()
 
     # --- VMs ---------------------------------------------------------------------------------
     def recordVMs(self, records: list[dict]):
@@ -305,27 +348,30 @@ class VMDB(DB):
         return self._countExisting([row[-1] for row in rows])
 
     def markVMsDeleted(self, names, reason: str = "", when: dt.datetime | None = None):
-        """Mark VMs deleted. ``names`` is a list (one ``reason`` for all) or ``{name: reason}``.
-        The first deletion wins: a VM already marked keeps its time and reason."""
+        """Mark VMs deleted. ``names`` is a list (one ``reason`` for all) or ``{name: reason}``
+        or, for VMs the CE could not create, ``{name: {"reason": text, "failure_kind": kind}}``
+        (kind: a FailureKind value, what the policy reads; the reason is for people).
+        The first deletion wins: a VM already marked keeps its time, reason and kind."""
         when = utc_naive(when) if when else _now()
         try:
             if isinstance(names, Mapping):
-                pairs = [(_check_text("vm_name", n, True), str(r or reason)) for n, r in names.items()]
+                rows = [(_check_text("vm_name", n, True), *_reason_and_kind(r, reason)) for n, r in names.items()]
             else:
-                pairs = [(n, str(reason or "")) for n in _check_names(names)]
+                rows = [(n, str(reason or ""), "") for n in _check_names(names)]
         except RecordError as exc:
             return S_ERROR(f"markVMsDeleted: {exc}")
-        if not pairs:
+        if not rows:
             return S_OK(0)
         limit = _LIMITS["delete_reason"]
         cmd = (
             "UPDATE VMs SET `DeleteReason` = IF(`Deleted` IS NULL, %s, `DeleteReason`), "
+            "`FailureKind` = IF(`Deleted` IS NULL, %s, `FailureKind`), "
             "`Ended` = COALESCE(`Ended`, %s), `Deleted` = COALESCE(`Deleted`, %s) WHERE `VMName` = %s"
         )
-        result = self._manyInTransaction(cmd, [(r[:limit], when, when, n) for n, r in pairs])
+        result = self._manyInTransaction(cmd, [(r[:limit], k, when, when, n) for n, r, k in rows])
         if not result["OK"]:
             return result
-        return self._countExisting([n for n, _ in pairs])
+        return self._countExisting([n for n, _, _ in rows])
 
     def getVMs(
         self,
@@ -646,6 +692,20 @@ class VMDB(DB):
                 if not res["OK"]:
                     return res
         return S_OK(len(names))
+
+
+def _reason_and_kind(value, default_reason: str) -> tuple[str, str]:
+    """(reason, failure kind) of one markVMsDeleted value: a reason, or {"reason", "failure_kind"}."""
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"reason", "failure_kind"}
+        if unknown:
+            raise RecordError(f"unknown field(s) {', '.join(sorted(map(str, unknown)))} in a deletion")
+        kind = value.get("failure_kind") or ""
+        kind = getattr(kind, "value", kind)  # a FailureKind member or its value
+        if kind and kind not in FAILURE_KINDS:
+            raise RecordError(f"field 'failure_kind' must be one of {', '.join(sorted(FAILURE_KINDS))}, not {kind!r}")
+        return str(value.get("reason") or default_reason or ""), kind
+    return str(value or default_reason or ""), ""
 
 
 def _col_map() -> list[tuple[str, str]]:

@@ -5,6 +5,13 @@
 --  the tables (VMs, VMBackoff, VMLogs, VMHeartbeats) are created by the VMDB class
 --  on its first connection (as DIRAC's TaskQueueDB does), so that the schema is
 --  defined in one place: JenniferDIRAC/WorkloadManagementSystem/DB/VMDB.py.
+--
+--  Upgrades of a database made by an older version (idempotent; VMDB.py runs the
+--  same statements, VMDB.UPGRADES, on its first connection). A fresh database has
+--  no tables yet: IF EXISTS makes these no-ops then.
 -- ------------------------------------------------------------------------------
 
 USE VMDB;
+
+-- v0.2.0: the typed reason of a failed create (a FailureKind value), read by the VMDirector
+ALTER TABLE IF EXISTS `VMs` ADD COLUMN IF NOT EXISTS `FailureKind` VARCHAR(16) NOT NULL DEFAULT '';

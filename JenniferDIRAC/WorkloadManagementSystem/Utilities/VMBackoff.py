@@ -4,7 +4,8 @@ A create failure, an ERROR VM, a VM that never boots, or a VM that fizzles (ends
 fizzle time without running a job, or reports a shutdown code 300-699) starts a backoff: the CE
 submits nothing until `until`. After that it is in probe: one VM at a time, until a VM created
 after `until` runs past the fizzle time, which clears the backoff (the VMDirector does that).
-A full project (QuotaExceeded) is a pause handled by the CE's quota headroom, never a backoff.
+A full project or cloud (FailureKind.QUOTA / CAPACITY, ``counts_towards_backoff`` False) is a
+pause handled by the CE's quota headroom, never a backoff.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from JenniferDIRAC.Resources.Cloud.errors import QuotaExceeded
 from JenniferDIRAC.Resources.Cloud.model import VM, VMState
 
 #: The fizzle time the CE assumes when it is not told (the VMDirector's FizzleSeconds default).
@@ -81,15 +81,6 @@ class ReleaseProbe:
 def backoff_started(state: BackoffState, backoff_seconds: float) -> datetime:
     """When the backoff began (it lasts backoff_seconds)."""
     return state.until - timedelta(seconds=backoff_seconds)
-
-
-def backoff_for_create_failure(
-    ce: str, profile: str, error: Exception, now: datetime, backoff_seconds: float
-) -> StartBackoff | None:
-    """The backoff a failed create starts; None for a full project (a pause, not a failure)."""
-    if isinstance(error, QuotaExceeded):
-        return None
-    return StartBackoff(ce, profile, now + timedelta(seconds=backoff_seconds), f"create failed: {error}")
 
 
 def submission_allowance(

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from JenniferDIRAC.Resources.Cloud.createfailure import is_create_failure
+from JenniferDIRAC.Resources.Cloud.errors import FailureKind
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
 from JenniferDIRAC.Resources.Cloud.references import parse_reference, pilot_reference
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBackoff import (
@@ -43,6 +43,11 @@ PILOT_WAITING = frozenset({SUBMITTED, WAITING, SCHEDULED})
 PILOT_TRANSIENT = PILOT_WAITING | {RUNNING, UNKNOWN}
 PILOT_FINAL = frozenset({DONE, FAILED, ABORTED, DELETED})
 
+#: Seconds a VM may be missing from listings after its creation without being gone: the VM
+#: record and pilot are written before the create call, and EC2 listings are eventually
+#: consistent. The VMDirector's and the CE's ``LostPilotGrace`` (one rule: ``still_appearing``).
+DEFAULT_LOST_PILOT_GRACE = 600.0
+
 #: Shutdown codes (VCYCLE / Machine-Job-Features convention) that mean the VM gave up early.
 FIZZLE_CODES = range(300, 700)
 
@@ -55,7 +60,7 @@ class Thresholds:
     max_lifetime: float = 14 * 86400 + 3600
     zombie_grace: float = 1800
     orphan_grace: float = 900
-    lost_pilot_grace: float = 600
+    lost_pilot_grace: float = DEFAULT_LOST_PILOT_GRACE
     heartbeat_timeout: float = 3600  # 0: never
     fizzle_seconds: float = 600
     backoff_seconds: float = 1800
@@ -94,7 +99,9 @@ class VMRecord:
     started: datetime | None = None  # first seen running
     ended: datetime | None = None  # first seen SHUTOFF / ERROR
     deleted: datetime | None = None  # deleted, or seen gone; None while it lives
-    delete_reason: str = ""  # "create failed: ..." when the CE could not create it
+    delete_reason: str = ""  # for people: why it was deleted (or not created)
+    #: set when the CE could not create the VM: what the cloud's refusal meant
+    failure_kind: FailureKind | None = None
     accounted: bool = False
     last_heartbeat: datetime | None = None
     shutdown_code: int | None = None
@@ -113,11 +120,20 @@ class VMRecord:
             ended=aware(record.get("ended")),
             deleted=aware(record.get("deleted")),
             delete_reason=record.get("delete_reason") or "",
+            failure_kind=failure_kind(record.get("failure_kind")),
             accounted=bool(record.get("accounted")),
             last_heartbeat=aware(record.get("last_heartbeat")),
             shutdown_code=record.get("shutdown_code"),
             shutdown_text=record.get("shutdown_message") or "",
         )
+
+
+def failure_kind(value) -> FailureKind | None:
+    """The FailureKind of a VM database value ('' or an unknown value: None)."""
+    try:
+        return FailureKind(value) if value else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -130,8 +146,18 @@ class CEView:
     records: Mapping[str, VMRecord]  # by VM name
     backoffs: Mapping[str, BackoffState]  # by profile ("" for the CE as a whole)
     now: datetime
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    thresholds: Thresholds = field(default_factory=Thresholds)  # the CE level's
     orphan_sightings: frozenset[str] = frozenset()  # VM names that were orphan candidates last cycle
+    #: each queue's thresholds (its options over the CE's), for the VMs submitted for it
+    queue_thresholds: Mapping[str, Thresholds] = field(default_factory=dict)
+
+    def thresholds_of(self, vm: VM) -> Thresholds:
+        """The thresholds of the queue `vm` was submitted for (its owner metadata); the CE
+        level's for a VM without a queue (created before VMs carried it) or of a queue the CE
+        no longer has."""
+        owner = vm.owner
+        queue = owner.queue if owner is not None else ""
+        return self.queue_thresholds.get(queue, self.thresholds) if queue else self.thresholds
 
 
 # --- actions ---------------------------------------------------------------------------------
@@ -185,10 +211,10 @@ def _seconds(later: datetime, earlier: datetime | None) -> float:
     return 0.0 if earlier is None else (later - earlier).total_seconds()
 
 
-def _is_quota_fault(fault: str) -> bool:
-    """Nova may accept a burst of creates and fail the extra VMs with a quota fault: a full
-    project is a pause, not a failure of the CE."""
-    return "quota" in fault.lower()
+def still_appearing(born: datetime | None, now: datetime, grace: float = DEFAULT_LOST_PILOT_GRACE) -> bool:
+    """True while a VM created (or recorded) at `born` may be absent from a listing without
+    being gone (None, an unknown time, counts as just created)."""
+    return born is None or _seconds(now, born) <= grace
 
 
 @dataclass
@@ -206,7 +232,7 @@ def _born(vm: VM, record: VMRecord | None) -> datetime | None:
 
 
 def _judge(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEView) -> _Verdict | None:
-    now, th = view.now, view.thresholds
+    now, th = view.now, view.thresholds_of(vm)
     born = _born(vm, record)
     age = _seconds(now, born)
 
@@ -233,7 +259,10 @@ def _judge(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEV
 
     if vm.state is VMState.ERROR:
         fault = vm.fault or "no fault given by the cloud"
-        backoff = "" if _is_quota_fault(fault) else f"VM {vm.name} in ERROR: {fault}"
+        # Nova may accept a burst of creates and fail the extra VMs with a quota fault (413), or
+        # find no host: the cloud is full, a pause, not a failure of the CE
+        kind = vm.fault_kind or FailureKind.CLOUD_FAULT
+        backoff = f"VM {vm.name} in ERROR: {fault}" if kind.counts_towards_backoff else ""
         return _Verdict(f"cloud error: {fault}", ABORTED, vm.updated or now, backoff)
 
     if vm.state is VMState.BUILD and age > th.boot_timeout:
@@ -263,7 +292,7 @@ def _judge(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEV
 
 def decide(view: CEView) -> Decision:
     """The actions for one CE in one cycle."""
-    now, th, ce = view.now, view.thresholds, view.owner.ce
+    now, ce = view.now, view.owner.ce
     actions: list[Action] = []
     sightings: set[str] = set()
     backoff_reasons: dict[str, list[str]] = {}
@@ -280,8 +309,9 @@ def decide(view: CEView) -> Decision:
 
         if verdict is None and pilot is None and vm.state is not VMState.DELETING:
             sightings.add(vm.name)
-            if vm.name in view.orphan_sightings and _seconds(now, _born(vm, record)) > th.orphan_grace:
-                verdict = _Verdict(f"orphan: no pilot record for more than {th.orphan_grace:.0f} s", "", now)
+            grace = view.thresholds_of(vm).orphan_grace
+            if vm.name in view.orphan_sightings and _seconds(now, _born(vm, record)) > grace:
+                verdict = _Verdict(f"orphan: no pilot record for more than {grace:.0f} s", "", now)
         if verdict is None:
             continue
 
@@ -295,13 +325,15 @@ def decide(view: CEView) -> Decision:
             actions.append(Account(vm.name, after_delete=True))
         if verdict.backoff:
             profile = vm.owner.profile
-            if _counts_for_backoff(view.backoffs.get(profile), vm, record, th):
+            if _counts_for_backoff(view.backoffs.get(profile), vm, record, view.thresholds_of(vm)):
                 backoff_reasons.setdefault(profile, []).append(verdict.backoff)
 
     actions.extend(_lost_pilots(view, listed))
     actions.extend(_gone_records(view, listed))
     for record in _create_failures(view, listed):
-        backoff_reasons.setdefault(record.profile, []).append(f"VM {record.vm_name}: {record.delete_reason}")
+        backoff_reasons.setdefault(record.profile, []).append(
+            f"VM {record.vm_name} not created ({record.failure_kind.value}): {record.delete_reason}"
+        )
     actions.extend(_backoff_actions(view, backoff_reasons))
     return Decision(actions, frozenset(sightings))
 
@@ -327,7 +359,8 @@ def _lost_pilots(view: CEView, listed: set[str]) -> list[Action]:
         if ce != view.owner.ce or vm_name in listed:
             continue
         # A pilot recorded just now may belong to a VM created after the listing was taken.
-        if _seconds(view.now, pilot.submitted or pilot.last_update) <= view.thresholds.lost_pilot_grace:
+        born = pilot.submitted or pilot.last_update
+        if still_appearing(born, view.now, view.thresholds.lost_pilot_grace):
             continue
         status = ABORTED if pilot.status in PILOT_WAITING else DELETED
         actions.append(SetPilotStatus(ref, status, "VM gone from the cloud"))
@@ -342,7 +375,7 @@ def _gone_records(view: CEView, listed: set[str]) -> list[Action]:
             continue
         if record.deleted is None:
             # The record is written before the VM is created: give creation time to finish.
-            if _seconds(view.now, record.created) <= view.thresholds.lost_pilot_grace:
+            if still_appearing(record.created, view.now, view.thresholds.lost_pilot_grace):
                 continue
             actions.append(RecordGone(name, view.now))
             if not record.accounted:
@@ -353,13 +386,13 @@ def _gone_records(view: CEView, listed: set[str]) -> list[Action]:
 
 
 def _create_failures(view: CEView, listed: set[str]) -> list[VMRecord]:
-    """Records of VMs the CE failed to create, not yet accounted (so each counts once).
-    A full project is a pause, not a failure."""
+    """Records of VMs the CE failed to create, not yet accounted (so each counts once), whose
+    failure counts towards backoff (a full project or cloud is a pause, not a failure)."""
     failures = []
     for name, record in sorted(view.records.items()):
         if name in listed or record.ce != view.owner.ce or record.accounted or record.deleted is None:
             continue
-        if not is_create_failure(record.delete_reason):
+        if record.failure_kind is None or not record.failure_kind.counts_towards_backoff:
             continue
         state = view.backoffs.get(record.profile)
         if (

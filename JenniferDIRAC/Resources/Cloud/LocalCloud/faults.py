@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-REQUEST_KINDS = ("http_error", "timeout", "drop", "expire_token", "latency")
+REQUEST_KINDS = ("http_error", "timeout", "drop", "expire_token", "latency", "garble")
 VM_KINDS = ("error", "stuck", "quota_refused", "quota_recheck")
 
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
@@ -114,6 +114,10 @@ class FaultInjector:
     def drop_connection(self, **match: Any) -> FaultRule:
         """Close the connection without any response."""
         return self.add("drop", **match)
+
+    def garble(self, **match: Any) -> FaultRule:
+        """Answer 200 with a truncated JSON body, as a proxy cutting a response short does."""
+        return self.add("garble", **match)
 
     def expire_token(self, **match: Any) -> FaultRule:
         """Expire the caller's token now and answer 401, as a real expiry mid-session does."""
