@@ -96,3 +96,17 @@ def test_agent_refuses_to_start_with_a_readable_secret(tmp_path, agent_tools):
     out = log.read_text()
     assert "chmod 600" in out, out
     assert "x" * 40 not in out
+
+
+def test_agent_refuses_a_bad_bound_naming_the_option(tmp_path, agent_tools):
+    BASE_CFG, free_port, start_agent, stop = agent_tools
+    secret = tmp_path / "vm-endpoint.secret"
+    create_secret_file(secret)
+    proc, log = start_agent(tmp_path, BASE_CFG, "-o", "MaxCycles=1", "-o", f"TokenSecretFile={secret}",
+                            "-o", "UseTLS=no", "-o", f"Port={free_port()}", "-o", "BodyTimeout=soon")
+    try:
+        proc.wait(timeout=120)
+    finally:
+        stop(proc)
+    out = log.read_text()
+    assert "option BodyTimeout: 'soon' is not a number" in out, out[-3000:]

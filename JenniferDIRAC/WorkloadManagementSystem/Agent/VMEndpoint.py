@@ -39,7 +39,8 @@ class VMEndpoint(AgentModule):
         self.secretFile = ""
 
     def _intOption(self, name: str, default: int, minimum: int) -> int:
-        value = self.am_getOption(name, default)
+        # A string default: DIRAC would silently turn an unparsable value into a typed default.
+        value = self.am_getOption(name, str(default))
         try:
             number = int(value)
         except (TypeError, ValueError):
@@ -49,7 +50,8 @@ class VMEndpoint(AgentModule):
         return number
 
     def _numberOption(self, name: str, default: float, minimum: float) -> float:
-        value = self.am_getOption(name, default)
+        # A string default: DIRAC would silently turn an unparsable value into a typed default.
+        value = self.am_getOption(name, str(default))
         try:
             number = float(value)
         except (TypeError, ValueError):
