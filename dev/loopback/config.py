@@ -38,6 +38,7 @@ SERVICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("Configuration", "Server"): (),
     ("Framework", "ProxyManager"): ("ProxyDB",),
     ("Accounting", "DataStore"): ("AccountingDB",),
+    ("Accounting", "ReportGenerator"): ("AccountingDB",),
     ("ResourceStatus", "ResourceStatus"): ("ResourceStatusDB",),
     ("ResourceStatus", "ResourceManagement"): ("ResourceManagementDB",),
     ("WorkloadManagement", "JobManager"): ("JobDB", "JobLoggingDB", "TaskQueueDB", "PilotAgentsDB"),
@@ -331,12 +332,20 @@ def master_cs(roots: Roots, ep: Endpoints, extra: ExtraConfig) -> CFG:
     _section(cfg, "Systems/WorkloadManagement/Services/SandboxStore").setOption(
         "BasePath", str(roots.sandboxes)
     )
+    # The extensions are installed in editable mode here, which DIRAC's own plotter search misses.
+    _section(cfg, "Systems/Accounting/Services/ReportGenerator").setOption(
+        "HandlerPath", "JenniferDIRAC/AccountingSystem/Service/ExtensionReportGeneratorHandler.py"
+    )
     for db, system in DATABASES.items():
         _merge(
             cfg,
             f"Systems/{system}/Databases/{db}",
             CFG().loadFromDict({"DBName": db, "Host": ep.db_host, "Port": str(ep.db_port)}),
         )
+    # DIRAC 9.1's AccountingDB inserts a new key value from several threads at once; the loser
+    # of that race caches its "Duplicate entry" error and fails those records until a restart.
+    # One bundle per type per minute keeps the insertions of a type in one thread.
+    _section(cfg, "Systems/Accounting/Databases/AccountingDB").setOption("RecordsPerSlot", "100000")
     _merge(
         cfg,
         "Systems/WorkloadManagement/Databases/JobParametersDB",

@@ -55,7 +55,7 @@ STOP_TIMEOUT = 20.0
 SERVICE_GROUPS: dict[str, list[str]] = {
     "Configuration_Server": ["Configuration/Server"],
     "Framework": ["Framework/ProxyManager"],
-    "Accounting": ["Accounting/DataStore"],
+    "Accounting": ["Accounting/DataStore", "Accounting/ReportGenerator"],
     "ResourceStatus": ["ResourceStatus/ResourceStatus", "ResourceStatus/ResourceManagement"],
     "WorkloadManagement": [
         "WorkloadManagement/JobManager",

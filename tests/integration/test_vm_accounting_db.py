@@ -7,6 +7,8 @@ from DIRAC import S_ERROR, S_OK
 
 from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
 from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
+from apel_testkit import JOB_HEADER, SYNC_HEADER, records_of, validate
+
 from JenniferDIRAC.WorkloadManagementSystem.Utilities import APEL
 
 UTC = dt.timezone.utc
@@ -47,7 +49,9 @@ def client(vmdb, monkeypatch):
 def test_finished_vms_accounted_once(client, tmp_path, monkeypatch):
     spy = DataStoreSpy()
     monkeypatch.setattr("DIRAC.AccountingSystem.Client.DataStoreClient.gDataStoreClient", spy)
-    settings = APEL.AccountingSettings(fizzle_seconds=600, apel_directory=str(tmp_path / "apel"))
+    settings = APEL.AccountingSettings(
+        fizzle_seconds=600, apel_directory=str(tmp_path / "apel"), publish_mode=lambda vm: "Jobs"
+    )
     records = client.getAccountingRecords()["Value"]
     assert {r["vm_name"] for r in records} == {"long", "fizzle", "never"}
     result = APEL.account_finished_vms(records, settings, client)
@@ -57,12 +61,15 @@ def test_finished_vms_accounted_once(client, tmp_path, monkeypatch):
     # DIRAC accounting: every finished VM, with its figures.
     assert len(spy.registers) == 3
     by_status = {values[3][5]: values[3] for values in spy.registers}
-    assert by_status["Completed"][6:] == [1, 4, 3 * 3600, 4 * 3 * 3600, 4 * 3 * 3600 * 10.0]
-    assert by_status["Fizzled"][8] == 120
-    assert by_status["NeverStarted"][8] == 0
+    # keys (Site, CE, VO, Flavor, Profile, EndStatus, BenchmarkSource), then the values
+    assert by_status["Completed"][6:] == ["CE", 1, 4, 3 * 3600, 4 * 3 * 3600, 4 * 3 * 3600 * 10.0, 0, 0.0]
+    assert by_status["Fizzled"][9] == 120
+    assert by_status["NeverStarted"][9] == 0
     # APEL: only the long VM.
-    (message,) = APEL.read_messages(settings.apel_directory)
-    (record,) = APEL.parse_message(message)
+    (record,) = records_of(settings.apel_directory)
+    validate(JOB_HEADER, record)
+    (sync,) = records_of(settings.apel_directory, SYNC_HEADER)
+    assert sync["NumberOfJobs"] == "1" and sync["Site"] == "CLOUD.X.uk"
     assert record["LocalJobId"] == "uuid-long" and record["WallDuration"] == "10800"
     assert record["StartTime"] == str(int((T0 + dt.timedelta(minutes=2)).timestamp()))
     # Nothing left to account; a second pass writes nothing.
@@ -82,7 +89,30 @@ def test_failed_commit_leaves_vms_for_the_next_cycle(client, tmp_path, monkeypat
 def test_unwritable_apel_directory_is_an_error(client, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    settings = APEL.AccountingSettings(apel_directory=str(blocker / "apel"), send_dirac_accounting=False)
+    settings = APEL.AccountingSettings(
+        apel_directory=str(blocker / "apel"), send_dirac_accounting=False, publish_mode=lambda vm: "Jobs"
+    )
     result = APEL.account_finished_vms(client.getAccountingRecords()["Value"], settings, client)
     assert not result["OK"] and str(blocker) in result["Message"]
     assert len(client.getAccountingRecords()["Value"]) == 3
+
+
+def test_cpu_seconds_from_the_vms_heartbeats(client, tmp_path, monkeypatch):
+    """The VM sends "cpu=<seconds>" after its load; VMDB keeps the last heartbeat; the records
+    carry it. A heartbeat of an older VM (load only) gives CPU 0, not the wall time."""
+    spy = DataStoreSpy()
+    monkeypatch.setattr("DIRAC.AccountingSystem.Client.DataStoreClient.gDataStoreClient", spy)
+    assert client.addHeartbeat("long", T0 + dt.timedelta(hours=1), "1.0 0.9 0.8 2/300 4242 cpu=12000")["OK"]
+    assert client.addHeartbeat("long", T0 + dt.timedelta(hours=3), "3.9 3.8 3.7 5/300 4250 cpu=39000")["OK"]
+    assert client.addHeartbeat("fizzle", T0 + dt.timedelta(minutes=3), "0.1 0.1 0.1 1/200 99")["OK"]
+    settings = APEL.AccountingSettings(
+        apel_directory=str(tmp_path / "apel"), send_dirac_accounting=True, publish_mode=lambda vm: "Cloud"
+    )
+    result = APEL.account_finished_vms(client.getAccountingRecords()["Value"], settings, client)
+    assert result["OK"], result.get("Message")
+    by_status = {values[3][5]: values[3] for values in spy.registers}
+    assert by_status["Completed"][12] == 39000  # CPUTime
+    assert by_status["Completed"][13] == 39000 * 10.0  # NormCPUTime
+    assert by_status["Fizzled"][12] == 0
+    (record,) = records_of(settings.apel_directory, "APEL-cloud-message: v0.4")
+    assert record["CpuDuration"] == "39000" and record["WallDuration"] == str(3 * 3600)
