@@ -10,7 +10,8 @@ Each cycle applies ``DB/VMDBRetention.py``: accounted VMs deleted more than VMRe
 are removed with their logs and heartbeats, logs of VMs deleted more than LogRetentionDays ago
 are removed, heartbeats of VMs deleted more than HeartbeatCompactionDays ago are compacted to
 the first, the last and one per hour. Live VMs and VMs not yet accounted are never touched.
-Run it where VMDB is configured: ``dirac-agent WorkloadManagement/VMDBRetentionAgent``.
+The first cycle after a start also removes logs and heartbeats left without a VM row; later
+cycles compact only the VMs deleted since the previous one. Run it where VMDB is configured: ``dirac-agent WorkloadManagement/VMDBRetentionAgent``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class VMDBRetentionAgent(AgentModule):
         from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
 
         self.vmdb = VMDB()
+        # Heartbeats of VMs deleted before this were compacted by an earlier cycle of this
+        # process; the first cycle after a start makes a full pass.
+        self.compactedUntil = None
         return S_OK()
 
     def execute(self):
@@ -41,11 +45,12 @@ class VMDBRetentionAgent(AgentModule):
         except ValueError as exc:
             return S_ERROR(f"VMDBRetentionAgent {exc}")
         now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-        result = apply_retention(self.vmdb, policy, now)
+        result = apply_retention(self.vmdb, policy, now, compacted_until=self.compactedUntil)
         if not result["OK"]:
             self.log.error("VMDB retention failed, retried next cycle", result["Message"])
             return result
         done = result["Value"]
+        self.compactedUntil = done["compacted_until"]
         self.log.notice(
             "VMDB retention",
             f"{done['vms']} VM(s) purged (deleted > {policy.vm_days:g} days), "

@@ -67,15 +67,28 @@ class RetentionPolicy:
         }
 
 
-def apply_retention(db, policy: RetentionPolicy, now: dt.datetime):
-    """Apply every rule once; S_OK({"vms": rows purged, "logs": ..., "heartbeats": ...})."""
+def apply_retention(db, policy: RetentionPolicy, now: dt.datetime, compacted_until: dt.datetime | None = None):
+    """Apply every rule once; S_OK({"vms": rows purged, "logs": ..., "heartbeats": ...,
+    "compacted_until": ...}). ``compacted_until`` is the previous pass's value: heartbeats of VMs
+    deleted before it are compacted already (None: a full pass, which also looks at every
+    deleted VM and for logs and heartbeats left without a VM row)."""
     cutoffs = policy.cutoffs(now)
+    full = compacted_until is None
     done = {}
-    for key, step in (("vms", purge_vms), ("logs", purge_logs), ("heartbeats", compact_heartbeats)):
-        result = step(db, cutoffs[key], policy.batch_size)
-        if not result["OK"]:
-            return S_ERROR(f"VMDB retention ({key}): {result['Message']}")
-        done[key] = result["Value"]
+    result = purge_vms(db, cutoffs["vms"], policy.batch_size)
+    if not result["OK"]:
+        return S_ERROR(f"VMDB retention (vms): {result['Message']}")
+    done["vms"] = result["Value"]
+    result = purge_logs(db, cutoffs["logs"], policy.batch_size, sweep_orphans=full)
+    if not result["OK"]:
+        return S_ERROR(f"VMDB retention (logs): {result['Message']}")
+    done["logs"] = result["Value"]
+    result = compact_heartbeats(db, cutoffs["heartbeats"], policy.batch_size, deleted_since=compacted_until,
+                                sweep_orphans=full)
+    if not result["OK"]:
+        return S_ERROR(f"VMDB retention (heartbeats): {result['Message']}")
+    done["heartbeats"] = result["Value"]
+    done["compacted_until"] = max(cutoffs["heartbeats"], compacted_until or cutoffs["heartbeats"])
     return S_OK(done)
 
 
@@ -112,16 +125,16 @@ def purge_vms(db, deleted_before: dt.datetime, batch_size: int = 1000):
             return S_OK(total)
 
 
-def purge_logs(db, deleted_before: dt.datetime, batch_size: int = 1000):
-    """Remove the logs of VMs deleted before ``deleted_before``, and logs without a VM row last
-    updated before it; S_OK(number of log rows removed)."""
+def purge_logs(db, deleted_before: dt.datetime, batch_size: int = 1000, sweep_orphans: bool = True):
+    """Remove the logs of VMs deleted before ``deleted_before``, and (``sweep_orphans``) logs
+    without a VM row last updated before it; S_OK(number of log rows removed)."""
     total = 0
-    for select in (
-        "SELECT DISTINCT L.`VMName` FROM VMLogs L JOIN VMs V ON V.`VMName` = L.`VMName` "
-        "WHERE V.`Deleted` IS NOT NULL AND V.`Deleted` < %s LIMIT %s",
-        "SELECT DISTINCT L.`VMName` FROM VMLogs L LEFT JOIN VMs V ON V.`VMName` = L.`VMName` "
-        "WHERE V.`VMName` IS NULL AND L.`Updated` < %s LIMIT %s",
-    ):
+    selects = ["SELECT DISTINCT L.`VMName` FROM VMLogs L JOIN VMs V ON V.`VMName` = L.`VMName` "
+               "WHERE V.`Deleted` IS NOT NULL AND V.`Deleted` < %s LIMIT %s"]
+    if sweep_orphans:
+        selects.append("SELECT DISTINCT L.`VMName` FROM VMLogs L LEFT JOIN VMs V ON V.`VMName` = L.`VMName` "
+                       "WHERE V.`VMName` IS NULL AND L.`Updated` < %s LIMIT %s")
+    for select in selects:
         result = _delete_by_names(db, select, (deleted_before, batch_size), "VMLogs", batch_size)
         if not result["OK"]:
             return result
@@ -129,19 +142,24 @@ def purge_logs(db, deleted_before: dt.datetime, batch_size: int = 1000):
     return S_OK(total)
 
 
-def compact_heartbeats(db, deleted_before: dt.datetime, batch_size: int = 1000):
+def compact_heartbeats(db, deleted_before: dt.datetime, batch_size: int = 1000,
+                       deleted_since: dt.datetime | None = None, sweep_orphans: bool = True):
     """Keep the first, the last and the first of every hour of the heartbeats of VMs deleted
-    before ``deleted_before``; remove heartbeats without a VM row older than that.
+    before ``deleted_before`` (and, if given, since ``deleted_since``: the older ones were
+    compacted by an earlier pass); (``sweep_orphans``) remove heartbeats without a VM row older
+    than ``deleted_before``.
     S_OK(number of heartbeat rows removed)."""
     total = 0
+    since = "" if deleted_since is None else "AND V.`Deleted` >= %s "
+    window = (deleted_before,) if deleted_since is None else (deleted_before, deleted_since)
     while True:
         # After compaction an hour holds at most two heartbeats (its first, and the VM's last).
         result = db._query(
             "SELECT DISTINCT H.`VMName` FROM VMHeartbeats H JOIN VMs V ON V.`VMName` = H.`VMName` "
-            "WHERE V.`Deleted` IS NOT NULL AND V.`Deleted` < %s "
+            f"WHERE V.`Deleted` IS NOT NULL AND V.`Deleted` < %s {since}"
             f"GROUP BY H.`VMName`, {_HOUR.replace('`HeartbeatTime`', 'H.`HeartbeatTime`')} "
             "HAVING COUNT(*) > 2 LIMIT %s",
-            args=(deleted_before, batch_size),
+            args=(*window, batch_size),
         )
         if not result["OK"]:
             return result
@@ -168,6 +186,8 @@ def compact_heartbeats(db, deleted_before: dt.datetime, batch_size: int = 1000):
             total += int(result["Value"])
         if not ids:
             return S_ERROR(f"heartbeat compaction made no progress for {len(names)} VM(s)")
+    if not sweep_orphans:
+        return S_OK(total)
     result = _delete_by_names(
         db,
         "SELECT DISTINCT H.`VMName` FROM VMHeartbeats H LEFT JOIN VMs V ON V.`VMName` = H.`VMName` "
