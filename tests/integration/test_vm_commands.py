@@ -4,6 +4,7 @@ import datetime as dt
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import uuid
@@ -54,11 +55,42 @@ def env(vmdb, pilotdb, tmp_path):
 NO_CS_WARNING = "Running without remote configuration"
 
 
-def run(env, *args, timeout=120):
+def run(env, *args, timeout=120, raw=False):
     res = subprocess.run([str(VENV_BIN / args[0]), *args[1:]], env=env, capture_output=True, text=True,
                          timeout=timeout, stdin=subprocess.DEVNULL)
-    res.stdout = "\n".join(line for line in res.stdout.splitlines() if line.strip() != NO_CS_WARNING)
+    if not raw:
+        res.stdout = "\n".join(line for line in res.stdout.splitlines() if line.strip() != NO_CS_WARNING)
+    assert "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
     return res
+
+
+COMMANDS = ("dirac-vm-list", "dirac-vm-kill", "dirac-vm-logs", "dirac-vm-check-ce", "dirac-vm-profile-check")
+
+
+@pytest.fixture
+def bare_env(tmp_path):
+    """A host with a local cfg and nothing else configured."""
+    (tmp_path / "bare" / "etc").mkdir(parents=True)
+    cfg = tmp_path / "bare" / "etc" / "dirac.cfg"
+    cfg.write_text("DIRAC\n{\n}\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("DIRAC", "X509"))}
+    environ.update(DIRAC_ROOT_PATH=str(tmp_path / "bare"), DIRACSYSCONFIG=str(cfg))
+    return environ
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_unknown_command_line_option_is_a_usage_error(bare_env, command):
+    # DIRAC exits 2 on a getopt error; 2 means "state database unreachable" for these commands
+    res = run(bare_env, command, "--no-such-option", "x")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "no-such-option" in res.stdout + res.stderr
+
+
+def test_without_vmdb_the_error_names_both_ways_to_configure_it(bare_env):
+    res = run(bare_env, "dirac-vm-list")
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "/Systems/WorkloadManagement/Databases/VMDB" in res.stderr
+    assert "/Systems/WorkloadManagement/URLs/VMManager" in res.stderr
 
 
 def add_vms(vmdb, pilotdb, mariadb):
@@ -114,9 +146,11 @@ def test_list_table_and_filters(env, vmdb, pilotdb, mariadb):
 
 def test_list_json(env, vmdb, pilotdb, mariadb):
     vms = add_vms(vmdb, pilotdb, mariadb)
-    res = run(env, "dirac-vm-list", "--json", "--ce", "ce-a.example")
+    res = run(env, "dirac-vm-list", "--json", "--ce", "ce-a.example", raw=True)
     assert res.returncode == 0, res.stderr
+    # stdout is exactly one JSON document: DIRAC's own messages went to stderr
     documents = json.loads(res.stdout)
+    assert NO_CS_WARNING in res.stderr
     assert [d["vm_name"] for d in documents] == [vms[1]["vm_name"], vms[0]["vm_name"]]  # newest first
     first = documents[1]
     assert first["state"] == "ACTIVE" and first["pilot_status"] == "Running" and first["cores"] == 1
@@ -137,7 +171,7 @@ def test_list_backoffs(env, vmdb):
     assert lines[0].split()[:4] == ["CE", "PROFILE", "UNTIL", "(UTC)"]
     assert "ce-a.example  default" in lines[1] and "BACKING OFF" in lines[1] and "3 VMs fizzled" in lines[1]
     assert "ce-b.example" in lines[2] and "PROBING" in lines[2] and "jdirac-probe" in lines[2]
-    res = run(env, "dirac-vm-list", "--backoffs", "--json", "--ce", "ce-a.example")
+    res = run(env, "dirac-vm-list", "--backoffs", "--json", "--ce", "ce-a.example", raw=True)
     (row,) = json.loads(res.stdout)
     assert row["failures"] == 1 and row["active"] is True and row["profile"] == "default"
 
@@ -153,6 +187,24 @@ def test_list_usage_and_unavailable_exit_codes(env, vmdb, tmp_path):
     res = run(nodb, "dirac-vm-list")
     assert res.returncode == 2, res.stdout + res.stderr
     assert "Cannot read the VM state" in res.stderr and "VMManager" in res.stderr
+    assert "/Systems/WorkloadManagement/Databases/VMDB" in res.stderr
+
+
+def test_list_gives_up_on_an_unreachable_pilotagentsdb(env, vmdb, pilotdb, mariadb, tmp_path):
+    add_vms(vmdb, pilotdb, mariadb)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    path = Path(env["DIRACSYSCONFIG"])
+    cfg = CFG().loadFromBuffer(path.read_text())
+    cfg.setOption("Systems/WorkloadManagement/Databases/PilotAgentsDB/Host", "127.0.0.1")
+    cfg.setOption("Systems/WorkloadManagement/Databases/PilotAgentsDB/Port", str(closed_port))
+    path.write_text(str(cfg))
+    # DIRAC's default retries (275 s per connection attempt, several attempts) would hang it for
+    # minutes; the subprocess timeout is the bound
+    res = run(env, "dirac-vm-list", timeout=90)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "WorkloadManagement/PilotAgentsDB" in res.stderr
 
 
 # --- commands that reach the cloud through the CE: LocalCloud --------------------------------
@@ -193,7 +245,9 @@ def cloud_env(env, local_cloud, tmp_path, monkeypatch, vmdb):
         "Resources\n{\n  Sites\n  {\n    CLOUD\n    {\n"
         f"      {SITE}\n      {{\n        CE = {CE}\n        CEs\n        {{\n          {CE}\n          {{\n"
         f"{options}            Queues\n            {{\n              default\n              {{\n"
-        "                maxCPUTime = 100000\n              }\n            }\n          }\n        }\n      }\n    }\n  }\n}\n"
+        "                maxCPUTime = 100000\n                SI00 = 2000\n                ExtraPilotOptions = -M 1\n"
+        "                MaxTotalJobs = 20\n                MaxWaitingJobs = 10\n"
+        "              }\n            }\n          }\n        }\n      }\n    }\n  }\n}\n"
     )
     cfg_path = Path(env["DIRACSYSCONFIG"])
     cfg = CFG().loadFromBuffer(cfg_path.read_text()).mergeWith(CFG().loadFromBuffer(resources))
@@ -291,33 +345,49 @@ def test_logs_console_and_uploaded(cloud_env, local_cloud, vmdb, wrapper_file, t
     assert res.returncode == 4 and "No VM" in res.stderr
 
 
-def check_lines(stdout):
-    """{check name: (verdict, rest of the line)} of dirac-vm-check-ce output."""
-    checks = {}
+def check_lines(stdout, queue=None):
+    """{check name: (verdict, rest of the line)} of dirac-vm-check-ce output (of one queue)."""
+    checks, current = {}, None
     for line in stdout.splitlines():
+        if line.startswith("CE "):
+            current = line.split()[-1]
         parts = line.split(None, 2)
-        if len(parts) >= 2 and parts[0] in ("OK", "WARN", "FAIL", "SKIP"):
-            checks[parts[1]] = (parts[0], parts[2] if len(parts) > 2 else "")
+        if len(parts) >= 2 and parts[0] in ("OK", "WARN", "FAIL", "SKIP") and queue in (None, current):
+            name = parts[1]
+            while name in checks:  # several WARN option lines
+                name += "+"
+            checks[name] = (parts[0], parts[2] if len(parts) > 2 else "")
     return checks
 
 
+def ce_path(option):
+    return f"Resources/Sites/CLOUD/{SITE}/CEs/{CE}/{option}"
+
+
 def set_ce_option(env, option, value):
+    """Set a CE (or ``Queues/<queue>/...``) option in the command's cfg, sections made as needed."""
     path = Path(env["DIRACSYSCONFIG"])
-    cfg = CFG().loadFromBuffer(path.read_text())
-    cfg.setOption(f"Resources/Sites/CLOUD/{SITE}/CEs/{CE}/{option}", value)
-    path.write_text(str(cfg))
+    *sections, name = ce_path(option).split("/")
+    change = node = {}
+    for section in sections:
+        node = node.setdefault(section, {})
+    node[name] = value
+    path.write_text(str(CFG().loadFromBuffer(path.read_text()).mergeWith(CFG().loadFromDict(change))))
 
 
 def test_check_ce_all_good(cloud_env):
     env, _ = cloud_env
     res = run(env, "dirac-vm-check-ce", CE)
     assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.splitlines()[0] == f"CE {CE} queue default"
     checks = check_lines(res.stdout)
+    # a real CE configuration (DIRAC's own queue options included) warns about nothing
     assert list(checks) == ["config", "auth", "image", "flavor", "network", "quota", "user-data"]
     assert {verdict for verdict, _ in checks.values()} == {"OK"}, res.stdout
     assert "m1.small: 1 cores" in checks["flavor"][1]
     assert "0 VM(s) of this CE (CmdTest/cloud.cmd.test)" in checks["auth"][1]
-    assert re.search(r"^\d+ of \d+ bytes \((gzip|plain)", checks["user-data"][1])
+    assert re.match(r"the CE offers \d+ more VM\(s\) now \(limited by ", checks["quota"][1])
+    assert re.search(r"^\d+ of \d+ bytes \((gzip|plain).*valid cloud-config$", checks["user-data"][1])
 
 
 def test_check_ce_names_the_option_to_fix(cloud_env, local_cloud):
@@ -334,7 +404,81 @@ def test_check_ce_names_the_option_to_fix(cloud_env, local_cloud):
     res = run(env, "dirac-vm-check-ce", CE)
     assert res.returncode == 0  # a full quota is a warning, not a failure
     assert check_lines(res.stdout)["quota"][0] == "WARN"
-    assert "[CS option: MaxTotalJobs]" in check_lines(res.stdout)["quota"][1]
+    assert "offers 0 more VM(s) now (limited by project quota" in check_lines(res.stdout)["quota"][1]
+
+
+def test_check_ce_reports_what_the_ce_offers_for_every_queue(cloud_env, local_cloud):
+    env, _ = cloud_env
+    local_cloud.compute.set_quota(instances=10, cores=-1, ram=-1)
+    set_ce_option(env, "QuotaShare", "30%")
+    set_ce_option(env, "Queues/small/maxCPUTime", "1000")
+    set_ce_option(env, "Queues/small/SI00", "2000")
+    set_ce_option(env, "Queues/small/MaxWaitingJobs", "1")
+    set_ce_option(env, "Queues/small/MaxTotalJobs", "5")
+    res = run(env, "dirac-vm-check-ce", CE)
+    assert res.returncode == 0, res.stdout + res.stderr
+    default, small = check_lines(res.stdout, "default"), check_lines(res.stdout, "small")
+    # 10 instances in the project, 30% of them for this CE: 3 (not "room for 10")
+    assert default["quota"] == ("OK", "the CE offers 3 more VM(s) now (limited by QuotaShare; 0 running, 0 starting)")
+    assert small["quota"][1].startswith("the CE offers 1 more VM(s) now (limited by MaxWaitingJobs")
+
+    set_ce_option(env, "MaxStartingVMs", "2")
+    res = run(env, "dirac-vm-check-ce", CE)
+    assert check_lines(res.stdout, "default")["quota"][1].startswith("the CE offers 2 more VM(s) now (limited by MaxStartingVMs")
+
+
+def test_check_ce_warns_about_misspelled_options(cloud_env):
+    env, _ = cloud_env
+    set_ce_option(env, "Instance_Flavour", "name:m1.large")
+    set_ce_option(env, "Queues/default/QuotaShares", "50%")
+    res = run(env, "dirac-vm-check-ce", CE)
+    assert res.returncode == 0, res.stdout + res.stderr
+    warnings = [line for line in res.stdout.splitlines() if line.startswith("WARN  option")]
+    assert len(warnings) == 2, res.stdout
+    assert "Instance_Flavour: unknown CE option (ignored), did you mean Instance_Flavor?" in warnings[0]
+    assert warnings[0].endswith("[CS option: Instance_Flavour]")
+    assert "QuotaShares: unknown CE option (ignored), did you mean QuotaShare?" in warnings[1]
+
+
+def test_check_ce_unknown_profile_fails_naming_the_option(cloud_env):
+    env, _ = cloud_env
+    set_ce_option(env, "Context_Profile", "NoSuchProfile")
+    res = run(env, "dirac-vm-check-ce", CE)
+    assert res.returncode == 3, res.stdout + res.stderr
+    verdict, detail = check_lines(res.stdout)["user-data"]
+    assert verdict == "FAIL" and "no profile 'NoSuchProfile'" in detail and detail.endswith("[CS option: Context_Profile]")
+
+
+BROKEN_TEMPLATES = {
+    "jinja": lambda text: text.replace("{{", "{%", 1),
+    "unknown-key": lambda text: text.replace("\nruncmd:", "\nrunkmd:"),
+    "yaml": lambda text: text + "\nbroken: [unclosed\n",
+}
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_TEMPLATES))
+def test_check_ce_and_submit_refuse_a_broken_context_template(cloud_env, local_cloud, tmp_path, wrapper_file, broken):
+    from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+
+    from JenniferDIRAC.Resources.Cloud.UserData.profiles import DEFAULT_TEMPLATE, TEMPLATES_DIR
+
+    env, ce = cloud_env
+    template = tmp_path / f"{broken}.cloud-config.j2"
+    template.write_text(BROKEN_TEMPLATES[broken]((TEMPLATES_DIR / DEFAULT_TEMPLATE).read_text()))
+    set_ce_option(env, "Context_Template", str(template))
+    set_ce_option(env, "Context_Profile", "BelleII")
+    res = run(env, "dirac-vm-check-ce", CE)
+    assert res.returncode == 3, res.stdout + res.stderr
+    verdict, detail = check_lines(res.stdout)["user-data"]
+    assert verdict == "FAIL" and detail.endswith("[CS option: Context_Template]"), res.stdout
+    assert "Profiles/BelleII" not in res.stdout
+
+    params = {**ce.ceParameters, "Context_Template": str(template)}
+    result = ComputingElementFactory().getCE(ceType="Cloud", ceName=CE, ceParametersDict=params)
+    assert result["OK"], result.get("Message")
+    result = result["Value"].submitJob(wrapper_file, "", 2)
+    assert not result["OK"] and "Context_Template" in result["Message"], result
+    assert live_names(local_cloud) == set()  # no VM boots with it
 
 
 def test_check_ce_bad_credentials_and_unknown_ce(cloud_env):
@@ -348,3 +492,26 @@ def test_check_ce_bad_credentials_and_unknown_ce(cloud_env):
     assert "s3cr3t-wrong" not in res.stdout + res.stderr
     res = run(env, "dirac-vm-check-ce", "no.such.ce")
     assert res.returncode == 1 and "no.such.ce is not configured" in res.stderr
+
+
+def test_ce_logs_unknown_options_with_the_closest_known_one(cloud_env, caplog):
+    from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+
+    _, ce = cloud_env
+    params = {**ce.ceParameters, "Instance_Flavour": "name:m1.large"}
+    result = ComputingElementFactory().getCE(ceType="Cloud", ceName=CE, ceParametersDict=params)
+    assert result["OK"], result.get("Message")
+    assert "CS option Instance_Flavour: unknown CE option (ignored), did you mean Instance_Flavor?" in caplog.text
+
+
+def test_logs_escape_what_the_vm_sent(cloud_env, vmdb, wrapper_file, tmp_path):
+    env, ce = cloud_env
+    name = ce.submitJob(wrapper_file, "", 1)["Value"][0].rsplit("/", 1)[1]
+    hostile = b"ok\x1b]0;pwned\x07\x1b[2J\rend\n"
+    assert vmdb.db.storeLog(name, "boot", hostile)["OK"]
+    res = run(env, "dirac-vm-logs", name, "--no-console")
+    assert res.returncode == 0, res.stderr
+    assert "\x1b" not in res.stdout and "\x07" not in res.stdout and "\r" not in res.stdout
+    assert "ok\\x1b]0;pwned\\x07\\x1b[2J\\rend" in res.stdout
+    res = run(env, "dirac-vm-logs", name, "--no-console", "--output-dir", str(tmp_path / "out"))
+    assert (tmp_path / "out" / f"{name}.uploaded-boot.log").read_bytes() == hostile  # files keep the bytes

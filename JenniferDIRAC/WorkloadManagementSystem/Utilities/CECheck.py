@@ -3,7 +3,9 @@
 Each check gives a verdict (OK, WARN, FAIL, SKIP: not run because an earlier check failed), a
 detail, and the CS option that fixes it. Nothing is created in the cloud: authentication and
 ownership are checked with the CE's one listing call, images, flavors and networks by resolving
-them, quota by reading it, user data by rendering it for a representative pilot.
+them, the quota by asking the CE itself how many VMs it would offer (DIRAC's ``available()``,
+built as the SiteDirector builds it for the queue), user data by rendering it for a
+representative pilot and validating it with cloud-init's schema.
 """
 
 from __future__ import annotations
@@ -55,13 +57,14 @@ def check_ce(ce_name: str, params: dict, wrapper: str | None = None) -> list[Che
     except ConfigurationError as exc:
         return [Check("config", FAIL, str(exc), exc.option)]
     checks.append(Check("config", OK, f"{config.cloud_type} CE of {config.site or '?'} for {config.vo or 'any VO'}"))
+    checks += [Check("option", WARN, f"{option}: {problem}", option) for option, problem in config.unknown_options]
 
     try:
         backend = make_backend(config)
     except ConfigurationError as exc:
         return checks + [Check("auth", FAIL, str(exc), exc.option)]
     try:
-        checks += _cloud_checks(config, backend, wrapper)
+        checks += _cloud_checks(config, backend, wrapper, lambda: _quota_check(ce_name, params))
     finally:
         backend.close()
     return checks
@@ -73,7 +76,7 @@ def _auth_option(config) -> str:
     return "CloudAuth"
 
 
-def _cloud_checks(config, backend, wrapper: str | None) -> list[Check]:
+def _cloud_checks(config, backend, wrapper: str | None, quota_check) -> list[Check]:
     checks = []
     try:
         vms = backend.list_vms(config.owner())
@@ -100,10 +103,10 @@ def _cloud_checks(config, backend, wrapper: str | None) -> list[Check]:
     else:
         checks.append(Check("network", OK, "none configured: the cloud's default network"))
 
-    if flavor is None:
-        checks.append(Check("quota", SKIP, "needs the flavor"))
+    if flavor is None or any(check.verdict == FAIL for check in checks):
+        checks.append(Check("quota", SKIP, "needs the image, flavor and networks"))
     else:
-        checks.append(_quota_check(backend, flavor))
+        checks.append(quota_check())
     checks.append(_user_data_check(config, backend, wrapper))
     return checks
 
@@ -122,36 +125,69 @@ def _resolve(checks: list[Check], name: str, option: str, call) -> None:
     checks.append(Check(name, OK, f"resolved to {value}"))
 
 
-def _quota_check(backend, flavor) -> Check:
+#: what limited the CE's offer -> the CS option that changes it
+_LIMIT_OPTIONS = {
+    "QuotaShare": "QuotaShare",
+    "MaxStartingVMs": "MaxStartingVMs",
+    "MaxTotalJobs": "MaxTotalJobs",
+    "MaxWaitingJobs": "MaxWaitingJobs",
+}
+
+
+def _quota_check(ce_name: str, params: dict) -> Check:
+    """How many more VMs the CE itself offers now: its own available() (DIRAC's MaxTotalJobs /
+    MaxWaitingJobs over the CE's getCEStatus: project quota, QuotaShare, MaxStartingVMs,
+    backoff), on a CE built by DIRAC's factory from this queue's parameters."""
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMAdmin import make_ce
+
+    result = make_ce(ce_name, params)
+    if not result["OK"]:
+        return Check("quota", FAIL, f"the CE cannot be built: {result['Message']}")
+    ce = result["Value"]
     try:
-        quota = backend.quota()
-    except CloudError as exc:
-        return Check("quota", WARN, f"cannot read the project's quota: {exc}")
-    room = quota.headroom(flavor)
-    if room == float("inf"):
-        return Check("quota", OK, "no limit for this flavor")
-    if room <= 0:
-        return Check("quota", WARN, f"no room for one more {flavor.name} VM (instances "
-                     f"{quota.used_instances}/{quota.max_instances}, cores {quota.used_cores}/{quota.max_cores}, "
-                     f"RAM {quota.used_ram_mb}/{quota.max_ram_mb} MB)", "MaxTotalJobs")
-    return Check("quota", OK, f"room for {int(room)} more {flavor.name} VM(s)")
+        result = ce.available()
+    finally:
+        ce.shutdown()
+    if not result["OK"]:
+        return Check("quota", WARN, f"the CE cannot tell its capacity: {result['Message']}")
+    offered, running, waiting = int(result["Value"]), result["RunningJobs"], result["WaitingJobs"]
+    info = result.get("CEInfoDict", {})
+    max_total, max_waiting = int(info.get("MaxTotalJobs", 0)), int(info.get("MaxWaitingJobs", 0))
+    total_room, waiting_room = max_total - running - waiting, max_waiting - waiting
+    limiter = "MaxWaitingJobs" if waiting_room <= total_room else "MaxTotalJobs"
+    slots = result.get("CloudSlots")
+    if slots is not None and slots <= min(total_room, waiting_room):
+        limiter = result.get("CloudSlotsLimitedBy") or "project quota"
+    detail = (f"the CE offers {max(0, offered)} more VM(s) now (limited by {limiter}; "
+              f"{running} running, {waiting} starting)")
+    if offered <= 0:
+        return Check("quota", WARN, detail, _LIMIT_OPTIONS.get(limiter, ""))
+    return Check("quota", OK, detail)
 
 
 def _user_data_check(config, backend, wrapper: str | None) -> Check:
     from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, pilot_reference
     from JenniferDIRAC.Resources.Cloud.UserData import (
+        CS_PROFILES_PATH,
+        CloudConfigInvalid,
         PilotContext,
         Profile,
         UserDataError,
         pack_user_data,
         profile_from_cs,
         render_user_data,
+        validate_cloud_config,
     )
 
     option = "Context_Template" if config.context_template else "Context_Profile"
     limit = backend.max_user_data_bytes
     try:
         profile = profile_from_cs(config.context_profile) if config.context_profile else Profile(name="default")
+    except ConfigurationError as exc:
+        return Check("user-data", FAIL, str(exc), exc.option)
+    if not config.context_template:
+        option = f"{CS_PROFILES_PATH}/{profile.name}/Template"
+    try:
         name = make_vm_name()
         context = PilotContext(
             pilot_reference=pilot_reference(config.ce_name, name),
@@ -166,10 +202,22 @@ def _user_data_check(config, backend, wrapper: str | None) -> Check:
         )
         text = render_user_data(context, profile, template_path=config.context_template or None)
         packed = pack_user_data(text, limit)
+    except ConfigurationError as exc:
+        return Check("user-data", FAIL, str(exc), exc.option)
     except UserDataError as exc:
         return Check("user-data", FAIL, str(exc), option)
     except (OSError, ValueError, KeyError) as exc:
         return Check("user-data", FAIL, f"cannot render the user data: {exc}", option)
+    template = config.context_template or profile.template_path()
+    try:
+        validate_cloud_config(text)
+        schema = "valid cloud-config"
+    except CloudConfigInvalid as exc:
+        return Check("user-data", FAIL, f"template {template} renders invalid cloud-config: "
+                     f"{'; '.join(exc.problems)}", option)
+    except UserDataError as exc:
+        return Check("user-data", WARN, f"not schema-checked: {exc}")
     how = "gzip" if packed[:2] == b"\x1f\x8b" else "plain"
     verdict, fix = (WARN, option) if len(packed) > 0.9 * limit else (OK, "")
-    return Check("user-data", verdict, f"{len(packed)} of {limit} bytes ({how}, {len(text)} bytes rendered)", fix)
+    detail = f"{len(packed)} of {limit} bytes ({how}, {len(text)} bytes rendered), {schema}"
+    return Check("user-data", verdict, detail, fix)

@@ -4,8 +4,10 @@ Exit codes (scripts can rely on them):
 
 ====  ==========================================================================================
 0     success (``dirac-vm-list`` also when no VM matches)
-1     usage or configuration error (bad option, unknown CE, missing CS option)
-2     the VM state database / VMManager service (or the cloud, for check-ce) could not be used
+1     usage or configuration error (unknown command-line option, bad value, unknown CE, missing
+      CS option)
+2     the VM state database / VMManager service (or PilotAgentsDB, for ``dirac-vm-list``;
+      cloud-init's schema validator, for ``dirac-vm-profile-check``) could not be used
 3     partial failure: some VMs could not be deleted, or a ``dirac-vm-check-ce`` check FAILED
 4     nothing matched (``dirac-vm-kill``, ``dirac-vm-logs``)
 ====  ==========================================================================================
@@ -15,6 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import sys
+import unicodedata
 from collections.abc import Iterable
 
 from DIRAC import gLogger
@@ -27,6 +32,66 @@ EXIT_NOTHING = 4
 
 DELETED = "DELETED"
 NO_STATUS = "-"
+
+
+#: Where VMDB is configured on a host, or the service used instead (both named in errors).
+VMDB_SECTION = "/Systems/WorkloadManagement/Databases/VMDB"
+VMMANAGER_URL_OPTION = "/Systems/WorkloadManagement/URLs/VMManager"
+PILOTAGENTSDB = "WorkloadManagement/PilotAgentsDB"
+
+
+def parse_command_line():
+    """``Script.parseCommandLine`` for the dirac-vm-* commands: (switches, positional args).
+
+    DIRAC exits 2 on an unknown or malformed command-line option; these commands keep 2 for
+    "the VM state database could not be used", so a usage error exits 1 (EXIT_USAGE)."""
+    from DIRAC.Core.Base.Script import Script
+
+    try:
+        return Script.parseCommandLine(ignoreErrors=False)
+    except SystemExit as exc:
+        if exc.code == 2:
+            raise SystemExit(EXIT_USAGE) from None
+        raise
+
+
+class MachineOutput:
+    """Keeps stdout for one machine-readable document.
+
+    Created before the command line is parsed: everything else written to stdout from then on
+    (DIRAC prints "Running without remote configuration" and its log lines there) goes to stderr,
+    at the file-descriptor level, so nothing a library prints can spoil the document."""
+
+    def __init__(self):
+        sys.stdout.flush()
+        self._document = os.fdopen(os.dup(1), "w", encoding="utf-8")
+        os.dup2(2, 1)
+
+    def emit(self, text: str) -> None:
+        self._document.write(text.rstrip("\n") + "\n")
+        self._document.flush()
+
+
+def requested(switch: str) -> bool:
+    """True if ``--<switch>`` is on the command line (before DIRAC has parsed it)."""
+    return f"--{switch}" in sys.argv[1:]
+
+
+def vm_state_error(message: str) -> str:
+    """The error of a command that could not reach VMDB: what failed and both ways to fix it."""
+    return (
+        f"Cannot read the VM state: {message}\n"
+        f"Configure VMDB on this host ({VMDB_SECTION}: DBName, with /Systems/Databases User, Password, "
+        f"Host) or the VMManager service URL ({VMMANAGER_URL_OPTION} = dips://<host>:<port>/WorkloadManagement/VMManager)"
+    )
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: control characters (ANSI escapes, carriage returns,
+    bells, ...) shown as escapes; newlines and tabs kept. For anything a VM sent."""
+    return "".join(
+        char if char in "\n\t" or unicodedata.category(char)[0] != "C" else repr(char)[1:-1] for char in text
+    )
 
 
 def quiet_logs(machine_output: bool = False) -> None:
@@ -76,33 +141,49 @@ def select_vms(vms: Iterable[dict], states: Iterable[str] = (), include_deleted:
     return chosen
 
 
-def pilot_statuses(references: list[str]) -> dict[str, str]:
-    """{pilot reference: PilotAgentsDB status}; references unknown to PilotAgentsDB are left
-    out. PilotAgentsDB directly where configured on this host, else the PilotManager service.
-    Failures are logged and give an empty answer (statuses are extra information)."""
-    references = [ref for ref in references if ref]
-    if not references:
-        return {}
+def _pilot_agents_db():
+    """DIRAC's PilotAgentsDB, giving up on an unreachable server as fast as VMDB does (DIRAC's
+    default, 10 retries sleeping 5 to 50 s, is 275 s per connection attempt)."""
+    from DIRAC import gConfig
+    from DIRAC.ConfigurationSystem.Client.PathFinder import getDatabaseSection
+    from DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
+
+    from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import DEFAULT_CONNECT_RETRIES
+
+    connect_retries = gConfig.getValue(f"{getDatabaseSection(PILOTAGENTSDB)}/ConnectRetries", DEFAULT_CONNECT_RETRIES)
+
+    class QuickPilotAgentsDB(PilotAgentsDB):
+        def _getConnection(self, retries=None):
+            return super()._getConnection(connect_retries if retries is None else min(retries, connect_retries))
+
+    return QuickPilotAgentsDB()
+
+
+def pilot_statuses(references: list[str]):
+    """S_OK({pilot reference: PilotAgentsDB status}) (references unknown to PilotAgentsDB left
+    out), S_ERROR naming the database or service that could not be used. PilotAgentsDB directly
+    where configured on this host, else the PilotManager service."""
+    from DIRAC import S_ERROR, S_OK
     from DIRAC.ConfigurationSystem.Client.Utilities import getDBParameters
 
+    references = [ref for ref in references if ref]
+    if not references:
+        return S_OK({})
     try:
-        if getDBParameters("WorkloadManagement/PilotAgentsDB")["OK"]:
-            from DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
-
-            source = PilotAgentsDB()
+        if getDBParameters(PILOTAGENTSDB)["OK"]:
+            source, name = _pilot_agents_db(), PILOTAGENTSDB
         else:
             from DIRAC.WorkloadManagementSystem.Client.PilotManagerClient import PilotManagerClient
 
-            source = PilotManagerClient()
-        result = source.getPilotInfo(references)
-    except Exception as exc:  # pilot statuses are optional in a listing
-        gLogger.warn("Cannot read pilot statuses", str(exc))
-        return {}
+            source, name = PilotManagerClient(), "the WorkloadManagement/PilotManager service"
+    except RuntimeError as exc:  # DIRAC's DB raises it when it cannot connect
+        return S_ERROR(f"Cannot read pilot statuses from {PILOTAGENTSDB}: {exc}")
+    result = source.getPilotInfo(references)
     if not result["OK"]:
-        if "No pilots found" not in result["Message"]:
-            gLogger.warn("Cannot read pilot statuses", result["Message"])
-        return {}
-    return {ref: info.get("Status", NO_STATUS) for ref, info in result["Value"].items()}
+        if "No pilots found" in result["Message"]:
+            return S_OK({})
+        return S_ERROR(f"Cannot read pilot statuses from {name}: {result['Message']}")
+    return S_OK({ref: info.get("Status", NO_STATUS) for ref, info in result["Value"].items()})
 
 
 LIST_COLUMNS = ("SITE", "CE", "VM", "STATE", "AGE", "PILOT REFERENCE", "PILOT STATUS", "VO")
@@ -170,53 +251,64 @@ def backoffs_json(backoffs: list[dict]) -> str:
 
 
 # --- CEs and clouds -----------------------------------------------------------------------------
-def ce_parameters(ce_name: str):
-    """S_OK(parameters) of a CE as the SiteDirector sees them: CE options, then those of its
-    first queue, plus ``Site``, ``GridCE`` and ``Queue``; S_ERROR naming the CE if unknown."""
+def ce_queues(ce_name: str):
+    """S_OK({queue: parameters}) of a CE, each as the SiteDirector builds them (DIRAC's
+    getQueuesResolved: CE options, then the queue's, plus Site, GridCE, Queue, CPUTime, ...);
+    S_ERROR naming the CE if it is not configured."""
     from DIRAC import S_ERROR, S_OK
     from DIRAC.ConfigurationSystem.Client.Helpers.Resources import getQueues
+    from DIRAC.WorkloadManagementSystem.Utilities.QueueUtilities import getQueuesResolved
 
     result = getQueues(ceList=[ce_name])
     if not result["OK"]:
         return result
-    for site, ces in result["Value"].items():
-        if ce_name not in ces:
-            continue
-        ce_dict = ces[ce_name]
-        params = {k: v for k, v in ce_dict.items() if k != "Queues"}
-        queues = ce_dict.get("Queues") or {}
-        for queue in sorted(queues):
-            params = {**params, **queues[queue], "Queue": queue}
-            break
-        params.setdefault("Site", site)
-        params["GridCE"] = ce_name
-        return S_OK(params)
-    return S_ERROR(f"CE {ce_name} is not configured under /Resources/Sites/<Grid>/<Site>/CEs")
-
-
-def make_ce(ce_name: str):
-    """S_OK(our cloud CE object for ``ce_name``), configured from the CS as the
-    ComputingElementFactory would do it.
-
-    The class is imported directly: in DIRAC 9.1.22 ``Script.parseCommandLine`` (through
-    ``LocalConfiguration.enableCS`` -> ``ObjectLoader.reloadRootModules``) leaves ObjectLoader
-    searching DIRAC before the extensions, so the factory would build DIRAC's own libcloud
-    CloudComputingElement in a command."""
-    from DIRAC import S_ERROR, S_OK
-
-    result = ce_parameters(ce_name)
+    sites = {site: {ce_name: ces[ce_name]} for site, ces in result["Value"].items() if ce_name in ces}
+    if not sites:
+        return S_ERROR(f"CE {ce_name} is not configured under /Resources/Sites/<Grid>/<Site>/CEs")
+    ce_options = {site: {k: v for k, v in ces[ce_name].items() if k != "Queues"} for site, ces in sites.items()}
+    if any(not options.get("CEType") for options in ce_options.values()):
+        return S_ERROR(f"CS option CEType of CE {ce_name} is missing (CEType = Cloud)")
+    if not any(ces[ce_name].get("Queues") for ces in sites.values()):
+        return S_ERROR(f"CE {ce_name} has no queue (/Resources/Sites/<Grid>/<Site>/CEs/{ce_name}/Queues)")
+    result = getQueuesResolved(sites)
     if not result["OK"]:
         return result
-    params = result["Value"]
+    queues = {}
+    for resolved in result["Value"].values():
+        queues[resolved["QueueName"]] = {**ce_options[resolved["Site"]], **resolved["ParametersDict"]}
+    return S_OK(dict(sorted(queues.items())))
+
+
+def ce_parameters(ce_name: str):
+    """S_OK(parameters) of a CE with its first queue (by name): what commands that act on the
+    CE's VMs whatever their queue (kill, logs) need."""
+    from DIRAC import S_OK
+
+    result = ce_queues(ce_name)
+    if not result["OK"]:
+        return result
+    return S_OK(next(iter(result["Value"].values())))
+
+
+def make_ce(ce_name: str, params: dict | None = None):
+    """S_OK(the cloud CE object for ``ce_name``), built by DIRAC's ComputingElementFactory as the
+    SiteDirector builds it (from ``params``, default: the CE with its first queue)."""
+    from DIRAC import S_ERROR
+    from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+
+    if params is None:
+        result = ce_parameters(ce_name)
+        if not result["OK"]:
+            return result
+        params = result["Value"]
     if params.get("CEType", "Cloud") != "Cloud":
         return S_ERROR(f"CE {ce_name} is a {params.get('CEType')} CE, not a cloud CE (CEType = Cloud)")
-    from JenniferDIRAC.Resources.Computing.CloudComputingElement import CloudComputingElement
-
-    ce = CloudComputingElement(ce_name)
-    result = ce.setParameters({**params, "CEType": "Cloud"})
+    result = ComputingElementFactory().getCE(ceType="Cloud", ceName=ce_name, ceParametersDict=dict(params))
     if not result["OK"]:
         return result
-    return S_OK(ce)
+    if not type(result["Value"]).__module__.startswith("JenniferDIRAC."):
+        return S_ERROR(f"DIRAC built {type(result['Value']).__module__} for {ce_name}, not JenniferDIRAC's cloud CE")
+    return result
 
 
 def cloud_access(ce_name: str):

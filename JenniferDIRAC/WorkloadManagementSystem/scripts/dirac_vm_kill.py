@@ -50,10 +50,11 @@ def main():
     Script.registerSwitch("", "dry-run", "only show what would be deleted", options.set_dry_run)
     Script.registerSwitch("", "reason=", "reason recorded for the deletion", options.set_reason)
     Script.registerArgument(["Reference: pilot reference or VM name"], mandatory=False)
-    _, references = Script.parseCommandLine(ignoreErrors=False)
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+
+    _, references = VMAdmin.parse_command_line()
 
     from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
 
     VMAdmin.quiet_logs()
     references = [r for r in references if r]
@@ -69,7 +70,7 @@ def main():
     client = VMStateClient()
     result = client.getVMs(ce=options.ces or None, active_only=True, states=options.states or None)
     if not result["OK"]:
-        print(f"Cannot read the VM state: {result['Message']}", file=sys.stderr)
+        print(VMAdmin.vm_state_error(result["Message"]), file=sys.stderr)
         DIRAC.exit(VMAdmin.EXIT_UNAVAILABLE)
     vms = result["Value"]
     if references:

@@ -3,7 +3,9 @@
 
 Deleted VMs are left out unless --all or --state=DELETED is given. States are the cloud's
 (BUILD, ACTIVE, SHUTOFF, ERROR, DELETING, UNKNOWN) or DELETED. Exit codes: 0 success (also when
-nothing matches), 1 usage error, 2 the VM state database or service could not be used.
+nothing matches), 1 usage error, 2 the VM state database or service (or PilotAgentsDB / the
+PilotManager service, for the pilot statuses) could not be used. With --json, stdout is exactly
+one JSON document; everything else goes to stderr.
 
 With --backoffs, the CEs (and profiles) that are backing off after failures are listed
 instead: until when, why, how many failures, and the probe VM allowed meanwhile.
@@ -70,17 +72,17 @@ class Options:
         return DIRAC.S_OK()
 
 
-def show_backoffs(options):
+def show_backoffs(options, machine):
     from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
     from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
 
     result = VMStateClient().getBackoffs()
     if not result["OK"]:
-        print(f"Cannot read the VM state: {result['Message']}", file=sys.stderr)
+        print(VMAdmin.vm_state_error(result["Message"]), file=sys.stderr)
         DIRAC.exit(VMAdmin.EXIT_UNAVAILABLE)
     rows = [b for b in result["Value"] if not options.filters.get("ce") or b["ce"] in options.filters["ce"]]
-    if options.json:
-        print(VMAdmin.backoffs_json(rows))
+    if machine:
+        machine.emit(VMAdmin.backoffs_json(rows))
     elif rows:
         print(VMAdmin.format_table(VMAdmin.BACKOFF_COLUMNS, VMAdmin.backoff_rows(rows)))
     else:
@@ -90,6 +92,9 @@ def show_backoffs(options):
 
 @Script()
 def main():
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+
+    machine = VMAdmin.MachineOutput() if VMAdmin.requested("json") else None
     options = Options()
     Script.registerSwitch("", "ce=", "only VMs of these CEs (comma separated)", options.set_ce)
     Script.registerSwitch("", "site=", "only VMs of these sites (comma separated)", options.set_site)
@@ -99,9 +104,8 @@ def main():
     Script.registerSwitch("", "json", "print a JSON list instead of a table", options.set_json)
     Script.registerSwitch("", "limit=", "at most this many VMs, newest first", options.set_limit)
     Script.registerSwitch("", "backoffs", "list the CEs backing off instead of VMs", options.set_backoffs)
-    Script.parseCommandLine(ignoreErrors=False)
+    VMAdmin.parse_command_line()
 
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
     from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMAdmin import DELETED
 
     VMAdmin.quiet_logs(machine_output=options.json)
@@ -115,7 +119,7 @@ def main():
     from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
 
     if options.backoffs:
-        show_backoffs(options)
+        show_backoffs(options, machine)
 
     cloud_states = [s for s in options.states if s != DELETED]
     only_deleted = options.states == [DELETED]
@@ -127,15 +131,19 @@ def main():
         **options.filters,
     )
     if not result["OK"]:
-        print(f"Cannot read the VM state: {result['Message']}", file=sys.stderr)
+        print(VMAdmin.vm_state_error(result["Message"]), file=sys.stderr)
         DIRAC.exit(VMAdmin.EXIT_UNAVAILABLE)
     vms = VMAdmin.select_vms(result["Value"], options.states, include_deleted=not active_only)
     if only_deleted:
         vms = [vm for vm in vms if vm.get("deleted")]
-    statuses = VMAdmin.pilot_statuses([vm.get("pilot_reference") for vm in vms])
+    result = VMAdmin.pilot_statuses([vm.get("pilot_reference") for vm in vms])
+    if not result["OK"]:
+        print(result["Message"], file=sys.stderr)
+        DIRAC.exit(VMAdmin.EXIT_UNAVAILABLE)
+    statuses = result["Value"]
     now = dt.datetime.now(dt.timezone.utc)
-    if options.json:
-        print(VMAdmin.list_json(vms, statuses, now))
+    if machine:
+        machine.emit(VMAdmin.list_json(vms, statuses, now))
     elif vms:
         print(VMAdmin.format_table(VMAdmin.LIST_COLUMNS, VMAdmin.list_rows(vms, statuses, now)))
     else:

@@ -3,8 +3,9 @@
 logs it uploaded to the VM endpoint (boot log, shutdown message, ...; kept in the VM state
 database after the VM is gone).
 
-Exit codes: 0 logs shown, 1 usage error, 2 the VM state database or service could not be used,
-3 the console log could not be read and no uploaded log exists, 4 no such VM.
+Logs are printed with control characters escaped (a VM writes them); --output-dir keeps the
+bytes as they came. Exit codes: 0 logs shown, 1 usage error, 2 the VM state database or service
+could not be used, 3 the console log could not be read and no uploaded log exists, 4 no such VM.
 
 Example:
   $ dirac-vm-logs jdirac-0123...          (or the pilot reference)
@@ -64,12 +65,13 @@ def main():
     Script.registerSwitch("", "no-console", "do not ask the cloud for the console log", options.set_no_console)
     Script.registerSwitch("", "output-dir=", "write each log to a file in this directory", options.set_output_dir)
     Script.registerArgument("Reference: pilot reference or VM name")
-    _, args = Script.parseCommandLine(ignoreErrors=False)
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+
+    _, args = VMAdmin.parse_command_line()
 
     import os
 
     from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
 
     VMAdmin.quiet_logs()
     reference = args[0]
@@ -80,7 +82,7 @@ def main():
     else:
         result = client.getVMs(names=[name])
     if not result["OK"]:
-        print(f"Cannot read the VM state: {result['Message']}", file=sys.stderr)
+        print(VMAdmin.vm_state_error(result["Message"]), file=sys.stderr)
         DIRAC.exit(VMAdmin.EXIT_UNAVAILABLE)
     if not result["Value"]:
         print(f"No VM {reference} in the VM state database", file=sys.stderr)
@@ -115,7 +117,8 @@ def main():
     else:
         for title, content in sections:
             print(f"==== {title} log of {vm['vm_name']} ({vm['ce']}) ====")
-            print(content.decode("utf-8", errors="replace").rstrip("\n"))
+            # VM-supplied bytes: terminal control sequences are shown, never obeyed
+            print(VMAdmin.printable(content.decode("utf-8", errors="replace")).rstrip("\n"))
     DIRAC.exit(VMAdmin.EXIT_OK)
 
 

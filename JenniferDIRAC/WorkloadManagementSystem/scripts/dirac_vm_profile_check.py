@@ -3,9 +3,10 @@
 VM and validate it with cloud-init's schema (unknown top-level keys included). Profiles are the
 shipped ones overridden and extended by /Resources/Cloud/Profiles in the CS.
 
-Exit codes: 0 every checked profile is valid, 1 usage error, 2 a profile's configuration is
-wrong (the message names the CS option), 3 a rendered document is not valid cloud-config,
-4 cloud-init's validator is not available on this host.
+--show prints each rendered document with the files it writes decoded (the VM receives them
+base64-encoded). Exit codes: 0 every checked profile is valid, 1 usage error or a profile's
+configuration is wrong (the message names the CS option), 2 cloud-init's validator is not
+available on this host, 3 a rendered document is not valid cloud-config.
 
 Example:
   $ dirac-vm-profile-check                       (every profile)
@@ -46,10 +47,13 @@ def stand_in_context():
 
 @Script()
 def main():
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+
     options = Options()
-    Script.registerSwitch("s", "show", "print each rendered document", options.set_show)
+    # no short form: -s is DIRAC's own --section
+    Script.registerSwitch("", "show", "print each rendered document, its files decoded", options.set_show)
     Script.registerArgument(["Profile: profile names (default: every profile)"], mandatory=False)
-    Script.parseCommandLine(ignoreErrors=False)
+    VMAdmin.parse_command_line()
     names = [name for name in Script.getPositionalArgs() if name]
 
     from DIRAC import gConfig
@@ -63,17 +67,18 @@ def main():
         render_user_data,
         validate_cloud_config,
     )
+    from JenniferDIRAC.Resources.Cloud.UserData.readable import readable_cloud_config
 
     result = gConfig.getOptionsDictRecursively(CS_PROFILES_PATH)
     try:
         profiles = load_profiles(result["Value"] if result["OK"] else {})
     except ConfigurationError as exc:
-        DIRAC.gLogger.error(str(exc))
-        DIRAC.exit(2)
+        print(str(exc), file=sys.stderr)
+        DIRAC.exit(VMAdmin.EXIT_USAGE)
     unknown = [name for name in names if name not in profiles]
     if unknown:
-        DIRAC.gLogger.error(f"no profile {', '.join(unknown)} (known: {', '.join(sorted(profiles))})")
-        DIRAC.exit(1)
+        print(f"no profile {', '.join(unknown)} (known: {', '.join(sorted(profiles))})", file=sys.stderr)
+        DIRAC.exit(VMAdmin.EXIT_USAGE)
 
     worst = 0
     for name in names or sorted(profiles):
@@ -82,7 +87,7 @@ def main():
             text = render_user_data(stand_in_context(), profile)
         except ConfigurationError as exc:
             print(f"{name}: INVALID CONFIGURATION: {exc}")
-            worst = max(worst, 2)
+            worst = max(worst, VMAdmin.EXIT_USAGE)
             continue
         try:
             validate_cloud_config(text)
@@ -90,15 +95,15 @@ def main():
             print(f"{name}: INVALID CLOUD-CONFIG ({profile.template_path()}):")
             for problem in exc.problems:
                 print(f"  {problem}")
-            worst = max(worst, 3)
+            worst = max(worst, VMAdmin.EXIT_PARTIAL)
             continue
         except UserDataError as exc:
-            DIRAC.gLogger.error(str(exc))
-            DIRAC.exit(4)
+            print(str(exc), file=sys.stderr)
+            DIRAC.exit(VMAdmin.EXIT_UNAVAILABLE)
         repositories = ", ".join(profile.cvmfs_repositories) or "none"
         print(f"{name}: valid ({profile.title}; {len(text.encode())} bytes; CVMFS: {repositories})")
         if options.show:
-            print(text)
+            print(readable_cloud_config(text))
     DIRAC.exit(worst)
 
 
