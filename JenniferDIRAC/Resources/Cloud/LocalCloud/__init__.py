@@ -52,11 +52,14 @@ filters ``name`` (regex), ``status``, ``changes-since`` (deleted servers show as
 With ``boot=True`` each server's user data (cloud-init MIME multipart, ``#cloud-config`` or a
 ``#!`` script) runs in a bubblewrap sandbox under ``sandbox_root`` once the server is ACTIVE; its
 output is the console log (and ``/var/log/cloud-init-output.log`` inside) and the server goes
-SHUTOFF when it exits. A server without user data stays ACTIVE. Inside: the host read-only;
-private writable /tmp, /home, /var, /run, /opt, /root, /srv, /mnt, /media and a copy of /etc;
-host network; ``/run/cloud-init/instance-data.json``, ``/var/lib/cloud/data/instance-id``.
-``cloud.booter.readable`` re-exposes host paths a private directory would hide (e.g. under
-/tmp); ``cloud.booter.sandbox(server_id).fs`` is the VM's tree on the host (see ``boot``).
+SHUTOFF when it exits. A server without user data stays ACTIVE. Inside: the host's /usr and
+Python read-only; private writable /tmp, /home, /var, /run, /opt, /root, /srv, /mnt, /media and a
+minimal /etc; ``/run/cloud-init/instance-data.json``, ``/var/lib/cloud/data/instance-id``; root
+is an unprivileged host uid (a user namespace); a network of its own. ``cloud.booter.readable``
+exposes host paths read-only (``cloud.booter.hidden`` masks paths inside them),
+``cloud.booter.reachable`` the host addresses (``"127.0.0.1:PORT"``) the VMs may connect to,
+``cloud.booter.limits`` their rlimits; ``cloud.booter.sandbox(server_id).fs`` is the VM's tree on
+the host (see ``boot``; README: "LocalCloud's sandbox").
 
 Standalone: ``python -m JenniferDIRAC.Resources.Cloud.LocalCloud`` or ``jdirac-localcloud``
 prints a ready ``clouds.yaml`` and serves until interrupted.
