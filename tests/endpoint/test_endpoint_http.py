@@ -1,7 +1,6 @@
 """The VM endpoint over real HTTP, storing into a real VMDB: every operation, and hostile clients."""
 
 import socket
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
