@@ -102,6 +102,21 @@ def test_links_planted_by_a_vm_are_not_followed_when_its_id_comes_back(tmp_path)
     assert list(victim.iterdir()) == []
 
 
+def test_an_existing_vm_directory_is_refused_and_left_alone(tmp_path):
+    from JenniferDIRAC.Resources.Cloud.LocalCloud.boot.sandbox import Sandbox, SandboxExists
+
+    target = tmp_path / "host-dir"
+    target.mkdir()
+    planted = tmp_path / "vm-link"
+    planted.symlink_to(target)
+    leftover = tmp_path / "vm-dir"
+    leftover.mkdir()
+    for directory in (planted, leftover):
+        with pytest.raises(SandboxExists, match="refusing to reuse it"):
+            Sandbox(directory).create()
+    assert list(target.iterdir()) == [] and list(leftover.iterdir()) == []
+
+
 @pytest.mark.parametrize("local_cloud", BOOT, indirect=True)
 def test_reads_of_host_secrets_fail(local_cloud, mariadb, tmp_path):
     pilot_files = tmp_path / "pilotfiles"

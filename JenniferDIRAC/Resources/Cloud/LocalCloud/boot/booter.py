@@ -98,6 +98,7 @@ class SandboxBooter:
             except (SandboxExists, OSError) as exc:
                 log.error("LocalCloud cannot boot %s: %s", server_id, exc)
                 with self._lock:
+                    self.sandboxes.pop(server_id, None)  # whatever is there is not this VM's
                     self._exit_codes[server_id] = 127
                 continue
             try:
