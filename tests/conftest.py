@@ -100,3 +100,18 @@ def dirac_server(tmp_path_factory, request):
         else:
             server.down(purge=True)
         assert not leftovers, f"loopback DIRAC server left behind: {leftovers}"
+
+
+# --- real Keystone 30 + Nova 34 (dev/openstack, .venv-openstack) -----------------------------
+@pytest.fixture(scope="session")
+def real_openstack(tmp_path_factory, request):
+    """Real Keystone and Nova on 127.0.0.1 for the whole session (tests/openstack_testkit.py).
+
+    Started on first use, stopped (whole process tree) at the end; the logs stay, their folder
+    printed, if any test failed.
+    """
+    from openstack_testkit import running_openstack
+
+    workdir = tmp_path_factory.mktemp("openstack")
+    with running_openstack(workdir, keep_logs=lambda: request.session.testsfailed > 0) as cloud:
+        yield cloud

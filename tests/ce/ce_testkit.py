@@ -45,7 +45,8 @@ def owner_metadata(ce_name=CE_NAME, installation=INSTALLATION, stamp=""):
 
 
 def live_servers(cloud):
-    return [s for s in cloud.compute.servers.values() if s.status != "DELETED"]
+    """The servers neither deleted nor being deleted (Nova lists those for a while)."""
+    return [s for s in cloud.compute.servers.values() if s.status != "DELETED" and s.task_state != "deleting"]
 
 
 def user_data_text(server) -> str:

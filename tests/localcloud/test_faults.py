@@ -14,7 +14,7 @@ DETAIL = "/v2.1/servers/detail"
 
 def _create(conn, name="vm"):
     image = conn.image.find_image("EL9-x86_64")
-    return conn.compute.create_server(name=name, image_id=image.id, flavor_id="2")
+    return conn.compute.create_server(name=name, image_id=image.id, flavor_id="2", networks="auto")
 
 
 def _authed(cloud):

@@ -45,6 +45,8 @@ def test_libcloud_node_lifecycle(local_cloud, api_version):
     assert drv.list_nodes()[0].state == NodeState.STOPPED
 
     assert drv.destroy_node(node) is True
+    assert [n.id for n in drv.list_nodes()] == [node.id]  # listed while Nova deletes it
+    local_cloud.compute.finish_deletions()
     assert drv.list_nodes() == []
 
 

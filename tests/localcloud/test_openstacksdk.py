@@ -6,6 +6,8 @@ import openstack.exceptions
 import pytest
 import requests
 
+from JenniferDIRAC.Resources.Cloud.LocalCloud.compute import DELETE_SECONDS
+
 AUTH_TYPES = ["password", "v3applicationcredential", "v3oidcaccesstoken"]
 
 
@@ -64,7 +66,13 @@ def test_server_lifecycle_metadata_console(local_cloud):
     assert shown.status == "ERROR" and shown.fault["message"] == "disk on fire"
 
     conn.compute.delete_server(server)
+    (deleting,) = conn.compute.servers()  # as in Nova: still listed, and counted, while deleted
+    assert deleting.id == server.id and deleting.task_state == "deleting"
+    assert conn.compute.get_limits().absolute.instances_used == 1
+    conn.compute.delete_server(server)  # a second DELETE is accepted
+    local_cloud.advance_time(DELETE_SECONDS)
     assert list(conn.compute.servers()) == []
+    assert conn.compute.get_limits().absolute.instances_used == 0
     with pytest.raises(openstack.exceptions.NotFoundException):
         conn.compute.get_server(server.id)
 
@@ -83,6 +91,9 @@ def test_list_filters_name_status_and_changes_since(local_cloud):
     since = local_cloud.clock.utcnow().isoformat()
     local_cloud.compute.set_state(a.id, "ERROR", fault="boom")
     local_cloud.compute.delete_server(pid, c.id)
+    changed = {s.id: (s.status, s.task_state) for s in conn.compute.servers(changes_since=since)}
+    assert changed == {a.id: ("ERROR", None), c.id: ("SHUTOFF", "deleting")}
+    local_cloud.compute.finish_deletions()
     changed = {s.id: s.status for s in conn.compute.servers(changes_since=since)}
     assert changed == {a.id: "ERROR", c.id: "DELETED"}
 
@@ -92,7 +103,8 @@ def test_tags_filters(local_cloud):
     image = conn.image.find_image("EL9-x86_64")
     for name, tags in [("t1", ["jdirac", "ce-1"]), ("t2", ["jdirac"]), ("t3", [])]:
         conn.compute.post("/servers", json={"server": {"name": name, "imageRef": image.id,
-                                                       "flavorRef": "1", "tags": tags}},
+                                                       "flavorRef": "1", "tags": tags,
+                                                       "networks": "auto"}},
                           microversion="2.52")
     assert sorted(s.name for s in conn.compute.servers(tags="jdirac")) == ["t1", "t2"]
     assert [s.name for s in conn.compute.servers(tags="jdirac,ce-1")] == ["t1"]
@@ -198,7 +210,7 @@ def test_concurrent_creates_respect_the_quota(local_cloud):
     def create(i):
         conn = conns[i % len(conns)]
         try:
-            conn.compute.create_server(name=f"burst-{i}", image_id=image_id, flavor_id="1")
+            conn.compute.create_server(name=f"burst-{i}", image_id=image_id, flavor_id="1", networks="auto")
             return "created"
         except openstack.exceptions.ForbiddenException:
             return "refused"

@@ -20,7 +20,9 @@ Public API (state parts can be driven directly by tests):
     ``LocalCloud(oidc_access_tokens=(...))`` or ``cloud.add_oidc_access_token(tok)`` accept more.
 
 Other ``LocalCloud(...)`` options: ``build_seconds`` (BUILD -> ACTIVE delay on the cloud clock,
-default 0), ``host``/``port`` (default 127.0.0.1 and a random port), ``region_name``
+default 0), ``delete_seconds`` (how long a DELETEd server stays listed with ``task_state =
+deleting`` and counted in the usage, as in Nova; default 1; ``compute.finish_deletions()`` ends
+them at once), ``host``/``port`` (default 127.0.0.1 and a random port), ``region_name``
 (``RegionOne``), ``tick_seconds`` (how often builds and boots are advanced in the background).
 
 ``cloud.counters``

@@ -58,6 +58,10 @@ class LocalCloudApp:
             service = request.path.strip("/").split("/", 1)[0] or "root"
             self.counters.record(service, method, "<unmatched>")
             status = 405 if isinstance(exc, MethodNotAllowed) else 404
+            allowed = sorted(exc.valid_methods or []) if isinstance(exc, MethodNotAllowed) else []
+            svc = self.services.get(service)
+            if svc is not None:  # each service answers as its real counterpart does
+                return svc.unmatched(method, request.path, status, allowed)
             return json_response({"error": {"code": status, "message": f"{method} {request.path}"}}, status)
         service_name, endpoint = rule.endpoint.split(":", 1)
         svc = self.services[service_name]

@@ -10,7 +10,7 @@ from typing import Any
 
 from .app import LocalCloudApp, LoopbackServer
 from .clock import Clock
-from .compute import ComputeState
+from .compute import DELETE_SECONDS, ComputeState
 from .compute_api import ComputeAPI
 from .counters import RequestCounters
 from .faults import FaultInjector
@@ -58,6 +58,7 @@ class LocalCloud:
 
     def __init__(self, token_ttl: float = 3600.0, boot: bool = False, sandbox_root: str | Path | None = None,
                  latency: float = 0.0, seed: int = 0, build_seconds: float = 0.0,
+                 delete_seconds: float = DELETE_SECONDS,
                  host: str = "127.0.0.1", port: int = 0, region_name: str = REGION,
                  tick_seconds: float = 0.2, oidc_access_tokens: tuple[str, ...] = ()) -> None:
         self.host = host
@@ -72,7 +73,7 @@ class LocalCloud:
         self.image = ImageState(self.clock, self.ids)
         self.network = NetworkState(self.clock, self.ids)
         self.compute = ComputeState(self.clock, self.ids, self.image, self.network, self.faults,
-                                    build_seconds=build_seconds)
+                                    build_seconds=build_seconds, delete_seconds=delete_seconds)
         self.identity.catalog_factory = self._catalog
         self.booter = None
         if boot:

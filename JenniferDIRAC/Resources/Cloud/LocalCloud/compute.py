@@ -2,7 +2,11 @@
 
 Servers move BUILD -> ACTIVE when their build delay has passed on the cloud clock (checked
 whenever they are observed, and by the cloud's ticker), ACTIVE -> SHUTOFF when their boot
-process exits, and to ERROR with a ``fault`` when a fault says so. Tests drive servers
+process exits, and to ERROR with a ``fault`` when a fault says so. A DELETE, as in Nova, only
+starts the deletion: the server stays listed (and counted in the quota usage) with
+``task_state = deleting`` for ``delete_seconds``, a second DELETE is accepted, and then it is
+gone (shown as DELETED by ``changes-since``); :meth:`ComputeState.finish_deletions` ends the
+pending ones at once. Tests drive servers
 directly with :meth:`ComputeState.set_state` and seed thousands with :meth:`add_server`.
 """
 
@@ -26,7 +30,9 @@ from .network import NetworkState
 MAX_USER_DATA = 65535  # Nova's limit on the base64 text of user_data
 MAX_METADATA_ITEMS = 128
 MAX_LIST_LIMIT = 1000  # Nova's osapi_max_limit
+DELETE_SECONDS = 1.0  # how long Nova 34 with the fake virt driver keeps a deleted server listed
 UNLIMITED = -1
+METADATA_LIMIT_MESSAGE = "Maximum number of metadata items exceeds {}"  # Nova's MetadataLimitExceeded
 
 # Nova's power_state codes
 NOSTATE, RUNNING, SHUTDOWN = 0, 1, 4
@@ -110,6 +116,8 @@ class Server:
     host_id: str = ""
     console: list[str] = field(default_factory=list, repr=False)
     tags: list[str] = field(default_factory=list)
+    description: str | None = None
+    delete_at: float | None = None  # set by DELETE: the deletion completes at this instant
 
     @property
     def vm_state(self) -> str:
@@ -118,6 +126,14 @@ class Server:
     @property
     def power_state(self) -> int:
         return STATES.get(self.status, ("error", NOSTATE))[1]
+
+    @property
+    def has_host(self) -> bool:
+        """Whether a compute host took the server (Nova answers 409 to host actions otherwise):
+        not while it is being scheduled, not when it failed before launching."""
+        if self.status == "BUILD":
+            return self.task_state not in (None, "scheduling")
+        return self.launched_at is not None or self.status not in ("ERROR",)
 
 
 class Booter(Protocol):
@@ -140,13 +156,15 @@ class ComputeState:
     """All of Nova's state. Thread-safe."""
 
     def __init__(self, clock: Clock, ids: IdFactory, images: ImageState, networks: NetworkState,
-                 faults: FaultInjector, build_seconds: float = 0.0) -> None:
+                 faults: FaultInjector, build_seconds: float = 0.0,
+                 delete_seconds: float = DELETE_SECONDS) -> None:
         self.clock = clock
         self.ids = ids
         self.images = images
         self.networks = networks
         self.faults = faults
         self.build_seconds = build_seconds
+        self.delete_seconds = delete_seconds
         self.flavors: dict[str, Flavor] = {}
         self.keypairs: dict[tuple[str, str], Keypair] = {}  # (user_id, name)
         self.quotas: dict[str, Quota] = {}
@@ -302,6 +320,7 @@ class ComputeState:
             server.availability_zone = zone.split(":")[0]
             server.config_drive = bool(spec.get("config_drive"))
             server.tags = list(spec.get("tags") or [])
+            server.description = spec.get("description")
             for network in networks:
                 server.addresses.setdefault(network.name, []).append({
                     "version": 4, "addr": self.networks.allocate_ip(network),
@@ -349,9 +368,11 @@ class ComputeState:
         if fate.kind == "stuck":
             server.stuck = True
             server.task_state = "spawning"
-        elif fate.kind == "error":
+        elif fate.kind == "error":  # failed before any host took it: no ports, no address
+            server.addresses = {}
             self._set(server, "ERROR", Fault(fate.code, fate.message, self.clock.now()))
         elif fate.kind == "quota_recheck":
+            server.addresses = {}
             used = self.usage(server.project_id)
             limit = max(used["instances"] - 1, 0)
             message = _quota_message(["instances"], {"instances": 1}, {"instances": limit},
@@ -380,9 +401,11 @@ class ComputeState:
     def get_server(self, project_id: str | None, server_id: str) -> Server:
         with self._lock:
             server = self.servers.get(server_id)
-            if server is None or (project_id is not None and server.project_id != project_id):
+            if server is not None:
+                self._refresh(server)
+            if server is None or server.status == "DELETED" or (
+                    project_id is not None and server.project_id != project_id):
                 raise NotFound(f"Instance {server_id} could not be found.")
-            self._refresh(server)
             return server
 
     def rename_server(self, project_id: str | None, server_id: str, name: Any) -> Server:
@@ -395,15 +418,30 @@ class ComputeState:
             return server
 
     def delete_server(self, project_id: str | None, server_id: str) -> None:
+        """Start deleting the server (Nova's DELETE); deleting it again changes nothing."""
         with self._lock:
             server = self.get_server(project_id, server_id)
-            del self.servers[server_id]
+            if server.delete_at is not None:
+                return
             now = self.clock.now()
-            server.status, server.task_state = "DELETED", None
-            server.updated = server.terminated_at = now
-            self.deleted[server_id] = server
+            server.task_state, server.updated = "deleting", now
+            server.delete_at = now + self.delete_seconds
+            if server.delete_at <= now:
+                self._finish_delete(server)
         if self.booter is not None:
             self.booter.stop(server)
+
+    def _finish_delete(self, server: Server) -> None:
+        self.servers.pop(server.id, None)
+        server.status, server.task_state = "DELETED", None
+        server.updated = server.terminated_at = self.clock.now()
+        self.deleted[server.id] = server
+
+    def finish_deletions(self) -> None:
+        """Complete every pending deletion now (a test that does not want to wait for them)."""
+        with self._lock:
+            for server in [s for s in self.servers.values() if s.delete_at is not None]:
+                self._finish_delete(server)
 
     def set_state(self, server_id: str, status: str, fault: Fault | dict[str, Any] | str | None = None,
                   task_state: str | None = None) -> Server:
@@ -441,6 +479,10 @@ class ComputeState:
 
     def _refresh(self, server: Server) -> None:
         """Apply the transitions that time or the boot process have made due."""
+        if server.delete_at is not None:
+            if self.clock.now() >= server.delete_at:
+                self._finish_delete(server)
+            return
         if server.status == "BUILD" and not server.stuck and self.clock.now() >= server.build_until:
             self._set(server, "ACTIVE")
             if self.booter is not None and server.user_data:
@@ -455,7 +497,7 @@ class ComputeState:
     def tick(self) -> None:
         with self._lock:
             for server in list(self.servers.values()):
-                if server.status in ("BUILD", "ACTIVE"):
+                if server.status in ("BUILD", "ACTIVE") or server.delete_at is not None:
                     self._refresh(server)
 
     def list_servers(self, project_id: str | None, *, name: str | None = None, status: str | None = None,
@@ -480,8 +522,10 @@ class ComputeState:
             if changes_since is not None:
                 pool += list(self.deleted.values())
             for server in pool:
-                if server.status in ("BUILD", "ACTIVE"):
+                if server.status in ("BUILD", "ACTIVE") or server.delete_at is not None:
                     self._refresh(server)
+            if changes_since is None:
+                pool = [s for s in pool if s.status != "DELETED"]
             selected = [
                 s for s in pool
                 if (project_id is None or s.project_id == project_id)
@@ -516,9 +560,7 @@ class ComputeState:
             server = self.get_server(project_id, server_id)
             merged = checked if replace else {**server.metadata, **checked}
             if len(merged) > self.quota(server.project_id).metadata_items:
-                raise Forbidden("Quota exceeded for metadata_items: "
-                                f"Requested {len(merged)}, but already used 0 of "
-                                f"{self.quota(server.project_id).metadata_items} metadata_items")
+                raise Forbidden(METADATA_LIMIT_MESSAGE.format(self.quota(server.project_id).metadata_items))
             server.metadata = merged
             server.updated = self.clock.now()
             return dict(server.metadata)
@@ -533,6 +575,8 @@ class ComputeState:
 
     def console_output(self, project_id: str | None, server_id: str, length: int | None = None) -> str:
         server = self.get_server(project_id, server_id)
+        if not server.has_host:
+            raise Conflict(f"Instance {server_id} is not ready")
         text = "\n".join(server.console) + "\n"
         if self.booter is not None:
             text += self.booter.console(server) or ""
@@ -572,8 +616,7 @@ def _check_metadata(items: Any) -> dict[str, str]:
     if not isinstance(items, dict):
         raise BadRequest("Invalid input for field/attribute metadata.")
     if len(items) > MAX_METADATA_ITEMS:
-        raise Forbidden(f"Quota exceeded for metadata_items: Requested {len(items)}, but already "
-                        f"used 0 of {MAX_METADATA_ITEMS} metadata_items")
+        raise Forbidden(METADATA_LIMIT_MESSAGE.format(MAX_METADATA_ITEMS))
     checked = {}
     for key, value in items.items():
         if not isinstance(key, str) or not 1 <= len(key) <= 255:

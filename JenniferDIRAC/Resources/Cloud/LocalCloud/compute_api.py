@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 from urllib.parse import urlencode
@@ -12,7 +13,7 @@ from .clock import iso, parse_iso
 from .compute import ComputeState, Flavor, Server
 from .errors import BadRequest, LocalCloudError, NotFound
 from .image import ImageState
-from .wire import Call, ServiceAPI, empty_response, json_response, route
+from .wire import Call, ServiceAPI, empty_response, html_response, json_response, new_request_id, route
 
 MIN_MICROVERSION = (2, 1)
 MAX_MICROVERSION = (2, 96)
@@ -45,14 +46,22 @@ def negotiate(headers) -> tuple[int, int]:
         return MIN_MICROVERSION
     if raw.lower() == "latest":
         return MAX_MICROVERSION
-    try:
-        major, minor = (int(x) for x in raw.split("."))
-    except ValueError:
-        raise NotAcceptable(f"Invalid API version request string {raw}") from None
+    if not re.fullmatch(r"\d+\.\d+", raw.strip()):
+        raise BadRequest(f"API Version String {raw} is of invalid format. Must be of format "
+                         "MajorNum.MinorNum.")
+    major, minor = (int(x) for x in raw.split("."))
     if not MIN_MICROVERSION <= (major, minor) <= MAX_MICROVERSION:
-        raise NotAcceptable(f"Version {raw} is not supported by the API. Minimum is "
-                            f"{_fmt(MIN_MICROVERSION)} and maximum is {_fmt(MAX_MICROVERSION)}.")
+        raise UnsupportedVersion((major, minor))
     return major, minor
+
+
+class UnsupportedVersion(NotAcceptable):
+    """Nova answers 406 and still echoes the version asked for in its headers."""
+
+    def __init__(self, version: tuple[int, int]) -> None:
+        super().__init__(f"Version {_fmt(version)} is not supported by the API. Minimum is "
+                         f"{_fmt(MIN_MICROVERSION)} and maximum is {_fmt(MAX_MICROVERSION)}.")
+        self.version = version
 
 
 class ComputeAPI(ServiceAPI):
@@ -100,13 +109,30 @@ class ComputeAPI(ServiceAPI):
             route("/v2.1/images/<image_id>", "show_image", "GET"),
         ]
 
+    def unmatched(self, method: str, path: str, status: int, allowed: list[str]) -> Response:
+        # Nova's router answers a wrong method like an unknown path: 404, an HTML page
+        response = html_response(404, "404 Not Found", "The resource could not be found.<br /><br />\n\n\n")
+        response.headers["x-compute-request-id"] = response.headers["x-openstack-request-id"]
+        return response
+
     def error_body(self, code: int, message: str) -> dict[str, Any]:
-        return {FAULT_NAMES.get(code, "computeFault"): {"code": code, "message": message}}
+        name = "computeFault" if code == 406 else FAULT_NAMES.get(code, "computeFault")
+        return {name: {"code": code, "message": message}}
 
     def prepare(self, call: Call) -> None:
+        request_id = new_request_id()
+        call.extra_headers["x-openstack-request-id"] = request_id
+        call.extra_headers["x-compute-request-id"] = request_id
+        try:
+            call.microversion = negotiate(call.request.headers)
+        except UnsupportedVersion as exc:
+            self._version_headers(call, exc.version)
+            raise
+        self._version_headers(call, call.microversion)
+
+    def _version_headers(self, call: Call, version: tuple[int, int]) -> None:
         call.extra_headers["Vary"] = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
-        call.microversion = negotiate(call.request.headers)
-        value = _fmt(call.microversion)
+        value = _fmt(version)
         call.extra_headers["OpenStack-API-Version"] = f"compute {value}"
         call.extra_headers["X-OpenStack-Nova-API-Version"] = value
 
@@ -162,7 +188,6 @@ class ComputeAPI(ServiceAPI):
             "accessIPv6": "",
             "links": self._links(call, "servers", server.id),
             "OS-DCF:diskConfig": "MANUAL",
-            "progress": 0,
             "OS-EXT-AZ:availability_zone": server.availability_zone,
             "config_drive": "True" if server.config_drive else "",
             "key_name": server.key_name,
@@ -170,20 +195,27 @@ class ComputeAPI(ServiceAPI):
             if server.launched_at else None,
             "OS-SRV-USG:terminated_at": iso(server.terminated_at).replace("Z", ".000000")
             if server.terminated_at else None,
-            "security_groups": [{"name": g} for g in server.security_groups],
             "OS-EXT-STS:task_state": server.task_state,
             "OS-EXT-STS:vm_state": server.vm_state,
             "OS-EXT-STS:power_state": server.power_state,
             "os-extended-volumes:volumes_attached": [],
         }
+        if server.status in ("ACTIVE", "BUILD"):  # Nova shows progress only while it means something
+            body["progress"] = 0
+        if server.addresses and server.status != "DELETED":  # the groups of the server's ports
+            body["security_groups"] = [{"name": g} for g in server.security_groups]
         if mv >= (2, 9):
             body["locked"] = False
         if mv >= (2, 19):
-            body["description"] = None
+            body["description"] = server.description
         if mv >= (2, 26):
             body["tags"] = list(server.tags)
+        if mv >= (2, 63):
+            body["trusted_image_certificates"] = None
         if mv >= (2, 73):
             body["locked_reason"] = None
+        if mv >= (2, 90):
+            body["OS-EXT-SRV-ATTR:hostname"] = _hostname(server.name)
         if mv >= (2, 96):
             body["pinned_availability_zone"] = None
         if server.fault is not None:
@@ -206,7 +238,9 @@ class ComputeAPI(ServiceAPI):
             name=args.get("name"), status=args.get("status"), changes_since=since,
             changes_before=before, image=args.get("image"), flavor=args.get("flavor"),
             availability_zone=args.get("availability_zone"), limit=limit, marker=args.get("marker"),
-            tags=args.get("tags"), tags_any=args.get("tags-any"),
+            # Nova ignores the tag filters below 2.26, where tags do not exist
+            tags=args.get("tags") if call.microversion >= (2, 26) else None,
+            tags_any=args.get("tags-any") if call.microversion >= (2, 26) else None,
         )
         if detail:
             items = [self.server_body(call, s) for s in result.servers]
@@ -232,7 +266,11 @@ class ComputeAPI(ServiceAPI):
         body = call.json()
         spec = body.get("server")
         if not isinstance(spec, dict):
-            raise BadRequest("Invalid input for field/attribute server.")
+            raise BadRequest(f"Invalid input for field/attribute server. Value: {spec}. "
+                             f"{spec!r} is not of type 'object'")
+        check_create_schema(spec, call.microversion)
+        if call.microversion < (2, 19):  # before descriptions existed, Nova copies the name
+            spec = {**spec, "description": spec.get("name")}
         server = self.state.create_server(call.token.project_id, call.token.user_id, spec)
         links = self._links(call, "servers", server.id)
         return json_response(
@@ -244,7 +282,10 @@ class ComputeAPI(ServiceAPI):
 
     def show_server(self, call: Call, server_id: str) -> Response:
         server = self.state.get_server(call.token.project_id, server_id)
-        return json_response({"server": self.server_body(call, server)})
+        body = self.server_body(call, server)
+        if call.microversion >= (2, 71):  # shown by GET /servers/{id}, not by the listings
+            body["server_groups"] = []
+        return json_response({"server": body})
 
     def update_server(self, call: Call, server_id: str) -> Response:
         spec = call.json().get("server") or {}
@@ -322,7 +363,9 @@ class ComputeAPI(ServiceAPI):
         if detail:
             body.update({
                 "vcpus": flavor.vcpus, "ram": flavor.ram, "disk": flavor.disk,
-                "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral, "swap": flavor.swap or "",
+                "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral,
+                # before 2.75 Nova writes a swap of 0 as ""
+                "swap": flavor.swap if (call.microversion or MIN_MICROVERSION) >= (2, 75) else (flavor.swap or ""),
                 "rxtx_factor": 1.0, "os-flavor-access:is_public": flavor.is_public,
                 "OS-FLV-DISABLED:disabled": False,
             })
@@ -386,14 +429,16 @@ class ComputeAPI(ServiceAPI):
             "maxTotalInstances": quota.instances, "totalInstancesUsed": used["instances"],
             "maxTotalCores": quota.cores, "totalCoresUsed": used["cores"],
             "maxTotalRAMSize": quota.ram, "totalRAMUsed": used["ram"],
-            "maxServerMeta": quota.metadata_items, "maxImageMeta": 128,
-            "maxPersonality": 5, "maxPersonalitySize": 10240,
+            "maxServerMeta": quota.metadata_items,
             "maxTotalKeypairs": quota.key_pairs, "maxServerGroups": 10, "maxServerGroupMembers": 10,
             "totalServerGroupsUsed": 0,
         }
-        if (call.microversion or MIN_MICROVERSION) < (2, 36):
-            absolute.update({"maxSecurityGroups": 10, "maxSecurityGroupRules": 20,
-                             "maxTotalFloatingIps": 10, "totalFloatingIpsUsed": 0,
+        mv = call.microversion or MIN_MICROVERSION
+        if mv < (2, 57):  # personality (injected files) and image metadata limits went in 2.57
+            absolute.update({"maxImageMeta": 128, "maxPersonality": 5, "maxPersonalitySize": 10240})
+        if mv < (2, 36):  # the nova-network proxies went in 2.36; Nova reports them unlimited
+            absolute.update({"maxSecurityGroups": -1, "maxSecurityGroupRules": -1,
+                             "maxTotalFloatingIps": -1, "totalFloatingIpsUsed": 0,
                              "totalSecurityGroupsUsed": 0})
         return json_response({"limits": {"rate": [], "absolute": absolute}})
 
@@ -431,6 +476,38 @@ class ComputeAPI(ServiceAPI):
 
     def show_image(self, call: Call, image_id: str) -> Response:
         return json_response({"image": self._nova_image(call, self.images.get(image_id))})
+
+
+def _hostname(name: str) -> str:
+    """Nova's sanitised hostname of a server name (lowercase, [a-z0-9-], at most 63)."""
+    text = re.sub(r"[^a-z0-9-]+", "-", name.lower().replace("_", "-").replace(" ", "-")).strip("-.")
+    return text[:63] or "server"
+
+
+MAX_TAGS = 50  # Nova's instance tag limit
+MAX_TAG_LENGTH = 60
+
+
+def check_create_schema(spec: dict[str, Any], microversion: tuple[int, int]) -> None:
+    """What Nova's JSON schema of POST /servers refuses that the state would not see."""
+    if microversion >= (2, 37) and "networks" not in spec:
+        raise BadRequest(f"Invalid input for field/attribute server. Value: {spec}. "
+                         "'networks' is a required property")
+    if "tags" not in spec:
+        return
+    if microversion < (2, 52):
+        raise BadRequest(f"Invalid input for field/attribute server. Value: {spec}. "
+                         "Additional properties are not allowed ('tags' was unexpected)")
+    tags = spec["tags"]
+    if not isinstance(tags, list):
+        raise BadRequest(f"Invalid input for field/attribute tags. Value: {tags}. "
+                         f"{tags!r} is not of type 'array'")
+    if len(tags) > MAX_TAGS:
+        raise BadRequest(f"Invalid input for field/attribute tags. Value: {tags}. {tags!r} is too long")
+    for index, tag in enumerate(tags):
+        if not isinstance(tag, str) or not 1 <= len(tag) <= MAX_TAG_LENGTH or re.search(r"[,/]", tag):
+            raise BadRequest(f"Invalid input for field/attribute {index}. Value: {tag}. "
+                             f"{tag!r} does not match '^[^,/]*$'")
 
 
 def _int_arg(args, name: str) -> int | None:

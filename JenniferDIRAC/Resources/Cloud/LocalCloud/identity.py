@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from .clock import Clock, iso_micro
 from .errors import BadRequest, NotFound, Unauthorized
 from .ids import IdFactory
-from .wire import Call, ServiceAPI, empty_response, json_response, route
+from .wire import Call, ServiceAPI, empty_response, html_response, json_response, new_request_id, route
 
 DEFAULT_DOMAIN_ID = "default"
 DEFAULT_DOMAIN_NAME = "Default"
@@ -296,6 +296,17 @@ class IdentityAPI(ServiceAPI):
             ),
         ]
 
+    def unmatched(self, method: str, path: str, status: int, allowed: list[str]) -> Response:
+        if status == 405:  # Keystone (flask-restful) answers JSON here, an HTML page for 404
+            response = json_response({"message": "The method is not allowed for the requested URL."}, 405,
+                                     headers={"Allow": ", ".join(allowed)})
+            response.headers["x-openstack-request-id"] = new_request_id()
+            response.headers["Vary"] = "X-Auth-Token"
+            return response
+        response = html_response(404, "404 Not Found", "The requested URL was not found on the server.")
+        response.headers["Vary"] = "X-Auth-Token"
+        return response
+
     def error_body(self, code: int, message: str) -> dict[str, Any]:
         titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
         return {"error": {"code": code, "message": message, "title": titles.get(code, "Error")}}
@@ -361,7 +372,10 @@ class IdentityAPI(ServiceAPI):
         return self._token_response(token, call, 201)
 
     def check_token(self, call: Call) -> Response:
-        subject = self.state.validate(call.request.headers.get("X-Subject-Token"))
+        try:
+            subject = self.state.validate(call.request.headers.get("X-Subject-Token"))
+        except Unauthorized:  # the caller is authenticated; it is the subject that is unknown
+            raise NotFound("Could not recognize Fernet token") from None
         return self._token_response(subject, call, 200)
 
     def revoke_token(self, call: Call) -> Response:
@@ -380,4 +394,9 @@ class IdentityAPI(ServiceAPI):
         })
 
     def auth_catalog(self, call: Call) -> Response:
-        return json_response({"catalog": self.state.catalog_factory(call.base_url)})
+        return json_response({"catalog": self.state.catalog_factory(call.base_url),
+                              "links": {"self": f"{call.base_url}/identity/v3/auth/catalog"}})
+
+    def finish(self, call: Call, response: Response) -> None:
+        response.headers["Vary"] = "X-Auth-Token"  # as Keystone: answers depend on the token
+        super().finish(call, response)

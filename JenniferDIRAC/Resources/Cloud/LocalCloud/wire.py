@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -79,6 +80,25 @@ class ServiceAPI:
         """Hook run on every response of this service, errors included."""
         for key, value in call.extra_headers.items():
             response.headers[key] = value
+        if "x-openstack-request-id" not in response.headers:
+            response.headers["x-openstack-request-id"] = new_request_id()
+
+    def unmatched(self, method: str, path: str, status: int, allowed: list[str]) -> Response:
+        """The answer to a path (404) or method (405) this service does not serve."""
+        response = json_response({"error": {"code": status, "message": f"{method} {path}"}}, status)
+        response.headers["x-openstack-request-id"] = new_request_id()
+        return response
+
+
+def new_request_id() -> str:
+    return f"req-{uuid.uuid4()}"
+
+
+def html_response(status: int, title: str, text: str, headers: dict[str, str] | None = None) -> Response:
+    body = f"<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  {text}\n </body>\n</html>"
+    response = Response(body, status=status, headers=headers or {}, mimetype="text/html")
+    response.headers["x-openstack-request-id"] = new_request_id()
+    return response
 
 
 def route(path: str, endpoint: str, *methods: str) -> Rule:
