@@ -13,18 +13,18 @@ from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBRetention import RetentionPol
 
 
 def test_retention_bounds_vmdb_over_a_simulated_season(mariadb):
-    workload = bench.Workload(days=40, vms_per_day=20, scale=1.0, hours=6, heartbeat_minutes=10, log_bytes=2048)
-    policy = RetentionPolicy(vm_days=10, log_days=4, heartbeat_compaction_days=1)
+    workload = bench.Workload(days=30, vms_per_day=10, scale=1.0, hours=6, heartbeat_minutes=10, log_bytes=2048)
+    policy = RetentionPolicy(vm_days=8, log_days=3, heartbeat_compaction_days=1)
     results = bench.simulate(mariadb, workload, policy, quiet=True, fast_flush=False)
     per_day = workload.simulated_per_day
     beats_per_vm = int(workload.hours * 60 // workload.heartbeat_minutes)
 
     without, kept = results["without"].rows, results["with"].rows
-    assert without == {"VMs": 40 * per_day, "VMLogs": 2 * 40 * per_day,
-                       "VMHeartbeats": 40 * per_day * beats_per_vm, "VMBackoff": 0}
+    assert without == {"VMs": 30 * per_day, "VMLogs": 2 * 30 * per_day,
+                       "VMHeartbeats": 30 * per_day * beats_per_vm, "VMBackoff": 0}
     # VMs deleted in the last vm_days days (+ the one still inside the day being simulated)...
-    assert 10 * per_day <= kept["VMs"] <= 11 * per_day
-    assert 2 * 4 * per_day <= kept["VMLogs"] <= 2 * 5 * per_day
+    assert 8 * per_day <= kept["VMs"] <= 9 * per_day
+    assert 2 * 3 * per_day <= kept["VMLogs"] <= 2 * 4 * per_day
     # ...and per VM at most the first, the last and one heartbeat per hour of its 6 h, except
     # the VMs deleted less than heartbeat_compaction_days ago (at most two days' worth).
     assert kept["VMHeartbeats"] <= kept["VMs"] * (workload.hours + 2) + 2 * per_day * beats_per_vm
