@@ -72,11 +72,18 @@ heartbeats() {
     done
 }
 
-heartbeat() {
-    endpoint POST heartbeat -H 'Content-Type: text/plain' --data-binary @/proc/loadavg || log "heartbeat failed"
+cpu_seconds() {  # CPU seconds the kernel counted on all cores since boot: user, nice, system, irq, softirq
+    awk -v hz="$(getconf CLK_TCK 2>/dev/null || echo 100)" \
+        '$1 == "cpu" { printf "%d\n", ($2 + $3 + $4 + $7 + $8) / hz; exit }' "${1:-/proc/stat}"
+}
+
+heartbeat() {  # body: /proc/loadavg, then the optional "cpu=<seconds>" that accounting reads
+    endpoint POST heartbeat -H 'Content-Type: text/plain' \
+        --data-binary "$(cat /proc/loadavg) cpu=$(cpu_seconds)" || log "heartbeat failed"
 }
 
 finish() {  # finish CODE TEXT: report and end; cloud-init powers the VM off afterwards
+    heartbeat  # the final CPU seconds
     shutdown_message "$1" "$2"
     upload_log pilot "$PILOT_LOG"
     upload_log boot /var/log/cloud-init-output.log "$BOOT_LOG"
