@@ -488,6 +488,12 @@ class OpenStackBackend(CloudBackend):
         return Flavor(id=flavor.id, name=flavor.name or "", vcpus=int(flavor.vcpus or 0),
                       ram_mb=int(flavor.ram or 0))
 
+    def flavor_properties(self, ref: str) -> dict[str, str]:
+        flavor = self.resolve_flavor(ref)
+        with self._calling(f"reading the extra specs of flavor {ref}"):
+            found = self.connection.compute.fetch_flavor_extra_specs(flavor.id)
+        return {str(key): str(value) for key, value in (found.extra_specs or {}).items()}
+
     def resolve_networks(self, refs: list[str]) -> list[str]:
         return [self._networks.get(ref, self._find_network) for ref in refs]
 

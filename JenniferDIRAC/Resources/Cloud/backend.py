@@ -105,6 +105,12 @@ class CloudBackend(ABC):
     def resolve_networks(self, refs: list[str]) -> list[str]:
         """Network ids for ids or `name:<name>` references. Raises NotFound."""
 
+    def flavor_properties(self, ref: str) -> dict[str, str]:
+        """The properties of a flavor (id or `name:<name>`): OpenStack's extra specs, where a
+        cloud declares e.g. the benchmark cASO reads (``accounting:benchmark_name``/``_value``).
+        Empty (the default) for clouds without them. Raises CloudError like resolve_flavor."""
+        return {}
+
     def forget_reference(self, what: str, ref: str) -> None:
         """Resolve `ref` ("image", "flavor" or "network" reference) again at its next use: the
         cloud said its id no longer exists. Backends keep their caches as ``_images``,

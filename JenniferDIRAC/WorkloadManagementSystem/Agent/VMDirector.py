@@ -162,6 +162,10 @@ class PilotRecords:
         return self.store.setPilotStatus(reference, status, None, reason)
 
 
+#: how long the VMDirector trusts a flavor's properties (benchmark) before reading them again
+FLAVOR_PROPERTIES_SECONDS = 86400.0
+
+
 class VMDirector(AgentModule):
     def initialize(self):
         self.vos = self.am_getOption("VO", [])
@@ -188,6 +192,7 @@ class VMDirector(AgentModule):
         self.vmState = None
         self.pilots = None
         self.backends = {}  # CE name -> (CloudCEConfig, CloudBackend)
+        self.flavorProperties = {}  # (CE, flavor name) -> (time read, properties), for accounting
         self.orphanSightings = None  # CE name -> VM names without pilot record last cycle
         return S_OK()
 
@@ -509,6 +514,26 @@ class VMDirector(AgentModule):
             if not result["OK"]:
                 self.log.warn("Cannot release the probe", result["Message"])
 
+    def _flavorProperties(self, ce: str, params):
+        """VM record -> its flavor's properties (the benchmark a cloud may declare), read from
+        the cloud once a day per flavor; {} if the cloud cannot say (then HS06PerCore counts)."""
+
+        def properties(vm: dict) -> dict[str, str]:
+            flavor = vm.get("flavor") or ""
+            if not flavor:
+                return {}
+            read, found = self.flavorProperties.get((ce, flavor), (0.0, None))
+            if found is None or time.time() - read > FLAVOR_PROPERTIES_SECONDS:
+                try:
+                    found = self._backend(ce, params)[1].flavor_properties(f"name:{flavor}")
+                except (CloudError, _Skip) as exc:
+                    self.log.warn("Cannot read the flavor's properties", f"{ce} {flavor}: {exc}")
+                    found = {}
+                self.flavorProperties[(ce, flavor)] = (time.time(), found)
+            return found
+
+        return properties
+
     def _account(self, ce: str, names: set[str], params, thresholds: Thresholds) -> int:
         if not names:
             return 0
@@ -536,6 +561,7 @@ class VMDirector(AgentModule):
             apel_directory=self.apelDirectory,
             send_dirac_accounting=self.diracAccounting,
             hs06_per_core=lambda vm: hs06,
+            flavor_properties=self._flavorProperties(ce, params),
         )
         result = account_finished_vms(vms, settings, client=self.vmState)
         if not result["OK"]:
