@@ -21,7 +21,6 @@ limits); else unlimited, unless caps are configured (``max_instances``, ``max_co
 from __future__ import annotations
 
 import contextlib
-import socket
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
@@ -30,7 +29,7 @@ from typing import Any
 
 import requests
 from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
-from libcloud.common.types import InvalidCredsError, MalformedResponseError
+from libcloud.common.types import InvalidCredsError
 from libcloud.compute.base import NodeDriver, NodeImage, NodeSize
 
 from JenniferDIRAC.Resources.Cloud import drivers
@@ -152,11 +151,9 @@ class LibcloudBackend(CloudBackend):
                 return CloudUnreachable(text)
             if 400 <= status < 500:
                 return RequestRejected(text)
-        if isinstance(exc, (requests.exceptions.RequestException, socket.error, ssl.SSLError, TimeoutError)):
+        if isinstance(exc, (requests.exceptions.RequestException, OSError, ssl.SSLError)):
             return CloudUnreachable(text)
-        if isinstance(exc, MalformedResponseError):
-            return CloudError(text)
-        return CloudError(text)
+        return CloudError(text)  # a garbled answer (MalformedResponseError), a driver bug
 
     # --- VMs ---------------------------------------------------------------------------------
     def _vm(self, driver: NodeDriver, node) -> VM:
@@ -196,7 +193,7 @@ class LibcloudBackend(CloudBackend):
                 node = driver.create_node(**kwargs)
             except Exception:
                 with contextlib.suppress(Exception):  # the create's own error is what matters
-                    self.profile.created(driver, spec, kwargs, error=True)
+                    self.profile.create_failed(driver, kwargs)
                 raise
             vm = self._vm(driver, node)
         vm.name = spec.name

@@ -287,9 +287,8 @@ class AzureProfile(DriverProfile):
             "ex_os_disk_delete": True,
         }
 
-    def created(self, driver: NodeDriver, spec: VMSpec, kwargs: dict[str, Any], error: bool) -> None:
-        if error and "ex_nic" in kwargs:
-            driver.ex_destroy_nic(kwargs["ex_nic"])  # the VM was refused: its NIC must not leak
+    def create_failed(self, driver: NodeDriver, kwargs: dict[str, Any]) -> None:
+        driver.ex_destroy_nic(kwargs["ex_nic"])  # the VM was refused: its NIC must not leak
 
     # --- listing ---------------------------------------------------------------------------
     def list_nodes(self, driver: NodeDriver, owner: OwnerTags | None, name: str | None = None) -> list[Node]:

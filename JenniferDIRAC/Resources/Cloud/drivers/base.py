@@ -87,8 +87,8 @@ class DriverProfile:
                          networks: list[Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def created(self, driver: NodeDriver, spec: VMSpec, kwargs: dict[str, Any], error: bool) -> None:
-        """After create_node (error: it raised): release what create_arguments made for it."""
+    def create_failed(self, driver: NodeDriver, kwargs: dict[str, Any]) -> None:
+        """create_node raised: release what create_arguments made for it (Azure: the NIC)."""
 
     # --- listing ---------------------------------------------------------------------------
     def list_nodes(self, driver: NodeDriver, owner: OwnerTags | None, name: str | None = None) -> list[Node]:
