@@ -71,9 +71,10 @@ class World:
             "MaxWaitingJobs": "50",
         }
 
-    def cfg(self, extra_ces=()):
+    def cfg(self, extra_ces=(), queues=None):
         info = self.mariadb
-        ces = "".join(self._ce_cfg(name, params) for name, params in [(CE, self.ce_parameters()), *extra_ces])
+        main = (CE, self.ce_parameters(), queues)
+        ces = "".join(self._ce_cfg(*ce) for ce in [main, *((name, params, None) for name, params in extra_ces)])
         return f"""
 DIRAC
 {{
@@ -145,12 +146,13 @@ Resources
 """
 
     @staticmethod
-    def _ce_cfg(name, params):
+    def _ce_cfg(name, params, queues=None):
         options = "\n".join(f"            {k} = {v}" for k, v in params.items())
-        queues = "".join(
-            f"{' ' * indent}{text}\n"
-            for indent, text in ((12, "Queues"), (12, "{"), (14, "default"), (14, "{"), (14, "}"), (12, "}"))
-        )
+        lines = [(12, "Queues"), (12, "{")]
+        for queue, queue_options in (queues or {"default": {}}).items():
+            lines += [(14, queue), (14, "{"), *((16, f"{k} = {v}") for k, v in queue_options.items()), (14, "}")]
+        lines.append((12, "}"))
+        queues = "".join(f"{' ' * indent}{text}\n" for indent, text in lines)
         return f"          {name}\n          {{\n{options}\n{queues}          }}\n"
 
     # --- seeding -------------------------------------------------------------------------------
@@ -165,9 +167,10 @@ Resources
         started_after=None,
         pilot=None,
         pilot_age=None,
+        queue="",
     ):
         name = make_vm_name()
-        owner = OwnerTags(installation=installation, ce=CE, vo=VO, site=SITE)
+        owner = OwnerTags(installation=installation, ce=CE, vo=VO, site=SITE, queue=queue)
         created = self.cloud.clock.now() - age
         server = self.cloud.compute.add_server(
             name,
@@ -227,7 +230,11 @@ Resources
         return rows[0] if rows else None
 
     def servers(self):
-        return {s.name: s for s in self.cloud.compute.servers.values() if s.status != "DELETED"}
+        """The servers neither deleted nor being deleted (Nova lists those for a while)."""
+        return {
+            s.name: s for s in self.cloud.compute.servers.values()
+            if s.status != "DELETED" and s.task_state != "deleting"
+        }
 
     def record(self, role):
         (rec,) = self.vmdb.db.getVMs(names=[self.names[role]])["Value"]
@@ -241,9 +248,9 @@ Resources
         return records_of(str(self.apel_dir))
 
     # --- running the agent -------------------------------------------------------------------
-    def run_agent(self, extra_ces=()):
+    def run_agent(self, extra_ces=(), queues=None):
         cfg = self.tmp / "agent.cfg"
-        cfg.write_text(self.cfg(extra_ces))
+        cfg.write_text(self.cfg(extra_ces, queues) if queues else self.cfg(extra_ces))
         code, out = run_agent_once("WorkloadManagement/VMDirector", cfg, self.root, timeout=180)
         assert code == 0, out
         assert "VMDirector cycle done" in out, out
@@ -474,7 +481,12 @@ def test_filters_select_the_ces_served(world, local_cloud, option, served):
         assert len(world.servers()) == 1 and world.pilot("stopped")[0] == "Running"
 
 
-def test_failed_create_starts_a_backoff_that_stops_submission(world, local_cloud, tmp_path):
+@pytest.mark.parametrize("status, message, kind", [
+    (400, "Invalid key_name provided.", "configuration"),
+    (403, "Maximum number of metadata items exceeds 128", "configuration"),
+    (403, "Quota exceeded for cores: Requested 1, but already used 20 of 20 cores", "quota"),
+])
+def test_failed_create_backs_off_as_its_kind_says(world, local_cloud, tmp_path, status, message, kind):
     from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
 
     params = world.ce_parameters()
@@ -484,23 +496,45 @@ def test_failed_create_starts_a_backoff_that_stops_submission(world, local_cloud
     wrapper = tmp_path / "wrapper.sh"
     wrapper.write_text("#!/bin/bash\necho pilot\n")
     try:
-        local_cloud.faults.http_error(400, service="compute", method="POST", path="/v2.1/servers", times=None)
+        local_cloud.faults.http_error(status, message=message, service="compute", method="POST",
+                                      path="/v2.1/servers", times=None)
         submitted = ce.submitJob(str(wrapper), "", 1)
         assert not submitted["OK"], submitted
         local_cloud.faults.clear()
         (record,) = world.vmdb.db.getVMs(ce=CE)["Value"]
-        assert record["delete_reason"].startswith("create failed")
+        assert record["failure_kind"] == kind and message in record["delete_reason"]
         assert ce.available()["Value"] > 0  # the CE alone does not back off
 
         out = world.run_agent()
 
         backoff = world.vmdb.db.getBackoff(CE, "")["Value"]
-        assert backoff and backoff["active"] and "create failed" in backoff["reason"], ce_line(out)
         assert world.vmdb.db.getVMs(ce=CE)["Value"][0]["accounted"]  # handled: counted once
-        assert ce.available()["Value"] == 0
+        if kind == "quota":  # a full project is a pause, whatever the text
+            assert backoff is None, ce_line(out)
+            assert ce.available()["Value"] > 0
+        else:
+            assert backoff and backoff["active"] and f"not created ({kind})" in backoff["reason"], ce_line(out)
+            assert ce.available()["Value"] == 0
         assert world.servers() == {}
     finally:
         ce.shutdown()
+
+
+def test_each_queue_s_options_apply_to_its_vms(world, local_cloud):
+    # the agent's MaxLifetime (a day) is the CE level; the queues override it
+    queues = {"long": {"MaxLifetime": 3 * 86400}, "short": {"MaxLifetime": 3600}}
+    for queue in ("long", "short", ""):
+        world.add_vm(queue or "untagged", "ACTIVE", 2 * 3600, started_after=30, pilot="Running",
+                     pilot_age=60, queue=queue)
+    world.add_vm("old-untagged", "ACTIVE", 2 * 86400, started_after=30, pilot="Running", pilot_age=60)
+    world.add_vm("old-long", "ACTIVE", 2 * 86400, started_after=30, pilot="Running", pilot_age=60, queue="long")
+
+    out = world.run_agent(queues=queues)
+
+    left = set(world.servers())
+    assert left == {world.names[r] for r in ("long", "untagged", "old-long")}, ce_line(out)
+    assert world.pilot("short")[0] == "Deleted" and "maximum lifetime of 3600" in world.pilot("short")[1]
+    assert world.pilot("old-untagged")[0] == "Deleted"
 
 
 def test_a_large_fleet_takes_one_listing(world, local_cloud):
