@@ -37,7 +37,8 @@ VM_INSERT = (
     "`LastHeartbeat`, `HeartbeatLoad`, `ShutdownCode`, `ShutdownMessage`, `Accounted`, `AccountedTime`) "
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
-LOG_INSERT = "INSERT INTO VMLogs (`VMName`, `Kind`, `Content`, `OriginalSize`, `Updated`) VALUES (%s, %s, %s, %s, %s)"
+LOG_INSERT = ("INSERT INTO VMLogs (`VMName`, `Kind`, `Content`, `OriginalSize`, `Updated`) "
+              "VALUES (%s, %s, %s, %s, %s)")
 BEAT_INSERT = "INSERT INTO VMHeartbeats (`VMName`, `HeartbeatTime`, `HeartbeatLoad`) VALUES (%s, %s, %s)"
 
 
@@ -105,7 +106,8 @@ def measure(conn, database: str) -> Measure:
         cursor.execute(f"SELECT COUNT(*) FROM `{database}`.`{table}`")
         rows[table] = int(cursor.fetchone()[0])
     cursor.execute(
-        "SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (database,)
+        "SELECT SUM(DATA_LENGTH + INDEX_LENGTH) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+        (database,),
     )
     return Measure(rows, int(cursor.fetchone()[0] or 0))
 
@@ -205,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.scale <= 1:
         parser.error("--scale must be in (0, 1]")
-    workload = Workload(args.days, args.vms_per_day, args.scale, args.hours, args.heartbeat_minutes, args.log_bytes)
+    workload = Workload(args.days, args.vms_per_day, args.scale, args.hours, args.heartbeat_minutes,
+                        args.log_bytes)
     policy = RetentionPolicy(args.vm_days, args.log_days, args.compaction_days)
     from dev.mariadb import MariaDBServer
 

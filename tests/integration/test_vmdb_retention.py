@@ -60,7 +60,8 @@ def test_retention_purges_old_accounted_vms_and_old_logs_never_live_or_unaccount
         ("VMLogs", "(`VMName`, `Kind`, `Content`, `OriginalSize`, `Updated`)", "('ghost', 'boot', 'x', 1, %s)"),
         ("VMHeartbeats", "(`VMName`, `HeartbeatTime`)", "('ghost', %s)"),
     ):
-        mariadb.execute(f"INSERT INTO {table} {columns} VALUES {values}", database=vmdb.dbname, params=(long_ago,))
+        mariadb.execute(f"INSERT INTO {table} {columns} VALUES {values}", database=vmdb.dbname,
+                        params=(long_ago,))
 
     done = ok(apply_retention(db, RetentionPolicy(), NOW))
 
@@ -72,7 +73,8 @@ def test_retention_purges_old_accounted_vms_and_old_logs_never_live_or_unaccount
     ghost_rows = sum(mariadb.execute(f"SELECT COUNT(*) FROM {t} WHERE `VMName` = 'ghost'",
                                      database=vmdb.dbname)[0][0] for t in ("VMLogs", "VMHeartbeats"))
     assert ghost_rows == 0
-    assert done["vms"] == 1 and done["logs"] == 3 and done["heartbeats"] == 24 + 1 + 1 + 1  # recent, ghost, the middle one of month-old and old-unaccounted
+    # heartbeats: 24 of recent, the ghost's, the middle one of month-old and of old-unaccounted
+    assert done["vms"] == 1 and done["logs"] == 3 and done["heartbeats"] == 24 + 1 + 1 + 1
     # A second pass finds nothing more to do.
     again = ok(apply_retention(db, RetentionPolicy(), NOW))
     assert (again["vms"], again["logs"], again["heartbeats"]) == (0, 0, 0)

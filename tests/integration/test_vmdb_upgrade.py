@@ -56,10 +56,11 @@ def _fill(mariadb, name: str) -> None:
             if i % 5 == 0:
                 beats.extend((vm, created + dt.timedelta(minutes=10 * k), f"0.{k} 0.2 0.3") for k in range(8))
         marks = ", ".join(["%s"] * 25)
-        cursor.executemany(f"INSERT INTO VMs ({', '.join(f'`{c}`' for c in _v010_columns('VMs'))}) VALUES ({marks})", vms)
+        columns = ", ".join(f"`{c}`" for c in _v010_columns("VMs"))
+        cursor.executemany(f"INSERT INTO VMs ({columns}) VALUES ({marks})", vms)
         cursor.executemany("INSERT INTO VMLogs VALUES (%s, %s, %s, %s, %s)", logs)
-        cursor.executemany("INSERT INTO VMHeartbeats (`VMName`, `HeartbeatTime`, `HeartbeatLoad`) VALUES (%s, %s, %s)",
-                           beats)
+        cursor.executemany(
+            "INSERT INTO VMHeartbeats (`VMName`, `HeartbeatTime`, `HeartbeatLoad`) VALUES (%s, %s, %s)", beats)
         cursor.executemany(
             "INSERT INTO VMBackoff VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [(f"ce{i}.cloud.example", ("", "default")[i % 2], T0 + dt.timedelta(hours=i), f"failure {i}", i,

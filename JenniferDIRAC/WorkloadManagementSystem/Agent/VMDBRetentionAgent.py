@@ -11,7 +11,8 @@ are removed with their logs and heartbeats, logs of VMs deleted more than LogRet
 are removed, heartbeats of VMs deleted more than HeartbeatCompactionDays ago are compacted to
 the first, the last and one per hour. Live VMs and VMs not yet accounted are never touched.
 The first cycle after a start also removes logs and heartbeats left without a VM row; later
-cycles compact only the VMs deleted since the previous one. Run it where VMDB is configured: ``dirac-agent WorkloadManagement/VMDBRetentionAgent``.
+cycles compact only the VMs deleted since the previous one. Run it where VMDB is configured:
+``dirac-agent WorkloadManagement/VMDBRetentionAgent``.
 """
 
 from __future__ import annotations

@@ -168,9 +168,12 @@ def compact_heartbeats(db, deleted_before: dt.datetime, batch_size: int = 1000,
             break
         result = db._query(
             "SELECT `HeartbeatID` FROM (SELECT `HeartbeatID`, "
-            "ROW_NUMBER() OVER (PARTITION BY `VMName` ORDER BY `HeartbeatTime`, `HeartbeatID`) AS from_first, "
-            "ROW_NUMBER() OVER (PARTITION BY `VMName` ORDER BY `HeartbeatTime` DESC, `HeartbeatID` DESC) AS from_last, "
-            f"ROW_NUMBER() OVER (PARTITION BY `VMName`, {_HOUR} ORDER BY `HeartbeatTime`, `HeartbeatID`) AS in_hour "
+            "ROW_NUMBER() OVER (PARTITION BY `VMName` ORDER BY `HeartbeatTime`, `HeartbeatID`) "
+            "AS from_first, "
+            "ROW_NUMBER() OVER (PARTITION BY `VMName` ORDER BY `HeartbeatTime` DESC, `HeartbeatID` DESC) "
+            "AS from_last, "
+            f"ROW_NUMBER() OVER (PARTITION BY `VMName`, {_HOUR} ORDER BY `HeartbeatTime`, `HeartbeatID`) "
+            "AS in_hour "
             f"FROM VMHeartbeats WHERE `VMName` IN ({_marks(names)})) ranked "
             "WHERE from_first > 1 AND from_last > 1 AND in_hour > 1",
             args=names,
