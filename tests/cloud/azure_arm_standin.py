@@ -50,6 +50,7 @@ class AzureStandIn:
         self.token_requests = 0
         self.requests: list[tuple[str, str]] = []
         self.fail_next_create: tuple[int, str, str] | None = None
+        self.instance_view_missing = False  # Azure may not have an InstanceView right after a create
 
     # --- routing -------------------------------------------------------------------------
     def __call__(self, environ, start_response):
@@ -142,7 +143,7 @@ class AzureStandIn:
         return _json(vm, 201)
 
     def _instance_view(self, vm_id: str, name: str) -> Response:
-        if vm_id not in self.vms:
+        if vm_id not in self.vms or self.instance_view_missing:
             return _arm_error(404, "ResourceNotFound", name)
         view = fixture("_subscriptions_99999999_resourceGroups_000000_providers_Microsoft_Compute_virtualMachines_test_node_1_InstanceView")
         for status in view["statuses"]:

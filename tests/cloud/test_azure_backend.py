@@ -131,6 +131,16 @@ def test_refused_creates_are_typed_and_leave_no_nic(azure, backend, owner, statu
     assert azure.vms == {} and azure.nics == {}
 
 
+def test_a_vm_without_instance_view_yet_is_building(azure, backend, owner):
+    azure.instance_view_missing = True
+    vm = backend.create_vm(spec_for(backend, owner))
+    assert vm.state is VMState.BUILD  # created, whatever the InstanceView says
+    assert [(v.id, v.state) for v in backend.list_vms(owner)] == [(vm.id, VMState.BUILD)]
+    azure.instance_view_missing = False
+    assert [v.state for v in backend.list_vms(owner)] == [VMState.ACTIVE]
+    assert backend.delete_vms([vm.id]) == {}
+
+
 def test_a_refused_service_principal_is_an_auth_error(azure):
     with pytest.raises(CloudAuthError, match="AADSTS7000215") as info:
         LibcloudBackend(cloud_type="AZURE_ARM", key=CLIENT_ID, secret="wrong-secret-value", auth=AUTH,

@@ -304,7 +304,11 @@ class AzureProfile(DriverProfile):
 
     def node_vm(self, driver: NodeDriver, node: Node) -> VM:
         properties = (node.extra or {}).get("properties", {})
-        view = driver.connection.request(f"{node.id}/InstanceView", params={"api-version": VM_API_VERSION}).object
+        try:
+            view = driver.connection.request(f"{node.id}/InstanceView", params={"api-version": VM_API_VERSION}).object
+        except BaseHTTPError:
+            # not there yet (just created) or a passing failure: the VM exists, say what is known
+            view = {"statuses": [{"code": f"ProvisioningState/{properties.get('provisioningState', 'creating')}"}]}
         state, fault = _power_state(view or {})
         reference = properties.get("storageProfile", {}).get("imageReference", {})
         image = reference.get("id") or ":".join(
