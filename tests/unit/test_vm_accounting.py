@@ -315,7 +315,6 @@ def test_cloud_record_v04_field_by_field(tmp_path):
         "Status": "completed",
         "StartTime": str(int(START.timestamp())),
         "EndTime": str(int(START.timestamp()) + 7200),
-        "SuspendDuration": "0",
         "WallDuration": "7200",
         "CpuDuration": "51840",
         "CpuCount": "8",

@@ -215,7 +215,6 @@ class CloudRecord:
                 ("Status", self.status),
                 ("StartTime", self.start_time),
                 ("EndTime", self.end_time),
-                ("SuspendDuration", 0),
                 ("WallDuration", self.wall_duration),
                 ("CpuDuration", self.cpu_duration),
                 ("CpuCount", self.cpu_count),
@@ -223,7 +222,7 @@ class CloudRecord:
                 ("Memory", self.memory_mb),
                 ("Disk", self.disk_gb),
                 ("BenchmarkType", self.benchmark_type),
-                ("Benchmark", f"{self.benchmark:g}"),
+                ("Benchmark", str(float(self.benchmark))),  # as cASO writes it: 10.0
                 ("ImageId", self.image_id),
                 ("CloudType", self.cloud_type),
             ]
