@@ -292,3 +292,190 @@ def test_make_backend_for_ec2(moto_ec2, ec2_namespace, tmp_path):
     assert backend.max_user_data_bytes == 16384
     assert backend.list_vms(config.owner()) == []
     assert backend.quota().max_instances == 5
+
+
+def test_ec2_ce_without_its_cloud_auth_section_is_refused_naming_the_section(moto_ec2, ec2_namespace, tmp_path):
+    host, port = moto_ec2
+    auth_file = write_private(tmp_path / "cloud.auth", "[other.ce]\nkey = AKIDEXAMPLE\nsecret = ec2-s3cret\n")
+    config = CloudCEConfig.from_ce_parameters(CE, {
+        "CloudType": "EC2", "CloudAuth": auth_file, "Driver_region": "us-east-1", "Driver_host": host,
+        "Driver_port": str(port), "Driver_secure": "False",
+        "Instance_Image": "ami-03cf127a", "Instance_Flavor": "t2.micro",
+    }, installation="install-a")
+    with pytest.raises(ConfigurationError) as info:
+        make_backend(config)  # v0.1.0 sent AWSAccessKeyId= (empty) to EC2
+    assert info.value.option == "CloudAuth"
+    assert f"[{CE}]" in str(info.value) and auth_file in str(info.value)
+
+
+def test_keystone_url_with_a_wrong_path_names_the_option_it_came_from(local_cloud, tmp_path):
+    c = local_cloud.credentials
+    auth_file = write_private(tmp_path / "cloud.auth", f"[DEFAULT]\nkey = {c.username}\nsecret = {c.password}\n")
+    base = {"CloudType": "OPENSTACK", "CloudAuth": auth_file, "Driver_ex_tenant_name": c.project_name,
+            "Instance_Image": "name:EL9-x86_64", "Instance_Flavor": "name:m1.small"}
+    wrong = f"{local_cloud.base_url}/keystone"
+    for options, option in (({"Driver_ex_force_auth_url": wrong}, "Driver_ex_force_auth_url"),
+                            ({"AuthURL": wrong + "/v3"}, "AuthURL")):
+        config = CloudCEConfig.from_ce_parameters(CE, {**base, **options}, installation="install-a")
+        backend = make_backend(config)
+        with pytest.raises(ConfigurationError) as info:
+            backend.list_vms(config.owner())
+        assert info.value.option == option, str(info.value)
+        assert "/keystone/v3/auth/tokens" in str(info.value) and c.password not in str(info.value)
+        backend.close()
+
+
+# --- rotated credentials -------------------------------------------------------------------------
+def test_a_rotated_cloud_auth_file_is_seen_by_its_state(local_cloud, tmp_path):
+    from JenniferDIRAC.Resources.Cloud.backends import credentials_changed
+
+    c = local_cloud.credentials
+    auth_file = write_private(tmp_path / "cloud.auth", f"[DEFAULT]\nkey = {c.username}\nsecret = {c.password}\n")
+    config = CloudCEConfig.from_ce_parameters(CE, {
+        "CloudType": "OPENSTACK", "CloudAuth": auth_file, "AuthURL": c.auth_url, "ProjectName": c.project_name,
+        "Instance_Image": "name:EL9-x86_64", "Instance_Flavor": "name:m1.small",
+    }, installation="install-a")
+    backend = make_backend(config)
+    assert not credentials_changed(backend)
+    write_private(tmp_path / "new.auth", f"[DEFAULT]\nkey = {c.username}\nsecret = rotated\n")
+    os.replace(tmp_path / "new.auth", auth_file)  # a new file (inode) under the same name
+    assert credentials_changed(backend)
+    again = make_backend(config)
+    assert not credentials_changed(again)
+    with open(auth_file, "a") as handle:  # edited in place
+        handle.write("# rotated again\n")
+    assert credentials_changed(again)
+
+
+def test_the_vmdirector_reads_a_rotated_cloud_auth_file(local_cloud, tmp_path, owner):
+    from unittest.mock import MagicMock
+
+    from JenniferDIRAC.WorkloadManagementSystem.Agent.VMDirector import VMDirector
+
+    c = local_cloud.credentials
+    auth_file = write_private(tmp_path / "cloud.auth", f"[DEFAULT]\nkey = {c.username}\nsecret = {c.password}\n")
+    params = {"CloudType": "OPENSTACK", "CloudAuth": auth_file, "AuthURL": c.auth_url,
+              "ProjectName": c.project_name, "InstallationName": "install-a",
+              "Instance_Image": "name:EL9-x86_64", "Instance_Flavor": "name:m1.small"}
+    agent = object.__new__(VMDirector)
+    agent.backends, agent.log = {}, MagicMock()
+    _, first = agent._backend(CE, params)
+    assert agent._backend(CE, params)[1] is first  # kept while the file is unchanged
+    assert first.list_vms(owner) == []
+    local_cloud.identity.users[c.user_id].password = "rotated-pw-77a1"
+    local_cloud.identity.expire_all_tokens()
+    write_private(tmp_path / "new.auth", f"[DEFAULT]\nkey = {c.username}\nsecret = rotated-pw-77a1\n")
+    os.replace(tmp_path / "new.auth", auth_file)
+    _, second = agent._backend(CE, params)
+    assert second is not first
+    assert second.list_vms(owner) == []  # the next cycle works without a restart
+
+
+class RotatingTokenEndpoint:
+    """An OAuth2 token endpoint that rotates refresh tokens as EGI Check-in (Keycloak with
+    refresh-token revocation) does: each exchange returns a new refresh token and kills the one
+    presented; presenting a killed one again revokes the whole family (reuse detection)."""
+
+    def __init__(self, first_refresh: str, access_tokens: list[str], client_id: str = "jdirac-public") -> None:
+        self.client_id = client_id
+        self.live, self.dead = {first_refresh}, set()
+        self.revoked = False
+        self.access = list(access_tokens)
+        self.requests: list[dict[str, str]] = []
+        self._server = self._thread = None
+        self.url = ""
+
+    def app(self, environ, start_response):
+        import json
+
+        from werkzeug.wrappers import Request, Response
+
+        form = dict(Request(environ).form)
+        self.requests.append(form)
+        presented = form.get("refresh_token", "")
+        if form.get("client_id") != self.client_id or self.revoked or presented not in self.live:
+            if presented in self.dead:
+                self.revoked = True  # a replayed refresh token: the family is compromised
+            body, status = {"error": "invalid_grant"}, 400
+        else:
+            self.live.discard(presented)
+            self.dead.add(presented)
+            rotated = "refresh-" + uuid.uuid4().hex
+            self.live.add(rotated)
+            body = {"access_token": self.access.pop(0), "refresh_token": rotated, "token_type": "Bearer",
+                    "expires_in": 30}  # shorter than the client's renewal margin: every login exchanges
+            status = 200
+        return Response(json.dumps(body), status=status, content_type="application/json")(environ, start_response)
+
+    def __enter__(self):
+        import threading
+
+        from werkzeug.serving import make_server
+
+        self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/token"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+LIST_IN_ANOTHER_PROCESS = """
+import sys
+from JenniferDIRAC.Resources.Cloud.credentials import load_cloud_auth, openstack_auth_plugin
+from JenniferDIRAC.Resources.Cloud.model import OwnerTags
+from JenniferDIRAC.Resources.Cloud.OpenStackBackend import OpenStackBackend
+
+creds = load_cloud_auth(sys.argv[1], sys.argv[2])
+backend = OpenStackBackend(auth=openstack_auth_plugin(creds, {}), secrets=creds.secrets())
+print(len(backend.list_vms(OwnerTags("install-a", sys.argv[2]))))
+"""
+
+
+def list_in_another_process(auth_file: str) -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", LIST_IN_ANOTHER_PROCESS, auth_file, CE],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "0", run.stderr[-2000:]
+
+
+def test_rotated_refresh_tokens_are_shared_by_every_process_and_survive_a_restart(local_cloud, tmp_path, owner):
+    c = local_cloud.credentials
+    first = "refresh-" + uuid.uuid4().hex
+    access = ["access-" + uuid.uuid4().hex for _ in range(6)]
+    for token in access:
+        local_cloud.add_oidc_access_token(token)
+    with RotatingTokenEndpoint(first, access) as endpoint:
+        auth_file = write_private(tmp_path / "cloud.auth", (
+            f"[{CE}]\nauth_type = v3oidcrefreshtoken\nkey = {c.oidc_identity_provider}\nsecret = {first}\n"
+            f"protocol = {c.oidc_protocol}\nclient_id = {endpoint.client_id}\ntoken_endpoint = {endpoint.url}\n"
+            f"auth_url = {c.auth_url}\nproject_name = {c.project_name}\nproject_domain_name = {c.domain_name}\n"
+        ))
+        creds = load_cloud_auth(auth_file, CE)
+        agent = OpenStackBackend(auth=openstack_auth_plugin(creds, {}), secrets=creds.secrets())
+        assert agent.list_vms(owner) == []  # exchanges the file's token, which the provider rotates
+        list_in_another_process(auth_file)  # a SiteDirector using the same file: the newest token
+        local_cloud.identity.expire_all_tokens()
+        assert agent.list_vms(owner) == []  # logs in again with the token the other process got
+        list_in_another_process(auth_file)  # a restarted process continues from the newest one
+        assert not endpoint.revoked and len(endpoint.requests) == 4
+        assert [r["refresh_token"] for r in endpoint.requests][0] == first
+        assert len({r["refresh_token"] for r in endpoint.requests}) == 4  # none presented twice
+
+        cache = tmp_path / f"cloud.auth.{CE}.oidc"
+        assert oct(os.stat(cache).st_mode & 0o777) == "0o600"
+        assert first not in cache.read_text()
+
+        # the administrator writes a new refresh token into the file: the file wins
+        renewed = "refresh-" + uuid.uuid4().hex
+        endpoint.live.add(renewed)
+        write_private(tmp_path / "cloud.auth", open(auth_file).read().replace(first, renewed))
+        list_in_another_process(auth_file)
+        assert endpoint.requests[-1]["refresh_token"] == renewed and not endpoint.revoked
+        agent.close()
