@@ -8,9 +8,10 @@ threads and RSS, while one hostile VM (or anyone on the network) does each of:
 
 The server runs in its own process (the endpoint app + server with the shipped defaults over a
 real VMDB on a private MariaDB), a fresh one per phase, so its thread count and RSS are its own.
-Each phase: 16 VMs warm the server up, the attack starts, runs ``--settle`` seconds, then 40 honest VMs (8 at a time) each
-send a heartbeat, upload a 4.6 KB boot log and read their MJF shutdowntime; a request counts as a
-success if it gets its expected answer (204, 204, 200) within 10 s, first try. ``--old`` also runs
+Each phase: 16 VMs warm the server up, the attack starts, runs ``--settle`` seconds, then 40
+honest VMs (8 at a time) each send a heartbeat, upload a 4.6 KB boot log and read their MJF
+shutdowntime; a request counts as a success if it gets its expected answer (204, 204, 200) within
+10 s, first try. ``--old`` also runs
 v0.1.0's endpoint code (``git archive`` of the v0.1.0 commit into a temporary directory, first on
 PYTHONPATH) and prints both side by side::
 
