@@ -515,3 +515,32 @@ def test_logs_escape_what_the_vm_sent(cloud_env, vmdb, wrapper_file, tmp_path):
     assert "ok\\x1b]0;pwned\\x07\\x1b[2J\\rend" in res.stdout
     res = run(env, "dirac-vm-logs", name, "--no-console", "--output-dir", str(tmp_path / "out"))
     assert (tmp_path / "out" / f"{name}.uploaded-boot.log").read_bytes() == hostile  # files keep the bytes
+
+
+def test_endpoint_secret_create_refuse_existing_and_rotate(bare_env, tmp_path):
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
+
+    path = tmp_path / "vm-endpoint.secret"
+    res = run(bare_env, "dirac-vm-endpoint-secret", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert path.stat().st_mode & 0o777 == 0o600
+    first = path.read_text()
+    assert first.strip() not in res.stdout + res.stderr  # the secret is never printed
+    token = TokenAuthority.from_secret_file(path).issue_for_vm("jdirac-" + "a" * 32, 3600)
+
+    # an existing file is never overwritten (create_secret_file raised a traceback)
+    res = run(bare_env, "dirac-vm-endpoint-secret", str(path))
+    assert res.returncode == 1 and "exists: not overwritten (use --rotate" in res.stderr
+    assert path.read_text() == first
+
+    res = run(bare_env, "dirac-vm-endpoint-secret", "--rotate", str(path))
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and lines[1] == first.strip() and lines[0] != lines[1]
+    assert path.stat().st_mode & 0o777 == 0o600
+    rotated = TokenAuthority.from_secret_file(path)
+    assert rotated.verify(token).vm_name == "jdirac-" + "a" * 32  # tokens of running VMs stay valid
+    assert rotated.issue_for_vm("jdirac-" + "b" * 32, 3600) != token
+
+    res = run(bare_env, "dirac-vm-endpoint-secret", "--rotate", str(tmp_path / "missing.secret"))
+    assert res.returncode == 1 and "Cannot rotate" in res.stderr
