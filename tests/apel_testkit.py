@@ -130,8 +130,10 @@ def validate(header: str, record: dict[str, str], now: dt.datetime | None = None
             assert _is_float(record[key]), f"{header}: {key} = {record[key]!r} is not a number"
     for key in rules["datetime"]:
         if record.get(key, "").lower() not in NULLS:
-            assert _is_int(record[key]) and int(record[key]) > 0, f"{header}: {key} = {record[key]!r} is not an epoch"
-    now = now or dt.datetime.now(dt.timezone.utc)
+            assert _is_int(record[key]) and int(record[key]) > 0, (
+                f"{header}: {key} = {record[key]!r} is not an epoch"
+            )
+    now = now or dt.datetime.now(dt.UTC)
     if header == JOB_HEADER:
         slt, sl = record.get("ServiceLevelType", ""), record.get("ServiceLevel", "")
         assert bool(slt) == bool(sl), "job record: ServiceLevelType and ServiceLevel go together"
@@ -140,9 +142,13 @@ def validate(header: str, record: dict[str, str], now: dt.datetime | None = None
         assert start <= end, "job record: EndTime before StartTime"
         assert end <= (now + dt.timedelta(days=2)).timestamp(), "job record: EndTime in the future"
     if header == CLOUD_HEADER:
-        assert record.get("Status", "unknown") in CLOUD_STATUSES, f"cloud record: Status {record.get('Status')!r}"
+        assert record.get("Status", "unknown") in CLOUD_STATUSES, (
+            f"cloud record: Status {record.get('Status')!r}"
+        )
         if record.get("Status") == "completed":
-            assert int(record["EndTime"]) >= int(record["StartTime"]), "cloud record: EndTime before StartTime"
+            assert int(record["EndTime"]) >= int(record["StartTime"]), (
+                "cloud record: EndTime before StartTime"
+            )
     if header == SYNC_HEADER:
         assert 1 <= int(record["Month"]) <= 12, f"sync record: Month {record['Month']}"
 

@@ -42,7 +42,10 @@ def main() -> int:
     while True:
         attempt += 1
         seen = [totals(client, t, r, g, start, end, attempt) for t, r, g, _ in request["checks"]]
-        if all(found == {k: round(v, 3) for k, v in want.items()} for found, (*_, want) in zip(seen, request["checks"])):
+        if all(
+            found == {k: round(v, 3) for k, v in want.items()}
+            for found, (*_, want) in zip(seen, request["checks"])
+        ):
             print(f"accounting complete after {attempt} polls")
             return 0
         if time.monotonic() > deadline:

@@ -45,7 +45,7 @@ def weeks(now: int, count: int = 40) -> list[tuple[int, int]]:
 
 
 def _iso(epoch: int) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).replace(tzinfo=None).isoformat()
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).replace(tzinfo=None).isoformat()
 
 
 def dataset(now: int) -> dict:
@@ -140,7 +140,7 @@ def dataset(now: int) -> dict:
 
 
 def _week_of(iso: str) -> int:
-    epoch = int(dt.datetime.fromisoformat(iso).replace(tzinfo=dt.timezone.utc).timestamp())
+    epoch = int(dt.datetime.fromisoformat(iso).replace(tzinfo=dt.UTC).timestamp())
     return epoch // WEEK * WEEK
 
 

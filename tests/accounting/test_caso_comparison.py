@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from apel_testkit import CLOUD_HEADER, parse_message, split_message, validate
 
 from JenniferDIRAC import __version__
@@ -20,15 +19,19 @@ from JenniferDIRAC.WorkloadManagementSystem.Utilities import APEL
 HERE = Path(__file__).resolve().parent
 CASO_VENV = Path(os.environ.get("JDIRAC_CASO_VENV", HERE.parents[1] / "var" / "caso-venv"))
 CASO_VERSION = "5.2.2"
-START = dt.datetime(2026, 9, 14, 6, 30, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 9, 14, 6, 30, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
 def caso_python():
     python = CASO_VENV / "bin" / "python"
-    ready = python.exists() and subprocess.run(
-        [str(python), "-c", "import caso.record"], capture_output=True, timeout=120
-    ).returncode == 0
+    ready = (
+        python.exists()
+        and subprocess.run(
+            [str(python), "-c", "import caso.record"], capture_output=True, timeout=120
+        ).returncode
+        == 0
+    )
     if not ready:
         for cmd in (
             ["python3", "-m", "uv", "venv", "-q", "--allow-existing", str(CASO_VENV), "--python", "3.11"],
@@ -55,7 +58,9 @@ def vm(**extra):
 )
 def test_cloud_record_equals_casos(caso_python, properties):
     settings = APEL.AccountingSettings(
-        hs06_per_core=lambda vm: 11.0, flavor_properties=lambda vm: properties, site_name=lambda s: "EXAMPLE-CLOUD"
+        hs06_per_core=lambda vm: 11.0,
+        flavor_properties=lambda vm: properties,
+        site_name=lambda s: "EXAMPLE-CLOUD",
     )
     record = APEL.cloud_record(vm(), settings)
     ours = parse_message(APEL.format_message([record]), CLOUD_HEADER)[0]

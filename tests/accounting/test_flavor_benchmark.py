@@ -4,14 +4,13 @@ read through openstacksdk from LocalCloud's Nova API (GET /flavors/{id}/os-extra
 import datetime as dt
 import uuid
 
-from keystoneauth1.identity import v3
-
 from apel_testkit import CLOUD_HEADER, JOB_HEADER, parse_message, validate
+from keystoneauth1.identity import v3
 
 from JenniferDIRAC.Resources.Cloud.OpenStackBackend import OpenStackBackend
 from JenniferDIRAC.WorkloadManagementSystem.Utilities import APEL
 
-START = dt.datetime(2026, 10, 5, 8, 0, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 10, 5, 8, 0, tzinfo=dt.UTC)
 
 
 def backend_for(cloud) -> OpenStackBackend:
@@ -46,12 +45,18 @@ def test_benchmark_from_flavor_extra_specs(local_cloud):
         backend.close()
     assert properties[name]["accounting:benchmark_value"] == "17.5" and properties[plain] == {}
     settings = APEL.AccountingSettings(
-        hs06_per_core=lambda vm: 10.0, flavor_properties=lambda vm: properties[vm["flavor"]], site_name=lambda s: s
+        hs06_per_core=lambda vm: 10.0,
+        flavor_properties=lambda vm: properties[vm["flavor"]],
+        site_name=lambda s: s,
     )
     job = APEL.apel_record(vm(name), settings)
     (parsed,) = parse_message(APEL.format_message([job]), JOB_HEADER)
     validate(JOB_HEADER, parsed)
-    assert (parsed["ServiceLevelType"], parsed["ServiceLevel"], parsed["CpuDuration"]) == ("HEPscore23", "17.5", "61200")
+    assert (parsed["ServiceLevelType"], parsed["ServiceLevel"], parsed["CpuDuration"]) == (
+        "HEPscore23",
+        "17.5",
+        "61200",
+    )
     (cloud,) = parse_message(APEL.format_message([APEL.cloud_record(vm(name), settings)]), CLOUD_HEADER)
     validate(CLOUD_HEADER, cloud)
     assert (cloud["BenchmarkType"], cloud["Benchmark"]) == ("HEPscore23", "17.5")

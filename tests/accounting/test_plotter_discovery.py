@@ -31,7 +31,11 @@ def probe(env_path: str | None) -> dict[str, tuple[str, str]]:
     out = subprocess.run(
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120, check=True
     ).stdout
-    return {line.split()[0]: tuple(line.split()[1:]) for line in out.splitlines() if line.split()[:1] in (["dirac"], ["package"])}
+    return {
+        line.split()[0]: tuple(line.split()[1:])
+        for line in out.splitlines()
+        if line.split()[:1] in (["dirac"], ["package"])
+    }
 
 
 def test_dirac_finds_the_plotter_of_an_extension_installed_beside_it(tmp_path):

@@ -43,7 +43,7 @@ def accounting_db(mariadb):
 
 
 def epoch(when):
-    return int(when.replace(tzinfo=dt.timezone.utc).timestamp())
+    return int(when.replace(tzinfo=dt.UTC).timestamp())
 
 
 def wall_by(db, grouping):
@@ -82,13 +82,20 @@ def test_v010_records_survive_the_upgrade(accounting_db, monkeypatch, tmp_path):
         patch.setattr(TypeLoader, "getTypes", lambda self: {"VirtualMachine": OldVirtualMachine})
         old = AccountingDB()
         old_keys = ["CLOUD.A.it", "ce.a", "belle", "m1", "p", "Completed"]
-        result = old._insertRecordDirectly("VirtualMachine", epoch(START), epoch(START) + 7200, [*old_keys, 1, 4, 7200, 28800, 288000.0])
+        result = old._insertRecordDirectly(
+            "VirtualMachine", epoch(START), epoch(START) + 7200, [*old_keys, 1, 4, 7200, 28800, 288000.0]
+        )
         assert result["OK"], result.get("Message")
 
     new_keys = ["CLOUD.A.it", "ce.a", "belle", "m1", "p", "Completed", "CE"]
     before = AccountingDB()  # the DataStore of the new version, before the upgrade
     assert before.dbCatalog["VirtualMachine"]["values"] == [v for v, _ in vm_type.V010_VALUE_FIELDS]
-    refused = before._insertRecordDirectly("VirtualMachine", epoch(START), epoch(START) + 3600, [*new_keys, 1, 4, 3600, 14400, 144000.0, 12000, 120000.0])
+    refused = before._insertRecordDirectly(
+        "VirtualMachine",
+        epoch(START),
+        epoch(START) + 3600,
+        [*new_keys, 1, 4, 3600, 14400, 144000.0, 12000, 120000.0],
+    )
     assert not refused["OK"]  # why the upgrade is needed
 
     done = run_upgrade_command(accounting_db, tmp_path / "admin")
@@ -97,9 +104,15 @@ def test_v010_records_survive_the_upgrade(accounting_db, monkeypatch, tmp_path):
     assert upgrade_type(before)["Value"]["added"] == []  # idempotent
 
     db = AccountingDB()  # restarted
-    assert db.dbCatalog["VirtualMachine"]["keys"] == [k for k, _ in vm_type.VirtualMachine().definitionKeyFields]
-    result = db._insertRecordDirectly("VirtualMachine", epoch(START), epoch(START) + 3600, [*new_keys, 1, 4, 3600, 14400, 144000.0, 12000, 120000.0])
+    assert db.dbCatalog["VirtualMachine"]["keys"] == [
+        k for k, _ in vm_type.VirtualMachine().definitionKeyFields
+    ]
+    result = db._insertRecordDirectly(
+        "VirtualMachine",
+        epoch(START),
+        epoch(START) + 3600,
+        [*new_keys, 1, 4, 3600, 14400, 144000.0, 12000, 120000.0],
+    )
     assert result["OK"], result.get("Message")
     assert wall_by(db, "BenchmarkSource") == pytest.approx({"Unknown": 7200.0, "CE": 3600.0})
     assert wall_by(db, "Site") == pytest.approx({"CLOUD.A.it": 10800.0})
-

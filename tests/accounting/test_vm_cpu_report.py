@@ -11,7 +11,7 @@ SCRIPT = Path(render.BOOT_SCRIPT).read_text()
 
 
 def shell_function(name: str) -> str:
-    match = re.search(rf"^{name}\(\) {{.*?^}}$", SCRIPT, re.S | re.M)
+    match = re.search(rf"^{name}\(\) {{.*?^}}$", SCRIPT, re.DOTALL | re.MULTILINE)
     assert match, f"{name}() not in the boot script"
     return match.group(0)
 
@@ -28,7 +28,9 @@ def test_cpu_seconds_are_busy_ticks_over_clock_ticks(tmp_path):
     #          user nice system idle iowait irq softirq steal guest guest_nice
     stat.write_text("cpu  123400 600 45600 9999999 7777 1200 3200 88888 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
     hz = int(subprocess.run(["getconf", "CLK_TCK"], capture_output=True, text=True).stdout)
-    assert cpu_seconds(str(stat)) == str((123400 + 600 + 45600 + 1200 + 3200) // hz)  # not idle, iowait, steal
+    assert cpu_seconds(str(stat)) == str(
+        (123400 + 600 + 45600 + 1200 + 3200) // hz
+    )  # not idle, iowait, steal
 
 
 def test_cpu_seconds_of_this_machine_are_plausible():

@@ -3,15 +3,14 @@
 import datetime as dt
 
 import pytest
+from apel_testkit import JOB_HEADER, SYNC_HEADER, records_of, validate
 from DIRAC import S_ERROR, S_OK
 
 from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
 from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
-from apel_testkit import JOB_HEADER, SYNC_HEADER, records_of, validate
-
 from JenniferDIRAC.WorkloadManagementSystem.Utilities import APEL
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
 
 
@@ -34,12 +33,24 @@ def client(vmdb, monkeypatch):
     monkeypatch.setattr(client_module, "_db", vmdb.db)
     c = VMStateClient()
     vms = [
-        {"vm_name": name, "vm_id": f"uuid-{name}", "ce": "ce.example", "site": "CLOUD.X.uk", "vo": "vo",
-         "profile": "p", "flavor": "f", "cores": 4, "ram_mb": 4096, "created": T0}
+        {
+            "vm_name": name,
+            "vm_id": f"uuid-{name}",
+            "ce": "ce.example",
+            "site": "CLOUD.X.uk",
+            "vo": "vo",
+            "profile": "p",
+            "flavor": "f",
+            "cores": 4,
+            "ram_mb": 4096,
+            "created": T0,
+        }
         for name in ("long", "fizzle", "never", "running")
     ]
     assert c.recordVMs(vms)["OK"]
-    c.setVMStates({"long": "ACTIVE", "fizzle": "ACTIVE", "running": "ACTIVE"}, when=T0 + dt.timedelta(minutes=2))
+    c.setVMStates(
+        {"long": "ACTIVE", "fizzle": "ACTIVE", "running": "ACTIVE"}, when=T0 + dt.timedelta(minutes=2)
+    )
     c.setVMStates({"fizzle": "SHUTOFF"}, when=T0 + dt.timedelta(minutes=4))
     c.setVMStates({"long": "SHUTOFF"}, when=T0 + dt.timedelta(hours=3, minutes=2))
     c.markVMsDeleted(["never"], "boot timeout", when=T0 + dt.timedelta(hours=1))
@@ -78,7 +89,9 @@ def test_finished_vms_accounted_once(client, tmp_path, monkeypatch):
 
 
 def test_failed_commit_leaves_vms_for_the_next_cycle(client, tmp_path, monkeypatch):
-    monkeypatch.setattr("DIRAC.AccountingSystem.Client.DataStoreClient.gDataStoreClient", DataStoreSpy(fail=True))
+    monkeypatch.setattr(
+        "DIRAC.AccountingSystem.Client.DataStoreClient.gDataStoreClient", DataStoreSpy(fail=True)
+    )
     settings = APEL.AccountingSettings(apel_directory=str(tmp_path / "apel"))
     result = APEL.account_finished_vm(client.getAccountingRecords()["Value"][0], settings, client)
     assert not result["OK"] and "DataStore unreachable" in result["Message"]

@@ -4,12 +4,19 @@ import datetime as dt
 import os
 
 import pytest
-
-from apel_testkit import CLOUD_HEADER, JOB_HEADER, SYNC_HEADER, parse_message, read_messages, split_message, validate
+from apel_testkit import (
+    CLOUD_HEADER,
+    JOB_HEADER,
+    SYNC_HEADER,
+    parse_message,
+    read_messages,
+    split_message,
+    validate,
+)
 
 from JenniferDIRAC.WorkloadManagementSystem.Utilities import APEL
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 START = dt.datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 
 
@@ -62,7 +69,13 @@ def test_type_loads_through_dirac_object_loader():
     assert name == "VirtualMachine"
     assert [k for k, _ in keys] == ["Site", "CE", "VO", "Flavor", "Profile", "EndStatus", "BenchmarkSource"]
     assert [v for v, _ in values] == [
-        "VMs", "Cores", "WallTime", "CoreWallTime", "NormCoreWallTime", "CPUTime", "NormCPUTime"
+        "VMs",
+        "Cores",
+        "WallTime",
+        "CoreWallTime",
+        "NormCoreWallTime",
+        "CPUTime",
+        "NormCPUTime",
     ]
 
 
@@ -162,10 +175,12 @@ def test_site_is_the_gocdb_name_from_the_cs():
     from DIRAC import gConfig
     from diraccfg import CFG
 
-    gConfig.loadCFG(CFG().loadFromBuffer(
-        "Resources\n{\n  Sites\n  {\n    CLOUD\n    {\n      CLOUD.Gocdb-Test.uk\n      {\n"
-        "        Name = UKI-GOCDB-TEST\n      }\n    }\n  }\n}\n"
-    ))
+    gConfig.loadCFG(
+        CFG().loadFromBuffer(
+            "Resources\n{\n  Sites\n  {\n    CLOUD\n    {\n      CLOUD.Gocdb-Test.uk\n      {\n"
+            "        Name = UKI-GOCDB-TEST\n      }\n    }\n  }\n}\n"
+        )
+    )
     default = APEL.AccountingSettings()
     record = APEL.apel_record(finished_vm(site="CLOUD.Gocdb-Test.uk"), default)
     assert record.site == "UKI-GOCDB-TEST"
@@ -288,7 +303,9 @@ def test_sync_counts_grow_across_cycles_per_site_and_month(tmp_path):
     messages = [split_message(m) for m in read_messages(str(tmp_path / "apel"))]
     syncs = [r for header, records in messages if header == SYNC_HEADER for r in records]
     assert [(s["Month"], s["NumberOfJobs"]) for s in syncs] == [
-        (str(START.month), "1"), (str(START.month), "2"), (str(later.month), "1")
+        (str(START.month), "1"),
+        (str(START.month), "2"),
+        (str(later.month), "1"),
     ]
     assert os.path.exists(APEL.sync_counts_path(str(tmp_path / "apel")))
 
@@ -331,11 +348,35 @@ def test_cloud_record_v04_field_by_field(tmp_path):
 @pytest.mark.parametrize(
     "properties, slt, cloud_type, value, source",
     [
-        ({"accounting:benchmark_name": "HS06", "accounting:benchmark_value": "11.25"}, "HEPSPEC", "HEPSPEC06", 11.25, "Flavor"),
-        ({"accounting:benchmark_name": "HS23", "accounting:benchmark_value": "14"}, "HEPscore23", "HEPscore23", 14.0, "Flavor"),
+        (
+            {"accounting:benchmark_name": "HS06", "accounting:benchmark_value": "11.25"},
+            "HEPSPEC",
+            "HEPSPEC06",
+            11.25,
+            "Flavor",
+        ),
+        (
+            {"accounting:benchmark_name": "HS23", "accounting:benchmark_value": "14"},
+            "HEPscore23",
+            "HEPscore23",
+            14.0,
+            "Flavor",
+        ),
         ({}, "HEPSPEC", "HEPSPEC06", 12.5, "CE"),
-        ({"accounting:benchmark_name": "HS06", "accounting:benchmark_value": "-3"}, "HEPSPEC", "HEPSPEC06", 12.5, "CE"),
-        ({"accounting:benchmark_name": "SPECint", "accounting:benchmark_value": "9"}, "HEPSPEC", "HEPSPEC06", 12.5, "CE"),
+        (
+            {"accounting:benchmark_name": "HS06", "accounting:benchmark_value": "-3"},
+            "HEPSPEC",
+            "HEPSPEC06",
+            12.5,
+            "CE",
+        ),
+        (
+            {"accounting:benchmark_name": "SPECint", "accounting:benchmark_value": "9"},
+            "HEPSPEC",
+            "HEPSPEC06",
+            12.5,
+            "CE",
+        ),
     ],
 )
 def test_benchmark_from_the_flavor_else_the_ce(properties, slt, cloud_type, value, source, tmp_path):

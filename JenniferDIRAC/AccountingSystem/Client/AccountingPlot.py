@@ -72,7 +72,7 @@ def csv_rows(report_data: dict) -> tuple[str, list[str], list[list]]:
         times = sorted({int(t) for g in groups for t in data[g]})
         header = ["bucket_start_utc", "epoch", *groups]
         rows = [
-            [dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M"), t]
+            [dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M"), t]
             + [_number(data[g].get(t, data[g].get(str(t), 0))) for g in groups]
             for t in times
         ]

@@ -58,7 +58,9 @@ def upgrade_type(db) -> dict:
     S_OK({"added": [columns added]}), S_OK with nothing added if already current or the type
     was never registered (the DataStore then creates it whole)."""
     try:
-        catalog = db._query("SELECT `keyFields`, `valueFields` FROM `ac_catalog_Types` WHERE `name` = %s", args=(TYPE_NAME,))
+        catalog = db._query(
+            "SELECT `keyFields`, `valueFields` FROM `ac_catalog_Types` WHERE `name` = %s", args=(TYPE_NAME,)
+        )
         if not catalog["OK"]:
             return catalog
         if not catalog["Value"]:
@@ -79,12 +81,18 @@ def upgrade_type(db) -> dict:
         if added:
             # A bucket is unique per start time, key values and length: the new keys belong in it.
             unique = ", ".join(f"`{name}`" for name in ["startTime", *keys, "bucketLength"])
-            _do(db, f"ALTER TABLE `{bucket_table}` DROP INDEX `UniqueConstraint`, ADD UNIQUE INDEX `UniqueConstraint` ({unique})")
+            _do(
+                db,
+                f"ALTER TABLE `{bucket_table}` DROP INDEX `UniqueConstraint`, ADD UNIQUE INDEX `UniqueConstraint` ({unique})",
+            )
         for (value, sql_type), default in ADDED_VALUE_FIELDS:
             if value in _columns(db, type_table):
                 continue
             _do(db, f"ALTER TABLE `{type_table}` ADD COLUMN `{value}` {sql_type} NOT NULL DEFAULT {default}")
-            _do(db, f"ALTER TABLE `{bucket_table}` ADD COLUMN `{value}` {BUCKET_VALUE_SQL} NOT NULL DEFAULT {default}")
+            _do(
+                db,
+                f"ALTER TABLE `{bucket_table}` ADD COLUMN `{value}` {BUCKET_VALUE_SQL} NOT NULL DEFAULT {default}",
+            )
             _do(db, f"ALTER TABLE `{in_table}` ADD COLUMN `{value}` {sql_type} NOT NULL DEFAULT {default}")
             added.append(value)
         _do(

@@ -10,6 +10,7 @@ A wheel or DIRACOS2 installation does not need it. To use it::
 """
 
 from DIRAC.AccountingSystem.Service.ReportGeneratorHandler import ReportGeneratorHandler
+
 from JenniferDIRAC.AccountingSystem.private.PlotterDiscovery import PackageMainReporter
 
 
@@ -43,4 +44,3 @@ class ExtensionReportGeneratorHandler(ReportGeneratorHandler):
 
     def export_listReports(self, typeName):
         return self._reporter().list(typeName)
-

@@ -12,6 +12,7 @@ Examples:
   $ dirac-vm-accounting-plot --type Job --plot NormCPUUsed --group Site --weeks 40 --output job-normcpu.png
   $ dirac-vm-accounting-plot --plot RunningVMs --group Flavor --days 7 --filter VO=belle --filter Site=CLOUD.A.it --output running.png
 """
+
 import sys
 
 import DIRAC
@@ -55,15 +56,21 @@ class Options:
 @Script()
 def main():
     options = Options()
-    Script.registerSwitch("", "type=", "accounting type (default VirtualMachine)", options.setter("type_name"))
+    Script.registerSwitch(
+        "", "type=", "accounting type (default VirtualMachine)", options.setter("type_name")
+    )
     Script.registerSwitch("", "plot=", "plot id or title (default NormCPUUsed)", options.setter("report"))
     Script.registerSwitch("", "group=", "grouping key (default Site)", options.setter("grouping"))
     Script.registerSwitch("", "weeks=", "span: the last N weeks", options.setter("weeks", float))
-    Script.registerSwitch("", "days=", "span: the last N days (added to --weeks)", options.setter("days", float))
+    Script.registerSwitch(
+        "", "days=", "span: the last N days (added to --weeks)", options.setter("days", float)
+    )
     Script.registerSwitch("", "start=", "span start, YYYY-MM-DD[ HH:MM] UTC", options.setter("start"))
     Script.registerSwitch("", "end=", "span end, YYYY-MM-DD[ HH:MM] UTC (default now)", options.setter("end"))
     Script.registerSwitch("", "filter=", "Key=value[,value] (repeatable)", options.add_filter)
-    Script.registerSwitch("", "output=", "PNG file (default <type>-<plot>-<group>.png)", options.setter("output"))
+    Script.registerSwitch(
+        "", "output=", "PNG file (default <type>-<plot>-<group>.png)", options.setter("output")
+    )
     Script.registerSwitch("", "width=", "plot width in pixels", options.setter("width", int))
     Script.registerSwitch("", "height=", "plot height in pixels", options.setter("height", int))
     Script.registerSwitch("", "list", "list the plots of the type and exit", options.set_list)
@@ -74,7 +81,12 @@ def main():
     from DIRAC import gLogger
     from DIRAC.AccountingSystem.Client.ReportsClient import ReportsClient
 
-    from JenniferDIRAC.AccountingSystem.Client.AccountingPlot import PlotRequest, fetch_plot, parse_filter, time_span
+    from JenniferDIRAC.AccountingSystem.Client.AccountingPlot import (
+        PlotRequest,
+        fetch_plot,
+        parse_filter,
+        time_span,
+    )
 
     client = ReportsClient()
     if options.list_only:
@@ -88,7 +100,7 @@ def main():
 
     try:
         start, end = time_span(
-            dt.datetime.now(dt.timezone.utc), options.weeks, options.days, options.start, options.end
+            dt.datetime.now(dt.UTC), options.weeks, options.days, options.start, options.end
         )
         conditions = {}
         for text in options.filters:
@@ -99,7 +111,14 @@ def main():
         DIRAC.exit(1)
     output = options.output or f"{options.type_name}-{options.report}-{options.grouping}.png".replace(" ", "")
     request = PlotRequest(
-        options.type_name, options.report, options.grouping, start, end, conditions, options.width, options.height
+        options.type_name,
+        options.report,
+        options.grouping,
+        start,
+        end,
+        conditions,
+        options.width,
+        options.height,
     )
     result = fetch_plot(request, output, client)
     if not result["OK"]:

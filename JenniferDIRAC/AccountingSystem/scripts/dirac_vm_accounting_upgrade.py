@@ -8,6 +8,7 @@ Accounting/ReportGenerator. Running it again changes nothing.
 
 Exit codes: 0 upgraded or already current, 2 the database could not be changed.
 """
+
 import sys
 
 import DIRAC
@@ -27,8 +28,11 @@ def main():
         gLogger.error(result["Message"])
         DIRAC.exit(2)
     added = result["Value"]["added"]
-    print(f"added {', '.join(added)}; restart Accounting/DataStore and Accounting/ReportGenerator" if added
-          else "the VirtualMachine accounting type is current")
+    print(
+        f"added {', '.join(added)}; restart Accounting/DataStore and Accounting/ReportGenerator"
+        if added
+        else "the VirtualMachine accounting type is current"
+    )
     DIRAC.exit(0)
 
 

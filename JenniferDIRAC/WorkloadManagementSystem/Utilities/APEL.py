@@ -35,6 +35,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -99,7 +100,7 @@ def flavor_benchmark(properties: dict[str, str]) -> Benchmark | None:
         number = float(value)
     except ValueError:
         raise ValueError(f"flavor property {FLAVOR_BENCHMARK_VALUE} = {value!r} is not a number") from None
-    if not number > 0 or number != number or number == float("inf"):
+    if not (math.isfinite(number) and number > 0):
         raise ValueError(f"flavor property {FLAVOR_BENCHMARK_VALUE} = {value!r} must be a positive number")
     return Benchmark(name.lower(), number, "Flavor")
 
@@ -301,7 +302,11 @@ def publish_mode_from_cs(vm: dict) -> str:
     from DIRAC import gConfig
 
     site = vm.get("site") or ""
-    paths = [f"{_site_section(site)}/CEs/{vm['ce']}/ApelPublish", f"{_site_section(site)}/ApelPublish"] if site else []
+    paths = (
+        [f"{_site_section(site)}/CEs/{vm['ce']}/ApelPublish", f"{_site_section(site)}/ApelPublish"]
+        if site
+        else []
+    )
     for path in paths:
         value = gConfig.getValue(path, "")
         if value:
@@ -348,7 +353,7 @@ def benchmark(vm: dict, settings: AccountingSettings) -> Benchmark:
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def _epoch(value: dt.datetime) -> int:
@@ -447,7 +452,9 @@ def cloud_record(vm: dict, settings: AccountingSettings) -> CloudRecord | None:
     )
 
 
-def sync_records(records: Iterable[APELRecord | CloudRecord], published: dict | None = None) -> list[SyncRecord]:
+def sync_records(
+    records: Iterable[APELRecord | CloudRecord], published: dict | None = None
+) -> list[SyncRecord]:
     """Sync records for the sites and months of ``records`` (by their end time), as VCYCLE
     wrote them: the number of records published for that site and month so far
     (``published``: {(site, submit host, year, month): count} before these, updated in place)."""
@@ -458,7 +465,7 @@ def sync_records(records: Iterable[APELRecord | CloudRecord], published: dict | 
             site, host = record.site_name, record.cloud_compute_service
         else:
             site, host = record.site, record.submit_host
-        end = dt.datetime.fromtimestamp(record.end_time, dt.timezone.utc)
+        end = dt.datetime.fromtimestamp(record.end_time, dt.UTC)
         key = (site, host, end.year, end.month)
         published[key] = published.get(key, 0) + 1
         if key not in touched:

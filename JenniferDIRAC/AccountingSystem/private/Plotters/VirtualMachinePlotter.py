@@ -25,7 +25,10 @@ class VirtualMachinePlotter(BaseReporter):
     _typeKeyFields = [field for field, _ in VirtualMachine().definitionKeyFields]
 
     _UNITS = {**BaseReporter._UNITS, "vms": (("VMs", 1, 1000), ("kVMs", 10**3, 1000), ("MVMs", 10**6, 1))}
-    _RATE_UNITS = {**BaseReporter._RATE_UNITS, "vms": (("VMs", 1, 1000), ("kVMs", 10**3, 1000), ("MVMs", 10**6, 1))}
+    _RATE_UNITS = {
+        **BaseReporter._RATE_UNITS,
+        "vms": (("VMs", 1, 1000), ("kVMs", 10**3, 1000), ("MVMs", 10**6, 1)),
+    }
 
     # --- shared shapes ---------------------------------------------------------------------
     def _bucketed(self, reportRequest, field, condDict=None):
@@ -46,7 +49,9 @@ class VirtualMachinePlotter(BaseReporter):
             return result
         dataDict, granularity = result["Value"]
         self.stripDataField(dataDict, 0)
-        dataDict = self._fillWithZero(granularity, reportRequest["startTime"], reportRequest["endTime"], dataDict)
+        dataDict = self._fillWithZero(
+            granularity, reportRequest["startTime"], reportRequest["endTime"], dataDict
+        )
         return S_OK((dataDict, granularity))
 
     def _cumulative(self, reportRequest, field, unit, condDict=None):
@@ -54,8 +59,12 @@ class VirtualMachinePlotter(BaseReporter):
         if not result["OK"]:
             return result
         dataDict, granularity = result["Value"]
-        dataDict = self._accumulate(granularity, reportRequest["startTime"], reportRequest["endTime"], dataDict)
-        base, graph, _, unitName = self._findSuitableUnit(dataDict, self._getAccumulationMaxValue(dataDict), unit)
+        dataDict = self._accumulate(
+            granularity, reportRequest["startTime"], reportRequest["endTime"], dataDict
+        )
+        base, graph, _, unitName = self._findSuitableUnit(
+            dataDict, self._getAccumulationMaxValue(dataDict), unit
+        )
         return S_OK({"data": base, "graphDataDict": graph, "granularity": granularity, "unit": unitName})
 
     def _rate(self, reportRequest, field, unit, condDict=None):
@@ -65,7 +74,9 @@ class VirtualMachinePlotter(BaseReporter):
             return result
         dataDict, granularity = result["Value"]
         dataDict, _ = self._divideByFactor(dataDict, granularity)
-        base, graph, _, unitName = self._findSuitableRateUnit(dataDict, self._getAccumulationMaxValue(dataDict), unit)
+        base, graph, _, unitName = self._findSuitableRateUnit(
+            dataDict, self._getAccumulationMaxValue(dataDict), unit
+        )
         return S_OK({"data": base, "graphDataDict": graph, "granularity": granularity, "unit": unitName})
 
     def _counts(self, reportRequest, field, condDict=None):
@@ -73,7 +84,9 @@ class VirtualMachinePlotter(BaseReporter):
         if not result["OK"]:
             return result
         dataDict, granularity = result["Value"]
-        base, graph, _, unitName = self._findSuitableUnit(dataDict, self._getAccumulationMaxValue(dataDict), "vms")
+        base, graph, _, unitName = self._findSuitableUnit(
+            dataDict, self._getAccumulationMaxValue(dataDict), "vms"
+        )
         return S_OK({"data": base, "graphDataDict": graph, "granularity": granularity, "unit": unitName})
 
     def _metadata(self, reportRequest, plotInfo, title):
