@@ -257,7 +257,6 @@ def ce_queues(ce_name: str):
     S_ERROR naming the CE if it is not configured."""
     from DIRAC import S_ERROR, S_OK
     from DIRAC.ConfigurationSystem.Client.Helpers.Resources import getQueues
-    from DIRAC.WorkloadManagementSystem.Utilities.QueueUtilities import getQueuesResolved
 
     result = getQueues(ceList=[ce_name])
     if not result["OK"]:
@@ -270,13 +269,12 @@ def ce_queues(ce_name: str):
         return S_ERROR(f"CS option CEType of CE {ce_name} is missing (CEType = Cloud)")
     if not any(ces[ce_name].get("Queues") for ces in sites.values()):
         return S_ERROR(f"CE {ce_name} has no queue (/Resources/Sites/<Grid>/<Site>/CEs/{ce_name}/Queues)")
-    result = getQueuesResolved(sites)
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.CEQueues import queue_parameters
+
+    result = queue_parameters(sites)  # the VMDirector's rule too
     if not result["OK"]:
         return result
-    queues = {}
-    for resolved in result["Value"].values():
-        queues[resolved["QueueName"]] = {**ce_options[resolved["Site"]], **resolved["ParametersDict"]}
-    return S_OK(dict(sorted(queues.items())))
+    return S_OK(result["Value"].get(ce_name, {}))
 
 
 def ce_parameters(ce_name: str):
