@@ -160,6 +160,7 @@ Example (an existing DIRAC OpenStack CloudCE, unchanged, plus two new options)::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from collections.abc import Mapping
@@ -174,12 +175,21 @@ from DIRAC.WorkloadManagementSystem.Client.ServerUtils import getPilotAgentsDB
 
 from JenniferDIRAC.Resources.Cloud.capacity import cloud_capacity
 from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
-from JenniferDIRAC.Resources.Cloud.createfailure import create_failed_reason
-from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudError, CloudUnreachable, ConfigurationError
-from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, VMSpec, VMState
+from JenniferDIRAC.Resources.Cloud.errors import (
+    CloudAuthError,
+    CloudError,
+    CloudUnreachable,
+    ConfigurationError,
+    FailureKind,
+)
+from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, VMSpec, VMState
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, parse_reference, pilot_reference
 from JenniferDIRAC.Resources.Cloud.sharedlisting import SharedProject, shared_project
-from JenniferDIRAC.Resources.Cloud.submission import create_vms
+from JenniferDIRAC.Resources.Cloud.submission import Submission, create_vms
+from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import DEFAULT_LOST_PILOT_GRACE, still_appearing
+
+#: Longest reason the CE records in VMDB for a VM it could not create (the kind is typed)
+NOT_CREATED_REASON_CHARS = 250
 
 #: Cloud VM state -> DIRAC pilot status.
 PILOT_STATUS = {
@@ -239,8 +249,11 @@ class CloudComputingElement(DIRACCloudComputingElement):
         self._configError = "no parameters set"
         self._backend = None
         self._backendLock = threading.Lock()
-        self._resolved = None
         self._shared = None
+        # VM name -> when this CE asked for it, until it is seen listed or killed; VM name ->
+        # when it was seen or killed (then it is never given the "not listed yet" grace)
+        self._appearingSince: dict[str, datetime] = {}
+        self._settledAt: dict[str, datetime] = {}
         self._vmState = None
         self._vmStateLoaded = False
         self._vmStateWarned = False
@@ -268,16 +281,27 @@ class CloudComputingElement(DIRACCloudComputingElement):
         return S_OK()
 
     def _getBackend(self):
-        with self._backendLock:
-            if self._backend is None:
-                from JenniferDIRAC.Resources.Cloud.backends import make_backend
+        from JenniferDIRAC.Resources.Cloud.backends import credentials_changed, make_backend
 
+        stale = None
+        with self._backendLock:
+            if self._backend is not None and credentials_changed(self._backend):
+                # a rotated CloudAuth file / clouds.yaml: read it again, new session
+                self.log.info("Cloud credentials changed, reading them again", self.ceName)
+                stale, self._backend, self._shared = self._backend, None, None
+            if self._backend is None:
                 self._backend = make_backend(self.cloudConfig)
-            return self._backend
+            backend = self._backend
+        if stale is not None:
+            try:
+                stale.close()
+            except Exception as exc:  # noqa: BLE001 - closing is best effort
+                self.log.verbose("Closing the cloud connection failed", repr(exc))
+        return backend
 
     def _dropBackend(self):
         with self._backendLock:
-            backend, self._backend, self._resolved, self._shared = self._backend, None, None, None
+            backend, self._backend, self._shared = self._backend, None, None
         if backend is not None:
             try:
                 backend.close()
@@ -289,14 +313,34 @@ class CloudComputingElement(DIRACCloudComputingElement):
         return S_OK()
 
     def _resolve(self, backend) -> tuple[str, Flavor, list[str]]:
-        """Image id, flavor and network ids, resolved once per backend."""
-        if self._resolved is None:
-            config = self.cloudConfig
-            image = _asOption("Instance_Image", backend.resolve_image, config.image)
-            flavor = _asOption("Instance_Flavor", backend.resolve_flavor, config.flavor)
-            networks = _asOption("Instance_Networks", backend.resolve_networks, list(config.networks))
-            self._resolved = (image, flavor, networks if config.networks else [])
-        return self._resolved
+        """Image id, flavor and network ids (the backend caches them for ReferenceCacheSeconds)."""
+        config = self.cloudConfig
+        image = _asOption("Instance_Image", backend.resolve_image, config.image)
+        flavor = self._flavor(backend)
+        networks = _asOption("Instance_Networks", backend.resolve_networks, list(config.networks))
+        return image, flavor, networks if config.networks else []
+
+    def _flavor(self, backend) -> Flavor:
+        return _asOption("Instance_Flavor", backend.resolve_flavor, self.cloudConfig.flavor)
+
+    def _forget(self, backend, stale: set[str]) -> None:
+        """The cloud said these resolved ids ("image", "flavor", "network") no longer exist."""
+        config = self.cloudConfig
+        refs = {"image": [config.image], "flavor": [config.flavor], "network": list(config.networks)}
+        for what in sorted(stale):
+            for ref in refs.get(what, []):
+                backend.forget_reference(what, ref)
+        self.log.info("Cloud ids no longer exist, resolving again", f"{self.ceName}: {', '.join(sorted(stale))}")
+
+    def _owner(self, stamp: str = "") -> OwnerTags:
+        """The owner tags of this CE's VMs, with the queue they are submitted for."""
+        return dataclasses.replace(self.cloudConfig.owner(stamp), queue=str(self.ceParameters.get("Queue") or ""))
+
+    def _lostPilotGrace(self) -> float:
+        try:
+            return max(0.0, float(self.ceParameters.get("LostPilotGrace", DEFAULT_LOST_PILOT_GRACE)))
+        except (TypeError, ValueError):
+            return DEFAULT_LOST_PILOT_GRACE
 
     def _project(self, backend) -> SharedProject:
         """The listing and quota this CE shares with the other CEs of its cloud project."""
@@ -339,7 +383,10 @@ class CloudComputingElement(DIRACCloudComputingElement):
         client = self._vmdb()
         if client is None:
             return None
-        result = getattr(client, method)(*args)
+        try:
+            result = getattr(client, method)(*args)
+        except Exception as exc:  # noqa: BLE001 - VMDB is optional: never lose the cloud's answer to it
+            result = S_ERROR(f"unexpected {type(exc).__name__}: {exc}")
         if result["OK"]:
             self._vmStateWarned = False
             return result["Value"]
@@ -363,7 +410,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
     def getCEStatus(self):
         backend = self._getBackend()
         vms = list(self._ownVMs(backend).values())
-        _, flavor, _ = self._resolve(backend)
+        flavor = self._flavor(backend)  # what one VM costs; image and networks are not needed
         config = self.cloudConfig
         capacity = cloud_capacity(
             vms,
@@ -434,7 +481,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
                 extra_packages=config.context_ext_packages,
             )
             stamps[name] = stamp
-            metadata = {**config.extra_metadata, **config.owner(stamp).to_metadata()}
+            metadata = {**config.extra_metadata, **self._owner(stamp).to_metadata()}
             specs.append(
                 VMSpec(
                     name=name,
@@ -453,23 +500,30 @@ class CloudComputingElement(DIRACCloudComputingElement):
         # The VM database knows each VM before the cloud does: a VM whose create outcome is
         # uncertain is then never mistaken for a stranger by the VMDirector.
         self._recordVMs({spec.name: "" for spec in specs}, stamps, flavor)
+        self._remember(appearing=names)
         try:
-            submission = create_vms(
-                backend,
-                specs,
-                config.owner(),
-                max_threads=config.max_submit_threads,
-                attempts=config.create_attempts,
-                retry_delay=self.retryDelay,
-            )
+            submission = self._create(backend, specs)
+            stale = {o.stale for o in submission.failed if o.stale}
+            if stale:
+                submission = self._retryWithFreshIds(backend, submission, stale)
         finally:
             # before any reference is returned: a listing that may predate a create (or a quota
             # refusal) is never used again
-            project.invalidate()
+            try:
+                project.invalidate()
+            except Exception as exc:  # noqa: BLE001 - the VMs exist: return them whatever happens here
+                self.log.warn("Shared listing not invalidated", f"{self.ceName}: {exc!r}")
         for outcome in submission.failed:
             note = " (it may exist; the VMDirector reconciles it)" if outcome.uncertain else ""
             self.log.warn("VM not created", f"{self.ceName} {outcome.spec.name}: {outcome.error}{note}")
-        notCreated = {o.spec.name: create_failed_reason(o.error) for o in submission.failed if not o.uncertain}
+        notCreated = {
+            o.spec.name: {
+                "reason": o.error[:NOT_CREATED_REASON_CHARS],
+                "failure_kind": (o.kind or FailureKind.CLOUD_FAULT).value,
+            }
+            for o in submission.failed
+            if not o.uncertain
+        }
         if notCreated:
             self._vmdbCall("markVMsDeleted", notCreated)
         created = submission.created
@@ -482,6 +536,39 @@ class CloudComputingElement(DIRACCloudComputingElement):
         self._recordVMs({o.vm.name: o.vm.id for o in created}, stamps, flavor)
         self.log.info("Created VMs", f"{self.ceName}: {len(created)} of {numberOfJobs}")
         return self._submitted(references, stampDict)
+
+    def _create(self, backend, specs) -> Submission:
+        config = self.cloudConfig
+        return create_vms(
+            backend,
+            specs,
+            config.owner(),
+            max_threads=config.max_submit_threads,
+            attempts=config.create_attempts,
+            retry_delay=self.retryDelay,
+        )
+
+    def _retryWithFreshIds(self, backend, submission: Submission, stale: set[str]) -> Submission:
+        """The cloud refused creates because a resolved id no longer exists: resolve again once
+        and, if the ids changed, create those VMs once more (same names: none was created)."""
+        self._forget(backend, stale)
+        try:
+            image, flavor, networks = self._resolve(backend)
+        except CloudError as exc:
+            self.log.warn("Resolving again failed", f"{self.ceName}: {exc}")
+            return submission
+        retry = {}
+        for outcome in submission.failed:
+            spec = outcome.spec
+            if not outcome.stale:
+                continue
+            fresh = dataclasses.replace(spec, image_id=image, flavor_id=flavor.id, network_ids=list(networks))
+            if (fresh.image_id, fresh.flavor_id, fresh.network_ids) != (spec.image_id, spec.flavor_id, spec.network_ids):
+                retry[spec.name] = fresh
+        if not retry:
+            return submission
+        again = {o.spec.name: o for o in self._create(backend, list(retry.values())).outcomes}
+        return Submission([again.get(o.spec.name, o) for o in submission.outcomes])
 
     @staticmethod
     def _submitted(references, stampDict):
@@ -587,22 +674,53 @@ class CloudComputingElement(DIRACCloudComputingElement):
         except CloudError as exc:
             self.log.warn("Cloud unreachable, pilot states unknown", f"{self.ceName}: {exc}")
             return S_OK({reference: PilotStatus.UNKNOWN for reference in names})
+        self._remember(settled=[name for name in names.values() if name in vms and name in self._appearingSince])
+        appearing = self._stillAppearing([name for name in names.values() if name not in vms])
         states = {}
         for reference, name in names.items():
             vm = vms.get(name)
             if vm is None:
-                states[reference] = PilotStatus.DELETED
+                # a VM created moments ago may not be listed yet (EC2 listings are eventually
+                # consistent): Submitted, not the final Deleted, within LostPilotGrace
+                states[reference] = PilotStatus.SUBMITTED if name in appearing else PilotStatus.DELETED
                 continue
             states[reference] = PILOT_STATUS[vm.state]
             if vm.state is VMState.ERROR:
                 self.log.warn("VM in ERROR", f"{self.ceName} {vm.name}: {vm.fault or 'no fault given'}")
         return S_OK(states)
 
+    def _remember(self, appearing=(), settled=()):
+        """Note VMs just asked for (`appearing`) and VMs seen listed or killed (`settled`);
+        forget what is older than LostPilotGrace (VMDB's creation time decides then)."""
+        now, grace = datetime.now(timezone.utc), self._lostPilotGrace()
+        for memory in (self._appearingSince, self._settledAt):
+            for name in [n for n, t in memory.items() if not still_appearing(t, now, grace)]:
+                del memory[name]
+        for name in settled:
+            self._appearingSince.pop(name, None)
+            self._settledAt[name] = now
+        for name in appearing:
+            self._appearingSince[name] = now
+
+    def _stillAppearing(self, missing: list[str]) -> set[str]:
+        """The unlisted VMs that may just not be listed yet: created less than LostPilotGrace
+        ago (this CE's memory of its submissions, else the VMDB record), never seen listed nor
+        killed by this CE, and not recorded as deleted."""
+        now, grace = datetime.now(timezone.utc), self._lostPilotGrace()
+        unknown = [n for n in missing if n not in self._appearingSince and n not in self._settledAt]
+        born = {n: self._appearingSince[n] for n in missing if n in self._appearingSince}
+        for record in (self._vmdbCall("getVMs", self.ceName, unknown) or []) if unknown else []:
+            created = record.get("created")
+            if record.get("deleted") is None and created is not None:
+                born[record.get("vm_name")] = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+        return {name for name, when in born.items() if still_appearing(when, now, grace)}
+
     @_boundary("killJob")
     def killJob(self, jobIDList):
         names = self._namesOf(jobIDList)
         backend = self._getBackend()
         vms = self._freshOwnVMs(backend)
+        self._remember(settled=names.values())
         ids = [vms[name].id for name in names.values() if name in vms]
         try:
             errors = backend.delete_vms(ids) if ids else {}
@@ -621,17 +739,27 @@ class CloudComputingElement(DIRACCloudComputingElement):
         if not names:
             return S_ERROR(f"getJobOutput: {jobID} is not a pilot of {self.ceName}")
         name = names[jobID]
-        backend = self._getBackend()
-        vm = backend.find_vm_by_name(name, self.cloudConfig.owner())
-        sections = []
-        if vm is not None:
-            sections.append(f"==== console log of {name} ====\n{backend.console_log(vm.id)}")
+        sections, missing = [], []
+        try:
+            backend = self._getBackend()
+            vm = backend.find_vm_by_name(name, self.cloudConfig.owner())
+            if vm is None:
+                missing.append("console log: the VM no longer exists")
+            else:
+                # Nova answers 409 for a VM that never got a host (ERROR, BUILD)
+                sections.append(f"==== console log of {name} ====\n{backend.console_log(vm.id)}")
+        except CloudError as exc:
+            missing.append(f"console log: {exc}")
         logs = self._vmdbCall("getLogs", name) or {}
         for kind in sorted(logs):
             text = logs[kind].decode("utf-8", errors="replace")
             sections.append(f"==== {kind} (uploaded by {name}) ====\n{text}")
+        if not logs:
+            missing.append("uploaded logs: none in the VM database")
         if not sections:
-            return S_ERROR(f"getJobOutput: VM {name} no longer exists and uploaded no logs")
+            return S_ERROR(f"getJobOutput: nothing to return for VM {name} ({'; '.join(missing)})")
+        if missing:
+            sections.append("==== not available ====\n" + "\n".join(missing))
         return S_OK(("\n".join(sections), ""))
 
     @_boundary("cleanupPilots")
