@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import re
 import threading
 import time
@@ -283,7 +284,9 @@ class VMEndpointApp:
             last = self._last_heartbeat.get(vm_name)
             if last is not None and now - last < self.limits.min_heartbeat_seconds:
                 self.refusals.refused("heartbeat too early", f"{vm_name}: heartbeat too early")
-                return _text(429, f"at most one heartbeat every {self.limits.min_heartbeat_seconds:g} s")
+                wait = max(1, math.ceil(self.limits.min_heartbeat_seconds - (now - last)))
+                return _text(429, f"at most one heartbeat every {self.limits.min_heartbeat_seconds:g} s",
+                             **{"Retry-After": str(wait)})
             await self._require_alive(vm_name)
             when = dt.datetime.fromtimestamp(now, dt.timezone.utc)
             await self._in_thread(self.store.add_heartbeat, vm_name, when, load)
