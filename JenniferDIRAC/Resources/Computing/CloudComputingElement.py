@@ -14,14 +14,23 @@ How it maps DIRAC's CE API onto a cloud
   this CE's; nothing relies on the name prefix. A create whose outcome is uncertain (timeout,
   5xx) is looked up by its name before any retry, so a VM is never created twice blind (and a
   late twin is deleted after the batch); a VM reported in ERROR at creation is deleted, one that
-  fails later is a Failed pilot. ``PilotStampDict`` is keyed by the pilot reference.
+  fails later is a Failed pilot. ``PilotStampDict`` is keyed by the pilot reference. Every VM
+  that exists is returned, whatever fails beside it (a garbled answer, a failed lookup); a VM
+  the cloud refused is recorded in VMDB as deleted with the typed ``FailureKind`` the backend
+  read from the cloud's answer (the VMDirector's backoff reads the kind, never the text). When
+  the cloud says a resolved image, flavor or network id no longer exists, the reference is
+  resolved again at once and the refused creates are retried once with the new ids. The owner
+  metadata carries the queue (``jdirac-queue``).
 - ``getCEStatus`` / ``available``: its VMs from the shared listing (BUILD = waiting, ACTIVE =
-  running) plus the project quota (instances, cores, RAM against the flavor; -1 = unlimited),
+  running) plus the project quota (instances, cores, RAM against the flavor, the only reference
+  it resolves; -1 = unlimited),
   ``QuotaShare``, ``MaxStartingVMs`` and the backoff the VMDirector recorded in VMDB. A cloud
   outage returns S_ERROR (the SiteDirector then counts pilots from PilotAgentsDB).
 - ``getJobStatus(refs)``: from the shared listing (below). BUILD -> Submitted, ACTIVE -> Running,
-  SHUTOFF -> Done, ERROR -> Failed (the cloud's fault message is logged), no such VM -> Deleted;
-  Unknown only when the cloud cannot be reached.
+  SHUTOFF -> Done, ERROR -> Failed (the cloud's fault message is logged), no such VM -> Deleted,
+  except a VM created less than ``LostPilotGrace`` ago (by this process, else per its VMDB
+  record) that was never listed nor killed: Submitted (EC2 listings are eventually consistent;
+  the VMDirector's lost-pilot rule, shared). Unknown only when the cloud cannot be reached.
 - ``killJob(refs)``: a listing made now, then bulk delete; a VM already gone is a success.
 - One listing serves many calls: the CEs of one cloud project in one process (same auth URL,
   project, region / compute endpoint and InstallationName) share one listing of the
@@ -31,7 +40,9 @@ How it maps DIRAC's CE API onto a cloud
   them at once (a VM just created is never reported Deleted); concurrent callers wait for the
   listing under way instead of fetching again; a failed listing is not kept.
 - ``getJobOutput(ref or "ref:::stamp")``: the VM's console log, followed by the logs the VM
-  uploaded to the VM endpoint (kept in VMDB).
+  uploaded to the VM endpoint (kept in VMDB). What exists is returned when the rest is missing
+  (Nova answers 409 for the console of a VM that never got a host, a deleted VM has none), with
+  a ``not available`` section saying what is missing; S_ERROR only when nothing exists.
 - ``cleanupPilots``: deletes only this CE's SHUTOFF / ERROR VMs whose pilots PilotAgentsDB already
   holds in a final state (the SiteDirector saw them end). In DIRAC 9.1 it runs before
   ``getJobStatus``, so deleting any other stopped VM here would turn a Done pilot into Deleted.
@@ -64,9 +75,14 @@ Driver\_\*
 CloudAuth
   Credentials ini file (DIRAC's format: ``[DEFAULT]`` or ``[<CE name>]`` with ``key`` /
   ``secret``; also ``auth_type`` and explicit keys, see Resources/Cloud/credentials.py). Default
-  ``<DIRAC root>/etc/cloud.auth``. Must not be readable by group or others.
+  ``<DIRAC root>/etc/cloud.auth``. Must not be readable by group or others. Read again when it
+  changes (inode, size or modification time) and after the cloud refuses the credentials: a
+  rotated file needs no restart. OIDC refresh tokens that the provider rotates are kept in
+  ``<CloudAuth>.<section>.oidc`` (0600, shared under a file lock by every process using the
+  section; see Resources/Cloud/credentials.py).
 Instance_Image, Instance_Flavor
-  (Required) id, or ``name:<name>``. Resolved once per CE and cached.
+  (Required) id, or ``name:<name>``. Names are resolved and cached for ``ReferenceCacheSeconds``;
+  an image id goes to Nova as it is (no image service needed).
 Instance_Networks
   Comma-separated ids or ``name:<name>``.
 Instance_SSHKey
@@ -118,6 +134,13 @@ ListingCacheSeconds
   seconds of each other while cycles are minutes apart, so 10 s covers a cycle and never spans
   two; a state change made outside this process (a VM stopping, the VMDirector deleting one) is
   seen at most that much later, which the SiteDirector, looking once a cycle, cannot tell.
+ReferenceCacheSeconds
+  Seconds a resolved image, flavor or network id is used before it is resolved again (default
+  3600; 0: resolved for every use). Sites replace the image behind ``name:AlmaLinux-9``; a create
+  refused because the id is gone resolves again at once whatever this says.
+LostPilotGrace
+  Seconds a VM this CE created may be missing from the listing before ``getJobStatus`` reports
+  it Deleted (default 600; the VMDirector's option of the same name).
 Quota_MaxInstances, Quota_MaxCores, Quota_MaxRAMMB
   libcloud clouds without a quota API: the limits to assume.
 Context_EndpointURL, Context_TokenSecretFile
