@@ -41,7 +41,8 @@ class SandboxBooter:
                  reachable: tuple = (), limits: VMLimits | None = None) -> None:
         for tool in ("bwrap", "prlimit"):
             if shutil.which(tool) is None:
-                raise RuntimeError(f"LocalCloud(boot=True) needs {tool}: apt-get install bubblewrap util-linux")
+                raise RuntimeError(f"LocalCloud(boot=True) needs {tool}: "
+                                   "apt-get install bubblewrap util-linux")
         self._own_root = sandbox_root is None
         # A directory of its own under sandbox_root: a second cloud with the same id seed and the
         # same sandbox_root never meets the directories of the first one's VMs.

@@ -45,7 +45,8 @@ def build_etc(target: Path, hostname: str, host_etc: Path = Path("/etc")) -> Non
     _write(target / "shadow", "".join(f"{user}:*:19000:0:99999:7:::\n" for user in users), 0o640)
     _write(target / "gshadow", "".join(f"{group}:*::\n" for group in groups), 0o640)
     _write(target / "hostname", hostname + "\n")
-    _write(target / "hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tip6-localhost ip6-loopback\n")
+    _write(target / "hosts",
+           f"127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tip6-localhost ip6-loopback\n")
     _write(target / "resolv.conf", "# LocalCloud VM: no DNS, only the forwarded loopback addresses\n")
     _write(target / "machine-id", secrets.token_hex(16) + "\n", 0o444)
 
@@ -53,7 +54,8 @@ def build_etc(target: Path, hostname: str, host_etc: Path = Path("/etc")) -> Non
 def _names(path: Path) -> list[str]:
     if not path.is_file():
         return ["root"]
-    return [line.split(":", 1)[0] for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    lines = path.read_text().splitlines()
+    return [line.split(":", 1)[0] for line in lines if line and not line.startswith("#")]
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:

@@ -96,7 +96,8 @@ class Sandbox:
         try:
             os.mkdir(self.directory, 0o700)
         except FileExistsError:
-            raise SandboxExists(f"VM directory {self.directory} already exists: refusing to reuse it") from None
+            raise SandboxExists(
+                f"VM directory {self.directory} already exists: refusing to reuse it") from None
         os.mkdir(self.fs, 0o755)
 
     def open_console(self):
@@ -211,7 +212,8 @@ class Sandbox:
         (instance_dir / "user-data.txt").chmod(0o600)
         (instance_dir / "meta_data.json").write_text(json.dumps(meta_data, indent=1, sort_keys=True))
 
-    def command(self, hostname: str, readable: tuple[str, ...] = (), hidden: tuple[str, ...] = ()) -> list[str]:
+    def command(self, hostname: str, readable: tuple[str, ...] = (),
+                hidden: tuple[str, ...] = ()) -> list[str]:
         argv = ["bwrap", "--ro-bind", HOST_SYSTEM, HOST_SYSTEM]
         for path in TOP_LEVEL_LINKS:
             if os.path.islink(path):
@@ -246,7 +248,8 @@ class Sandbox:
         for cap in KEPT_CAPABILITIES:
             argv += ["--cap-add", cap]
         argv += ["--chdir", "/", "--",
-                 sys.executable, "-I", f"{GUEST_TOOLS}/enter_userns.py", str(self.id_base), str(ID_COUNT), "--",
+                 sys.executable, "-I", f"{GUEST_TOOLS}/enter_userns.py", str(self.id_base), str(ID_COUNT),
+                 "--",
                  sys.executable, "-I", f"{GUEST_TOOLS}/runner.py", "/var/lib/cloud/instance/user-data.txt"]
         return argv
 
