@@ -22,6 +22,7 @@ from JenniferDIRAC.Resources.Cloud.errors import (
 from JenniferDIRAC.Resources.Cloud.LibcloudBackend import LibcloudBackend
 from JenniferDIRAC.Resources.Cloud.model import TAG_STAMP, OwnerTags, VMSpec, VMState
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name
+from JenniferDIRAC.Resources.Cloud.resolving import StaleReference
 from JenniferDIRAC.Resources.Cloud.submission import create_vms
 
 RG = "000000"
@@ -128,6 +129,8 @@ def test_refused_creates_are_typed_and_leave_no_nic(azure, backend, owner, statu
     with pytest.raises(error or Exception) as info:
         backend.create_vm(spec_for(backend, owner))
     assert info.value.kind is kind and code in str(info.value)
+    if code == "PlatformImageNotFound":  # the image id is gone: the CE resolves it again
+        assert isinstance(info.value, StaleReference) and info.value.what == "image"
     assert azure.vms == {} and azure.nics == {}
 
 

@@ -21,6 +21,7 @@ from JenniferDIRAC.Resources.Cloud.errors import (
 )
 from JenniferDIRAC.Resources.Cloud.LibcloudBackend import LibcloudBackend
 from JenniferDIRAC.Resources.Cloud.model import OwnerTags, VMSpec
+from JenniferDIRAC.Resources.Cloud.resolving import StaleReference
 
 SECRET = "ec2-failure-secret-value"
 AMI = "ami-03cf127a"
@@ -37,6 +38,10 @@ AWS_ANSWERS = [
     (500, "InsufficientInstanceCapacity", "We currently do not have sufficient t2.micro capacity in the "
      "Availability Zone you requested (us-east-1a).", CapacityExhausted, FailureKind.CAPACITY),
     (400, "InvalidParameterValue", "Value (t2.nano2) for parameter instanceType is invalid.", RequestRejected,
+     FailureKind.CONFIGURATION),
+    (400, "InvalidAMIID.NotFound", "The image id '[ami-0123456789abcdef0]' does not exist", StaleReference,
+     FailureKind.CONFIGURATION),
+    (400, "InvalidSubnetID.NotFound", "The subnet ID 'subnet-0123456789abcdef0' does not exist", StaleReference,
      FailureKind.CONFIGURATION),
     (400, "InvalidAMIID.Malformed", "Invalid id: \"ami-1\" (expecting \"ami-...\")", RequestRejected,
      FailureKind.CONFIGURATION),
@@ -97,6 +102,8 @@ def test_aws_error_bodies_are_typed(error_server, status, code, message, error, 
         backend.create_vm(spec())
     assert type(info.value) is error and info.value.kind is kind
     assert code in str(info.value) and SECRET not in str(info.value)
+    if error is StaleReference:
+        assert info.value.what == {"InvalidAMIID.NotFound": "image", "InvalidSubnetID.NotFound": "network"}[code]
     assert app.actions == ["RunInstances"]  # the create went over HTTP and was answered once
 
 
@@ -124,3 +131,35 @@ def test_moto_refused_credentials_are_auth(moto_ec2_authenticating, ec2_namespac
     with pytest.raises(CloudAuthError, match="AuthFailure") as info:
         backend.list_vms(OwnerTags(installation="i", ce="c"))
     assert info.value.kind is FailureKind.AUTH and SECRET not in str(info.value)
+
+
+def test_a_replaced_image_is_resolved_again(moto_ec2_validating, ec2_namespace):
+    import boto3
+
+    host, port = moto_ec2_validating
+    boto = boto3.client("ec2", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test")
+    source = boto.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, InstanceType="t2.micro")["Instances"][0]
+    name = f"AlmaLinux-9-{uuid.uuid4().hex[:8]}"
+
+    def rotate(old: str | None = None) -> str:  # the site replaces the image behind the name
+        if old:
+            boto.deregister_image(ImageId=old)
+        return boto.create_image(InstanceId=source["InstanceId"], Name=name)["ImageId"]
+
+    try:
+        first = rotate()
+        backend = backend_for(host, port)
+        assert backend.resolve_image(f"name:{name}") == first
+        second = rotate(first)
+        assert backend.resolve_image(f"name:{name}") == first  # cached
+        backend.forget_reference("image", f"name:{name}")  # the cloud said the id is gone
+        assert backend.resolve_image(f"name:{name}") == second
+
+        uncached = LibcloudBackend(cloud_type="EC2", key="test", secret=SECRET, reference_ttl=0.0, driver_options={
+            "region": "us-east-1", "host": host, "port": str(port), "secure": "False", "signature_version": "4"})
+        assert uncached.resolve_image(f"name:{name}") == second
+        third = rotate(second)
+        assert uncached.resolve_image(f"name:{name}") == third  # expired at once: asked again
+    finally:
+        boto.terminate_instances(InstanceIds=[source["InstanceId"]])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC
 from typing import Any
@@ -33,7 +34,7 @@ from libcloud.common.types import InvalidCredsError
 from libcloud.compute.base import NodeDriver, NodeImage, NodeSize
 
 from JenniferDIRAC.Resources.Cloud import drivers
-from JenniferDIRAC.Resources.Cloud.backend import CloudBackend, ReferenceCache
+from JenniferDIRAC.Resources.Cloud.backend import DEFAULT_REFERENCE_TTL, CloudBackend, ReferenceCache
 from JenniferDIRAC.Resources.Cloud.drivers.base import DriverProfile
 from JenniferDIRAC.Resources.Cloud.drivers.ec2 import EC2_MAX_USER_DATA_BYTES
 from JenniferDIRAC.Resources.Cloud.drivers.pool import DriverPool
@@ -47,7 +48,7 @@ from JenniferDIRAC.Resources.Cloud.errors import (
 )
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec, VMState
 from JenniferDIRAC.Resources.Cloud.redaction import Redactor
-from JenniferDIRAC.Resources.Cloud.resolving import reference_name, single_match
+from JenniferDIRAC.Resources.Cloud.resolving import StaleReference, reference_name, single_match
 
 __all__ = ["EC2_MAX_USER_DATA_BYTES", "LibcloudBackend", "driver_kwargs"]
 
@@ -101,6 +102,7 @@ class LibcloudBackend(CloudBackend):
         max_instances: int | None = None,
         max_cores: int | None = None,
         max_ram_mb: int | None = None,
+        reference_ttl: float = DEFAULT_REFERENCE_TTL,
     ) -> None:
         auth = dict(auth or {})
         self._redact = Redactor([s for s in (secret, key) if s] + [auth[k] for k in _SECRET_AUTH_KEYS if auth.get(k)])
@@ -111,9 +113,10 @@ class LibcloudBackend(CloudBackend):
         self.max_user_data_bytes = max_user_data_bytes or self.profile.max_user_data_bytes
         self._caps = (max_instances, max_cores, max_ram_mb)
         self._lock = threading.Lock()
-        self._images: ReferenceCache[NodeImage] = ReferenceCache()
-        self._networks: ReferenceCache[Any] = ReferenceCache()
-        self._all_sizes: list[NodeSize] | None = None
+        self._reference_ttl = reference_ttl
+        self._images: ReferenceCache[NodeImage] = ReferenceCache(reference_ttl)
+        self._networks: ReferenceCache[Any] = ReferenceCache(reference_ttl)
+        self._all_sizes: tuple[list[NodeSize], float] | None = None  # (sizes, listed at)
 
     # --- calls and errors --------------------------------------------------------------------
     @contextlib.contextmanager
@@ -133,6 +136,9 @@ class LibcloudBackend(CloudBackend):
         message = str(message if message is not None else exc) or type(exc).__name__
         status = _status(exc)
         text = self._redact(f"{what}: {type(exc).__name__}: {message}" + (f" (HTTP {status})" if status else ""))
+        stale = self.profile.stale_reference(message)
+        if stale is not None:
+            return StaleReference(stale, text)
         kind = self.profile.classify(exc, message, status)
         if kind is not None:
             return kind(text)
@@ -253,13 +259,21 @@ class LibcloudBackend(CloudBackend):
 
     def _sizes_by_id(self) -> dict[str, NodeSize]:
         with self._lock:
-            sizes = self._all_sizes
-        if sizes is None:
+            cached = self._all_sizes
+        if cached is not None and time.monotonic() - cached[1] < self._reference_ttl:
+            sizes = cached[0]
+        else:
             with self._driver("listing sizes") as driver:
                 sizes = self.profile.list_sizes(driver)
             with self._lock:
-                self._all_sizes = sizes
+                self._all_sizes = (sizes, time.monotonic())
         return {size.id: size for size in sizes}
+
+    def forget_reference(self, what: str, ref: str) -> None:
+        super().forget_reference(what, ref)
+        if what == "flavor":  # flavors come from one listing of sizes
+            with self._lock:
+                self._all_sizes = None
 
     def resolve_image(self, ref: str) -> str:
         return self._images.get(ref, self._find_image).id

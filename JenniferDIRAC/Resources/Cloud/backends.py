@@ -135,6 +135,7 @@ def _make_backend(config: CloudCEConfig) -> tuple[CloudBackend, list[str]]:
         secret=secret,
         driver_options=driver_options,
         auth=creds.values,  # the driver profile reads its own keys (Azure: tenant_id, subscription_id)
+        reference_ttl=float(config.reference_cache_seconds),
         max_user_data_bytes=config.max_user_data_bytes,
         max_instances=config.max_instances,
         max_cores=config.max_cores,

@@ -339,6 +339,9 @@ class AzureProfile(DriverProfile):
         return list(driver.ex_list_networks())
 
     # --- errors ----------------------------------------------------------------------------
+    stale_codes = {"ImageNotFound": "image", "PlatformImageNotFound": "image",
+                   "GalleryImageNotFound": "image", "InvalidResourceReference": "network"}
+
     def classify(self, exc: Exception, message: str, status: int | None) -> type[CloudError] | None:
         kind = ERROR_KINDS.get(error_code(message))
         if kind is QuotaExceeded and error_code(message) == "OperationNotAllowed" and "quota" not in message.lower():

@@ -154,3 +154,10 @@ class DriverProfile:
     def classify(self, exc: Exception, message: str, status: int | None) -> type[CloudError] | None:
         """The error type the cloud's answer means, None to let the generic rules decide."""
         return None
+
+    #: error codes saying a resolved id no longer exists -> "image", "flavor" or "network"
+    stale_codes: ClassVar[dict[str, str]] = {}
+
+    def stale_reference(self, message: str) -> str | None:
+        """Which resolved reference the cloud's answer says is gone (it must be resolved again)."""
+        return self.stale_codes.get(error_code(message))

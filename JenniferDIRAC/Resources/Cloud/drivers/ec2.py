@@ -125,6 +125,9 @@ class EC2Profile(DriverProfile):
     def __init__(self, driver_cls, key, secret, options, auth) -> None:
         super().__init__(_reading_any_namespace(driver_cls), key, secret, options, auth)
 
+    stale_codes = {"InvalidAMIID.NotFound": "image", "InvalidAMIID.Unavailable": "image",
+                   "InvalidSubnetID.NotFound": "network"}
+
     def create_arguments(self, driver: NodeDriver, spec: VMSpec, image: NodeImage, size: NodeSize,
                          networks: list[Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
