@@ -33,7 +33,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 from cryptography.hazmat.primitives import serialization
@@ -339,7 +339,7 @@ class AzureProfile(DriverProfile):
         return list(driver.ex_list_networks())
 
     # --- errors ----------------------------------------------------------------------------
-    stale_codes = {"ImageNotFound": "image", "PlatformImageNotFound": "image",
+    stale_codes: ClassVar[dict[str, str]] = {"ImageNotFound": "image", "PlatformImageNotFound": "image",
                    "GalleryImageNotFound": "image", "InvalidResourceReference": "network"}
 
     def classify(self, exc: Exception, message: str, status: int | None) -> type[CloudError] | None:

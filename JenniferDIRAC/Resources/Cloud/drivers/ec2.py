@@ -9,7 +9,7 @@ filtered server-side on our tags. Failures are typed from the EC2 error code of 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 from xml.etree import ElementTree
 
 from libcloud.common.types import InvalidCredsError, MalformedResponseError
@@ -125,7 +125,7 @@ class EC2Profile(DriverProfile):
     def __init__(self, driver_cls, key, secret, options, auth) -> None:
         super().__init__(_reading_any_namespace(driver_cls), key, secret, options, auth)
 
-    stale_codes = {"InvalidAMIID.NotFound": "image", "InvalidAMIID.Unavailable": "image",
+    stale_codes: ClassVar[dict[str, str]] = {"InvalidAMIID.NotFound": "image", "InvalidAMIID.Unavailable": "image",
                    "InvalidSubnetID.NotFound": "network"}
 
     def create_arguments(self, driver: NodeDriver, spec: VMSpec, image: NodeImage, size: NodeSize,
