@@ -31,6 +31,50 @@ def make_ce(local_cloud, tmp_path):
         ce.shutdown()
 
 
+@pytest.fixture(params=["localcloud", "realnova"])
+def openstack_target(request):
+    """The CE's OpenStack: LocalCloud, or real Keystone + Nova (session-wide, emptied after each
+    test). Requests this process sends are counted on both (``target.counters``)."""
+    from openstack_testkit import ClientCounter
+    from targets import LocalCloudTarget, RealNovaTarget
+
+    if request.param == "localcloud":
+        yield LocalCloudTarget(request.getfixturevalue("local_cloud"))
+        return
+    cloud = request.getfixturevalue("real_openstack")
+    counter = ClientCounter(cloud.service_roots)
+    counter.install()
+    try:
+        yield RealNovaTarget(cloud, counter)
+    finally:
+        counter.uninstall()
+        cloud.reset()
+
+
+@pytest.fixture
+def make_target_ce(openstack_target, tmp_path):
+    """make_target_ce(auth="password"|"application_credential"|"token", **options) -> our CE
+    through ComputingElementFactory against ``openstack_target``."""
+    from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+    from targets import target_ce_parameters, write_auth
+
+    made = []
+
+    def make(ce_name=CE_NAME, auth="password", retry_delay=0.0, **options):
+        auth_file = write_auth(openstack_target, auth, tmp_path / f"{ce_name}-{auth}.auth")
+        params = target_ce_parameters(openstack_target, auth_file, auth, **options)
+        result = ComputingElementFactory().getCE(ceType="Cloud", ceName=ce_name, ceParametersDict=params)
+        assert result["OK"], result.get("Message")
+        ce = result["Value"]
+        ce.retryDelay = retry_delay
+        made.append(ce)
+        return ce
+
+    yield make
+    for ce in made:
+        ce.shutdown()
+
+
 @pytest.fixture
 def wrapper(tmp_path):
     path = tmp_path / "pilot-wrapper.sh"
