@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 # swig + libssl-dev build M2Crypto, libmariadb-dev + pkg-config build mysqlclient (DIRAC[server]),
 # mariadb-server runs DIRAC's databases in the tests, cloud-init validates rendered user data,
-# bubblewrap confines the VMs LocalCloud boots.
-APT_PACKAGES=(swig libssl-dev libmariadb-dev pkg-config mariadb-server cloud-init bubblewrap)
+# bubblewrap confines the VMs LocalCloud boots, faketime runs the time-handling tests a year ahead.
+APT_PACKAGES=(swig libssl-dev libmariadb-dev pkg-config mariadb-server cloud-init bubblewrap faketime)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
