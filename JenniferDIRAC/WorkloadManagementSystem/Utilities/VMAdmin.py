@@ -15,6 +15,7 @@ Exit codes (scripts can rely on them):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -141,22 +142,24 @@ def select_vms(vms: Iterable[dict], states: Iterable[str] = (), include_deleted:
     return chosen
 
 
-def _pilot_agents_db():
-    """DIRAC's PilotAgentsDB, giving up on an unreachable server as fast as VMDB does (DIRAC's
-    default, 10 retries sleeping 5 to 50 s, is 275 s per connection attempt)."""
+@contextlib.contextmanager
+def _quick_mysql_retries():
+    """Cap DIRAC's MySQL connection retries at VMDB's (``ConnectRetries`` of PilotAgentsDB's
+    section, default VMDB's): DIRAC's default, 10 retries sleeping 5 to 50 s, is 275 s per
+    connection attempt, and PilotAgentsDB's module already connects when imported. For a command
+    process only: DIRAC reads the cap from a module global."""
     from DIRAC import gConfig
     from DIRAC.ConfigurationSystem.Client.PathFinder import getDatabaseSection
-    from DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
+    from DIRAC.Core.Utilities import MySQL
 
     from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import DEFAULT_CONNECT_RETRIES
 
-    connect_retries = gConfig.getValue(f"{getDatabaseSection(PILOTAGENTSDB)}/ConnectRetries", DEFAULT_CONNECT_RETRIES)
-
-    class QuickPilotAgentsDB(PilotAgentsDB):
-        def _getConnection(self, retries=None):
-            return super()._getConnection(connect_retries if retries is None else min(retries, connect_retries))
-
-    return QuickPilotAgentsDB()
+    saved = MySQL.MAXCONNECTRETRY
+    MySQL.MAXCONNECTRETRY = gConfig.getValue(f"{getDatabaseSection(PILOTAGENTSDB)}/ConnectRetries", DEFAULT_CONNECT_RETRIES)
+    try:
+        yield
+    finally:
+        MySQL.MAXCONNECTRETRY = saved
 
 
 def pilot_statuses(references: list[str]):
@@ -169,16 +172,20 @@ def pilot_statuses(references: list[str]):
     references = [ref for ref in references if ref]
     if not references:
         return S_OK({})
-    try:
-        if getDBParameters(PILOTAGENTSDB)["OK"]:
-            source, name = _pilot_agents_db(), PILOTAGENTSDB
-        else:
-            from DIRAC.WorkloadManagementSystem.Client.PilotManagerClient import PilotManagerClient
+    if getDBParameters(PILOTAGENTSDB)["OK"]:
+        with _quick_mysql_retries():
+            try:
+                from DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
 
-            source, name = PilotManagerClient(), "the WorkloadManagement/PilotManager service"
-    except RuntimeError as exc:  # DIRAC's DB raises it when it cannot connect
-        return S_ERROR(f"Cannot read pilot statuses from {PILOTAGENTSDB}: {exc}")
-    result = source.getPilotInfo(references)
+                source, name = PilotAgentsDB(), PILOTAGENTSDB
+            except RuntimeError as exc:  # DIRAC's DB raises it when it cannot connect
+                return S_ERROR(f"Cannot read pilot statuses from {PILOTAGENTSDB}: {exc}")
+            result = source.getPilotInfo(references)
+    else:
+        from DIRAC.WorkloadManagementSystem.Client.PilotManagerClient import PilotManagerClient
+
+        source, name = PilotManagerClient(), "the WorkloadManagement/PilotManager service"
+        result = source.getPilotInfo(references)
     if not result["OK"]:
         if "No pilots found" in result["Message"]:
             return S_OK({})
