@@ -187,9 +187,11 @@ def test_ce_configuration_with_a_service_principal_in_cloud_auth(azure, tmp_path
     assert backend.delete_vms([vm.id]) == {}
 
 
-def test_ssh_key_network_by_id_and_default_subnet(azure):
+def test_ssh_key_network_by_id_default_subnet_admin_user_and_disk_type(azure):
+    driver_options = {k: v for k, v in options(azure.url).items() if k != "ex_subnet"}
+    driver_options |= {"ex_user_name": "pilotadmin", "ex_storage_account_type": "Premium_LRS"}
     backend = LibcloudBackend(cloud_type="AZURE_ARM", key=CLIENT_ID, secret=CLIENT_SECRET, auth=AUTH,
-                              driver_options={k: v for k, v in options(azure.url).items() if k != "ex_subnet"})
+                              driver_options=driver_options)
     vnet = ("/subscriptions/99999999-9999-9999-9999-999999999999/resourceGroups/REVIZOR/providers/"
             "Microsoft.Network/virtualNetworks/test_network")
     assert backend.resolve_networks([vnet]) == [vnet]
@@ -200,6 +202,8 @@ def test_ssh_key_network_by_id_and_default_subnet(azure):
     vm = backend.create_vm(spec)
     put = azure.vm_puts[0]
     assert put["properties"]["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"] == public_key
+    assert put["properties"]["osProfile"]["adminUsername"] == "pilotadmin"
+    assert put["properties"]["storageProfile"]["osDisk"]["managedDisk"] == {"storageAccountType": "Premium_LRS"}
     nic = azure.nics[put["properties"]["networkProfile"]["networkInterfaces"][0]["id"]]
     assert nic["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"] == f"{vnet}/subnets/default"
     custom_image = ("/subscriptions/99999999-9999-9999-9999-999999999999/resourceGroups/000000/providers/"
