@@ -171,7 +171,8 @@ def test_list_backoffs(env, vmdb):
     assert lines[0].split()[:4] == ["CE", "PROFILE", "UNTIL", "(UTC)"]
     assert "ce-a.example  default" in lines[1] and "BACKING OFF" in lines[1] and "3 VMs fizzled" in lines[1]
     assert "ce-b.example" in lines[2] and "PROBING" in lines[2] and "jdirac-probe" in lines[2]
-    res = run(env, "dirac-vm-list", "--backoffs", "--json", "--ce", "ce-a.example", raw=True)
+    # getopt's abbreviation of --json: still one document on stdout
+    res = run(env, "dirac-vm-list", "--backoffs", "--js", "--ce", "ce-a.example", raw=True)
     (row,) = json.loads(res.stdout)
     assert row["failures"] == 1 and row["active"] is True and row["profile"] == "default"
 

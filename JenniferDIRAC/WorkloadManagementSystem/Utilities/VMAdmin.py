@@ -74,8 +74,9 @@ class MachineOutput:
 
 
 def requested(switch: str) -> bool:
-    """True if ``--<switch>`` is on the command line (before DIRAC has parsed it)."""
-    return f"--{switch}" in sys.argv[1:]
+    """True if ``--<switch>`` is on the command line (before DIRAC has parsed it), also
+    abbreviated as getopt allows (``--js``)."""
+    return any(len(arg) > 2 and f"--{switch}".startswith(arg) for arg in sys.argv[1:] if arg.startswith("--"))
 
 
 def vm_state_error(message: str) -> str:
