@@ -28,7 +28,9 @@ def uv(*args: str, timeout: float = 600, cwd: Path | None = None) -> subprocess.
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     res = subprocess.run([python3, "-m", "uv", *args], capture_output=True, text=True, timeout=timeout,
                          cwd=cwd, env=env, stdin=subprocess.DEVNULL)
-    assert res.returncode == 0, f"uv {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}{res.stderr[-5000:]}"
+    assert res.returncode == 0, (
+        f"uv {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}{res.stderr[-5000:]}"
+    )
     return res
 
 
@@ -57,11 +59,12 @@ def dist(tmp_path_factory):
         shutil.copy2(REPO / rel, src / rel)
     before = build_outputs_in_checkout()
     t0 = time.monotonic()
-    uv("build", "--python", PYTHON, "--out-dir", str(root / "out"), str(src))
+    built = uv("build", "--python", PYTHON, "--out-dir", str(root / "out"), str(src))
     seconds = time.monotonic() - t0
     (wheel,) = (root / "out").glob("*.whl")
     (sdist,) = (root / "out").glob("*.tar.gz")
     return types.SimpleNamespace(wheel=wheel, sdist=sdist, files=files, seconds=seconds,
+                                 log=built.stdout + built.stderr,
                                  checkout_before=before, checkout_after=build_outputs_in_checkout())
 
 
@@ -79,7 +82,8 @@ def wheel_venv(dist, tmp_path_factory):
     uv("pip", "install", "--python", str(python), *pins, "DIRAC[server]", cwd=root)
     uv("pip", "install", "--python", str(python), *pins, str(dist.wheel), cwd=root)
     seconds = time.monotonic() - t0
-    site = subprocess.run([str(python), "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = subprocess.run([str(python), "-I", "-c", purelib],
                           capture_output=True, text=True, check=True, cwd=root).stdout.strip()
     return types.SimpleNamespace(root=root, venv=venv, python=python, bin=venv / "bin",
                                  site_packages=Path(site), seconds=seconds)

@@ -16,7 +16,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import uuid
 import zipfile
@@ -31,7 +30,7 @@ CE = "cloud.wheel.test"
 SITE = "CLOUD.Wheel.test"
 VO = "wheelvo"
 REPO = Path(__file__).resolve().parents[2]
-PILOT_SQL = Path(__import__("DIRAC").__file__).parent / "WorkloadManagementSystem" / "DB" / "PilotAgentsDB.sql"
+PILOT_SQL = Path(__import__("DIRAC").__file__).parent / "WorkloadManagementSystem/DB/PilotAgentsDB.sql"
 
 
 # --- the archives --------------------------------------------------------------------------------
@@ -44,6 +43,14 @@ def test_wheel_ships_every_file_of_the_package(dist):
     assert "JenniferDIRAC/Resources/Cloud/UserData/templates/el9.cloud-config.j2" in expected
     assert sorted(expected - shipped) == [], "missing from the wheel"
     assert sorted(shipped - expected) == [], "in the wheel but not in the checkout"
+
+
+def test_no_data_directory_is_left_to_setuptools_guessing(dist):
+    """setuptools warns when a directory it ships as data is not a declared package (the
+    templates directory under `packages = find:`); such a directory is one setting away from
+    being dropped again."""
+    assert "Package would be ignored" not in dist.log
+    assert "is absent from the `packages` configuration" not in dist.log
 
 
 def test_sdist_is_the_checkout(dist):
@@ -178,7 +185,8 @@ def test_admin_commands_from_the_wheel_install(wheel_venv, wheel_env, site_cfg, 
     res = run(wheel_env, tmp_path, str(bin_ / "dirac-vm-check-ce"), f"--cfg={site_cfg}", CE)
     assert res.returncode == 0, res.stdout + res.stderr
     checks = check_lines(res.stdout)
-    assert [checks.get(name) for name in ("auth", "image", "flavor", "network", "user-data")] == ["OK"] * 5, res.stdout
+    checked = [checks.get(name) for name in ("auth", "image", "flavor", "network", "user-data")]
+    assert checked == ["OK"] * 5, res.stdout
     assert "Traceback" not in res.stderr
 
     # The same cfg through DIRACSYSCONFIG instead of --cfg.

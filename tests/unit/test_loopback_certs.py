@@ -13,7 +13,8 @@ def test_credentials_are_reused_while_valid_and_made_again_before_they_expire(tm
     monkeypatch.setattr(certs, "VALIDITY", datetime.timedelta(days=30))
     renewed = certs.make_credentials(grid, user)
     assert renewed.host_cert.read_bytes() != short_lived
-    kept = {p: p.read_bytes() for p in (renewed.ca_cert, renewed.host_cert, renewed.user_cert, renewed.user_key)}
+    files = (renewed.ca_cert, renewed.host_cert, renewed.user_cert, renewed.user_key)
+    kept = {p: p.read_bytes() for p in files}
     again = certs.make_credentials(grid, user)
     assert {p: p.read_bytes() for p in kept} == kept
     assert again == renewed
