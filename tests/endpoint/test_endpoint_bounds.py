@@ -1,6 +1,7 @@
 """The endpoint against hostile VMs, over real HTTP into a real VMDB: every bound of the server
 and the app, and writes refused for VMs that are gone."""
 
+import os
 import socket
 import time
 
@@ -263,3 +264,66 @@ def test_accepted_connections_have_nagle_off(endpoint):
         (connection,) = endpoint.server._server.server_state.connections
         sock = connection.transport.get_extra_info("socket")
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+FD_LIMITED_SERVER = r"""
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (320, 320))
+from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import VMEndpointApp
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer, ServerBounds
+app = VMEndpointApp(TokenAuthority([b"fd-limit-secret-0123456789abcdefghij"]), None)
+server = EndpointServer(app, "127.0.0.1", 0, bounds=ServerBounds(max_connections=4096, header_timeout_seconds=3))
+server.start()
+print("READY", server.port, server.max_connections, flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_at_the_file_descriptor_limit_the_server_neither_spins_nor_stays_stuck():
+    """v0.1.0 at the fd limit: the accept loop spun and honest requests timed out."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", FD_LIMITED_SERVER], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    idle = []
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("READY"), line
+        _, port, max_connections = line.split()
+        assert int(max_connections) == 320 - 256  # lowered to fit the open file limit
+        for _ in range(400):  # more than the server has file descriptors
+            idle.append(socket.create_connection(("127.0.0.1", int(port)), timeout=10))
+        time.sleep(0.5)  # a load phase: let the server reach its limit
+        before = cpu_seconds(process.pid)
+        time.sleep(2)
+        assert cpu_seconds(process.pid) - before < 0.5  # no busy accept loop (a spinning one takes ~2 s)
+        for sock in idle:
+            sock.close()
+        idle.clear()
+        # The header deadline frees the accepted ones; the server serves again.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "the endpoint did not recover"
+            time.sleep(0.2)
+    finally:
+        for sock in idle:
+            sock.close()
+        process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
