@@ -157,6 +157,34 @@ def test_quota_stops_the_batch_and_is_not_retried():
     assert all(o.quota_exceeded for o in result.failed)
 
 
+class GarbledLookups(MemoryCloud):
+    """Lookups (and the twin listing) die on a response cut short, as requests does."""
+
+    def find_vm_by_name(self, name, owner):
+        import requests
+
+        raise requests.JSONDecodeError("Expecting value", '{"servers": [', 13)
+
+    def list_vms(self, owner):
+        raise ValueError("not JSON")
+
+
+def test_a_failing_lookup_of_any_kind_loses_no_vm_of_the_batch():
+    cloud = GarbledLookups(plan=["ok", "lost", "ok"])
+    result = run(cloud, 3, attempts=2)
+    assert [o.vm.name for o in result.created] == [specs(3)[0].name, specs(3)[2].name]
+    (uncertain,) = result.failed
+    assert uncertain.uncertain and "JSONDecodeError" in uncertain.error
+    assert cloud.creates == 3  # never created blind again
+
+
+def test_failures_carry_the_kind_of_the_error():
+    from JenniferDIRAC.Resources.Cloud.errors import FailureKind
+
+    result = run(MemoryCloud(plan=["bad", "error", "quota"]), 3, attempts=1)
+    assert [o.kind for o in result.failed] == [FailureKind.CLOUD_FAULT, FailureKind.CLOUD_FAULT, FailureKind.QUOTA]
+
+
 def test_client_error_is_not_retried():
     cloud = MemoryCloud(plan=["bad"])
     result = run(cloud, 1)

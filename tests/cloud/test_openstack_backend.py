@@ -123,6 +123,10 @@ def test_create_list_find_console_delete(local_cloud, backend, owner):
     assert vm.name in backend.console_log(vm.id)
 
     assert backend.delete_vms([vm.id, str(uuid.uuid4())]) == {}  # already gone = success
+    # Nova lists a deleted server for a moment with task_state deleting
+    assert [v.state for v in backend.list_vms(owner)] in ([], [VMState.DELETING])
+    assert backend.delete_vms([vm.id]) == {}  # deleting it again is accepted
+    local_cloud.advance_time(3600)
     assert backend.list_vms(owner) == []
     with pytest.raises(NotFound):
         backend.console_log(vm.id)
