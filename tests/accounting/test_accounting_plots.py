@@ -20,7 +20,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-
 from accounting_data import SITES, VOS, WEEK, dataset, expected_job_sums, expected_vm_sums
 
 HERE = Path(__file__).resolve().parent
@@ -41,17 +40,34 @@ def _minute(when: dt.datetime) -> str:
 @pytest.fixture(scope="module")
 def accounting(dirac_server, tmp_path_factory):
     """The dataset, written through the DataStore and visible to the ReportGenerator."""
-    now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0, tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0, tzinfo=None)
     start = now - dt.timedelta(weeks=40)
-    data = dataset(int(now.replace(tzinfo=dt.timezone.utc).timestamp()))
-    res = _run([sys.executable, str(HERE / "accounting_load.py")], json.dumps(data), dirac_server.server_env())
+    data = dataset(int(now.replace(tzinfo=dt.UTC).timestamp()))
+    res = _run(
+        [sys.executable, str(HERE / "accounting_load.py")], json.dumps(data), dirac_server.server_env()
+    )
     assert "sent" in res.stdout, res.stdout
     checks = [
-        ["VirtualMachine", "TotalVMs", "Site", {s: float(sum(vm["site"] == s for vm in data["vms"])) for s in SITES}],
-        ["Job", "TotalNumberOfJobs", "Site", {s: float(sum(j["values"]["Site"] == s for j in data["jobs"])) for s in SITES}],
+        [
+            "VirtualMachine",
+            "TotalVMs",
+            "Site",
+            {s: float(sum(vm["site"] == s for vm in data["vms"])) for s in SITES},
+        ],
+        [
+            "Job",
+            "TotalNumberOfJobs",
+            "Site",
+            {s: float(sum(j["values"]["Site"] == s for j in data["jobs"])) for s in SITES},
+        ],
     ]
     probe = {"start": start.isoformat(), "end": now.isoformat(), "timeout": 300, "checks": checks}
-    _run([sys.executable, "-m", "dev.loopback.accounting_probe"], json.dumps(probe), dirac_server.server_env(), 330)
+    _run(
+        [sys.executable, "-m", "dev.loopback.accounting_probe"],
+        json.dumps(probe),
+        dirac_server.server_env(),
+        330,
+    )
     return {"data": data, "start": start, "now": now, "dir": tmp_path_factory.mktemp("plots")}
 
 
@@ -119,7 +135,12 @@ def assert_same_sums(found: dict, expected: dict, rel=1e-6):
         weeks = set(found[site]) | set(expected[site])
         for week in sorted(weeks):
             want, got = expected[site].get(week, 0.0), found[site].get(week, 0.0)
-            assert got == pytest.approx(want, rel=rel, abs=1e-3), (site, dt.datetime.utcfromtimestamp(week), got, want)
+            assert got == pytest.approx(want, rel=rel, abs=1e-3), (
+                site,
+                dt.datetime.fromtimestamp(week, dt.timezone.utc),
+                got,
+                want,
+            )
     assert sum(len(v) for v in expected.values()) >= 3 * 38  # ~40 weeks of data per site
 
 
@@ -131,7 +152,13 @@ def assert_png(path: Path, min_bytes=5000):
 
 def test_vm_normalised_cpu_by_site_40_weeks(dirac_server, accounting):
     png, comment, header, rows = plot(
-        dirac_server, accounting, "vm-normcpu-by-site-40w", "--plot", "Cumulative Normalized CPU", "--group", "Site"
+        dirac_server,
+        accounting,
+        "vm-normcpu-by-site-40w",
+        "--plot",
+        "Cumulative Normalized CPU",
+        "--group",
+        "Site",
     )
     assert_png(png)
     assert "HS06" in comment
@@ -141,7 +168,15 @@ def test_vm_normalised_cpu_by_site_40_weeks(dirac_server, accounting):
 
 def test_job_normalised_cpu_by_site_40_weeks(dirac_server, accounting):
     png, comment, header, rows = plot(
-        dirac_server, accounting, "job-normcpu-by-site-40w", "--type", "Job", "--plot", "NormCPUUsed", "--group", "Site"
+        dirac_server,
+        accounting,
+        "job-normcpu-by-site-40w",
+        "--type",
+        "Job",
+        "--plot",
+        "NormCPUUsed",
+        "--group",
+        "Site",
     )
     assert_png(png)
     found = weekly_from_cumulative(comment, header, rows)
@@ -151,7 +186,15 @@ def test_job_normalised_cpu_by_site_40_weeks(dirac_server, accounting):
 def test_vm_time_filtered_by_vo(dirac_server, accounting):
     """HS06-normalised VM time (what the cloud provided) of one VO only."""
     png, comment, header, rows = plot(
-        dirac_server, accounting, "vm-normtime-belle", "--plot", "NormVMTime", "--group", "Site", "--filter", "VO=belle"
+        dirac_server,
+        accounting,
+        "vm-normtime-belle",
+        "--plot",
+        "NormVMTime",
+        "--group",
+        "Site",
+        "--filter",
+        "VO=belle",
     )
     assert_png(png)
     found = weekly_from_cumulative(comment, header, rows)
@@ -165,7 +208,13 @@ def test_vm_time_filtered_by_vo(dirac_server, accounting):
 
 def test_unproductive_vms_by_end_status(dirac_server, accounting):
     png, comment, header, rows = plot(
-        dirac_server, accounting, "vm-unproductive-by-status", "--plot", "UnproductiveVMs", "--group", "EndStatus"
+        dirac_server,
+        accounting,
+        "vm-unproductive-by-status",
+        "--plot",
+        "UnproductiveVMs",
+        "--group",
+        "EndStatus",
     )
     assert_png(png, min_bytes=3000)
     assert sorted(header[2:]) == ["Fizzled", "NeverStarted"]
@@ -175,7 +224,9 @@ def test_unproductive_vms_by_end_status(dirac_server, accounting):
 
 
 def test_vm_grouping_by_vo_and_benchmark_source(dirac_server, accounting):
-    _, comment, header, rows = plot(dirac_server, accounting, "vm-walltime-by-vo", "--plot", "WallTime", "--group", "VO")
+    _, comment, header, rows = plot(
+        dirac_server, accounting, "vm-walltime-by-vo", "--plot", "WallTime", "--group", "VO"
+    )
     assert sorted(header[2:]) == sorted(VOS)
     found = weekly_from_cumulative(comment, header, rows)
     for vo in VOS:
@@ -189,12 +240,46 @@ def test_vm_grouping_by_vo_and_benchmark_source(dirac_server, accounting):
 
 def test_plot_list_and_bad_plot(dirac_server, accounting):
     listed = dirac_server.run(["dirac-vm-accounting-plot", "--list"]).stdout.split("\n")
-    for title in ("Cumulative Normalized CPU", "Running VMs", "Fizzled and never started VMs", "CPU efficiency"):
+    for title in (
+        "Cumulative Normalized CPU",
+        "Running VMs",
+        "Fizzled and never started VMs",
+        "CPU efficiency",
+    ):
         assert title in listed
     res = dirac_server.run(
-        ["dirac-vm-accounting-plot", "--plot", "NoSuchPlot", "--weeks", "1", "--output", str(accounting["dir"] / "x.png")],
+        [
+            "dirac-vm-accounting-plot",
+            "--plot",
+            "NoSuchPlot",
+            "--weeks",
+            "1",
+            "--output",
+            str(accounting["dir"] / "x.png"),
+        ],
         check=False,
     )
     assert res.returncode == 2 and "NoSuchPlot" in res.stdout + res.stderr
     res = dirac_server.run(["dirac-vm-accounting-plot", "--filter", "Site", "--weeks", "1"], check=False)
     assert res.returncode == 1 and "Key=value" in res.stdout + res.stderr
+
+
+def test_running_vms_and_cpu_efficiency(dirac_server, accounting):
+    """Running VMs = wall seconds in a bucket / its length; efficiency = CPU / (cores x wall)."""
+    png, comment, header, rows = plot(
+        dirac_server, accounting, "vm-running-by-site", "--plot", "Running VMs", "--group", "Site"
+    )
+    assert_png(png)
+    granularity = int(comment.split("granularity:", 1)[1].split()[0])
+    running = weekly_from_buckets(comment, header, rows)
+    wall = {site: {week: n * granularity for week, n in weeks.items()} for site, weeks in running.items()}
+    assert_same_sums(wall, expected_vm_sums(accounting["data"], "WallTime"))
+
+    png, comment, header, rows = plot(
+        dirac_server, accounting, "vm-cpu-efficiency-by-vo", "--plot", "CPU efficiency", "--group", "VO"
+    )
+    assert_png(png, min_bytes=3000)
+    assert sorted(header[2:]) == sorted(VOS)
+    efficiencies = [float(cell) for row in rows for cell in row[2:] if float(cell) > 0]
+    assert len(efficiencies) >= 2 * 38
+    assert all(60.0 <= e <= 90.0 for e in efficiencies), (min(efficiencies), max(efficiencies))
