@@ -479,3 +479,33 @@ def test_rotated_refresh_tokens_are_shared_by_every_process_and_survive_a_restar
         list_in_another_process(auth_file)
         assert endpoint.requests[-1]["refresh_token"] == renewed and not endpoint.revoked
         agent.close()
+
+
+def test_the_vmdirector_reads_the_file_again_when_the_cloud_refuses_its_credentials(local_cloud, tmp_path):
+    from unittest.mock import MagicMock
+
+    from JenniferDIRAC.WorkloadManagementSystem.Agent.VMDirector import VMDirector, _Skip
+
+    c = local_cloud.credentials
+    auth_file = write_private(tmp_path / "cloud.auth", f"[DEFAULT]\nkey = {c.username}\nsecret = {c.password}\n")
+    params = {"CloudType": "OPENSTACK", "CloudAuth": auth_file, "AuthURL": c.auth_url,
+              "ProjectName": c.project_name, "InstallationName": "install-a",
+              "Instance_Image": "name:EL9-x86_64", "Instance_Flavor": "name:m1.small"}
+    agent = object.__new__(VMDirector)
+    agent.backends, agent.log = {}, MagicMock()
+    assert agent._listing(CE, params)[2] == []
+    # rotated by a copy that keeps the file's size and time (cp -p): the file looks unchanged
+    state = os.stat(auth_file)
+    rotated = "x" * len(c.password)
+    with open(auth_file, "r+") as handle:
+        handle.write(f"[DEFAULT]\nkey = {c.username}\nsecret = {rotated}\n")
+    os.utime(auth_file, ns=(state.st_atime_ns, state.st_mtime_ns))
+    local_cloud.identity.users[c.user_id].password = rotated
+    local_cloud.identity.expire_all_tokens()
+    _, backend, vms = agent._listing(CE, params)  # refused, read again, listed
+    assert vms == [] and agent.backends[CE][1] is backend
+    local_cloud.identity.users[c.user_id].password = "rotated-again-but-not-in-the-file"
+    local_cloud.identity.expire_all_tokens()
+    with pytest.raises(_Skip, match="listing failed"):
+        agent._listing(CE, params)
+    assert CE not in agent.backends  # read again at the next cycle

@@ -363,23 +363,30 @@ class VMDirector(AgentModule):
         self.backends[ce] = (config, backend)
         return config, backend
 
-    def _cycleCE(self, ce: str, options: CEOptions, report: CEReport):
-        params = options.params
+    def _listing(self, ce: str, params):
+        """(config, backend, ONE listing of the CE's VMs); _Skip if it cannot be had. Refused
+        credentials are read again from their file and the listing tried once more (a file
+        rotated with its size and time kept looks unchanged)."""
         config, backend = self._backend(ce, params)
-        thresholds, queueThresholds = self._queueThresholds(ce, options, config)
-        owner = config.owner()
         try:
             try:
-                vms = backend.list_vms(owner)
+                return config, backend, backend.list_vms(config.owner())
             except CloudAuthError as exc:
-                # rotated credentials: read the CloudAuth file again and try once more
                 self.log.info("Credentials refused, reading them again", f"{ce}: {exc}")
                 config, backend = self._backend(ce, params, reread=True)
-                vms = backend.list_vms(owner)
+                return config, backend, backend.list_vms(config.owner())
         except CloudError as exc:
             if isinstance(exc, CloudAuthError):
-                self.backends.pop(ce, None)  # read again next cycle too
+                stale = self.backends.pop(ce, None)  # read again next cycle too
+                if stale:
+                    stale[1].close()
             raise _Skip(f"listing failed, nothing decided: {exc}") from None
+
+    def _cycleCE(self, ce: str, options: CEOptions, report: CEReport):
+        params = options.params
+        config, backend, vms = self._listing(ce, params)
+        thresholds, queueThresholds = self._queueThresholds(ce, options, config)
+        owner = config.owner()
         vms = [vm for vm in vms if owner.owns(vm.owner)]
         report.vms = len(vms)
         now = datetime.now(UTC)
