@@ -57,6 +57,7 @@ def test_submit_returns_references_and_stamps_the_vms_carry(make_ce, wrapper, lo
 
 def test_submit_options_reach_the_vm(make_ce, wrapper, local_cloud):
     local_cloud.compute.add_keypair(local_cloud.credentials.user_id, "pilotkey")
+    local_cloud.network.add_security_group(local_cloud.project_id, "pilots")  # Nova refuses unknown groups
     ce = make_ce(Instance_SSHKey="pilotkey", Instance_Metadata="experiment=belle2",
                  Instance_SecurityGroups="default,pilots", Instance_AvailabilityZone="nova")
     assert ce.submitJob(wrapper, "", 1)["OK"]

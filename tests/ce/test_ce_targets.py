@@ -23,6 +23,21 @@ def vm_name(ref):
     return parse_reference(ref)[1]
 
 
+def test_security_group_and_zone_options_reach_the_vm(make_target_ce, wrapper, openstack_target):
+    ce = make_target_ce(Instance_SecurityGroups="default", Instance_AvailabilityZone="nova")
+    result = ce.submitJob(wrapper, "", 1)
+    assert result["OK"], result.get("Message")
+    (server,) = openstack_target.live_servers()
+    openstack_target.wait_active([server.id])
+    (server,) = openstack_target.live_servers()
+    assert server.security_groups == ["default"] and server.availability_zone == "nova"
+
+    unknown = make_target_ce(ce_name="nosuchgroup.local.test", Instance_SecurityGroups="no-such-group")
+    refused = unknown.submitJob(wrapper, "", 1)
+    assert not refused["OK"] and "no-such-group" in refused["Message"]
+    assert len(openstack_target.live_servers()) == 1  # nothing created for the refused CE
+
+
 @pytest.mark.parametrize("auth", AUTH_KINDS)
 def test_each_way_of_authenticating_runs_a_cycle(make_target_ce, wrapper, openstack_target, auth):
     ce = make_target_ce(auth=auth)

@@ -54,3 +54,19 @@ def test_openstack_cli_commands(local_cloud, openstack_cli):
     openstack_cli("server", "delete", "cli-vm", as_json=False)
     assert openstack_cli("server", "list") == []
     assert local_cloud.counters.get("compute", "DELETE", "/v2.1/servers/<server_id>") == 1
+
+
+@pytest.mark.slow
+def test_security_groups_quota_and_zones_the_ce_options_rely_on(local_cloud, openstack_cli):
+    groups = openstack_cli("security", "group", "list")
+    assert [g["Name"] for g in groups] == ["default"]  # every project has its default group
+    local_cloud.network.add_security_group(local_cloud.project_id, "pilots")
+    created = openstack_cli("server", "create", "--image", "EL9-x86_64", "--flavor", "m1.small",
+                            "--network", "private", "--security-group", "pilots",
+                            "--availability-zone", "nova", "sg-vm")
+    server = local_cloud.compute.servers[created["id"]]
+    assert server.security_groups == ["pilots"] and server.availability_zone == "nova"
+    quota = {q["Resource"]: q["Limit"] for q in openstack_cli("quota", "show")}
+    assert (quota["instances"], quota["cores"], quota["ram"]) == (10, 20, 51200)
+    zones = {z["Zone Name"] for z in openstack_cli("availability", "zone", "list")}
+    assert "nova" in zones

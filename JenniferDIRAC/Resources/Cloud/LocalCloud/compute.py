@@ -300,6 +300,13 @@ class ComputeState:
         networks = self._resolve_networks(spec.get("networks"))
         groups = [g.get("name", "default") if isinstance(g, dict) else str(g)
                   for g in (spec.get("security_groups") or [{"name": "default"}])]
+        resolved = []
+        for group in groups:  # Nova asks Neutron (by name or id): an unknown group refuses the create
+            try:
+                resolved.append(self.networks.find_security_group(project_id, group).name)
+            except NotFound:
+                raise BadRequest(f"Security group {group} not found for project {project_id}.") from None
+        groups = resolved
         zone = spec.get("availability_zone") or "nova"
         if zone.split(":")[0] != "nova":
             raise BadRequest("The requested availability zone is not available")

@@ -102,6 +102,7 @@ class ComputeAPI(ServiceAPI):
             route("/v2.1/limits", "limits", "GET"),
             route("/v2.1/os-quota-sets/<project_id>", "quota_set", "GET"),
             route("/v2.1/os-availability-zone", "availability_zones", "GET"),
+            route("/v2.1/os-availability-zone/detail", "availability_zones_detail", "GET"),
             route("/v2.1/os-networks", "list_os_networks", "GET"),
             route("/v2.1/os-networks/<network_id>", "show_os_network", "GET"),
             route("/v2.1/images", "list_images", "GET"),
@@ -453,6 +454,16 @@ class ComputeAPI(ServiceAPI):
     def availability_zones(self, call: Call) -> Response:
         return json_response({"availabilityZoneInfo": [
             {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}]})
+
+    def availability_zones_detail(self, call: Call) -> Response:
+        """The zones with their hosts (os-availability-zone/detail, what the CLI lists)."""
+        return json_response({"availabilityZoneInfo": [
+            {"zoneName": "internal", "zoneState": {"available": True},
+             "hosts": {"localcloud-controller": {"nova-conductor": {
+                 "available": True, "active": True, "updated_at": None}}}},
+            {"zoneName": "nova", "zoneState": {"available": True},
+             "hosts": {"localcloud-compute": {"nova-compute": {
+                 "available": True, "active": True, "updated_at": None}}}}]})
 
     # --- Nova's network and image proxies (used by older clients, e.g. libcloud 1.1) --------
     def _nova_network(self, network) -> dict[str, Any]:
