@@ -56,13 +56,17 @@ def test_mariadb_is_shifted(mariadb, expected):
     assert_shifted(float(now), expected, "MariaDB's UNIX_TIMESTAMP()")
 
 
-def test_openssl_checks_certificates_at_the_shifted_time(tmp_path):
-    """A certificate made now for one day is 'not yet valid' for an unshifted OpenSSL: the
-    handshake succeeds only if both the openssl command and this process's libssl are shifted."""
+def test_openssl_checks_certificates_at_the_shifted_time(tmp_path, expected):
+    """The openssl command signs a one-day certificate at the shifted time, and this process's
+    libssl accepts it: to an unshifted libssl it would not be valid yet."""
+    from cryptography import x509
+
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
                    capture_output=True, check=True, timeout=60)
+    not_before = x509.load_pem_x509_certificate(cert.read_bytes()).not_valid_before_utc
+    assert_shifted(not_before.timestamp() + 1, expected, "openssl's notBefore")
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)
     client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
