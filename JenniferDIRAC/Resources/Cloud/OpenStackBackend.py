@@ -2,8 +2,9 @@
 
 One keystoneauth session and one ``openstack.connection.Connection`` per backend, reused for
 every call: keystoneauth caches the token until shortly before it expires and, on a 401,
-re-authenticates once and repeats the request. Image, flavor and network references are resolved
-once and cached (they do not change under a running CE).
+re-authenticates once and repeats the request. Image, flavor and network names are resolved and
+cached for ``reference_ttl`` seconds (sites replace images); an image id is given to Nova as it
+is, without the image service.
 
 Listing is ONE paginated ``GET /servers/detail`` with Nova's server-side name filter
 ``^jdirac-`` (a cheap narrowing only); ownership is decided by the owner metadata of each VM.
