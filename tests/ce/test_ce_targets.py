@@ -34,8 +34,12 @@ def test_security_group_and_zone_options_reach_the_vm(make_target_ce, wrapper, o
 
     unknown = make_target_ce(ce_name="nosuchgroup.local.test", Instance_SecurityGroups="no-such-group")
     refused = unknown.submitJob(wrapper, "", 1)
-    assert not refused["OK"] and "no-such-group" in refused["Message"]
+    assert not refused["OK"]
     assert len(openstack_target.live_servers()) == 1  # nothing created for the refused CE
+    if openstack_target.name == "localcloud":
+        # Nova's 400 names the group; the real side's Neutron (Nova's test fixture) fails the
+        # lookup with a 500 instead, so only the refusal itself is compared there
+        assert "no-such-group" in refused["Message"]
 
 
 @pytest.mark.parametrize("auth", AUTH_KINDS)
