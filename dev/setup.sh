@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 # swig + libssl-dev build M2Crypto, libmariadb-dev + pkg-config build mysqlclient (DIRAC[server]),
 # mariadb-server runs DIRAC's databases in the tests, cloud-init validates rendered user data,
 # bubblewrap confines the VMs LocalCloud boots, faketime runs the time-handling tests a year ahead.
-APT_PACKAGES=(swig libssl-dev libmariadb-dev pkg-config mariadb-server cloud-init bubblewrap faketime)
+# prometheus scrapes the metrics test, chromium + chromium-driver (Selenium) load the fleet page.
+APT_PACKAGES=(swig libssl-dev libmariadb-dev pkg-config mariadb-server cloud-init bubblewrap faketime
+              prometheus chromium chromium-driver)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

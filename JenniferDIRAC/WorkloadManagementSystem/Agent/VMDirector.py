@@ -46,6 +46,10 @@ from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudError
 from JenniferDIRAC.Resources.Cloud.model import VMState
 from JenniferDIRAC.Resources.Cloud.references import pilot_reference
 from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
+from JenniferDIRAC.WorkloadManagementSystem.Monitoring.metrics import (
+    NullDirectorMetrics,
+    start_director_metrics,
+)
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.CEQueues import ce_level_parameters, queue_parameters
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBackoff import (
     BackoffState,
@@ -167,6 +171,8 @@ FLAVOR_PROPERTIES_SECONDS = 86400.0
 
 
 class VMDirector(AgentModule):
+    metrics = NullDirectorMetrics()  # Monitoring/metrics.py; served when MetricsPort is set
+
     def initialize(self):
         self.vos = self.am_getOption("VO", [])
         self.sites = self.am_getOption("Site", [])
@@ -194,6 +200,14 @@ class VMDirector(AgentModule):
         self.backends = {}  # CE name -> (CloudCEConfig, CloudBackend)
         self.flavorProperties = {}  # (CE, flavor name) -> (time read, properties), for accounting
         self.orphanSightings = None  # CE name -> VM names without pilot record last cycle
+        try:
+            self.metrics = start_director_metrics(
+                self.am_getOption("MetricsPort", 0),
+                self.am_getOption("MetricsHost", "127.0.0.1"),
+                lambda url: self.log.notice("VMDirector metrics on", url),
+            )
+        except (ValueError, OSError) as exc:
+            return S_ERROR(f"VMDirector MetricsPort: {exc}")
         return S_OK()
 
     # The orphan sightings of the last cycle survive a restart (a file in the work directory),
@@ -357,7 +371,7 @@ class VMDirector(AgentModule):
             self.backends.pop(ce, None)
             cached[1].close()
         try:
-            backend = make_backend(config)
+            backend = self.metrics.instrument(ce, make_backend(config))
         except CloudError as exc:
             raise _Skip(str(exc)) from None
         self.backends[ce] = (config, backend)
@@ -398,6 +412,8 @@ class VMDirector(AgentModule):
         if not result["OK"]:
             raise _Skip(f"cannot read backoffs: {result['Message']}")
         backoffs = {row["profile"]: BackoffState.from_record(row) for row in result["Value"]}
+        self.metrics.ce_listed(ce, params.get("Site", ""), vms, records, backoffs, now)
+        self.metrics.read_quota(config.openstack.project_name or ce, backend)
 
         view = CEView(
             owner,
@@ -473,6 +489,7 @@ class VMDirector(AgentModule):
                 else:
                     self.log.notice("Deleted VM", f"{action.vm_name} on {ce}: {action.reason}")
             report.deleted, report.delete_failures = len(done), len(deletes) - len(done)
+            self.metrics.deleted(ce, [a.reason for a in done])
             if done:
                 result = self.vmState.markVMsDeleted({a.vm_name: a.reason for a in done})
                 if result["OK"]:
@@ -504,6 +521,7 @@ class VMDirector(AgentModule):
             result = self.vmState.setBackoff(ce, action.profile, action.until, action.reason)
             if result["OK"]:
                 report.backoffs += 1
+                self.metrics.backoff_started(ce, action.profile)
                 self.log.notice(
                     "Backing off",
                     f"{ce} profile {action.profile or '-'} until {action.until}: {action.reason}",

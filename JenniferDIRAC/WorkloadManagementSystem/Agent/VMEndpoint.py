@@ -21,6 +21,7 @@ from __future__ import annotations
 from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.Base.AgentModule import AgentModule
 
+from JenniferDIRAC.WorkloadManagementSystem.Monitoring.metrics import serve_endpoint_metrics
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import SecretFileError, TokenAuthority
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer, ServerBounds, TLSFiles
@@ -122,6 +123,13 @@ class VMEndpoint(AgentModule):
         except OSError as exc:  # includes ssl.SSLError
             return S_ERROR(f"VMEndpoint cannot serve on port {port}: {exc}")
         self.log.notice("VMEndpoint serving", f"{self.server.url} (token secrets from {self.secretFile})")
+        try:
+            self.metricsServer = serve_endpoint_metrics(
+                self.app, self.am_getOption("MetricsPort", 0), self.am_getOption("MetricsHost", "127.0.0.1")
+            )
+        except (ValueError, OSError) as exc:
+            self.server.stop()
+            return S_ERROR(f"VMEndpoint MetricsPort: {exc}")
         if self.server.max_connections < bounds.max_connections:
             self.log.warn(
                 "MaxConnections lowered to fit the open file limit",

@@ -21,11 +21,13 @@ class RefusalLog:
         self._lock = threading.Lock()
         self._window_start: float | None = None
         self._suppressed: Counter[str] = Counter()
+        self.totals: Counter[str] = Counter()  # every refusal by reason (the metrics read it)
 
     def refused(self, reason: str, message: str) -> None:
         """Note one refusal; `reason` is a short category ("invalid token", "rate limit", ...)."""
         now = self._clock()
         with self._lock:
+            self.totals[reason] += 1
             if self._window_start is not None and now - self._window_start < self._interval:
                 self._suppressed[reason] += 1
                 return

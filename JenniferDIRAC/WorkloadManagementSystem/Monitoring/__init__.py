@@ -1,0 +1,1 @@
+"""Prometheus metrics of the VMDirector and the VM endpoint (metrics.py, exposition.py)."""
