@@ -4,16 +4,20 @@
 
 Starts the loopback DIRAC server, a LocalCloud that boots VMs, the cloud site (CE, SiteDirector,
 VMDirector, VM endpoint), submits a job with ``dirac-wms-job-submit`` and follows it: pilot VM
-created, job Done, output sandbox, pilot Done, VM deleted, VM accounted. Everything is stopped at
+created, job Done, output sandbox, pilot Done, VM deleted, VM accounted, and writes the DIRAC
+accounting plots of that job and VM (PNG + CSV, ``--plots``). Everything is stopped at
 the end; ``--keep`` (or a failure) keeps DIR with the logs of every component.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -21,11 +25,13 @@ if __package__ in (None, ""):
     __package__ = "dev.loopback"
 
 from . import jobs
-from .cloudsite import CE, attach_cloud, configure_cloud_site, start_cloud_agents, stop_cloud_agents
+from .cloudsite import CE, SITE, attach_cloud, configure_cloud_site, start_cloud_agents, stop_cloud_agents
 from .server import LoopbackServer
 
 JDL = jobs.job_jdl("demo", "/bin/sh", "-c 'echo hello from $(hostname), a JenniferDIRAC cloud VM'")
 TIMEOUT = 600.0
+#: where the demo's accounting plots stay (the demo's directory is deleted unless --keep)
+PLOTS = Path(__file__).resolve().parents[2] / "var" / "demo-plots"
 
 
 class Step:
@@ -40,10 +46,11 @@ def wait_for(what: str, probe, timeout: float = TIMEOUT):
     return jobs.wait_for(what, probe, timeout)
 
 
-def run(root: Path) -> None:
+def run(root: Path, plots: Path = PLOTS) -> None:
     from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
 
     step = Step()
+    started = datetime.now(timezone.utc).replace(tzinfo=None, second=0, microsecond=0)
     server = LoopbackServer(root, tied_to_parent=True)
     step(f"starting the DIRAC server in {root}")
     state = server.up()
@@ -90,11 +97,38 @@ def run(root: Path) -> None:
             ),
         )
         step(f"VM {vm_name} accounted")
+        for plot in write_accounting_plots(server, plots, started):
+            step(f"accounting plot {plot} (figures in {plot.with_suffix('.csv').name})")
     finally:
         if server.state() is not None:
             stop_cloud_agents_quietly(server)
         cloud.stop()
         server.down()
+
+
+def write_accounting_plots(server: LoopbackServer, directory: Path, since: datetime) -> list[Path]:
+    """The demo's own job and VM as DIRAC accounting plots, once the DataStore has bucketed them."""
+    start, end = since - timedelta(hours=1), datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(minutes=5)
+    checks = [["VirtualMachine", "TotalVMs", "CE", {CE: 1.0}], ["Job", "TotalNumberOfJobs", "Site", {SITE: 1.0}]]
+    probe = json.dumps({"start": start.isoformat(), "end": end.isoformat(), "timeout": 300, "checks": checks})
+    waited = subprocess.run(
+        [sys.executable, "-m", "dev.loopback.accounting_probe"],
+        input=probe, env=server.server_env(), cwd=Path(__file__).resolve().parents[2],
+        capture_output=True, text=True, timeout=360,
+    )
+    if waited.returncode != 0:
+        raise RuntimeError(f"accounting records not in the reports: {(waited.stdout + waited.stderr)[-2000:]}")
+    span = ["--start", start.strftime("%Y-%m-%d %H:%M"), "--end", end.strftime("%Y-%m-%d %H:%M")]
+    plots = []
+    for name, args in (
+        ("demo-vm-walltime-by-ce", ["--plot", "WallTime", "--group", "CE"]),
+        # The demo's job runs for a second: its count shows, its wall time would round to 0.
+        ("demo-job-count-by-site", ["--type", "Job", "--plot", "CumulativeNumberOfJobs", "--group", "Site"]),
+    ):
+        directory.mkdir(parents=True, exist_ok=True)
+        server.run(["dirac-vm-accounting-plot", *args, *span, "--output", str(directory / f"{name}.png")])
+        plots.append(directory / f"{name}.png")
+    return plots
 
 
 def stop_cloud_agents_quietly(server: LoopbackServer) -> None:
@@ -110,10 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", help="directory for everything (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the directory (logs) afterwards")
+    parser.add_argument("--plots", default=str(PLOTS), help=f"accounting plots of the demo (default {PLOTS})")
     args = parser.parse_args(argv)
     root = Path(args.root or tempfile.mkdtemp(prefix="jdirac-demo-")).resolve()
     try:
-        run(root)
+        run(root, Path(args.plots).resolve())
     except Exception as exc:  # noqa: BLE001 - report, keep the logs
         print(f"demo failed: {exc}\nlogs kept in {root / 'logs'}", file=sys.stderr)
         return 1
