@@ -148,6 +148,8 @@ class Fleet:
         """Take VMs a measurement created out of the cloud again (no HTTP, not counted)."""
         for server_id in server_ids:
             self.cloud.compute.delete_server(None, server_id)
+        self.cloud.compute.finish_deletions()  # Nova-like DELETEs stay listed for a while
+        for server_id in server_ids:
             self.cloud.compute.deleted.pop(server_id, None)
 
     def server_ids_named(self, names: set[str]) -> list[str]:
