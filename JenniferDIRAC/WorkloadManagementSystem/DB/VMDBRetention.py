@@ -108,7 +108,7 @@ def purge_vms(db, deleted_before: dt.datetime, batch_size: int = 1000):
         if not names:
             return S_OK(total)
         marks = _marks(names)
-        for table in ("VMLogs", "VMHeartbeats"):
+        for table in _per_vm_tables():
             result = db._update(f"DELETE FROM {table} WHERE `VMName` IN ({marks})", args=names)
             if not result["OK"]:
                 return result
@@ -220,6 +220,13 @@ def _delete_by_names(db, select: str, args: tuple, table: str, batch_size: int):
         total += int(result["Value"])
         if len(names) < batch_size:
             return S_OK(total)
+
+
+def _per_vm_tables() -> list[str]:
+    """The tables with rows of one VM beside its VMs row (logs, heartbeats, and any added since)."""
+    from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import TABLES
+
+    return [name for name, desc in TABLES.items() if name != "VMs" and "VMName" in desc["Fields"]]
 
 
 def _marks(values: list) -> str:
