@@ -70,14 +70,69 @@ def test_just_created_vm_is_never_reported_deleted_and_a_killed_one_is(make_ce, 
     local_cloud.counters.reset()
     status = first.getJobStatus(refs)["Value"]
     assert set(status.values()) <= {PilotStatus.SUBMITTED, PilotStatus.RUNNING}, status
-    assert local_cloud.counters.get(*LISTING) == 1  # listed again after the create
-    assert second.getCEStatus()["OK"] and local_cloud.counters.get(*LISTING) == 1  # shared again
+    assert local_cloud.counters.get(*LISTING) == 0  # the create put its VMs into the held listing
+    assert second.getCEStatus()["OK"] and local_cloud.counters.get(*LISTING) == 0
 
     assert first.killJob(refs[:1])["OK"]
+    local_cloud.counters.reset()
     status = first.getJobStatus(refs)["Value"]
+    assert local_cloud.counters.get(*LISTING) == 0  # the delete marked it in the held listing
     assert status[refs[0]] == PilotStatus.DELETED
     assert status[refs[1]] in (PilotStatus.SUBMITTED, PilotStatus.RUNNING)
     assert len(live_servers(local_cloud)) == 1
+
+
+class PilotAgentsDBView:
+    """PilotAgentsDB at the edge: getPilotInfo answers from a dict of statuses."""
+
+    def __init__(self, statuses):
+        self.statuses = statuses
+
+    def getPilotInfo(self, refs):
+        return {"OK": True, "Value": {r: {"Status": self.statuses[r]} for r in refs if r in self.statuses}}
+
+
+def test_sitedirector_cycle_with_deletions_in_every_ce_lists_the_project_once(
+        make_ce, wrapper, local_cloud, monkeypatch):
+    """SiteDirector's order: cleanupPilots for every queue (each deleting stopped VMs of final
+    pilots), then getJobStatus and getCEStatus, then a submission: one listing for it all."""
+    import JenniferDIRAC.Resources.Computing.CloudComputingElement as module
+
+    local_cloud.compute.set_quota(instances=-1, cores=-1, ram=-1)
+    expected = seed(local_cloud)
+    final = {ref: PilotStatus.DONE for ce in expected.values() for ref, st in ce.items() if st == PilotStatus.DONE}
+    monkeypatch.setattr(module, "getPilotAgentsDB", lambda: PilotAgentsDBView(final))
+    ces = [make_ce(ce_name=name) for name in CE_NAMES]
+    warm(ces, local_cloud)
+
+    deleted = [ce.cleanupPilots()["Value"] for ce in ces]
+    answers = [ce.getJobStatus(list(expected[ce.ceName])) for ce in ces]
+    statuses = [ce.getCEStatus() for ce in ces]
+    refs = ces[0].submitJob(wrapper, "", 1)["Value"]
+    after = ces[0].getJobStatus(refs)["Value"]
+
+    assert deleted == [2] * 4
+    for ce, answer in zip(ces, answers):
+        want = {ref: PilotStatus.DELETED if ref in final else st for ref, st in expected[ce.ceName].items()}
+        assert answer["Value"] == want
+    assert all(s["OK"] and (s["RunningJobs"], s["WaitingJobs"]) == (2, 2) for s in statuses)
+    assert set(after.values()) == {PilotStatus.SUBMITTED}
+    assert local_cloud.counters.get(*LISTING) == 1  # was 1 + one per deleting CE
+    assert local_cloud.counters.total("compute", "DELETE") == 8
+    # what a listing taken now says of the deleted VMs agrees with the held view
+    invalidate_all()
+    fresh = ces[1].getJobStatus(list(expected[CE_NAMES[1]]))["Value"]
+    assert fresh == answers[1]["Value"]
+
+
+def test_uncertain_create_makes_the_next_caller_list_again(make_ce, wrapper, local_cloud):
+    ce = make_ce(ce_name=CE_NAMES[0])
+    assert ce.getJobStatus([])["OK"]
+    local_cloud.faults.drop_connection(service="compute", method="POST", path="/v2.1/servers", times=1)
+    refs = ce.submitJob(wrapper, "", 1)["Value"]
+    local_cloud.counters.reset()
+    assert set(ce.getJobStatus(refs)["Value"].values()) <= {PilotStatus.SUBMITTED, PilotStatus.RUNNING}
+    assert local_cloud.counters.get(*LISTING) == 1
 
 
 def test_creates_read_the_quota_again(make_ce, wrapper, local_cloud):

@@ -182,6 +182,11 @@ def test_site_director_submits_monitors_and_pilots_see_their_reference(site_dire
         env = logged_environment(pilot_log.read_text())
         assert env == {"PILOT_UUID": ref, "DIRAC_PILOT_STAMP": info[ref]["PilotStamp"]}, pilot_log.read_text()[-3000:]
 
+    # a later SiteDirector cycle: the listing held since the submission (it holds the new VMs,
+    # as created) is older than ListingCacheSeconds by then
+    from JenniferDIRAC.Resources.Cloud.sharedlisting import invalidate_all
+
+    invalidate_all()
     assert sd.monitorPilots()["OK"]
     info = pilot_agents_db.getPilotInfo(refs)["Value"]
     assert {info[ref]["Status"] for ref in refs} == {"Done"}

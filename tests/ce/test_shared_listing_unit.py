@@ -186,3 +186,55 @@ def test_waiters_get_errors_that_cannot_be_rebuilt_from_their_arguments():
         for future in (leader, waiter):
             with pytest.raises(ConfigurationError, match="CS option Instance_Flavor: no such flavor"):
                 future.result(DEADLINE_S)
+
+
+def test_amend_changes_the_held_value_and_keeps_its_age():
+    clock, fetch = Clock(), Fetch()
+    shared = SharedValue(clock)
+    assert shared.get(fetch, 10) == 1
+    clock.now += 6
+    shared.amend(lambda value: value + 100)
+    assert shared.get(fetch, 10) == 101 and fetch.calls == 1
+    clock.now += 5  # 11 s after the fetch: the amended value is as old as the listing it came from
+    assert shared.get(fetch, 10) == 2 and fetch.calls == 2
+
+
+def test_amend_with_nothing_held_holds_nothing():
+    clock, fetch = Clock(), Fetch()
+    shared = SharedValue(clock)
+    shared.amend(lambda value: 100)
+    assert shared.get(fetch, 10) == 1
+
+
+def test_fetch_under_way_during_an_amend_is_not_kept():
+    clock = Clock()
+    shared, slow = SharedValue(clock), Fetch(hold=True)
+    assert shared.get(Fetch(), 10) == 1
+    clock.now += 11  # expired: the next caller fetches
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        leader = pool.submit(shared.get, slow, 10)
+        assert slow.started.wait(DEADLINE_S)
+        shared.amend(lambda value: value + 100)  # this process changed something meanwhile
+        slow.release.set()
+        assert leader.result(DEADLINE_S) == 1  # its caller gets what it asked for
+    later = Fetch()
+    later.calls = 41
+    assert shared.get(later, 10) == 42  # the fetch that may predate the change is not served
+
+
+def test_snapshot_adds_created_vms_and_marks_deleted_ones():
+    from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
+    from JenniferDIRAC.Resources.Cloud.sharedlisting import Snapshot
+
+    def vm(i, ce):
+        return VM(id=f"id{i}", name=f"vm{i}", state=VMState.ACTIVE,
+                  metadata=OwnerTags(installation="I", ce=ce).to_metadata())
+
+    snapshot = Snapshot.of([vm(1, "a"), vm(2, "a"), vm(3, "b")])
+    changed = snapshot.with_created([vm(4, "b"), vm(5, "c")]).with_deleting({"id1", "id3"})
+    assert {ce: {n: v.state for n, v in changed.vms_of(ce).items()} for ce in "abc"} == {
+        "a": {"vm1": VMState.DELETING, "vm2": VMState.ACTIVE},
+        "b": {"vm3": VMState.DELETING, "vm4": VMState.ACTIVE},
+        "c": {"vm5": VMState.ACTIVE},
+    }
+    assert snapshot.vms_of("a")["vm1"].state is VMState.ACTIVE  # the shared one is not changed

@@ -8,8 +8,11 @@ URL, the token's project id and the compute endpoint, which differs per region);
 without a scope gets a listing of its own CE only, still reused within the TTL.
 
 Correctness rules:
-- a create or delete made through this process calls ``invalidate()``: a listing taken or
-  started before it is never served afterwards, so a VM just created is never missing;
+- a create or delete made through this process updates the held listing (``created()``,
+  ``deleted()``: the new VMs added, the deleted ones shown DELETING, as Nova lists them for a
+  moment) instead of forgetting it; a listing started before the change is neither kept nor
+  joined, so a VM just created is never missing. A change whose outcome is uncertain (a create
+  that may or may not exist, a delete that failed) calls ``invalidate()``: the next caller lists;
 - callers arriving while a listing is under way wait for it instead of fetching again
   (single flight); an invalidation in between makes later callers start a new one;
 - a failed listing is not kept: its error goes to the callers that waited for it, the next
@@ -22,6 +25,7 @@ Correctness rules:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 import weakref
@@ -31,7 +35,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError
-from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, Quota
+from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, Quota, VMState
 
 if TYPE_CHECKING:
     from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
@@ -85,6 +89,14 @@ class SharedValue(Generic[T]):
         with self._lock:
             self._generation += 1
             self._value, self._fetched_at = None, None
+
+    def amend(self, change: Callable[[T], T]) -> None:
+        """Apply a change this process made to the held value, which keeps its age; a fetch
+        under way may have started before the change: it is neither kept nor joined."""
+        with self._lock:
+            self._generation += 1
+            if self._fetched_at is not None:
+                self._value = change(self._value)  # type: ignore[arg-type]
 
     def get(self, fetch: Callable[[], T], max_age: float, fetcher: object = None) -> T:
         """The held value if younger than `max_age`, else the outcome of one (shared) `fetch()`.
@@ -148,6 +160,29 @@ class Snapshot:
                 groups.setdefault(owner.ce, {})[vm.name] = vm
         return cls({ce: MappingProxyType(group) for ce, group in groups.items()})
 
+    def with_created(self, vms: list[VM]) -> Snapshot:
+        """This listing with VMs just created added to their CE's group."""
+        groups = {ce: dict(group) for ce, group in self.by_ce.items()}
+        for vm in vms:
+            owner = vm.owner
+            if owner is not None:
+                groups.setdefault(owner.ce, {})[vm.name] = vm
+        return Snapshot({ce: MappingProxyType(group) for ce, group in groups.items()})
+
+    def with_deleting(self, vm_ids: set[str]) -> Snapshot:
+        """This listing with the VMs whose delete the cloud accepted shown DELETING."""
+        if not vm_ids:
+            return self
+        groups = {}
+        for ce, group in self.by_ce.items():
+            if any(vm.id in vm_ids for vm in group.values()):
+                group = MappingProxyType({
+                    name: dataclasses.replace(vm, state=VMState.DELETING) if vm.id in vm_ids else vm
+                    for name, vm in group.items()
+                })
+            groups[ce] = group
+        return Snapshot(groups)
+
     def vms_of(self, ce: str) -> Mapping[str, VM]:
         """This CE's VMs by name (read only: the VM objects are shared between CEs)."""
         return self.by_ce.get(ce, _EMPTY)
@@ -173,8 +208,19 @@ class SharedProject:
     def quota(self, backend: CloudBackend, max_age: float) -> Quota:
         return self.limits.get(backend.quota, max_age, fetcher=backend)
 
+    def created(self, vms: list[VM]) -> None:
+        """VMs this process just created: added to the listing; the quota is read again."""
+        self.listing.amend(lambda snapshot: snapshot.with_created(vms))
+        self.limits.invalidate()
+
+    def deleted(self, vm_ids: list[str]) -> None:
+        """VMs whose delete the cloud just accepted: listed DELETING; the quota is read again."""
+        ids = set(vm_ids)
+        self.listing.amend(lambda snapshot: snapshot.with_deleting(ids))
+        self.limits.invalidate()
+
     def invalidate(self) -> None:
-        """After a create or delete: the next listing and quota come from the cloud."""
+        """After a change of uncertain outcome: the next listing and quota come from the cloud."""
         self.listing.invalidate()
         self.limits.invalidate()
 

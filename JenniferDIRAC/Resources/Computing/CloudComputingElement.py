@@ -36,8 +36,9 @@ How it maps DIRAC's CE API onto a cloud
   project, region / compute endpoint and InstallationName) share one listing of the
   installation's VMs and one reading of the quota for ``ListingCacheSeconds``; each CE takes its
   own VMs from it. A SiteDirector cycle then costs about one listing and one ``/limits`` per
-  project instead of two of each per CE. Creates and deletes made by this process invalidate
-  them at once (a VM just created is never reported Deleted); concurrent callers wait for the
+  project instead of two of each per CE. Creates and deletes made by this process update
+  the held listing (a VM just created is never reported Deleted, a deleted one is DELETING; an
+  uncertain outcome makes the next caller list again) and the quota is read again; concurrent callers wait for the
   listing under way instead of fetching again; a failed listing is not kept.
 - ``getJobOutput(ref or "ref:::stamp")``: the VM's console log, followed by the logs the VM
   uploaded to the VM endpoint (kept in VMDB). What exists is returned when the rest is missing
@@ -381,10 +382,14 @@ class CloudComputingElement(DIRACCloudComputingElement):
         """This CE's VMs by name, from a listing made now (for deletions)."""
         return {vm.name: vm for vm in backend.list_vms(self.cloudConfig.owner())}
 
-    def _changed(self, backend):
-        """VMs were deleted here: the shared listing and quota are out of date."""
+    def _changed(self, backend, vm_ids, errors):
+        """VMs were deleted here: the shared listing shows them DELETING; if any delete failed
+        or raised (`errors` None), it and the quota are read again."""
         try:
-            self._project(backend).invalidate()
+            if errors is None or errors:
+                self._project(backend).invalidate()
+            else:
+                self._project(backend).deleted(vm_ids)
         except CloudError as exc:  # the project cannot even be identified: the cloud is down
             self.log.verbose("Shared listing not invalidated", f"{self.ceName}: {exc}")
 
@@ -487,9 +492,15 @@ class CloudComputingElement(DIRACCloudComputingElement):
 
         profile = self._profile()
         endpointURL, tokens = self._endpoint()
-        specs, stamps = [], {}
+        bootstrap = tokens is not None and self._vmdb() is not None
+        if tokens is not None and not bootstrap:
+            self.log.warn("No VM database: the pilot wrapper goes in user data (no bootstrap fetch)", self.ceName)
+        specs, stamps, sealed = [], {}, {}
         for name in names:
             reference, stamp = pilot_reference(self.ceName, name), make_stamp()
+            token = tokens.issue_for_vm(name, config.context_max_lifetime) if tokens else ""
+            if bootstrap:
+                sealed[name], token = self._sealBootstrap(tokens, name, token, wrapper)
             context = PilotContext(
                 pilot_reference=reference,
                 pilot_stamp=stamp,
@@ -500,8 +511,9 @@ class CloudComputingElement(DIRACCloudComputingElement):
                 vo=config.vo,
                 max_lifetime=config.context_max_lifetime,
                 endpoint_url=endpointURL,
-                endpoint_token=tokens.issue_for_vm(name, config.context_max_lifetime) if tokens else "",
+                endpoint_token=token,
                 extra_packages=config.context_ext_packages,
+                bootstrap=bootstrap,
             )
             stamps[name] = stamp
             metadata = {**config.extra_metadata, **self._owner(stamp).to_metadata()}
@@ -523,17 +535,26 @@ class CloudComputingElement(DIRACCloudComputingElement):
         # The VM database knows each VM before the cloud does: a VM whose create outcome is
         # uncertain is then never mistaken for a stranger by the VMDirector.
         self._recordVMs({spec.name: "" for spec in specs}, stamps, flavor)
+        unsealed = [name for name, data in sealed.items() if not self._vmdbCall("storeBootstrap", name, data)]
+        if unsealed:
+            reason = "its bootstrap (the pilot wrapper) could not be stored in VMDB"
+            self._vmdbCall("markVMsDeleted", {n: {"reason": reason, "failure_kind": FailureKind.CLOUD_FAULT.value} for n in unsealed})
+            return S_ERROR(f"submitJob: no VM created on {self.ceName}: {reason}")
         self._remember(appearing=names)
+        submission = None
         try:
             submission = self._create(backend, specs)
             stale = {o.stale for o in submission.failed if o.stale}
             if stale:
                 submission = self._retryWithFreshIds(backend, submission, stale)
         finally:
-            # before any reference is returned: a listing that may predate a create (or a quota
-            # refusal) is never used again
+            # before any reference is returned: the shared listing holds the new VMs (a listing
+            # that may predate the create is never used again); an uncertain create: listed again
             try:
-                project.invalidate()
+                if submission is None or any(o.uncertain or o.recreated for o in submission.outcomes):
+                    project.invalidate()
+                else:
+                    project.created([o.vm for o in submission.created])
             except Exception as exc:  # noqa: BLE001 - the VMs exist: return them whatever happens here
                 self.log.warn("Shared listing not invalidated", f"{self.ceName}: {exc!r}")
         for outcome in submission.failed:
@@ -614,6 +635,14 @@ class CloudComputingElement(DIRACCloudComputingElement):
         self.log.info("Starting the probe VM after a backoff", f"{self.ceName}: {names[0]}")
         return names[:1]
 
+    @staticmethod
+    def _sealBootstrap(tokens, name: str, report_token: str, wrapper: str) -> tuple[bytes, str]:
+        """(sealed wrapper and report token for VMDB, the one-time token for user data)."""
+        from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBootstrap import bootstrap_body, seal
+
+        bootstrap_token = tokens.issue_bootstrap(name)
+        return seal(bootstrap_token, name, bootstrap_body(report_token, wrapper.encode("utf-8"))), bootstrap_token
+
     def _endpoint(self):
         """(URL, TokenAuthority) of the VM endpoint the VMs report to; ("", None) when none is
         configured (Context_EndpointURL / Context_TokenSecretFile, else /Resources/Cloud/Endpoint)."""
@@ -622,6 +651,13 @@ class CloudComputingElement(DIRACCloudComputingElement):
 
         settings = endpoint_settings(self.ceParameters)
         if not settings.enabled:
+            if not getattr(self, "_noEndpointWarned", False):
+                self._noEndpointWarned = True
+                self.log.warn(
+                    "No contextualization endpoint: the pilot wrapper and its proxy go in user data, readable by"
+                    " every process of the VM",
+                    f"{self.ceName}: set /Resources/Cloud/Endpoint/URL (or the CE's Context_EndpointURL)",
+                )
             return "", None
         if not settings.token_secret_file:
             raise ConfigurationError("Context_TokenSecretFile", f"the VM endpoint {settings.url} needs a token secret file")
@@ -745,11 +781,12 @@ class CloudComputingElement(DIRACCloudComputingElement):
         vms = self._freshOwnVMs(backend)
         self._remember(settled=names.values())
         ids = [vms[name].id for name in names.values() if name in vms]
+        errors = None
         try:
             errors = backend.delete_vms(ids) if ids else {}
         finally:
             if ids:
-                self._changed(backend)
+                self._changed(backend, ids, errors)
         if errors:
             detail = "; ".join(f"{vm_id}: {error}" for vm_id, error in sorted(errors.items()))
             return S_ERROR(f"killJob: {len(errors)} VM(s) not deleted on {self.ceName}: {detail}")
@@ -805,10 +842,11 @@ class CloudComputingElement(DIRACCloudComputingElement):
         ]
         if not seen:
             return S_OK(0)
+        ids, errors = [stopped[ref].id for ref in seen], None
         try:
-            errors = backend.delete_vms([stopped[ref].id for ref in seen])
+            errors = backend.delete_vms(ids)
         finally:
-            self._changed(backend)
+            self._changed(backend, ids, errors)
         for vm_id, error in errors.items():
             self.log.warn("Could not delete a stopped VM", f"{self.ceName} {vm_id}: {error}")
         deleted = len(seen) - len(errors)
