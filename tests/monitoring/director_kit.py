@@ -24,11 +24,30 @@ def start_director(world: World, port: int) -> subprocess.Popen:
     cfg = world.tmp / "agent.cfg"
     text = world.cfg().replace("PollingTime = 60", f"PollingTime = 1\n        MetricsPort = {port}", 1)
     cfg.write_text(text)
+    return _agent(world, "WorkloadManagement/VMDirector", cfg, "director.log")
+
+
+def start_endpoint(world: World, port: int, metrics_port: int, secret: Path) -> subprocess.Popen:
+    """The VM endpoint agent (plain HTTP on loopback) with MetricsPort = `metrics_port`, logging
+    to endpoint.log; VMDB is the World's."""
+    cfg = world.tmp / "endpoint.cfg"
+    section = (
+        "    Agents\n    {\n      VMEndpoint\n      {\n        PollingTime = 2\n        Host = 127.0.0.1\n"
+        f"        Port = {port}\n        UseTLS = no\n        TokenSecretFile = {secret}\n"
+        f"        MetricsPort = {metrics_port}\n      }}\n"
+    )
+    text = world.cfg()
+    assert text.count("    Agents\n    {\n") == 1
+    cfg.write_text(text.replace("    Agents\n    {\n", section, 1))
+    return _agent(world, "WorkloadManagement/VMEndpoint", cfg, "endpoint.log")
+
+
+def _agent(world: World, agent: str, cfg: Path, log_name: str) -> subprocess.Popen:
     env = dict(os.environ, DIRAC_ROOT_PATH=str(world.root))
     env.pop("DIRACSYSCONFIG", None)
-    log = open(world.tmp / "director.log", "wb")  # noqa: SIM115 - the process owns it
+    log = open(world.tmp / log_name, "wb")  # noqa: SIM115 - the process owns it
     return subprocess.Popen(
-        [str(DIRAC_AGENT), "WorkloadManagement/VMDirector", "--cfg", str(cfg), "-o", "LogOutputs=stdout"],
+        [str(DIRAC_AGENT), agent, "--cfg", str(cfg), "-o", "LogOutputs=stdout"],
         cwd=world.root,
         env=env,
         stdout=log,

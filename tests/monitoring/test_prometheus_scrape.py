@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from director_kit import CE, INSTALLATION, SITE, failed_create, start_director, stop
+from director_kit import CE, INSTALLATION, SITE, failed_create, start_director, start_endpoint, stop
 from promkit import Prometheus, free_port
 
 
@@ -24,11 +24,7 @@ def post(url: str, token: str) -> int:
 
 
 def test_prometheus_sees_the_fleet_as_cloud_and_vmdb_have_it(world, local_cloud, tmp_path):
-    from JenniferDIRAC.WorkloadManagementSystem.Monitoring.metrics import serve_endpoint_metrics
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
-    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import VMEndpointApp
-    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer
-    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStateStore
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority, create_secret_file
 
     hour = 3600
     world.add_vm("healthy", "ACTIVE", 600, started_after=45, pilot="Running", pilot_age=60)
@@ -39,22 +35,28 @@ def test_prometheus_sees_the_fleet_as_cloud_and_vmdb_have_it(world, local_cloud,
     failed_create(world, "capacity")
     local_cloud.compute.set_quota(local_cloud.project_id, instances=7)
 
-    # the endpoint, with its metrics on a port of their own
-    authority = TokenAuthority([b"s" * 32])
-    app = VMEndpointApp(authority, VMStateStore())
-    endpoint = EndpointServer(app, "127.0.0.1", 0)
-    endpoint.start()
-    endpoint_metrics_port = free_port()
-    exposition = serve_endpoint_metrics(app, endpoint_metrics_port, "127.0.0.1")
+    # the endpoint agent, with its metrics on a port of their own
+    secret = tmp_path / "endpoint.secret"
+    create_secret_file(secret)
+    authority = TokenAuthority.from_secret_file(secret)
+    endpoint_port, endpoint_metrics_port = free_port(), free_port()
+    endpoint = start_endpoint(world, endpoint_port, endpoint_metrics_port, secret)
     director_port = free_port()
     director = start_director(world, director_port)
-    prometheus = Prometheus(
-        tmp_path / "prometheus",
-        {"vmdirector": f"127.0.0.1:{director_port}", "vmendpoint": f"127.0.0.1:{endpoint_metrics_port}"},
-    )
+    prometheus = None
     try:
+        prometheus = Prometheus(
+            tmp_path / "prometheus",
+            {"vmdirector": f"127.0.0.1:{director_port}", "vmendpoint": f"127.0.0.1:{endpoint_metrics_port}"},
+        )
         healthy = world.names["healthy"]
-        hb_url = f"{endpoint.url}/vm/v1/{healthy}/heartbeat"
+        prometheus.wait_for(
+            lambda: prometheus.value('up{job="vmendpoint"}') == 1,
+            90,
+            "the endpoint agent up",
+            lambda: (world.tmp / "endpoint.log").read_text()[-3000:],
+        )
+        hb_url = f"http://127.0.0.1:{endpoint_port}/vm/v1/{healthy}/heartbeat"
         assert post(hb_url, authority.issue_for_vm(healthy, 86400)) == 204
         assert post(hb_url, authority.issue_for_vm(healthy, 86400)) == 429  # too early
         for _ in range(3):
@@ -157,8 +159,7 @@ def test_prometheus_sees_the_fleet_as_cloud_and_vmdb_have_it(world, local_cloud,
         assert heartbeats is not None
         assert prometheus.value('up{job="vmdirector"}') == 1 and prometheus.value('up{job="vmendpoint"}') == 1
     finally:
-        prometheus.stop()
+        if prometheus is not None:
+            prometheus.stop()
         stop(director)
-        if exposition is not None:
-            exposition.shutdown()
-        endpoint.stop()
+        stop(endpoint)
