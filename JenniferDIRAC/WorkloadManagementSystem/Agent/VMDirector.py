@@ -425,10 +425,21 @@ class VMDirector(AgentModule):
             thresholds,
             self.orphanSightings.get(ce, frozenset()),
             queue_thresholds=queueThresholds,
+            bootstrap_replayed=self._bootstrapReplayed(),
         )
         decision = decide(view)
         self.orphanSightings[ce] = decision.orphan_sightings
         self._apply(ce, backend, decision, report, params, thresholds)
+
+    def _bootstrapReplayed(self) -> frozenset[str]:
+        """VMs whose one-time bootstrap token was presented again (VMDB incidents); and the
+        wrappers of ended VMs that never fetched theirs are forgotten."""
+        self.vmState.forgetEndedBootstraps()
+        result = self.vmState.getBootstrapIncidents()
+        if not result["OK"]:
+            self.log.warn("Cannot read bootstrap incidents", result["Message"])
+            return frozenset()
+        return frozenset(result["Value"])
 
     def _vmRecords(self, ce: str) -> dict[str, VMRecord]:
         records = {}

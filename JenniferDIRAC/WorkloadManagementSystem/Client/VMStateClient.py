@@ -193,6 +193,23 @@ class VMStateClient:
     def getLogInfo(self, vm_name: str):
         return self._call("getLogInfo", vm_name)
 
+    # --- the one-time bootstrap fetch ---------------------------------------------------------
+    def storeBootstrap(self, vm_name: str, sealed: bytes):
+        return self._call("storeBootstrap", vm_name, bytes(sealed))
+
+    def claimBootstrap(self, vm_name: str):
+        """S_OK(sealed bytes) to the first caller, S_OK(None) (a recorded replay) to later ones."""
+        result = self._call("claimBootstrap", vm_name)
+        if result["OK"] and result["Value"] is not None:
+            result["Value"] = _bytes(result["Value"])
+        return result
+
+    def getBootstrapIncidents(self):
+        return self._call("getBootstrapIncidents")
+
+    def forgetEndedBootstraps(self):
+        return self._call("forgetEndedBootstraps")
+
     # --- accounting and housekeeping ---------------------------------------------------------
     def getAccountingRecords(self, ce: str | None = None, limit: int | None = 1000):
         return self._call("getAccountingRecords", ce, limit)

@@ -11,6 +11,8 @@ Tables (created on first connection, like DIRAC's TaskQueueDB; ``VMDB.sql`` is w
   ends, the reason, a failure counter and the probe VM that is allowed to run meanwhile.
 - ``VMLogs``: the last ``MaxLogBytes`` bytes of each log a VM uploaded, per kind.
 - ``VMHeartbeats``: the most recent ``MaxHeartbeats`` heartbeats of each VM.
+- ``VMBootstrap``: the sealed pilot wrapper each VM fetches once at boot, when it was fetched and
+  how many times its bootstrap token was presented again (incidents).
 
 Upgrades: a database made by an older version gets the columns added since (``UPGRADES``,
 ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``) on the first connection of the new version; the
@@ -124,6 +126,19 @@ TABLES = {
         },
         "PrimaryKey": "HeartbeatID",
         "Indexes": {"VMTime": ["VMName", "HeartbeatTime"]},
+    },
+    # The sealed pilot wrapper a VM fetches once at boot (Utilities/VMBootstrap.py). Added after
+    # v0.1.0: an older database gets it as a missing table on the first connection.
+    "VMBootstrap": {
+        "Fields": {
+            "VMName": "VARCHAR(128) NOT NULL",
+            "Sealed": "MEDIUMBLOB NULL",
+            "Created": "DATETIME NOT NULL",
+            "Spent": "DATETIME NULL DEFAULT NULL",
+            "Replays": "INT UNSIGNED NOT NULL DEFAULT 0",
+            "LastReplay": "DATETIME NULL DEFAULT NULL",
+        },
+        "PrimaryKey": "VMName",
     },
 }
 
@@ -624,6 +639,65 @@ class VMDB(DB):
             args=(vm_name, kind, kept, size),
         )
 
+    # --- the one-time bootstrap fetch ---------------------------------------------------------
+    def storeBootstrap(self, vm_name: str, sealed: bytes):
+        """Keep the sealed wrapper ``vm_name`` fetches once at boot (replaces an unspent one)."""
+        result = self._requireVM(vm_name)
+        if not result["OK"]:
+            return result
+        if not isinstance(sealed, (bytes, bytearray)) or not sealed:
+            return S_ERROR("storeBootstrap: sealed must be non-empty bytes")
+        return self._update(
+            "INSERT INTO VMBootstrap (`VMName`, `Sealed`, `Created`) VALUES (%s, %s, UTC_TIMESTAMP()) "
+            "ON DUPLICATE KEY UPDATE `Sealed` = IF(`Spent` IS NULL, VALUES(`Sealed`), NULL)",
+            args=(vm_name, bytes(sealed)),
+        )
+
+    def claimBootstrap(self, vm_name: str):
+        """The first caller gets S_OK(sealed bytes) and the wrapper is forgotten; every later one
+        gets S_OK(None) and is counted as a replay (an incident the VMDirector acts on)."""
+        result = self._update(
+            "UPDATE VMBootstrap SET `Spent` = UTC_TIMESTAMP() WHERE `VMName` = %s AND `Spent` IS NULL",
+            args=(vm_name,),
+        )
+        if not result["OK"]:
+            return result
+        if result["Value"] != 1:
+            result = self._update(
+                "UPDATE VMBootstrap SET `Replays` = `Replays` + 1, `LastReplay` = UTC_TIMESTAMP() WHERE `VMName` = %s",
+                args=(vm_name,),
+            )
+            if not result["OK"]:
+                return result
+            if result["Value"] != 1:
+                return S_ERROR(f"unknown VM {vm_name!r}: no bootstrap recorded")
+            return S_OK(None)
+        result = self._query("SELECT `Sealed` FROM VMBootstrap WHERE `VMName` = %s", args=(vm_name,))
+        if not result["OK"]:
+            return result
+        sealed = result["Value"][0][0] if result["Value"] else None
+        forget = self._update("UPDATE VMBootstrap SET `Sealed` = NULL WHERE `VMName` = %s", args=(vm_name,))
+        if not forget["OK"]:
+            return forget
+        return S_OK(bytes(sealed) if sealed is not None else None)
+
+    def getBootstrapIncidents(self):
+        """S_OK({VM name: replays}) of VMs not yet deleted whose bootstrap token was presented again."""
+        result = self._query(
+            "SELECT b.`VMName`, b.`Replays` FROM VMBootstrap b JOIN VMs v ON v.`VMName` = b.`VMName` "
+            "WHERE b.`Replays` > 0 AND v.`Deleted` IS NULL"
+        )
+        if not result["OK"]:
+            return result
+        return S_OK({row[0]: int(row[1]) for row in result["Value"]})
+
+    def forgetEndedBootstraps(self):
+        """Drop the wrappers of VMs that ended without fetching theirs. S_OK(rows changed)."""
+        return self._update(
+            "UPDATE VMBootstrap b JOIN VMs v ON v.`VMName` = b.`VMName` SET b.`Sealed` = NULL "
+            "WHERE b.`Sealed` IS NOT NULL AND v.`Deleted` IS NOT NULL"
+        )
+
     def getLogs(self, vm_name: str):
         """S_OK({kind: bytes}) of the logs a VM uploaded (possibly truncated at the front)."""
         result = self._query("SELECT `Kind`, `Content` FROM VMLogs WHERE `VMName` = %s", args=(vm_name,))
@@ -687,7 +761,7 @@ class VMDB(DB):
         names = [row[0] for row in result["Value"]]
         for chunk in _chunks(names):
             marks = _placeholders(len(chunk))
-            for table in ("VMLogs", "VMHeartbeats", "VMs"):
+            for table in ("VMLogs", "VMHeartbeats", "VMBootstrap", "VMs"):
                 res = self._update(f"DELETE FROM {table} WHERE `VMName` IN ({marks})", args=chunk)
                 if not res["OK"]:
                     return res

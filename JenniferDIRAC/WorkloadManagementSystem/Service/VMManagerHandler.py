@@ -169,6 +169,35 @@ class VMManagerHandler(RequestHandler):
     def export_getLogInfo(cls, vmName):
         return cls.vmDB.getLogInfo(vmName)
 
+    # --- the one-time bootstrap fetch ---------------------------------------------------------
+    types_storeBootstrap = [str, [bytes, str]]
+    auth_storeBootstrap = WRITERS
+
+    @classmethod
+    def export_storeBootstrap(cls, vmName, sealed):
+        return cls.vmDB.storeBootstrap(vmName, as_bytes(sealed))
+
+    types_claimBootstrap = [str]
+    auth_claimBootstrap = WRITERS
+
+    @classmethod
+    def export_claimBootstrap(cls, vmName):
+        return cls.vmDB.claimBootstrap(vmName)
+
+    types_getBootstrapIncidents = []
+    auth_getBootstrapIncidents = READERS
+
+    @classmethod
+    def export_getBootstrapIncidents(cls):
+        return cls.vmDB.getBootstrapIncidents()
+
+    types_forgetEndedBootstraps = []
+    auth_forgetEndedBootstraps = WRITERS
+
+    @classmethod
+    def export_forgetEndedBootstraps(cls):
+        return cls.vmDB.forgetEndedBootstraps()
+
     # --- accounting and housekeeping ---------------------------------------------------------
     types_getAccountingRecords = []
     auth_getAccountingRecords = READERS

@@ -150,6 +150,9 @@ class CEView:
     orphan_sightings: frozenset[str] = frozenset()  # VM names that were orphan candidates last cycle
     #: each queue's thresholds (its options over the CE's), for the VMs submitted for it
     queue_thresholds: Mapping[str, Thresholds] = field(default_factory=dict)
+    #: VMs whose one-time bootstrap token was presented again (VMDB incidents): someone else
+    #: holds what the VM was given
+    bootstrap_replayed: frozenset[str] = frozenset()
 
     def thresholds_of(self, vm: VM) -> Thresholds:
         """The thresholds of the queue `vm` was submitted for (its owner metadata); the CE
@@ -240,6 +243,9 @@ def _judge(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEV
         if _seconds(now, vm.updated or born) > th.deleting_timeout:
             return _Verdict(f"still deleting after {th.deleting_timeout:.0f} s")
         return None
+
+    if vm.name in view.bootstrap_replayed:
+        return _Verdict("bootstrap replayed", FAILED, now)
 
     if vm.state is VMState.SHUTOFF:
         ended = vm.updated or now

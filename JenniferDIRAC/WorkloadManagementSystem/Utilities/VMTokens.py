@@ -6,6 +6,11 @@ holds nothing that works for another VM or after its lifetime (no certificate, n
 
 Token text: ``jdv1.<vm name>.<expiry, unix seconds>.<base64url HMAC>``.
 
+Two scopes, signed under different contexts so that neither verifies as the other: ``jdv1``
+tokens write one VM's reports (heartbeats, logs, shutdown message); ``jdb1`` bootstrap tokens
+fetch one VM's pilot wrapper once (the endpoint marks them spent in VMDB). Only the bootstrap
+token travels in user data; the report token is handed out by the bootstrap fetch.
+
 The secret file holds one secret per line (at least 32 characters each; ``#`` comments and blank
 lines ignored). The first secret signs new tokens; all of them verify, so an administrator rotates
 by adding a new first line and removing the old one after the longest VM lifetime.
@@ -25,6 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TOKEN_PREFIX = "jdv1"
+BOOTSTRAP_PREFIX = "jdb1"
+#: A bootstrap token is only good for the boot itself: long enough for a slow image to start.
+BOOTSTRAP_LIFETIME_SECONDS = 3600
 MIN_SECRET_CHARS = 32
 #: VM names a token can carry: no dots, so the token splits unambiguously. Always used with
 #: fullmatch (``$`` would let a trailing newline through).
@@ -32,6 +40,7 @@ VM_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: The expiry: ASCII digits only (str.isdigit() also accepts superscripts, which int() refuses).
 _EXPIRY_PATTERN = re.compile(r"[0-9]{1,12}")
 _SIGNATURE_CONTEXT = b"jdirac-vm-token/v1"
+_CONTEXTS = {TOKEN_PREFIX: _SIGNATURE_CONTEXT, BOOTSTRAP_PREFIX: b"jdirac-vm-bootstrap/v1"}
 _MAX_TOKEN_CHARS = 256
 #: A VM's token outlives its maximum lifetime by this much, so a late shutdown message still counts.
 TOKEN_GRACE_SECONDS = 3600
@@ -57,6 +66,7 @@ class SecretFileError(Exception):
 class VMToken:
     vm_name: str
     expires: int  # unix seconds
+    scope: str = TOKEN_PREFIX  # TOKEN_PREFIX (reports) or BOOTSTRAP_PREFIX
 
 
 def _b64(data: bytes) -> str:
@@ -79,29 +89,35 @@ class TokenAuthority:
     def from_secret_file(cls, path: str | os.PathLike, clock: Callable[[], float] = time.time) -> TokenAuthority:
         return cls(read_secret_file(path), clock=clock)
 
-    def _sign(self, secret: bytes, vm_name: str, expires: int) -> str:
-        message = b"|".join((_SIGNATURE_CONTEXT, vm_name.encode("ascii"), str(expires).encode("ascii")))
+    def _sign(self, secret: bytes, vm_name: str, expires: int, scope: str = TOKEN_PREFIX) -> str:
+        message = b"|".join((_CONTEXTS[scope], vm_name.encode("ascii"), str(expires).encode("ascii")))
         return _b64(hmac.new(secret, message, hashlib.sha256).digest())
 
-    def issue(self, vm_name: str, lifetime_seconds: int) -> str:
-        """A token for `vm_name`, valid for `lifetime_seconds` from now."""
+    def issue(self, vm_name: str, lifetime_seconds: int, scope: str = TOKEN_PREFIX) -> str:
+        """A token of `scope` for `vm_name`, valid for `lifetime_seconds` from now."""
         if not isinstance(vm_name, str) or not VM_NAME_PATTERN.fullmatch(vm_name):
             raise ValueError(f"VM name {vm_name!r} cannot carry a token (allowed: {VM_NAME_PATTERN.pattern})")
         if lifetime_seconds <= 0:
             raise ValueError("token lifetime must be positive")
+        if scope not in _CONTEXTS:
+            raise ValueError(f"unknown token scope {scope!r}")
         expires = int(self._clock()) + int(lifetime_seconds)
-        return f"{TOKEN_PREFIX}.{vm_name}.{expires}.{self._sign(self._secrets[0], vm_name, expires)}"
+        return f"{scope}.{vm_name}.{expires}.{self._sign(self._secrets[0], vm_name, expires, scope)}"
 
     def issue_for_vm(self, vm_name: str, max_lifetime_seconds: int) -> str:
         """The token the CE puts in a VM's user data: valid for the VM's lifetime plus a grace."""
         return self.issue(vm_name, int(max_lifetime_seconds) + TOKEN_GRACE_SECONDS)
 
-    def verify(self, token: str) -> VMToken:
-        """The VM a token was issued for; raises TokenInvalid or TokenExpired."""
+    def issue_bootstrap(self, vm_name: str, lifetime_seconds: int = BOOTSTRAP_LIFETIME_SECONDS) -> str:
+        """The one-time token a VM's user data carries to fetch its pilot wrapper."""
+        return self.issue(vm_name, lifetime_seconds, scope=BOOTSTRAP_PREFIX)
+
+    def verify(self, token: str, scope: str = TOKEN_PREFIX) -> VMToken:
+        """The VM a token of `scope` was issued for; raises TokenInvalid or TokenExpired."""
         if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN_CHARS:
             raise TokenInvalid("malformed token")
         parts = token.split(".")
-        if len(parts) != 4 or parts[0] != TOKEN_PREFIX:
+        if len(parts) != 4 or parts[0] != scope or scope not in _CONTEXTS:
             raise TokenInvalid("malformed token")
         _, vm_name, expires_text, signature = parts
         if not VM_NAME_PATTERN.fullmatch(vm_name) or not _EXPIRY_PATTERN.fullmatch(expires_text):
@@ -111,13 +127,13 @@ class TokenAuthority:
         # Check every secret without stopping early, so timing says nothing about which matched.
         matched = False
         for secret in self._secrets:
-            expected = self._sign(secret, vm_name, expires).encode("ascii")
+            expected = self._sign(secret, vm_name, expires, scope).encode("ascii")
             matched |= hmac.compare_digest(expected, presented)
         if not matched:
             raise TokenInvalid("token signature does not verify")
         if expires <= self._clock():
             raise TokenExpired(f"token for {vm_name} expired")
-        return VMToken(vm_name=vm_name, expires=expires)
+        return VMToken(vm_name=vm_name, expires=expires, scope=scope)
 
 
 def read_secret_file(path: str | os.PathLike) -> list[bytes]:

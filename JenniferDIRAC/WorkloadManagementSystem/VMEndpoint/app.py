@@ -9,6 +9,9 @@ own VM in the path; a VM can read or write nothing of another VM.
     PUT  /vm/v1/<vm>/shutdown_message     body: "<code> <text>"         -> 204 (the first one is kept)
     GET  /vm/v1/<vm>/context/<name>       contextualization file        -> 200
                                           (``shutdowntime``: end of the VM's lifetime, unix s)
+    GET  /vm/v1/<vm>/bootstrap            bootstrap token (scope jdb1)  -> 200 the report token
+                                          and the pilot wrapper, once; 410 to every later call
+                                          (recorded in VMDB as an incident of that VM)
     GET  /health                          no authentication, no limits  -> 200
 
 Refusals: 400 malformed or incomplete body; 401 missing, malformed, forged or expired token; 403
@@ -46,7 +49,10 @@ from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import (
     TokenError,
     TokenExpired,
     VMToken,
+    BOOTSTRAP_PREFIX,
+    TOKEN_PREFIX,
 )
+from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBootstrap import SealError, unseal
 
 from .body import BodyError, read_body
 from .limits import EndpointLimits, PerVMAdmission, Refused
@@ -59,11 +65,11 @@ __all__ = ["API_PREFIX", "SAFE_NAME", "EndpointLimits", "VMEndpointApp"]
 API_PREFIX = "/vm/v1/"
 #: Always used with fullmatch: ``$`` would accept a trailing newline.
 _PATH = re.compile(
-    r"/vm/v1/(?P<vm>[^/]+)/(?:(?P<simple>heartbeat|shutdown_message)|(?P<area>logs|context)/(?P<name>[^/]+))"
+    r"/vm/v1/(?P<vm>[^/]+)/(?:(?P<simple>heartbeat|shutdown_message|bootstrap)|(?P<area>logs|context)/(?P<name>[^/]+))"
 )
 #: Log and context file names: no path separators, no leading dot, bounded length.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
-_METHODS = {"heartbeat": "POST", "shutdown_message": "PUT", "logs": "PUT", "context": "GET"}
+_METHODS = {"heartbeat": "POST", "shutdown_message": "PUT", "logs": "PUT", "context": "GET", "bootstrap": "GET"}
 _HEARTBEAT_BODY_BYTES = 256
 _SHUTDOWN_BODY_BYTES = 1024
 
@@ -203,9 +209,13 @@ class VMEndpointApp:
         if method != _METHODS[operation]:
             return _text(405, "method not allowed", Allow=_METHODS[operation])
 
-        token = self._authenticate(headers, vm_name, scope.get("client"))
+        scope_wanted = BOOTSTRAP_PREFIX if operation == "bootstrap" else TOKEN_PREFIX
+        token = self._authenticate(headers, vm_name, scope.get("client"), scope_wanted)
         self._admit(vm_name)
         try:
+            if operation == "bootstrap":
+                return await self._bootstrap(vm_name, headers.get("authorization", "").partition(" ")[2].strip(),
+                                             scope.get("client"))
             if operation == "context":
                 return await self._context(token, name)
             if operation == "heartbeat":
@@ -221,14 +231,14 @@ class VMEndpointApp:
             self.admission.release(vm_name)
 
     # --- admission -------------------------------------------------------------------------------
-    def _authenticate(self, headers: Headers, vm_name: str, client) -> VMToken:
+    def _authenticate(self, headers: Headers, vm_name: str, client, scope: str = TOKEN_PREFIX) -> VMToken:
         scheme, _, token = headers.get("authorization", "").partition(" ")
         token = token.strip()
         where = client[0] if client else "?"
         if scheme.lower() != "bearer" or not token:
             raise _Refusal(_text(401, "a bearer token is required", **{"WWW-Authenticate": 'Bearer realm="jdirac-vm"'}))
         try:
-            verified = self.authority.verify(token)
+            verified = self.authority.verify(token, scope)
         except TokenExpired:
             self.refusals.refused("expired token", f"expired token presented for {vm_name} from {where}")
             raise _Refusal(_text(401, "token expired")) from None
@@ -328,6 +338,24 @@ class VMEndpointApp:
                 self._log_sizes[vm_name] = sizes
         self._touch(vm_name)
         return Response(status_code=204)
+
+    async def _bootstrap(self, vm_name: str, bootstrap_token: str, client) -> Response:
+        """The first call gets the sealed wrapper (then gone from VMDB); any later one is a
+        replay: refused, and recorded by the store as an incident of this VM."""
+        async with self._vm_lock(vm_name):
+            sealed = await self._in_thread(self.store.claim_bootstrap, vm_name)
+        if sealed is None:
+            where = client[0] if client else "?"
+            self.refusals.refused("bootstrap replayed", f"bootstrap token of {vm_name} presented again from {where}")
+            return _text(410, "this VM's bootstrap was already fetched; the incident is recorded")
+        try:
+            body = unseal(bootstrap_token, vm_name, sealed)
+        except SealError as exc:
+            self.log("error", str(exc))
+            return _text(500, "internal error")
+        self.log("info", f"{vm_name} fetched its bootstrap")
+        self._touch(vm_name)
+        return Response(body, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
 
     async def _context(self, token: VMToken, name: str) -> Response:
         if name == "shutdowntime":

@@ -56,6 +56,10 @@ class VMRecordStore(Protocol):
         """Bytes currently stored per log kind of a VM."""
         ...
 
+    def claim_bootstrap(self, vm_name: str) -> bytes | None:
+        """The sealed bootstrap to the first caller; None (a replay, recorded) to any later one."""
+        ...
+
 
 class VMStateStore:
     """VMRecordStore over VMStateClient's S_OK/S_ERROR API."""
@@ -90,6 +94,9 @@ class VMStateStore:
 
     def store_log(self, vm_name: str, kind: str, content: bytes) -> None:
         self._value(self._client.storeLog(vm_name, kind, content), vm_name)
+
+    def claim_bootstrap(self, vm_name: str) -> bytes | None:
+        return self._value(self._client.claimBootstrap(vm_name), vm_name)
 
     def log_sizes(self, vm_name: str) -> dict[str, int]:
         info = self._value(self._client.getLogInfo(vm_name), vm_name)

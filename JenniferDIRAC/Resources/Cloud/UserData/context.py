@@ -18,7 +18,10 @@ class PilotContext:
     vo: str = ""
     max_lifetime: int = 172800  # seconds; the VM stops its pilot and powers off after this
     endpoint_url: str = ""  # root URL of the VM endpoint; "" = the VM reports nowhere
-    endpoint_token: str = ""  # the VM's own token for the endpoint
+    endpoint_token: str = ""  # the VM's own token for the endpoint (its bootstrap token if bootstrap)
+    #: The wrapper stays out of user data: the VM fetches it once with its one-time bootstrap
+    #: token (endpoint_token) from the endpoint, with its report token (VMEndpoint, VMBootstrap).
+    bootstrap: bool = False
     extra_packages: tuple[str, ...] = ()
     #: Exported to the pilot after the profile's PilotEnvironment (same names win here).
     extra_env: dict[str, str] = field(default_factory=dict)

@@ -57,7 +57,9 @@ def _check_context(ctx: PilotContext) -> None:
     for name in ("ce_name", "site", "vo"):
         if any(c in getattr(ctx, name) for c in "\n\r"):
             raise UserDataError(f"{name} has a newline")
-    if not ctx.wrapper.strip():
+    if ctx.bootstrap and not ctx.endpoint_url:
+        raise UserDataError("bootstrap needs an endpoint_url to fetch the wrapper from")
+    if not ctx.bootstrap and not ctx.wrapper.strip():
         raise UserDataError("wrapper (the pilot wrapper script) is empty")
     if ctx.max_lifetime < 600:
         raise UserDataError(f"max_lifetime {ctx.max_lifetime} s is below the minimum of 600 s")
@@ -84,6 +86,7 @@ def build_files(ctx: PilotContext, profile: Profile) -> dict[str, str]:
         "JDIRAC_PROFILE": profile.name,
         "JDIRAC_ENDPOINT_URL": ctx.endpoint_url,
         "JDIRAC_ENDPOINT_TOKEN": ctx.endpoint_token,
+        "JDIRAC_BOOTSTRAP": "yes" if ctx.bootstrap else "no",
         "JDIRAC_ENDPOINT_CAPATH": profile.endpoint_capath,
         "JDIRAC_HEARTBEAT_SECONDS": profile.heartbeat_seconds,
         "JDIRAC_LOG_UPLOAD_BYTES": profile.log_upload_bytes,
@@ -116,7 +119,7 @@ def build_files(ctx: PilotContext, profile: Profile) -> dict[str, str]:
         "pilot_env": "# JenniferDIRAC pilot environment\n" + pilot_text,
         "cvmfs_local": cvmfs_local,
         "boot_script": BOOT_SCRIPT.read_text(),
-        "wrapper": ctx.wrapper,
+        "wrapper": "" if ctx.bootstrap else ctx.wrapper,
     }
 
 

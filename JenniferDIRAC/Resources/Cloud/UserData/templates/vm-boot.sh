@@ -27,6 +27,73 @@ if [ -n "${JDIRAC_ENDPOINT_URL}" ]; then
     chmod 600 "$HEADER_FILE"
 fi
 
+# Bootstrap: user data holds a one-time token only. The first fetch gets the pilot wrapper (with
+# its proxy) and this VM's report token; a VM that cannot fetch it powers off (cloud-init
+# power_state), which the VMDirector counts as a failed boot.
+bootstrap() {
+    local out=/var/lib/jdirac/bootstrap.out tls=()
+    [ -n "${JDIRAC_ENDPOINT_CAPATH}" ] && tls=(--capath "${JDIRAC_ENDPOINT_CAPATH}")
+    if ! curl --silent --show-error --fail --connect-timeout 10 --max-time 120 --retry 3 --retry-delay 5 \
+        --retry-connrefused "${tls[@]}" -H @"$HEADER_FILE" -o "$out" \
+        "${JDIRAC_ENDPOINT_URL%/}/vm/v1/${JDIRAC_VM_NAME}/bootstrap"; then
+        rm -f "$out"
+        return 1
+    fi
+    local first
+    first=$(head -n 1 "$out")
+    case $first in
+        JDIRAC_ENDPOINT_TOKEN=*) JDIRAC_ENDPOINT_TOKEN=${first#JDIRAC_ENDPOINT_TOKEN=} ;;
+        *) rm -f "$out"; return 1 ;;
+    esac
+    [[ $JDIRAC_ENDPOINT_TOKEN =~ ^[A-Za-z0-9._-]+$ ]] || { rm -f "$out"; return 1; }
+    printf 'Authorization: Bearer %s\n' "${JDIRAC_ENDPOINT_TOKEN}" > "$HEADER_FILE"
+    tail -n +2 "$out" > /var/lib/jdirac/pilot-wrapper.sh
+    rm -f "$out"
+}
+if [ "${JDIRAC_BOOTSTRAP:-no}" = yes ]; then
+    if ! bootstrap; then
+        log "could not fetch the bootstrap from ${JDIRAC_ENDPOINT_URL}: powering off"
+        printf '%s %s\n' 500 "Problem detected with environment/VM/contextualization provided by the site: bootstrap fetch failed" \
+            > /var/lib/jdirac/shutdown_message
+        exit 1
+    fi
+    log "bootstrap fetched"
+fi
+
+# Defence in depth before the pilot starts: user data stays readable for the VM's whole life
+# through the metadata service and cloud-init's local copies. Only root may reach the first.
+block_metadata() {
+    local address=${JDIRAC_METADATA_ADDRESS:-169.254.169.254}
+    if command -v nft > /dev/null 2>&1 \
+        && nft -f - <<EOF_NFT 2> /dev/null
+table inet jdirac_metadata {
+    chain output {
+        type filter hook output priority 0; policy accept;
+        ip daddr ${address} meta skuid != 0 reject
+    }
+}
+EOF_NFT
+    then
+        log "metadata service ${address} blocked for every uid but root (nftables)"
+    elif command -v iptables > /dev/null 2>&1 \
+        && iptables -I OUTPUT -d "${address}" -m owner ! --uid-owner 0 -j REJECT 2> /dev/null; then
+        log "metadata service ${address} blocked for every uid but root (iptables)"
+    else
+        log "WARNING: neither nftables nor iptables could block the metadata service ${address}"
+    fi
+}
+
+remove_user_data_copies() {
+    rm -f /var/lib/cloud/instance/user-data.txt* /var/lib/cloud/instance/cloud-config.txt \
+        /var/lib/cloud/instance/obj.pkl /run/cloud-init/instance-data-sensitive.json
+    find /var/lib/cloud/instance/scripts -type f -delete 2> /dev/null
+    local drive
+    for drive in $(findmnt -n -o TARGET -S LABEL=config-2 2> /dev/null) $(findmnt -n -o TARGET -S LABEL=CONFIG-2 2> /dev/null); do
+        umount "$drive" 2> /dev/null || log "WARNING: could not unmount the config drive at ${drive}"
+    done
+    log "removed cloud-init's local copies of the user data"
+}
+
 endpoint() {  # endpoint METHOD PATH [curl options...]
     [ -n "${JDIRAC_ENDPOINT_URL}" ] || return 0
     local method=$1 path=$2
@@ -122,6 +189,8 @@ fi
 if ! id -u "${JDIRAC_PILOT_USER}" > /dev/null 2>&1; then
     finish 500 "Problem detected with environment/VM/contextualization provided by the site: no user ${JDIRAC_PILOT_USER}"
 fi
+block_metadata
+remove_user_data_copies
 chmod 755 /var/lib/jdirac
 install -d -o "${JDIRAC_PILOT_USER}" -m 700 "$WORK_DIR"
 install -o "${JDIRAC_PILOT_USER}" -m 700 /var/lib/jdirac/pilot-wrapper.sh "$WORK_DIR/pilot-wrapper.sh"
