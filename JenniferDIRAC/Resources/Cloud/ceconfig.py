@@ -273,6 +273,18 @@ class _Parser:
             raise ConfigurationError(option, f"{value} must be {bounds}")
         return value
 
+    def seconds(self, option: str, default: float, minimum: float, maximum: float) -> float:
+        raw = self.text(option)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(option, f"{raw!r} is not a number of seconds (e.g. 60 or 2.5)") from None
+        if not math.isfinite(value) or not minimum <= value <= maximum:
+            raise ConfigurationError(option, f"{raw} must be between {minimum:g} and {maximum:g} seconds")
+        return value
+
     def boolean(self, option: str, default: bool) -> bool:
         raw = self.text(option).lower()
         if not raw:
@@ -352,7 +364,7 @@ class _Parser:
             max_starting_vms=self.integer("MaxStartingVMs", None, minimum=1),
             max_submit_threads=self.integer("MaxSubmitThreads", DEFAULT_MAX_SUBMIT_THREADS, minimum=1, maximum=64),
             create_attempts=self.integer("MaxCreateAttempts", DEFAULT_CREATE_ATTEMPTS, minimum=1, maximum=10),
-            http_timeout=float(self.integer("HTTPTimeout", int(DEFAULT_HTTP_TIMEOUT), minimum=1, maximum=3600)),
+            http_timeout=self.seconds("HTTPTimeout", DEFAULT_HTTP_TIMEOUT, minimum=0.1, maximum=3600),
             max_user_data_bytes=self.integer("MaxUserDataBytes", None, minimum=1024),
             listing_cache_seconds=self.integer(
                 "ListingCacheSeconds", DEFAULT_LISTING_CACHE_SECONDS, minimum=0, maximum=300
