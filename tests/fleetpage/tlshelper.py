@@ -1,7 +1,12 @@
 """A local helper that lets the browser present a user certificate: it listens on plain HTTP on
 loopback and makes each GET to the fleet page over TLS with the given client certificate (or
 none), returning the fleet page's answer, or 502 with the TLS error when the handshake or the
-request is refused."""
+request is refused.
+
+Why a helper rather than the browser's own NSS database: with the user's certificate imported
+into $HOME/.pki/nssdb (pk12util), headless Chromium 156 waits for ever on the certificate
+selection dialog it cannot show; only the AutoSelectCertificateForUrls policy skips it, and
+Chromium reads that policy only from /etc/chromium/policies/managed, machine-wide."""
 
 from __future__ import annotations
 
