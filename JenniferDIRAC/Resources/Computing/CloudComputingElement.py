@@ -393,6 +393,11 @@ class CloudComputingElement(DIRACCloudComputingElement):
         except CloudError as exc:  # the project cannot even be identified: the cloud is down
             self.log.verbose("Shared listing not invalidated", f"{self.ceName}: {exc}")
 
+    def _recordDeleted(self, vms, reason: str):
+        """Close the VM records of VMs whose delete the cloud accepted (the first reason wins)."""
+        if vms:
+            self._vmdbCall("markVMsDeleted", {vm.name: reason for vm in vms})
+
     # --- VM database (optional) -------------------------------------------------------------
     def _vmdb(self):
         """The VMStateClient, or None when it cannot be used here (logged once)."""
@@ -787,6 +792,8 @@ class CloudComputingElement(DIRACCloudComputingElement):
         finally:
             if ids:
                 self._changed(backend, ids, errors)
+        killed = [vms[name] for name in names.values() if name in vms and vms[name].id not in errors]
+        self._recordDeleted(killed, "killed by the CE")
         if errors:
             detail = "; ".join(f"{vm_id}: {error}" for vm_id, error in sorted(errors.items()))
             return S_ERROR(f"killJob: {len(errors)} VM(s) not deleted on {self.ceName}: {detail}")
@@ -849,6 +856,11 @@ class CloudComputingElement(DIRACCloudComputingElement):
             self._changed(backend, ids, errors)
         for vm_id, error in errors.items():
             self.log.warn("Could not delete a stopped VM", f"{self.ceName} {vm_id}: {error}")
+        # Close the records of what this CE deleted: the VMDirector, which never sees these
+        # VMs listed again, accounts them at once instead of after LostPilotGrace.
+        self._recordDeleted(
+            [stopped[ref] for ref in seen if stopped[ref].id not in errors], "stopped VM of a final pilot"
+        )
         deleted = len(seen) - len(errors)
         self.log.info("Deleted stopped VMs of final pilots", f"{self.ceName}: {deleted}")
         return S_OK(deleted)
