@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from .cloud import LocalCloud
+from .faults import VM_KINDS, FaultInjector
 
 AUTH_TYPES = ("password", "v3applicationcredential", "v3oidcaccesstoken")
 
@@ -41,7 +43,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--servers", type=int, default=0, help="seed this many ACTIVE servers")
     parser.add_argument("--oidc-access-token", action="append", default=[], metavar="TOKEN",
                         help="accept this OIDC access token too (repeatable)")
+    parser.add_argument("--fault", action="append", default=[], metavar="JSON",
+                        help="a request fault rule as JSON, e.g. "
+                             "'{\"kind\": \"lost_response\", \"service\": \"compute\", \"method\": \"POST\", "
+                             "\"path\": \"/servers\", \"probability\": 0.1, \"times\": null, \"delay\": 3}' "
+                             "(fields of FaultRule; repeatable; seeded from --seed)")
+    parser.add_argument("--vm-fault", action="append", default=[], metavar="KIND=RATE",
+                        help=f"each server created meets fate KIND ({', '.join(VM_KINDS)}) with "
+                             "probability RATE, e.g. error=0.05 or stuck=0.02 (repeatable; seeded from --seed)")
     return parser
+
+
+def apply_fault_options(faults: FaultInjector, rules: list[str], vm_faults: list[str]) -> None:
+    """Load --fault and --vm-fault into the injector; ValueError names the bad option."""
+    for text in rules:
+        try:
+            step = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"--fault {text!r} is not JSON: {exc}") from None
+        if not isinstance(step, dict) or "kind" not in step:
+            raise ValueError(f"--fault {text!r} must be a JSON object with a \"kind\"")
+        step.setdefault("times", None)
+        kind = step.pop("kind")
+        try:
+            faults.add(kind, **step)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"--fault {text!r}: {exc}") from None
+    for text in vm_faults:
+        kind, sep, rate = text.partition("=")
+        try:
+            if not sep:
+                raise ValueError("use KIND=RATE")
+            faults.vm_fate_rate(kind.strip(), float(rate))
+        except ValueError as exc:
+            raise ValueError(f"--vm-fault {text!r}: {exc}") from None
 
 
 def clouds_yaml(cloud: LocalCloud, name: str, auth_type: str) -> str:
@@ -60,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
                        host=args.host, port=args.port,
                        oidc_access_tokens=tuple(args.oidc_access_token))
     cloud.compute.set_quota(instances=args.quota_instances, cores=args.quota_cores, ram=args.quota_ram)
+    try:
+        apply_fault_options(cloud.faults, args.fault, args.vm_fault)
+    except ValueError as exc:
+        print(f"jdirac-localcloud: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

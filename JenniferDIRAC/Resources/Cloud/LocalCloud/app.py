@@ -1,8 +1,8 @@
 """The WSGI application that routes to the services, and the threaded loopback server.
 
 Every request passes, in order: routing -> counters -> latency and fault rules ->
-microversion / token checks -> the service handler. Faults therefore live here once,
-not in the handlers.
+microversion / token checks -> the service handler (a "lost response" fault runs the
+handler and then drops the answer). Faults therefore live here once, not in the handlers.
 """
 
 from __future__ import annotations
@@ -84,6 +84,11 @@ class LocalCloudApp:
                 return _drop(environ)
             elif fault.kind == "garble":
                 return Response('{"servers": [{"id": ', status=200, content_type="application/json")
+            elif fault.kind == "lost_response":
+                self.faults.wait(fault.delay)
+                self._handle(svc, call, rule, endpoint, args)
+                self.faults.wait(fault.seconds)
+                return _drop(environ)
             elif fault.kind == "expire_token":
                 token_id = request.headers.get("X-Auth-Token")
                 if token_id:
@@ -92,7 +97,10 @@ class LocalCloudApp:
                     except LocalCloudError:
                         pass
                 return self._error(svc, call, 401, AUTH_REQUIRED)
+        return self._handle(svc, call, rule, endpoint, args)
 
+    def _handle(self, svc: ServiceAPI, call: Call, rule: Rule, endpoint: str, args: dict) -> Response:
+        request = call.request
         try:
             svc.prepare(call)
             if endpoint not in svc.public:

@@ -1,9 +1,11 @@
 """Fault injection: the one cross-cutting layer through which every request and VM passes.
 
 Request faults (HTTP 500/503, timeouts, dropped connections, 401 on an expired token, latency)
-are rules matched on (service, method, path template) before the handler runs. VM faults (go to
-ERROR, stay in BUILD, quota refused, quota recheck) are a queue the compute state draws from
-when a server is created. Rules fire a given number of ``times`` and/or with a ``probability``
+are rules matched on (service, method, path template) before the handler runs; a "lost
+response" rule lets the handler run (the server is created) and then drops the answer, after
+holding the request so that the work lands late. VM faults (go to ERROR, stay in BUILD, quota
+refused, quota recheck) are a queue the compute state draws from when a server is created, then
+seeded per-create rates. Rules fire a given number of ``times`` and/or with a ``probability``
 drawn from their own seeded generator, so every run with the same seed and requests replays
 the same faults. Everything that fired is appended to :attr:`FaultInjector.events`.
 """
@@ -17,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-REQUEST_KINDS = ("http_error", "timeout", "drop", "expire_token", "latency", "garble")
+REQUEST_KINDS = ("http_error", "timeout", "drop", "expire_token", "latency", "garble", "lost_response")
 VM_KINDS = ("error", "stuck", "quota_refused", "quota_recheck")
 
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
@@ -34,6 +36,8 @@ class FaultRule:
     path: str | None = None
     status: int = 500
     seconds: float = 0.0
+    #: lost_response only: seconds the request is held before the handler runs.
+    delay: float = 0.0
     message: str = ""
     times: int | None = 1
     probability: float = 1.0
@@ -71,6 +75,21 @@ class VmFate:
             raise ValueError(f"unknown VM fault kind {self.kind!r}; use one of {VM_KINDS}")
 
 
+@dataclass
+class VmFateRate:
+    """Each server created meets this fate with ``probability`` (its own seeded draw)."""
+
+    fate: VmFate
+    probability: float
+    seed: int = 0
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"VM fault probability must be in [0, 1], got {self.probability}")
+        self._rng.seed(self.seed)
+
+
 @dataclass(frozen=True)
 class FaultEvent:
     kind: str
@@ -88,6 +107,9 @@ class FaultInjector:
         self.latency = latency
         self.rules: list[FaultRule] = []
         self.vm_fates: deque[VmFate] = deque()
+        #: (flavor name, zone) with no host; None matches any (no_capacity / capacity_back)
+        self.no_capacity_for: set[tuple[str | None, str | None]] = set()
+        self.vm_fate_rates: list[VmFateRate] = []
         self.events: list[FaultEvent] = []
         self._lock = threading.Lock()
         self._rule_count = 0
@@ -114,6 +136,13 @@ class FaultInjector:
     def drop_connection(self, **match: Any) -> FaultRule:
         """Close the connection without any response."""
         return self.add("drop", **match)
+
+    def lose_response(self, delay: float = 0.0, seconds: float = 0.0, **match: Any) -> FaultRule:
+        """The request is held ``delay`` seconds, then handled for real (a POST /servers creates
+        its server), then held ``seconds`` more and the connection is dropped without an answer:
+        "create done, response lost". A ``delay`` past the client's timeout makes the work land
+        after the client gave up."""
+        return self.add("lost_response", delay=delay, seconds=seconds, **match)
 
     def garble(self, **match: Any) -> FaultRule:
         """Answer 200 with a truncated JSON body, as a proxy cutting a response short does."""
@@ -145,7 +174,9 @@ class FaultInjector:
         for step in steps:
             options = dict(step)
             kind = options.pop("kind")
-            if kind in VM_KINDS:
+            if kind in VM_KINDS and "rate" in options:
+                made.append(self.vm_fate_rate(kind, options.pop("rate"), **options).fate)
+            elif kind in VM_KINDS:
                 made.append(self.next_vms(kind, options.pop("count", 1), **options)[0])
             else:
                 made.append(self.add(kind, **options))
@@ -176,6 +207,20 @@ class FaultInjector:
             self.vm_fates.extend(fates)
         return fates
 
+    def no_capacity(self, flavor: str | None = None, zone: str | None = None) -> None:
+        """Every server of this flavor (name) in this zone goes to ERROR with Nova's "No valid
+        host" fault (code 500), after the create was accepted, until capacity_back()."""
+        with self._lock:
+            self.no_capacity_for.add((flavor, zone))
+
+    def capacity_back(self, flavor: str | None = None, zone: str | None = None) -> None:
+        with self._lock:
+            self.no_capacity_for.discard((flavor, zone))
+
+    def lacks_capacity(self, flavor: str, zone: str) -> bool:
+        with self._lock:
+            return any(f in (None, flavor) and z in (None, zone) for f, z in self.no_capacity_for)
+
     def error_next_vms(self, count: int = 1, message: str = NO_VALID_HOST, code: int = 500) -> list[VmFate]:
         """The next ``count`` servers created go to ERROR with this fault."""
         return self.next_vms("error", count, message=message, code=code)
@@ -193,11 +238,33 @@ class FaultInjector:
         quota fault, as Nova's conductor recheck does when a burst of creates races."""
         return self.next_vms("quota_recheck", count, code=413)
 
+    def vm_fate_rate(self, kind: str, rate: float, seed: int | None = None, **options: Any) -> VmFateRate:
+        """From now on each server created meets fate ``kind`` with probability ``rate``
+        (seeded; the queue of :meth:`next_vms` is served first). Rates are drawn in the order
+        they were added and the first that fires wins."""
+        if kind == "quota_refused":
+            options.setdefault("code", 403)
+        elif kind == "quota_recheck":
+            options.setdefault("code", 413)
+        with self._lock:
+            if seed is None:
+                seed = self.seed + self._rule_count
+            self._rule_count += 1
+            rate_rule = VmFateRate(VmFate(kind=kind, **options), rate, seed)
+            self.vm_fate_rates.append(rate_rule)
+            return rate_rule
+
     def take_vm_fate(self, service: str = "compute") -> VmFate | None:
         with self._lock:
-            if not self.vm_fates:
-                return None
-            fate = self.vm_fates.popleft()
+            if self.vm_fates:
+                fate = self.vm_fates.popleft()
+            else:
+                # Every rate draws on every create, so one rate's sequence does not depend on
+                # whether another fired.
+                fired = [r.fate for r in self.vm_fate_rates if r._rng.random() < r.probability]
+                if not fired:
+                    return None
+                fate = fired[0]
             self.events.append(FaultEvent(fate.kind, service, "POST", "/servers", fate.message))
             return fate
 
@@ -210,4 +277,6 @@ class FaultInjector:
         with self._lock:
             self.rules.clear()
             self.vm_fates.clear()
+            self.no_capacity_for.clear()
+            self.vm_fate_rates.clear()
             self.events.clear()
