@@ -85,7 +85,9 @@ def run(root: Path, plots: Path = PLOTS) -> None:
         vm_name = ref.rsplit("/", 1)[1]
         wait_for(
             "VM deleted",
-            lambda: all(s.status == "DELETED" for s in cloud.compute.servers.values() if s.name == vm_name),
+            # list(): a snapshot, the cloud's threads add and remove servers meanwhile
+            lambda: all(s.status == "DELETED" for s in list(cloud.compute.servers.values())
+                        if s.name == vm_name),
         )
         step(f"VM {vm_name} powered off and deleted")
         wait_for(
