@@ -191,6 +191,13 @@ def test_example_passes_profile_check_and_check_ce_for_every_ce_and_queue(exampl
     assert res.returncode == 0, res.stdout + res.stderr
     headers = [line for line in res.stdout.splitlines() if line.startswith("CE ")]
     assert headers == [f"CE {ce} queue {queue}" for ce, queues in ces.items() for queue in queues]
-    verdicts = [line.split()[0] for line in res.stdout.splitlines() if line.split()[:1] in (["OK"], ["WARN"], ["FAIL"], ["SKIP"])]
-    assert len(verdicts) == 7 * len(headers) and set(verdicts) == {"OK"}, res.stdout
+    checks = {}  # queue header -> {check name: verdict}
+    for line in res.stdout.splitlines():
+        if line.startswith("CE "):
+            queue = checks.setdefault(line, {})
+        elif line.split()[:1] in (["OK"], ["WARN"], ["FAIL"], ["SKIP"]):
+            queue[line.split()[1]] = line.split()[0]
+    for header in headers:
+        assert {"config", "auth", "image", "flavor", "network", "quota", "user-data"} <= set(checks[header]), header
+        assert set(checks[header].values()) == {"OK"}, res.stdout  # no WARN: no unknown option either
     assert checkin.requests, "the EGI Check-in CE did not exchange its refresh token"
