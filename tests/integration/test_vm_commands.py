@@ -378,17 +378,29 @@ def set_ce_option(env, option, value):
 
 def test_check_ce_all_good(cloud_env):
     env, _ = cloud_env
+    set_ce_option(env, "Context_EndpointURL", "https://vm-endpoint.example.org:8449")
     res = run(env, "dirac-vm-check-ce", CE)
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.splitlines()[0] == f"CE {CE} queue default"
     checks = check_lines(res.stdout)
     # a real CE configuration (DIRAC's own queue options included) warns about nothing
-    assert list(checks) == ["config", "auth", "image", "flavor", "network", "quota", "user-data"]
+    assert list(checks) == ["config", "endpoint", "auth", "image", "flavor", "network", "quota", "user-data"]
+    assert checks["endpoint"][1] == "VMs fetch their pilot wrapper once from https://vm-endpoint.example.org:8449"
     assert {verdict for verdict, _ in checks.values()} == {"OK"}, res.stdout
     assert "m1.small: 1 cores" in checks["flavor"][1]
     assert "0 VM(s) of this CE (CmdTest/cloud.cmd.test)" in checks["auth"][1]
     assert re.match(r"the CE offers \d+ more VM\(s\) now \(limited by ", checks["quota"][1])
     assert re.search(r"^\d+ of \d+ bytes \((gzip|plain).*valid cloud-config$", checks["user-data"][1])
+
+
+def test_check_ce_warns_without_a_contextualization_endpoint(cloud_env):
+    env, _ = cloud_env
+    res = run(env, "dirac-vm-check-ce", CE)
+    assert res.returncode == 0, res.stdout + res.stderr
+    verdict, detail = check_lines(res.stdout)["endpoint"]
+    assert verdict == "WARN"
+    assert "the pilot wrapper and its proxy go in user data" in detail
+    assert detail.endswith("[CS option: /Resources/Cloud/Endpoint/URL]")
 
 
 def test_check_ce_names_the_option_to_fix(cloud_env, local_cloud):

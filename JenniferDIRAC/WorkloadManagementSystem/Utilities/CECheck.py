@@ -58,6 +58,7 @@ def check_ce(ce_name: str, params: dict, wrapper: str | None = None) -> list[Che
         return [Check("config", FAIL, str(exc), exc.option)]
     checks.append(Check("config", OK, f"{config.cloud_type} CE of {config.site or '?'} for {config.vo or 'any VO'}"))
     checks += [Check("option", WARN, f"{option}: {problem}", option) for option, problem in config.unknown_options]
+    checks.append(_endpoint_check(params))
 
     try:
         backend = make_backend(config)
@@ -68,6 +69,18 @@ def check_ce(ce_name: str, params: dict, wrapper: str | None = None) -> list[Che
     finally:
         backend.close()
     return checks
+
+
+def _endpoint_check(params: dict) -> Check:
+    """Without a contextualization endpoint the pilot wrapper, proxy included, is in user data,
+    which every process of the VM can read for the VM's whole life."""
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.settings import CS_ENDPOINT_PATH, endpoint_settings
+
+    settings = endpoint_settings(params)
+    if not settings.enabled:
+        return Check("endpoint", WARN, "no contextualization endpoint: the pilot wrapper and its proxy go in user data,"
+                     " readable by every process of the VM", f"{CS_ENDPOINT_PATH}/URL")
+    return Check("endpoint", OK, f"VMs fetch their pilot wrapper once from {settings.url}")
 
 
 def _auth_option(config) -> str:
