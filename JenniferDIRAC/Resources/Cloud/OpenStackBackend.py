@@ -48,7 +48,7 @@ from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1 import plugin as ks_plugin
 from keystoneauth1 import session as ks_session
 
-from JenniferDIRAC.Resources.Cloud.backend import DEFAULT_REFERENCE_TTL, CloudBackend, ReferenceCache
+from JenniferDIRAC.Resources.Cloud.backend import DEFAULT_REFERENCE_TTL, Changes, CloudBackend, ReferenceCache
 from JenniferDIRAC.Resources.Cloud.errors import (
     CloudAuthError,
     CloudError,
@@ -323,13 +323,17 @@ class OpenStackBackend(CloudBackend):
 
     # --- VMs --------------------------------------------------------------------------------
     def _servers(self, what: str, **query: str) -> list[VM]:
+        """Every server of ``GET /servers/detail?<query>`` as a VM."""
+        return [_server_to_vm(server) for server in self._server_bodies(what, **query)]
+
+    def _server_bodies(self, what: str, **query: str) -> list[dict]:
         """Every server of ``GET /servers/detail?<query>``, following Nova's next links.
 
         The JSON is read directly: building openstacksdk Server resources costs ~7 ms of CPU
         per server, 300 times the HTTP itself on a loopback cloud. The SDK's compute proxy still
         does the request (version discovery, token, re-authentication)."""
         url, params = "/servers/detail", dict(query)
-        vms: list[VM] = []
+        vms: list[dict] = []
         seen_pages: set[str] = set()
         with self._calling(what):
             compute = self.connection.compute
@@ -343,7 +347,7 @@ class OpenStackBackend(CloudBackend):
                 servers = body.get("servers") if isinstance(body, dict) else None
                 if not isinstance(servers, list):
                     raise CloudError(f"{what}: the compute service answered without a server list")
-                vms.extend(_server_to_vm(server) for server in servers if isinstance(server, dict))
+                vms.extend(server for server in servers if isinstance(server, dict))
                 next_url = next(
                     (link.get("href") for link in body.get("servers_links") or []
                      if isinstance(link, dict) and link.get("rel") == "next"),
@@ -364,6 +368,23 @@ class OpenStackBackend(CloudBackend):
         vms = self._servers("listing servers", name=f"^{_literal(self._name_prefix)}")
         owned = (vm for vm in vms if vm.owner is not None and vm.owner.installation == installation)
         return [self._with_flavor_id(vm) for vm in owned]
+
+    def list_installation_changes(self, installation: str, since: datetime) -> Changes:
+        """Nova's ``changes-since``: servers updated at or after `since`, with the deleted ones
+        (status DELETED; one still deleting is listed DELETING, as in a full listing)."""
+        stamp = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # Nova: whole seconds
+        changes = Changes()
+        bodies = self._server_bodies("listing changed servers", name=f"^{_literal(self._name_prefix)}",
+                                     **{"changes-since": stamp})
+        for body in bodies:
+            vm = _server_to_vm(body)
+            if str(body.get("status") or "").upper() == "DELETED":
+                changes.gone.add(vm.id)
+            elif vm.owner is not None and vm.owner.installation == installation:
+                changes.vms.append(self._with_flavor_id(vm))
+            else:  # no longer ours (its metadata changed): gone from this installation's view
+                changes.gone.add(vm.id)
+        return changes
 
     def listing_scope(self) -> tuple[str, ...]:
         """(auth URL, the token's project id, compute endpoint): the endpoint differs per region

@@ -8,12 +8,23 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Generic, TypeVar
 
 from JenniferDIRAC.Resources.Cloud.errors import CloudError
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec
 
 T = TypeVar("T")
+
+
+@dataclass
+class Changes:
+    """What an incremental listing returned: VMs that exist (new or changed) and the ids of
+    servers the cloud says are deleted."""
+
+    vms: list[VM] = field(default_factory=list)
+    gone: set[str] = field(default_factory=set)
 
 #: Seconds a resolved image, flavor or network id is used before it is resolved again (sites
 #: replace the image behind ``name:AlmaLinux-9``); the CE option ReferenceCacheSeconds.
@@ -129,6 +140,12 @@ class CloudBackend(ABC):
         """All VMs of this installation, every CE's, in ONE listing (raises CloudError like
         list_vms). Needed only when listing_scope() is not None."""
         raise NotImplementedError(f"{type(self).__name__} cannot list an installation's VMs")
+
+    def list_installation_changes(self, installation: str, since: datetime) -> Changes | None:
+        """The installation's VMs changed at or after `since` (the cloud's clock), deleted ones
+        included, in one listing; None (the default): this cloud has no such listing, list
+        everything (list_installation_vms)."""
+        return None
 
     def close(self) -> None:
         """Release connections."""

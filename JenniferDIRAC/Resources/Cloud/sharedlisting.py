@@ -29,6 +29,7 @@ import dataclasses
 import threading
 import time
 import weakref
+from datetime import datetime, timedelta
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -145,6 +146,18 @@ class SharedValue(Generic[T]):
             flight.done.set()
 
 
+def _stands_for_name(current: VM | None, candidate: VM) -> VM:
+    """Of two VMs listed under one name (a twin the cloud completed late), the one the CE
+    reports: not being deleted, else the oldest, as the VMDirector keeps (VMLifecycle)."""
+    if current is None:
+        return candidate
+    if (current.state is VMState.DELETING) != (candidate.state is VMState.DELETING):
+        return candidate if current.state is VMState.DELETING else current
+    def age(vm: VM) -> tuple:
+        return (vm.created is None, vm.created.timestamp() if vm.created else 0.0, vm.id)
+    return min(current, candidate, key=age)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """One listing of an installation's VMs in a project, grouped by CE once."""
@@ -157,7 +170,8 @@ class Snapshot:
         for vm in vms:
             owner = vm.owner
             if owner is not None:
-                groups.setdefault(owner.ce, {})[vm.name] = vm
+                group = groups.setdefault(owner.ce, {})
+                group[vm.name] = _stands_for_name(group.get(vm.name), vm)
         return cls({ce: MappingProxyType(group) for ce, group in groups.items()})
 
     def with_created(self, vms: list[VM]) -> Snapshot:
@@ -188,6 +202,72 @@ class Snapshot:
         return self.by_ce.get(ce, _EMPTY)
 
 
+#: Seconds before the newest change seen from which the next incremental listing asks: covers
+#: Nova's whole-second ``updated`` and changes committed out of order.
+CHANGES_MARGIN_SECONDS = 5.0
+#: Seconds between full listings of a project listed incrementally (any doubt forces one sooner).
+FULL_RESYNC_SECONDS = 600.0
+
+
+class IncrementalView:
+    """The installation's VMs of one project, kept up to date by incremental listings.
+
+    One full listing, then only the servers changed since the newest ``updated`` time seen (the
+    cloud's clock, so a skewed local clock does not matter) less CHANGES_MARGIN_SECONDS, merged
+    in: changed ones replaced, deleted ones dropped. A full listing again after
+    `full_resync_seconds`, after a failed refresh (what was missed is unknown), and whenever the
+    backend has no incremental listing or no ``updated`` time was seen."""
+
+    def __init__(self, full_resync_seconds: float = FULL_RESYNC_SECONDS,
+                 margin_seconds: float = CHANGES_MARGIN_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.full_resync_seconds = full_resync_seconds
+        self.margin = timedelta(seconds=margin_seconds)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._vms: dict[str, VM] = {}
+        self._newest: datetime | None = None
+        self._full_at: float | None = None  # None: the next refresh lists everything
+        self.full_listings = 0
+        self.incremental_listings = 0
+
+    def forget(self) -> None:
+        """Doubt: the next refresh is a full listing."""
+        with self._lock:
+            self._full_at = None
+
+    def refresh(self, backend: CloudBackend, installation: str) -> list[VM]:
+        with self._lock:
+            try:
+                return self._refresh(backend, installation)
+            except BaseException:
+                self._full_at = None
+                raise
+
+    def _refresh(self, backend: CloudBackend, installation: str) -> list[VM]:
+        now = self._clock()
+        due = self._full_at is None or now - self._full_at >= self.full_resync_seconds
+        changes = None
+        if not due and self._newest is not None:
+            changes = backend.list_installation_changes(installation, self._newest - self.margin)
+        if changes is None:
+            vms = backend.list_installation_vms(installation)
+            self._vms = {vm.id: vm for vm in vms}
+            self._newest = None
+            self._full_at = now
+            self.full_listings += 1
+        else:
+            vms = changes.vms
+            for vm_id in changes.gone:
+                self._vms.pop(vm_id, None)
+            self._vms.update((vm.id, vm) for vm in vms)
+            self.incremental_listings += 1
+        for vm in vms:
+            if vm.updated is not None and (self._newest is None or vm.updated > self._newest):
+                self._newest = vm.updated
+        return list(self._vms.values())
+
+
 class SharedProject:
     """The shared listing and quota of one cloud project (and installation)."""
 
@@ -195,13 +275,14 @@ class SharedProject:
         self.scope = scope
         self.listing: SharedValue[Snapshot] = SharedValue(clock)
         self.limits: SharedValue[Quota] = SharedValue(clock)
+        self.view = IncrementalView()
 
     def vms(self, backend: CloudBackend, owner: OwnerTags, max_age: float) -> Mapping[str, VM]:
         """The VMs of `owner` (installation and CE) by name."""
         def fetch() -> Snapshot:
             if self.scope is None:
                 return Snapshot.of(backend.list_vms(owner))
-            return Snapshot.of(backend.list_installation_vms(owner.installation))
+            return Snapshot.of(self.view.refresh(backend, owner.installation))
 
         return self.listing.get(fetch, max_age, fetcher=backend).vms_of(owner.ce)
 
@@ -220,7 +301,9 @@ class SharedProject:
         self.limits.invalidate()
 
     def invalidate(self) -> None:
-        """After a change of uncertain outcome: the next listing and quota come from the cloud."""
+        """After a change of uncertain outcome: the next listing and quota come from the cloud
+        (the listing a full one)."""
+        self.view.forget()
         self.listing.invalidate()
         self.limits.invalidate()
 

@@ -1,0 +1,146 @@
+"""Incremental monitoring of an OpenStack project (Nova's changes-since) against LocalCloud over
+real HTTP: the merged view always equals a full listing taken at the same moment."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from JenniferDIRAC.Resources.Cloud.errors import CloudError
+from JenniferDIRAC.Resources.Cloud.model import OwnerTags
+from JenniferDIRAC.Resources.Cloud.sharedlisting import CHANGES_MARGIN_SECONDS, IncrementalView
+
+from test_openstack_backend import password_backend
+
+LIST = ("compute", "GET", "/v2.1/servers/detail")
+STATES = ["ACTIVE", "SHUTOFF", "ERROR", "BUILD"]
+
+
+@pytest.fixture
+def backend(local_cloud):
+    backend = password_backend(local_cloud)
+    yield backend
+    backend.close()
+
+
+def listed(vms):
+    return {vm.id: (vm.name, vm.state, vm.metadata.get("jdirac_ce", ""), vm.fault) for vm in vms}
+
+
+class Fleet:
+    """Servers of one installation (and a stranger's) seeded straight into LocalCloud."""
+
+    def __init__(self, cloud):
+        self.cloud = cloud
+        self.installation = f"inst-{uuid.uuid4().hex[:8]}"
+        self.ids: list[str] = []
+
+    def create(self, ce: int, installation: str | None = None, age: float | None = None) -> str:
+        owner = OwnerTags(installation=installation or self.installation, ce=f"ce{ce}.test")
+        created = self.cloud.clock.now() - age if age is not None else None
+        server = self.cloud.compute.add_server(f"jdirac-{uuid.uuid4().hex}", self.cloud.project_id,
+                                               metadata=owner.to_metadata(), created=created)
+        if created is not None:
+            server.updated = created  # seeded as last changed then
+        self.ids.append(server.id)
+        return server.id
+
+    def pick(self, index: int) -> str | None:
+        live = [i for i in self.ids if i in self.cloud.compute.servers]
+        return live[index % len(live)] if live else None
+
+
+OPS = st.one_of(
+    st.tuples(st.just("create"), st.integers(0, 2)),
+    st.tuples(st.just("foreign"), st.integers(0, 2)),
+    st.tuples(st.just("state"), st.integers(0, 50), st.sampled_from(STATES)),
+    st.tuples(st.just("delete"), st.integers(0, 50)),
+    st.tuples(st.just("finish")),
+    st.tuples(st.just("fault"), st.sampled_from([503, 500])),
+    st.tuples(st.just("advance"), st.floats(0, 3 * CHANGES_MARGIN_SECONDS)),
+    st.tuples(st.just("restart")),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(OPS, min_size=1, max_size=25))
+def test_incremental_view_equals_a_full_listing_after_any_sequence(local_cloud, backend, steps):
+    fleet = Fleet(local_cloud)
+    for _ in range(5):
+        fleet.create(0)
+    view = IncrementalView()
+    assert listed(view.refresh(backend, fleet.installation)) == listed(
+        backend.list_installation_vms(fleet.installation))
+    for step in steps:
+        kind, args = step[0], step[1:]
+        if kind == "create":
+            fleet.create(args[0])
+        elif kind == "foreign":
+            fleet.create(args[0], installation="someone-else")
+        elif kind == "state" and fleet.pick(args[0]):
+            local_cloud.compute.set_state(fleet.pick(args[0]), args[1],
+                                          fault="No valid host" if args[1] == "ERROR" else None)
+        elif kind == "delete" and fleet.pick(args[0]):
+            local_cloud.compute.delete_server(None, fleet.pick(args[0]))
+        elif kind == "finish":
+            local_cloud.compute.finish_deletions()
+        elif kind == "advance":
+            local_cloud.clock.advance(args[0])
+        elif kind == "restart":
+            view = IncrementalView()
+        elif kind == "fault":
+            local_cloud.faults.http_error(args[0], service="compute", method="GET",
+                                          path="/v2.1/servers/detail", times=1)
+            with pytest.raises(CloudError):
+                view.refresh(backend, fleet.installation)
+        merged = listed(view.refresh(backend, fleet.installation))
+        assert merged == listed(backend.list_installation_vms(fleet.installation)), steps
+
+
+def test_after_one_full_listing_a_refresh_returns_only_what_changed(local_cloud, backend):
+    fleet = Fleet(local_cloud)
+    ids = [fleet.create(i % 3, age=600 + 10 * i) for i in range(40)]  # last changed long ago, apart
+    view = IncrementalView()
+    returned = []
+    asked = backend.list_installation_changes
+
+    def spy(installation, since):
+        changes = asked(installation, since)
+        returned.append(len(changes.vms) + len(changes.gone))
+        return changes
+
+    backend.list_installation_changes = spy
+    assert len(view.refresh(backend, fleet.installation)) == 40
+    local_cloud.compute.set_state(ids[0], "SHUTOFF")
+    local_cloud.compute.delete_server(None, ids[1])
+    local_cloud.compute.finish_deletions()
+    fleet.create(0)
+    local_cloud.counters.reset()
+
+    vms = view.refresh(backend, fleet.installation)
+
+    assert local_cloud.counters.get(*LIST) == 1
+    assert returned == [3]  # the changed, the deleted and the new server: not the 40
+    assert listed(vms) == listed(backend.list_installation_vms(fleet.installation))
+    assert (view.full_listings, view.incremental_listings) == (1, 1)
+
+
+def test_a_failed_refresh_and_the_resync_period_force_a_full_listing(local_cloud, backend):
+    fleet = Fleet(local_cloud)
+    fleet.create(0)
+    now = [0.0]
+    view = IncrementalView(full_resync_seconds=60, clock=lambda: now[0])
+    view.refresh(backend, fleet.installation)
+    view.refresh(backend, fleet.installation)
+    assert (view.full_listings, view.incremental_listings) == (1, 1)
+    local_cloud.faults.http_error(503, service="compute", method="GET", path="/v2.1/servers/detail", times=1)
+    with pytest.raises(CloudError):
+        view.refresh(backend, fleet.installation)
+    view.refresh(backend, fleet.installation)
+    assert (view.full_listings, view.incremental_listings) == (2, 1)  # what was missed is unknown
+    now[0] = 60.0
+    view.refresh(backend, fleet.installation)
+    assert view.full_listings == 3
