@@ -301,8 +301,12 @@ def test_unknown_image_is_a_configuration_error_naming_the_option(make_ce, wrapp
     assert not result["OK"] and "Instance_Image" in result["Message"]
 
 
-def test_vms_get_the_endpoint_url_and_their_own_token(make_ce, wrapper, local_cloud, tmp_path):
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority, create_secret_file
+def test_vms_get_the_endpoint_url_and_their_own_token(make_ce, wrapper, local_cloud, tmp_path, vmdb):
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import (
+        BOOTSTRAP_PREFIX,
+        TokenAuthority,
+        create_secret_file,
+    )
 
     secret_file = tmp_path / "vm-endpoint.secret"
     create_secret_file(secret_file)
@@ -313,8 +317,12 @@ def test_vms_get_the_endpoint_url_and_their_own_token(make_ce, wrapper, local_cl
         text = user_data_text(server)
         vm_env = vm_settings(text)
         assert vm_env["JDIRAC_ENDPOINT_URL"] == "http://127.0.0.1:8449"
-        assert authority.verify(vm_env["JDIRAC_ENDPOINT_TOKEN"]).vm_name == server.name
+        # a one-time bootstrap token; the wrapper itself waits sealed in VMDB
+        assert authority.verify(vm_env["JDIRAC_ENDPOINT_TOKEN"], BOOTSTRAP_PREFIX).vm_name == server.name
+        assert vm_env["JDIRAC_BOOTSTRAP"] == "yes" and "/var/lib/jdirac/pilot-wrapper.sh" not in text
         assert vm_env["JDIRAC_ENDPOINT_TOKEN"] not in str(pilot_environment(text))  # the pilot never sees it
+        assert vmdb.db._query("SELECT COUNT(*) FROM VMBootstrap WHERE `VMName` = %s AND `Sealed` IS NOT NULL",
+                              args=(server.name,))["Value"][0][0] == 1
     assert len(refs) == 2
 
     broken = make_ce(ce_name="broken.local.test", Context_EndpointURL="http://127.0.0.1:8449",
