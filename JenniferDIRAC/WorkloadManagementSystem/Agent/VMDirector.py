@@ -69,6 +69,7 @@ from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import (
     Thresholds,
     VMRecord,
     decide,
+    split_twins,
 )
 
 #: Agent option -> Thresholds field; a CE option of the same name overrides it for that CE.
@@ -406,7 +407,8 @@ class VMDirector(AgentModule):
         now = datetime.now(UTC)
 
         records = self._vmRecords(ce)
-        self._recordStates(vms, records)
+        # a name's VM record is its kept VM's: a twin's state or id must not overwrite it
+        self._recordStates(split_twins(vms, records)[0], records)
         pilots = self.pilots.records(ce, {pilot_reference(ce, vm.name) for vm in vms})
         result = self.vmState.getBackoffs(ce=ce)
         if not result["OK"]:
@@ -501,6 +503,8 @@ class VMDirector(AgentModule):
                     self.log.notice("Deleted VM", f"{action.vm_name} on {ce}: {action.reason}")
             report.deleted, report.delete_failures = len(done), len(deletes) - len(done)
             self.metrics.deleted(ce, [a.reason for a in done])
+            # a twin's name is its kept VM's: the record stays open
+            done = [a for a in done if not a.twin]
             if done:
                 result = self.vmState.markVMsDeleted({a.vm_name: a.reason for a in done})
                 if result["OK"]:

@@ -47,6 +47,7 @@ REASONS = {
     "zombie": "zombie",
     "no heartbeat": "heartbeat_timeout",
     "orphan": "orphan",
+    "twin": "twin",
 }
 #: Boot and life time buckets (seconds): a minute to a week.
 BOOT_BUCKETS = (30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)

@@ -13,6 +13,9 @@ Pilot statuses chosen when the director ends a pilot (DIRAC's PilotStatus values
   a submission failure of the queue).
 - past its maximum lifetime: the director kills a running pilot -> Deleted.
 - heartbeat lost: the VM stopped talking while it ran -> Failed.
+- two VMs listed under one name (twins: a create the cloud completed after the CE had given up
+  and created again): the one whose cloud id VMDB recorded (else the oldest) is the pilot's,
+  the others are deleted with reason "twin" and change neither the pilot nor the VM record.
 - VM gone without the director deleting it (lost pilot): a pilot that never left the waiting
   states never ran -> Aborted; one that was Running (or Unknown) was removed under its feet,
   which DIRAC calls Deleted (not Aborted, so the queue is not penalised for someone else's act).
@@ -50,6 +53,9 @@ DEFAULT_LOST_PILOT_GRACE = 600.0
 
 #: Shutdown codes (VCYCLE / Machine-Job-Features convention) that mean the VM gave up early.
 FIZZLE_CODES = range(300, 700)
+
+#: Deletion reason of the extra VMs of one name.
+TWIN = "twin"
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,7 @@ class VMRecord:
     ce: str
     profile: str = ""
     pilot_reference: str = ""
+    vm_id: str = ""  # the cloud id the CE kept ("" before the cloud answered)
     created: datetime | None = None
     started: datetime | None = None  # first seen running
     ended: datetime | None = None  # first seen SHUTOFF / ERROR
@@ -115,6 +122,7 @@ class VMRecord:
             ce=record["ce"],
             profile=record.get("profile") or "",
             pilot_reference=record.get("pilot_reference") or "",
+            vm_id=record.get("vm_id") or "",
             created=aware(record.get("created")),
             started=aware(record.get("started")),
             ended=aware(record.get("ended")),
@@ -171,6 +179,8 @@ class DeleteVM:
     reason: str
     ended: datetime  # when the VM's life ended (for accounting)
     after_pilot: str = ""  # a pilot reference whose final status must be recorded first
+    #: an extra VM of a name whose VM record belongs to the kept VM: the record stays open
+    twin: bool = False
 
 
 @dataclass(frozen=True)
@@ -296,6 +306,36 @@ def _judge(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEV
     return None
 
 
+def split_twins(vms: Sequence[VM], records: Mapping[str, VMRecord]) -> tuple[list[VM], list[VM]]:
+    """(the VMs that stand for their name, in listing order; the extra VMs of a name). Of VMs
+    sharing a name the one whose id VMDB recorded is kept, else the oldest (ties: lowest id)."""
+    groups: dict[str, list[VM]] = {}
+    for vm in vms:
+        groups.setdefault(vm.name, []).append(vm)
+    keep: dict[str, VM] = {}
+    for name, group in groups.items():
+        recorded = records[name].vm_id if name in records else ""
+        by_id = [vm for vm in group if recorded and vm.id == recorded]
+        keep[name] = by_id[0] if by_id else min(group, key=_age_order)
+    kept = [vm for vm in vms if keep[vm.name] is vm]
+    return kept, [vm for vm in vms if keep[vm.name] is not vm]
+
+
+def _age_order(vm: VM) -> tuple:
+    return (vm.created is None, vm.created or datetime.min, vm.id)
+
+
+def _twin_deletes(twins: Sequence[VM], view: CEView) -> list[Action]:
+    actions: list[Action] = []
+    for vm in twins:
+        if vm.state is VMState.DELETING and _seconds(view.now, vm.updated or vm.created) <= (
+            view.thresholds_of(vm).deleting_timeout
+        ):
+            continue  # its delete was accepted already
+        actions.append(DeleteVM(vm.id, vm.name, TWIN, view.now, twin=True))
+    return actions
+
+
 def decide(view: CEView) -> Decision:
     """The actions for one CE in one cycle."""
     now, ce = view.now, view.owner.ce
@@ -304,9 +344,10 @@ def decide(view: CEView) -> Decision:
     backoff_reasons: dict[str, list[str]] = {}
     listed = set()
 
-    for vm in view.vms:
-        if not view.owner.owns(vm.owner):
-            continue  # never touch another installation's or another CE's VM
+    # never touch another installation's or another CE's VM
+    kept, twins = split_twins([vm for vm in view.vms if view.owner.owns(vm.owner)], view.records)
+    actions.extend(_twin_deletes(twins, view))
+    for vm in kept:
         listed.add(vm.name)
         ref = pilot_reference(ce, vm.name)
         pilot = view.pilots.get(ref)
