@@ -492,3 +492,31 @@ def test_concurrent_creates_share_one_connection_and_token(local_cloud, backend,
     assert len({v.id for v in vms}) == 8
     # the token and the version discovery of the first calls are reused by every thread
     assert local_cloud.counters.snapshot() == {("compute", "POST", "/v2.1/servers"): 8, LIST: 1}
+
+
+def test_deletes_are_sent_concurrently_and_each_outcome_is_kept(local_cloud, backend, owner):
+    import threading
+
+    from JenniferDIRAC.Resources.Cloud.backend import DELETE_THREADS
+
+    servers = [local_cloud.compute.add_server(make_vm_name(), local_cloud.project_id,
+                                              metadata=owner.to_metadata()) for _ in range(DELETE_THREADS)]
+    # the cloud holds each DELETE until DELETE_THREADS of them are in flight at once: deletes
+    # sent one after another break the barrier (its deadline) and come back as errors
+    barrier = threading.Barrier(DELETE_THREADS, timeout=20)
+    real_delete = local_cloud.compute.delete_server
+
+    held = {s.id for s in servers}
+
+    def held_delete(project_id, server_id):
+        if server_id in held:
+            barrier.wait()
+        return real_delete(project_id, server_id)
+
+    local_cloud.compute.delete_server = held_delete
+    try:
+        errors = backend.delete_vms([s.id for s in servers] + ["no-such-server"])
+    finally:
+        local_cloud.compute.delete_server = real_delete
+    assert errors == {}  # an unknown id is already deleted: a success
+    assert {s.id for s in servers}.isdisjoint({vm.id for vm in backend.list_vms(owner) if vm.state is not VMState.DELETING})
