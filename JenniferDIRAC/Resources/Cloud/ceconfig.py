@@ -31,6 +31,8 @@ DEFAULT_HTTP_TIMEOUT = 60.0
 DEFAULT_LISTING_CACHE_SECONDS = 10
 #: Resolved image / flavor / network ids are resolved again after this long (sites replace images)
 DEFAULT_REFERENCE_CACHE_SECONDS = 3600
+#: A flavor/zone the cloud had no host for is skipped this long (like Karpenter's capacity cache)
+DEFAULT_CAPACITY_CACHE_SECONDS = 300
 
 #: libcloud's ``ex_force_auth_version`` -> keystoneauth auth type it implies.
 _AUTH_VERSIONS = {
@@ -144,6 +146,11 @@ class CloudCEConfig:
     ssh_key: str | None = None
     security_groups: tuple[str, ...] = ()
     availability_zone: str | None = None
+    #: Instance_Flavor / Instance_AvailabilityZone in order of preference (the first ones above)
+    flavors: tuple[str, ...] = ()
+    availability_zones: tuple[str, ...] = ()
+    #: seconds a (cloud, flavor, zone) that had no capacity is skipped
+    capacity_cache_seconds: int = DEFAULT_CAPACITY_CACHE_SECONDS
     extra_metadata: Mapping[str, str] = field(default_factory=dict)
     config_drive: bool = False
     driver_options: Mapping[str, str] = field(default_factory=dict)  # Driver_* without the prefix
@@ -341,11 +348,16 @@ class _Parser:
             cloud_type=cloud_type,
             installation=installation,
             image=self.reference("Instance_Image", self.required("Instance_Image")),
-            flavor=self.reference("Instance_Flavor", self.required("Instance_Flavor")),
+            flavor=self.reference("Instance_Flavor", self.required("Instance_Flavor").split(",")[0].strip()),
+            flavors=tuple(self.reference("Instance_Flavor", f) for f in self.items("Instance_Flavor")),
+            availability_zones=self.items("Instance_AvailabilityZone"),
+            capacity_cache_seconds=self.integer(
+                "CapacityCacheSeconds", DEFAULT_CAPACITY_CACHE_SECONDS, minimum=0, maximum=86400
+            ),
             networks=tuple(self.reference("Instance_Networks", n) for n in self.items("Instance_Networks")),
             ssh_key=self.text("Instance_SSHKey") or None,
             security_groups=self.items("Instance_SecurityGroups"),
-            availability_zone=self.text("Instance_AvailabilityZone") or None,
+            availability_zone=(self.items("Instance_AvailabilityZone") or (None,))[0],
             extra_metadata=self.metadata(),
             config_drive=self.boolean("Instance_ConfigDrive", False),
             driver_options=driver_options,
@@ -410,6 +422,7 @@ class _Parser:
                 f"cloud's limit of {MAX_METADATA_ITEMS} metadata items per VM",
             )
         names = [("Instance_SSHKey", config.ssh_key or ""), ("Instance_AvailabilityZone", config.availability_zone or "")]
+        names += [("Instance_AvailabilityZone", zone) for zone in config.availability_zones]
         names += [("Instance_SecurityGroups", group) for group in config.security_groups]
         for option, name in names:
             if name and not _NOVA_NAME.match(name):

@@ -110,7 +110,18 @@ CACertificates
 Instance_SecurityGroups
   Comma-separated security group names.
 Instance_AvailabilityZone
-  Availability zone.
+  Availability zone; several, comma-separated, in order of preference.
+Instance_Flavor (several)
+  ``name:m1.large, name:m1.medium`` lists flavors in order of preference: the next VMs use the
+  first (flavor, zone) the cloud has not answered "No valid host" / insufficient capacity for
+  (each flavor in every zone before the next flavor). Nova reports it as an ERROR VM after the
+  create was accepted, so the next cycle moves on; an EC2-like refusal moves the same VMs at
+  once. Not a CE failure, no backoff; ``available()`` counts slots with the flavor that will be
+  used and is 0 while every option is full. The pilot gets the cores of the flavor it landed on
+  (``DIRAC_NUMBER_OF_PROCESSORS`` in its environment) and VMDB records them.
+CapacityCacheSeconds
+  Seconds a (cloud, flavor, zone) without capacity is skipped by every CE of the process
+  (default 300, 0 to 86400).
 Instance_Metadata
   Extra VM metadata, ``key=value, key=value`` (keys starting ``jdirac-`` are reserved).
 Instance_ConfigDrive
@@ -210,6 +221,7 @@ from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, VMSpec, V
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, parse_reference, pilot_reference
 from JenniferDIRAC.Resources.Cloud.sharedlisting import SharedProject, shared_project
 from JenniferDIRAC.Resources.Cloud.submission import Submission, create_vms
+from JenniferDIRAC.Resources.Cloud import placement as _placement
 from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import DEFAULT_LOST_PILOT_GRACE, still_appearing
 
 #: Longest reason the CE records in VMDB for a VM it could not create (the kind is typed)
@@ -225,6 +237,11 @@ PILOT_STATUS = {
     # a state we cannot map (paused, suspended, host down...): the VM exists and is not final
     VMState.UNKNOWN: PilotStatus.RUNNING,
 }
+
+
+def _coresEnv(flavor: Flavor) -> dict[str, str]:
+    """The pilot runs with the cores of the flavor it landed on (DIRAC's NumberOfProcessors)."""
+    return {"DIRAC_NUMBER_OF_PROCESSORS": str(max(1, int(flavor.vcpus or 1)))}
 
 
 def _asOption(option: str, resolve, reference):
@@ -345,7 +362,35 @@ class CloudComputingElement(DIRACCloudComputingElement):
         return image, flavor, networks if config.networks else []
 
     def _flavor(self, backend) -> Flavor:
-        return _asOption("Instance_Flavor", backend.resolve_flavor, self.cloudConfig.flavor)
+        """The flavor the next VMs use: the first preferred one the cloud has capacity for."""
+        open_ = self._openPlacements(backend)
+        ref = open_[0].flavor if open_ else self.cloudConfig.flavor
+        return _asOption("Instance_Flavor", backend.resolve_flavor, ref)
+
+    # --- flavors and zones that fall back ------------------------------------------------------
+    def _cloudKey(self, backend):
+        return backend.listing_scope() or ("ce", self.ceName)
+
+    def _openPlacements(self, backend) -> list:
+        config = self.cloudConfig
+        options = _placement.preferences(config.flavors or (config.flavor,), config.availability_zones)
+        return _placement.MEMORY.choose(self._cloudKey(backend), options)
+
+    def _noCapacity(self, backend, where, why: str) -> None:
+        """The cloud has no host for `where` now: skip it for CapacityCacheSeconds (no backoff)."""
+        _placement.MEMORY.exhausted(self._cloudKey(backend), where, self.cloudConfig.capacity_cache_seconds)
+        self.log.info(
+            "No capacity for a flavor/zone, falling back to the next",
+            f"{self.ceName}: {where.flavor} zone={where.zone or '-'}: {why[:200]}",
+        )
+
+    def _noteCapacityErrors(self, backend, vms) -> None:
+        """Nova reports "No valid host" as an ERROR VM after accepting the create: the next cycle
+        learns from the listing which flavor/zone that VM was placed on."""
+        placed = getattr(self, "_placedOn", {})
+        for vm in vms:
+            if vm.state is VMState.ERROR and vm.fault_kind is FailureKind.CAPACITY and vm.name in placed:
+                self._noCapacity(backend, placed.pop(vm.name), vm.fault)
 
     def _forget(self, backend, stale: set[str]) -> None:
         """The cloud said these resolved ids ("image", "flavor", "network") no longer exist."""
@@ -443,6 +488,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
     def getCEStatus(self):
         backend = self._getBackend()
         vms = list(self._ownVMs(backend).values())
+        self._noteCapacityErrors(backend, vms)
         flavor = self._flavor(backend)  # what one VM costs; image and networks are not needed
         config = self.cloudConfig
         capacity = cloud_capacity(
@@ -453,6 +499,8 @@ class CloudComputingElement(DIRACCloudComputingElement):
             max_starting=config.max_starting_vms,
             backoff_allowance=self._backoffAllowance(vms),
         )
+        if not self._openPlacements(backend):
+            capacity = dataclasses.replace(capacity, slots=0, limited_by="no capacity for any flavor/zone")
         result = S_OK()
         result["SubmittedJobs"] = 0
         result["RunningJobs"] = capacity.running
@@ -486,6 +534,9 @@ class CloudComputingElement(DIRACCloudComputingElement):
             wrapper = handle.read()
         backend = self._getBackend()
         image, flavor, networks = self._resolve(backend)
+        placements = self._openPlacements(backend)
+        if not placements:
+            return S_ERROR(f"submitJob: no capacity on {self.ceName} for any flavor/zone (CapacityCacheSeconds)")
         project = self._project(backend)  # known before the creates, to be invalidated after them
 
         names = [make_vm_name() for _ in range(numberOfJobs)]
@@ -500,7 +551,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         bootstrap = tokens is not None and self._vmdb() is not None
         if tokens is not None and not bootstrap:
             self.log.warn("No VM database: the pilot wrapper goes in user data (no bootstrap fetch)", self.ceName)
-        specs, stamps, sealed = [], {}, {}
+        specs, stamps, sealed, contexts = [], {}, {}, {}
         for name in names:
             reference, stamp = pilot_reference(self.ceName, name), make_stamp()
             token = tokens.issue_for_vm(name, config.context_max_lifetime) if tokens else ""
@@ -519,7 +570,9 @@ class CloudComputingElement(DIRACCloudComputingElement):
                 endpoint_token=token,
                 extra_packages=config.context_ext_packages,
                 bootstrap=bootstrap,
+                extra_env=_coresEnv(flavor),
             )
+            contexts[name] = context
             stamps[name] = stamp
             metadata = {**config.extra_metadata, **self._owner(stamp).to_metadata()}
             specs.append(
@@ -532,10 +585,17 @@ class CloudComputingElement(DIRACCloudComputingElement):
                     network_ids=list(networks),
                     key_name=config.ssh_key,
                     security_groups=list(config.security_groups),
-                    availability_zone=config.availability_zone,
+                    availability_zone=placements[0].zone,
                     config_drive=config.config_drive,
                 )
             )
+        placed = getattr(self, "_placedOn", None)
+        if placed is None:
+            placed = self._placedOn = {}
+        for spec in specs:
+            placed[spec.name] = placements[0]
+        while len(placed) > 10000:  # names whose VMs never went to ERROR
+            placed.pop(next(iter(placed)))
 
         # The VM database knows each VM before the cloud does: a VM whose create outcome is
         # uncertain is then never mistaken for a stranger by the VMDirector.
@@ -552,6 +612,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
             stale = {o.stale for o in submission.failed if o.stale}
             if stale:
                 submission = self._retryWithFreshIds(backend, submission, stale)
+            submission, flavors = self._fallBack(backend, submission, placements, flavor, contexts, profile)
         finally:
             # before any reference is returned: the shared listing holds the new VMs (a listing
             # that may predate the create is never used again); an uncertain create: listed again
@@ -582,9 +643,43 @@ class CloudComputingElement(DIRACCloudComputingElement):
 
         references = [pilot_reference(self.ceName, o.vm.name) for o in created]
         stampDict = {pilot_reference(self.ceName, o.vm.name): stamps[o.vm.name] for o in created}
-        self._recordVMs({o.vm.name: o.vm.id for o in created}, stamps, flavor)
+        for landed in {id(f): f for f in flavors.values()}.values():
+            self._recordVMs({o.vm.name: o.vm.id for o in created if flavors[o.spec.name] is landed}, stamps, landed)
         self.log.info("Created VMs", f"{self.ceName}: {len(created)} of {numberOfJobs}")
         return self._submitted(references, stampDict)
+
+    def _fallBack(self, backend, submission: Submission, placements, flavor: Flavor, contexts, profile):
+        """Creates the cloud refused for capacity go to the next flavor/zone (same names: none
+        was created), each with the cores of its flavor in its user data. Returns the submission
+        and {VM name: the flavor it was created with}."""
+        flavors = {o.spec.name: flavor for o in submission.outcomes}
+        where = placements[0]
+        for following in placements[1:] + [None]:
+            full = [o for o in submission.failed if o.kind is FailureKind.CAPACITY and not o.uncertain]
+            if not full:
+                break
+            self._noCapacity(backend, where, full[0].error)
+            if following is None:
+                break
+            try:
+                flavor = _asOption("Instance_Flavor", backend.resolve_flavor, following.flavor)
+            except CloudError as exc:
+                self.log.warn("Fallback flavor not resolved", f"{self.ceName}: {following.flavor}: {exc}")
+                continue
+            retry = []
+            for outcome in full:
+                name = outcome.spec.name
+                context = dataclasses.replace(contexts[name], extra_env=_coresEnv(flavor))
+                retry.append(dataclasses.replace(
+                    outcome.spec, flavor_id=flavor.id, availability_zone=following.zone,
+                    user_data=self._userData(context, profile, backend.max_user_data_bytes),
+                ))
+                flavors[name] = flavor
+                self._placedOn[name] = following
+            again = {o.spec.name: o for o in self._create(backend, retry).outcomes}
+            submission = Submission([again.get(o.spec.name, o) for o in submission.outcomes])
+            where = following
+        return submission, flavors
 
     def _create(self, backend, specs) -> Submission:
         config = self.cloudConfig

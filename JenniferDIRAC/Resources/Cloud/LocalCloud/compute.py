@@ -166,6 +166,8 @@ class ComputeState:
         self.build_seconds = build_seconds
         self.delete_seconds = delete_seconds
         self.flavors: dict[str, Flavor] = {}
+        #: availability zones servers may be created in (add_zone adds more)
+        self.zones: set[str] = {"nova"}
         self.keypairs: dict[tuple[str, str], Keypair] = {}  # (user_id, name)
         self.quotas: dict[str, Quota] = {}
         self.default_quota = Quota()
@@ -183,6 +185,10 @@ class ComputeState:
         with self._lock:
             self.flavors[flavor.id] = flavor
         return flavor
+
+    def add_zone(self, name: str) -> None:
+        with self._lock:
+            self.zones.add(name)
 
     def get_flavor(self, ref: str) -> Flavor:
         """The flavor of an id or a flavor link (``flavorRef``); names are not accepted, as in Nova."""
@@ -308,11 +314,13 @@ class ComputeState:
                 raise BadRequest(f"Security group {group} not found for project {project_id}.") from None
         groups = resolved
         zone = spec.get("availability_zone") or "nova"
-        if zone.split(":")[0] != "nova":
+        if zone.split(":")[0] not in self.zones:
             raise BadRequest("The requested availability zone is not available")
 
         with self._lock:
             fate = self.faults.take_vm_fate()
+            if fate is None and self.faults.lacks_capacity(flavor.name, zone.split(":")[0]):
+                fate = VmFate("error")  # Nova's scheduler found no host: ERROR after the 202
             if fate is not None and fate.kind == "quota_refused":
                 used = self.usage(project_id)
                 raise Forbidden(_quota_message(["instances"], {"instances": 1}, used,
