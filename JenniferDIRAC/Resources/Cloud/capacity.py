@@ -61,3 +61,47 @@ def cloud_capacity(
     if math.isinf(room):
         return Capacity(waiting, running, None, "")
     return Capacity(waiting, running, int(room), reason)
+
+
+@dataclass(frozen=True)
+class Community:
+    """One claimant on a shared project: a CE of this installation or a foreign installation
+    seen in the listing. ``used`` in VMs (or cores: any one unit for every community)."""
+
+    name: str
+    weight: float  # QuotaWeight
+    used: int
+    in_backoff: bool = False  # lends its share
+    #: VMs it started since the caller's previous decision (the listing's creation times)
+    started: int = 0
+
+
+def lending_slots(total: int, me: str, communities: Iterable[Community], unclaimed_before: int) -> int:
+    """How many more VMs `me` may start on a project of `total` slots shared by weights.
+
+    Each community not in backoff is entitled to ``total * weight / sum of weights``; within its
+    entitlement it may take any free slot at once. Beyond it, it may take only slots that were
+    already free at its previous decision (``unclaimed_before``): the communities under their
+    share had a whole cycle to claim them and did not, so their share is lent. Nobody's VM is
+    ever stopped: a community over its share just does not replace its VMs as they end, and the
+    freed slots go to the communities under theirs. Nothing is lent while another community
+    under its share is still starting VMs (it wants them). A CE in backoff gets nothing and
+    lends all.
+    """
+    members = {c.name: c for c in communities}
+    mine = members[me]
+    if mine.in_backoff or total <= 0:
+        return 0
+    free = max(0, total - sum(c.used for c in members.values()))
+    weights = sum(c.weight for c in members.values() if not c.in_backoff and c.weight > 0)
+    entitled = math.floor(total * mine.weight / weights + 1e-9) if weights else total
+    within = max(0, entitled - mine.used)
+
+    def wants_its_share(other: Community) -> bool:
+        share = math.floor(total * other.weight / weights + 1e-9) if weights else 0
+        return other.started > 0 and other.used - other.started < share
+
+    lent = max(0, unclaimed_before)
+    if any(wants_its_share(c) for c in members.values() if c.name != me and not c.in_backoff):
+        lent = 0
+    return min(free, max(within, lent))
