@@ -55,6 +55,7 @@ from JenniferDIRAC.Resources.Cloud.backend import (
     ReferenceCache,
     delete_each,
 )
+from JenniferDIRAC.Resources.Cloud.imageselection import is_selection, parse_selection
 from JenniferDIRAC.Resources.Cloud.errors import (
     CloudAuthError,
     CloudError,
@@ -493,6 +494,8 @@ class OpenStackBackend(CloudBackend):
         return self._images.get(ref, self._find_image)
 
     def _find_image(self, ref: str) -> str:
+        if is_selection(ref):
+            return self._select_image(parse_selection(ref))
         name = reference_name(ref)
         if name is None:
             # Nova takes the id as it is (and refuses an unknown one at create): no image
@@ -501,6 +504,22 @@ class OpenStackBackend(CloudBackend):
         with self._calling(f"resolving image {ref}"):
             ids = [image.id for image in self.connection.image.images(name=name)]
         return single_match("image", ref, ids)
+
+    def _select_image(self, selection) -> str:
+        """The newest active image matching `selection` (tags filtered by Glance, properties here:
+        openstacksdk takes no arbitrary property filter)."""
+        with self._calling("selecting an image"):
+            query = {"status": "active", "sort_key": "created_at", "sort_dir": "desc"}
+            if selection.tags:
+                query["tag"] = list(selection.tags)
+            found = []
+            for image in self.connection.image.images(**query):
+                attributes = {**(image.properties or {}), **{k: v for k, v in image.to_dict().items() if v is not None}}
+                if selection.matches(attributes, image.tags or []):
+                    found.append((image.created_at or "", image.id))
+        if not found:
+            raise NotFound(f"no active image matches {selection}")
+        return max(found)[1]
 
     def resolve_flavor(self, ref: str) -> Flavor:
         return self._flavors.get(ref, self._find_flavor)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from JenniferDIRAC.Resources.Cloud.imageselection import is_selection, parse_selection
 from JenniferDIRAC.Resources.Cloud.errors import ConfigurationError
 from JenniferDIRAC.Resources.Cloud.model import TAG_PREFIX, OwnerTags
 from JenniferDIRAC.Resources.Cloud.optionnames import unknown_option_problem
@@ -456,6 +457,10 @@ class _Parser:
     def reference(option: str, value: str) -> str:
         if value.startswith("name:") and not value[5:].strip():
             raise ConfigurationError(option, f"{value!r} names nothing after 'name:'")
+        if is_selection(value):
+            if option != "Instance_Image":
+                raise ConfigurationError(option, "'select:' chooses images only")
+            parse_selection(value, option)
         return value
 
     def metadata(self) -> dict[str, str]:

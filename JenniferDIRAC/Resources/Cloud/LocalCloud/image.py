@@ -25,6 +25,13 @@ class Image:
     disk_format: str = "qcow2"
     visibility: str = "public"
     properties: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    status: str = "active"
+
+
+#: list_images query parameters that are not image properties (Glance v2)
+_NOT_PROPERTIES = {"name", "limit", "marker", "sort", "sort_key", "sort_dir", "tag", "status", "visibility",
+                   "member_status", "owner", "os_hidden", "protected"}
 
 
 class ImageState:
@@ -51,12 +58,17 @@ class ImageState:
         with self._lock:
             return [i for i in self.images.values() if name is None or i.name == name]
 
+    def remove_image(self, image_id: str) -> None:
+        """The site deletes an image (servers booted from it keep running)."""
+        with self._lock:
+            self.images.pop(image_id, None)
+
 
 def image_body(image: Image, base_url: str) -> dict[str, Any]:
     body = {
         "id": image.id,
         "name": image.name,
-        "status": "active",
+        "status": image.status,
         "visibility": image.visibility,
         "protected": False,
         "os_hidden": False,
@@ -70,7 +82,7 @@ def image_body(image: Image, base_url: str) -> dict[str, Any]:
         "os_hash_algo": None,
         "os_hash_value": None,
         "owner": None,
-        "tags": [],
+        "tags": list(image.tags),
         "created_at": iso(image.created),
         "updated_at": iso(image.created),
         "self": f"/v2/images/{image.id}",
@@ -107,6 +119,14 @@ class ImageAPI(ServiceAPI):
 
     def list_images(self, call: Call) -> Response:
         images = sorted(self.state.find(call.args.get("name")), key=lambda i: (i.created, i.id), reverse=True)
+        # Glance v2 filters: every tag= given, status=, and any other parameter as a property
+        tags = call.args.getlist("tag")
+        images = [i for i in images if all(t in i.tags for t in tags)]
+        if call.args.get("status"):
+            images = [i for i in images if i.status == call.args["status"]]
+        for key, value in call.args.items():
+            if key not in _NOT_PROPERTIES:
+                images = [i for i in images if str(i.properties.get(key, "")) == value]
         return json_response({
             "images": [image_body(i, call.base_url) for i in images],
             "first": "/v2/images",
