@@ -89,3 +89,29 @@ def test_zones_fall_back_before_flavors_and_all_full_means_no_slots(make_ce, wra
     assert status["CEInfoDict"]["CloudSlotsLimitedBy"] == "no capacity for any flavor/zone"
     assert sorted({v[:2] for v in landed(local_cloud).values() if v[2] == "ERROR"}) == [
         ("m1.large", "az2"), ("m1.large", "nova"), ("m1.small", "az2"), ("m1.small", "nova")]
+
+
+def test_a_refused_create_moves_the_same_vms_to_the_next_flavor_at_once(make_ce, wrapper, local_cloud, clock):
+    """EC2 and Azure refuse the create itself (InsufficientInstanceCapacity): the edge of this
+    test makes the real backend refuse m1.large the same way; m1.small gets the same VMs."""
+    from JenniferDIRAC.Resources.Cloud.errors import CapacityExhausted
+
+    ce = make_ce(Instance_Flavor="name:m1.large, name:m1.small")
+    backend = ce._getBackend()
+    large = backend.resolve_flavor("name:m1.large")
+    real_create, refused = backend.create_vm, []
+
+    def create_vm(spec):
+        if spec.flavor_id == large.id:
+            refused.append(spec.name)
+            raise CapacityExhausted("InsufficientInstanceCapacity: no m1.large capacity")
+        return real_create(spec)
+
+    backend.create_vm = create_vm
+    result = ce.submitJob(wrapper, "", 2)
+    assert result["OK"], result.get("Message")
+    vms = landed(local_cloud)
+    assert sorted(vms) == sorted(refused)  # the same names, created once each
+    assert sorted(v[0] + "/" + v[3] for v in vms.values()) == ["m1.small/1", "m1.small/1"]
+    assert ce.available()["CEInfoDict"]["CloudSlotsLimitedBy"] != "backoff"
+    assert ce.submitJob(wrapper, "", 1)["OK"] and len(refused) == 2  # m1.large skipped while cached
