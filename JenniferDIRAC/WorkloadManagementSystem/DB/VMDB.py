@@ -231,6 +231,20 @@ def normalise_record(record: Mapping) -> tuple:
     return tuple(values)
 
 
+def _changes(recorded: tuple, row: tuple) -> bool:
+    """Whether setVMStates' UPDATE `row` would change the `recorded` (state, fault, started,
+    ended, vm id) of its VM: the same rules as the UPDATE's IF and COALESCE."""
+    state, fault, started, ended, vm_id = recorded
+    new_state, new_fault, new_started, new_ended, new_id = row[2], row[3], row[5], row[6], row[7]
+    return (
+        new_state != state
+        or (new_fault != "" and new_fault != (fault or ""))
+        or (started is None and new_started is not None)
+        or (ended is None and new_ended is not None)
+        or (new_id != "" and new_id != (vm_id or ""))
+    )
+
+
 class VMDB(DB):
     """WorkloadManagement/VMDB. Every public method returns S_OK / S_ERROR."""
 
@@ -350,6 +364,15 @@ class VMDB(DB):
             rows.append((state, when, state, fault, fault, started, ended, vm_id, vm_id, name))
         if not rows:
             return S_OK(0)
+        # a steady cycle reports thousands of VMs, few of them changed: write only those
+        result = self._recordedStates([row[-1] for row in rows])
+        if not result["OK"]:
+            return result
+        recorded = result["Value"]
+        rows = [row for row in rows if row[-1] in recorded and _changes(recorded[row[-1]], row)]
+        known = len(recorded)
+        if not rows:
+            return S_OK(known)
         cmd = (
             "UPDATE VMs SET "
             "`CloudStateTime` = IF(`CloudState` = %s, `CloudStateTime`, %s), `CloudState` = %s, "
@@ -360,7 +383,20 @@ class VMDB(DB):
         result = self._manyInTransaction(cmd, rows)
         if not result["OK"]:
             return result
-        return self._countExisting([row[-1] for row in rows])
+        return S_OK(known)
+
+    def _recordedStates(self, names: list[str]):
+        """{vm_name: (CloudState, Fault, Started, Ended, VMID)} of the recorded VMs among names."""
+        recorded = {}
+        for chunk in _chunks(sorted(set(names))):
+            result = self._query(
+                "SELECT `VMName`, `CloudState`, `Fault`, `Started`, `Ended`, `VMID` FROM VMs "
+                f"WHERE `VMName` IN ({_placeholders(len(chunk))})", args=chunk
+            )
+            if not result["OK"]:
+                return result
+            recorded.update((row[0], tuple(row[1:])) for row in result["Value"])
+        return S_OK(recorded)
 
     def markVMsDeleted(self, names, reason: str = "", when: dt.datetime | None = None):
         """Mark VMs deleted. ``names`` is a list (one ``reason`` for all) or ``{name: reason}``
