@@ -1,0 +1,187 @@
+"""A soak under seeded random faults: 3 CEs of one project on LocalCloud (real HTTP), real
+PilotAgentsDB + VMDB on MariaDB, cycles of the SiteDirector's CE calls in its order
+(cleanupPilots, getJobStatus, available, submitJob), pilots finishing and VMs powering off, a
+real ``dirac-agent WorkloadManagement/VMDirector`` cycle each round (a new agent process each
+time: every cycle is a restart), then faults off and clean cycles. The invariants are printed as
+figures and must all be 0.
+
+Longer run: ``JDIRAC_SOAK_CYCLES=40 .venv/bin/pytest -p no:cacheprovider -q -s tests/soak``
+(or ``--soak-cycles 40``); ``JDIRAC_SOAK_SEEDS=1,2,3`` picks the seeds.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import Counter
+
+import pytest
+from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+
+from JenniferDIRAC.Resources.Cloud.references import parse_reference, pilot_reference
+from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
+from test_vmdirector_cycle import CE, World, world  # noqa: F401 - world is a fixture
+
+CES = (CE, "second.director.test", "third.director.test")
+TRANSIENT = ("Submitted", "Waiting", "Scheduled", "Running", "Unknown")
+SEEDS = [int(s) for s in os.environ.get("JDIRAC_SOAK_SEEDS", "11,12").split(",")]
+CLEAN_CYCLES = 2
+COMPUTE = {"service": "compute", "times": None}
+
+
+def _cycles(config) -> int:
+    option = config.getoption("--soak-cycles", None)
+    return option or int(os.environ.get("JDIRAC_SOAK_CYCLES", "4"))
+
+
+def inject(faults, seed: int) -> None:
+    """Seeded random faults on compute requests and VM fates (none on Keystone's catalog)."""
+    faults.random_errors(0.04, seed=seed, **COMPUTE)
+    faults.add("timeout", seconds=2.5, probability=0.02, seed=seed + 10, **COMPUTE)
+    faults.add("drop", probability=0.02, seed=seed + 11, **COMPUTE)
+    faults.add("expire_token", probability=0.02, seed=seed + 12, **COMPUTE)
+    faults.add("lost_response", delay=2.5, probability=0.15, seed=seed + 13, method="POST",
+               path="/v2.1/servers", **COMPUTE)
+    faults.add("latency", seconds=0.5, probability=0.3, seed=seed + 14, method="DELETE", **COMPUTE)
+    faults.vm_fate_rate("error", 0.08, seed=seed + 20)
+    faults.vm_fate_rate("stuck", 0.05, seed=seed + 21)
+    faults.vm_fate_rate("quota_recheck", 0.04, seed=seed + 22)
+    faults.vm_fate_rate("quota_refused", 0.04, seed=seed + 23)
+
+
+class Soak:
+    def __init__(self, world, cloud, vmdb, wrapper, seed):
+        self.world, self.cloud, self.vmdb, self.wrapper = world, cloud, vmdb, wrapper
+        self.rng = random.Random(seed)
+        self.returned: dict[str, str] = {}  # reference -> CE
+        self.escaped: list[str] = []
+        self.agent_logs: list[str] = []
+        # VMs the CE could not confirm (its lookup failed too) are orphans the director removes
+        # after OrphanGrace: short here so that the run sees them go
+        config = world.cfg
+        world.cfg = lambda *args, **kwargs: config(*args, **kwargs).replace("OrphanGrace = 300", "OrphanGrace = 5")
+        self.ces = {}
+        for name in CES:
+            params = {**world.ce_parameters(), "HTTPTimeout": "1.5", "MaxCreateAttempts": "2"}
+            result = ComputingElementFactory().getCE(ceType="Cloud", ceName=name, ceParametersDict=params)
+            assert result["OK"], result.get("Message")
+            result["Value"].retryDelay = 0.0
+            self.ces[name] = result["Value"]
+
+    def call(self, ce, method, *args):
+        try:
+            return getattr(self.ces[ce], method)(*args)
+        except Exception as exc:  # noqa: BLE001 - what the invariant counts
+            self.escaped.append(f"{ce}.{method}: {exc!r}")
+            return {"OK": False, "Message": repr(exc)}
+
+    def pilots(self, ce):
+        return dict(self.world.mariadb.execute(
+            f"SELECT PilotJobReference, Status FROM PilotAgents WHERE DestinationSite = '{ce}'",
+            database=self.world.pilot_db))
+
+    def set_pilot(self, ref, status):
+        self.world.mariadb.execute(
+            f"UPDATE PilotAgents SET Status = '{status}', LastUpdateTime = UTC_TIMESTAMP() "
+            f"WHERE PilotJobReference = '{ref}'", database=self.world.pilot_db)
+
+    def site_director_cycle(self):
+        for ce in CES:
+            self.call(ce, "cleanupPilots")
+            transient = [r for r, s in self.pilots(ce).items() if s in TRANSIENT]
+            if transient:
+                result = self.call(ce, "getJobStatus", transient)
+                for ref, status in (result.get("Value") or {}).items() if result["OK"] else ():
+                    if status != "Unknown":
+                        self.set_pilot(ref, status)
+            self.call(ce, "available")
+            result = self.call(ce, "submitJob", self.wrapper, "", self.rng.randint(1, 3))
+            for ref in result.get("Value") or [] if result["OK"] else []:
+                self.returned[ref] = ce
+                self.world.add_pilot(parse_reference(ref)[1], "Submitted", 0, 0, ce=ce)
+
+    def pilots_finish(self):
+        """Some running VMs' pilots end and power their VM off, as the pilot wrapper does."""
+        for server in list(self.cloud.compute.servers.values()):
+            if server.status == "ACTIVE" and self.rng.random() < 0.3:
+                self.cloud.compute.set_state(server.id, "SHUTOFF")
+
+    def director_cycle(self):
+        out = self.world.run_agent(extra_ces=[(name, self.world.ce_parameters()) for name in CES[1:]])
+        self.agent_logs.append(out)
+
+    # --- invariants ---------------------------------------------------------------------------
+    def live(self):
+        return [s for s in self.cloud.compute.servers.values()
+                if s.status != "DELETED" and s.task_state != "deleting"]
+
+    def figures(self, foreign_ids, captured: str) -> dict[str, int]:
+        pilots = {}
+        for ce in CES:
+            pilots.update(self.pilots(ce))
+        owned = [s for s in self.live() if s.metadata.get("jdirac-installation")]
+        owned = [s for s in owned if s.id not in foreign_ids]
+        by_name = Counter(s.name for s in owned)
+        live_names = set(by_name)
+        refs_of = {s.name: pilot_reference(s.metadata.get("jdirac-ce", ""), s.name) for s in owned}
+        records = {r["vm_name"]: r for ce in CES for r in self.vmdb.db.getVMs(ce=ce)["Value"]}
+        secrets = [self.cloud.credentials.password, self.world.mariadb.password]
+        logs = captured + "".join(self.agent_logs)
+        apel = Counter(r.get("LocalJobId") for r in self.world.apel_records())
+        self.details = {
+            "leaked": [(s.name, s.status, pilots.get(refs_of[s.name]), records.get(s.name, {}).get("delete_reason"))
+                       for s in owned if pilots.get(refs_of[s.name]) not in TRANSIENT],
+            "unaccounted": [(r["vm_name"], r["delete_reason"], r["cloud_state"] if "cloud_state" in r else "")
+                            for r in records.values()
+                            if r["deleted"] is not None and r["vm_id"] and not r["accounted"]],
+        }
+        return {
+            "leaked VMs": sum(1 for s in owned if pilots.get(refs_of[s.name]) not in TRANSIENT),
+            "duplicate VMs": sum(n - 1 for n in by_name.values()),
+            "refs returned never recorded": sum(
+                1 for ref in self.returned if ref not in pilots or parse_reference(ref)[1] not in records),
+            "pilots transient with VM gone": sum(
+                1 for ref, status in pilots.items() if status in TRANSIENT and parse_reference(ref)[1] not in live_names),
+            "exceptions escaping a CE method": len(self.escaped),
+            "other installation's VMs deleted": sum(1 for i in foreign_ids if i not in {s.id for s in self.live()}),
+            "accounting records missing": sum(
+                1 for r in records.values() if r["deleted"] is not None and r["vm_id"] and not r["accounted"]),
+            "accounting records doubled": sum(n - 1 for n in apel.values() if n > 1),
+            "secrets in captured logs": sum(logs.count(s) for s in secrets if s),
+        }
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_soak_under_random_faults_keeps_every_invariant(world, local_cloud, vmdb, monkeypatch, tmp_path,
+                                                       capfd, request, seed):
+    monkeypatch.setattr(client_module, "_db", vmdb.db)
+    wrapper = tmp_path / "pilot-wrapper.sh"
+    wrapper.write_text("#!/bin/bash\necho pilot\n")
+    foreign = [world.add_vm(f"foreign{i}", "SHUTOFF", 30 * 86400, installation="SomeoneElse", record=False)
+               for i in range(2)]
+    soak = Soak(world, local_cloud, vmdb, str(wrapper), seed)
+    cycles = _cycles(request.config)
+    started = time.monotonic()
+    inject(local_cloud.faults, seed)
+    for _ in range(cycles):
+        soak.site_director_cycle()
+        soak.pilots_finish()
+        soak.director_cycle()
+    fired = Counter(e.kind for e in local_cloud.faults.events)
+    local_cloud.faults.clear()
+    for _ in range(CLEAN_CYCLES):
+        soak.site_director_cycle()
+        soak.director_cycle()
+    for ce in soak.ces.values():
+        ce.shutdown()
+
+    captured = "".join(capfd.readouterr())
+    figures = soak.figures({s.id for s in foreign}, captured)
+    print(f"\nsoak seed {seed}: {cycles} fault cycles + {CLEAN_CYCLES} clean, 3 CEs, "
+          f"{len(soak.returned)} pilots, {time.monotonic() - started:.0f} s; faults fired {dict(sorted(fired.items()))}; "
+          f"twins removed by the VMDirector: {sum(out.count(': twin') for out in soak.agent_logs)}")
+    for name, value in figures.items():
+        print(f"  {name}: {value}")
+    assert sum(fired.values()) > 0 and soak.returned
+    assert figures == {name: 0 for name in figures}, (soak.escaped, soak.details)
