@@ -29,12 +29,13 @@ JDL = job_jdl("in-a-vm", "/bin/sh", "-c 'echo hello from $(hostname)'")
 
 
 @pytest.fixture(scope="module")
-def cloud_site(dirac_server, tmp_path_factory):
+def cloud_site(dirac_server, request):
     """LocalCloud booting VMs, configured in the running CS as the cloud CE of the loopback site,
-    with DIRAC's SiteDirector, JenniferDIRAC's VMDirector and the VM endpoint serving it."""
+    with DIRAC's SiteDirector, JenniferDIRAC's VMDirector and the VM endpoint serving it. The VMs'
+    sandboxes (console and pilot logs) live beside the server's logs, kept with them on failure."""
     from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
 
-    cloud = LocalCloud(boot=True, sandbox_root=tmp_path_factory.mktemp("vms"))
+    cloud = LocalCloud(boot=True, sandbox_root=dirac_server.roots.base / "vms")
     attach_cloud(dirac_server, cloud)
     cloud.start()
     port = configure_cloud_site(dirac_server, cloud)
@@ -45,6 +46,8 @@ def cloud_site(dirac_server, tmp_path_factory):
         # Other tests share the server: no SiteDirector may send their jobs to this cloud.
         stop_cloud_agents(dirac_server)
         cloud.stop()
+        if request.session.testsfailed:
+            print(f"\nLocalCloud VM consoles and pilot logs kept in {cloud.booter.root}")
 
 
 def _pilots(dirac_server) -> list[tuple]:
@@ -74,7 +77,7 @@ def _backoff(dirac_server) -> list[tuple]:
 
 def _diagnostics(dirac_server, cloud) -> str:
     lines = [f"pilots: {_pilots(dirac_server)}", f"backoff: {_backoff(dirac_server)}"]
-    for server in cloud.compute.servers.values():
+    for server in _servers(cloud):
         lines.append(f"VM {server.name} {server.status}")
         sandbox = cloud.booter.root / server.id
         for log in (sandbox / "console.log", sandbox / "fs/var/log/jdirac-pilot.log"):
@@ -93,8 +96,14 @@ def _wait(what: str, probe, timeout: float, dirac_server, cloud):
         raise AssertionError(f"{exc}\n{_diagnostics(dirac_server, cloud)}") from None
 
 
+def _servers(cloud) -> list:
+    """A snapshot of LocalCloud's servers: its request threads add and remove them while a
+    comprehension over the dict itself would iterate (RuntimeError: changed size)."""
+    return list(cloud.compute.servers.values())
+
+
 def _live_vms(cloud) -> list:
-    return [s for s in cloud.compute.servers.values() if s.status != "DELETED"]
+    return [s for s in _servers(cloud) if s.status != "DELETED"]
 
 
 def test_job_runs_in_a_vm_booted_by_the_cloud_ce(dirac_server, cloud_site, tmp_path):
@@ -109,7 +118,7 @@ def test_job_runs_in_a_vm_booted_by_the_cloud_ce(dirac_server, cloud_site, tmp_p
     ref, stamp, _, _ = pilots[0]
     assert ref.startswith(f"cloud://{CE}/")
     vm_name = ref.rsplit("/", 1)[1]
-    servers = [s for s in cloud_site.compute.servers.values() if s.name == vm_name]
+    servers = [s for s in _servers(cloud_site) if s.name == vm_name]
     assert len(servers) == 1
     vm = servers[0]
 
@@ -174,12 +183,14 @@ def test_quota_refusal_backs_off_and_the_job_runs_once_quota_is_back(dirac_serve
     assert _pilots(dirac_server) == pilots_before
     assert not _live_vms(cloud_site)
     assert dirac_server.job_status(job_id)["Status"] == "Waiting"
+    # The CE records a refused create with its typed kind (VMDB FailureKind) and the cloud's words.
     refused_records = dirac_server.mariadb.execute(
-        "SELECT DeleteReason FROM VMs WHERE CE = %s AND DeleteReason LIKE 'create failed%%'",
+        "SELECT FailureKind, DeleteReason FROM VMs WHERE CE = %s AND FailureKind <> ''",
         database="VMDB",
         params=(CE,),
     )
-    assert refused_records and all("quota" in r[0].lower() for r in refused_records), refused_records
+    assert refused_records, "no VM record of the refused creates"
+    assert all(kind == "quota" and "quota" in why.lower() for kind, why in refused_records), refused_records
     assert not _backoff(dirac_server)
 
     # Quota is back: the next submission boots a VM that runs the job.
@@ -195,4 +206,44 @@ def test_quota_refusal_backs_off_and_the_job_runs_once_quota_is_back(dirac_serve
     print(
         f"\njob {job_id}: {refused} create(s) refused for quota, queue backed off, then Done in "
         f"{time.monotonic() - started:.1f} s"
+    )
+
+
+def test_a_vm_the_ce_deletes_first_is_accounted_at_once(dirac_server, cloud_site):
+    """The race make demo lost: DIRAC's SiteDirector (cleanupPilots) deletes the powered-off VM
+    before the VMDirector's cycle sees it. The VMDirector never sees that VM listed again; the
+    record the CE closed lets it account the VM in its next cycle, not after LostPilotGrace (600 s)."""
+
+    def wait(what, probe, timeout):
+        return _wait(what, probe, timeout, dirac_server, cloud_site)
+
+    wait("no VM left from earlier", lambda: not _live_vms(cloud_site), 180)
+    pilots_before = _pilots(dirac_server)
+    dirac_server.stop_component("VMDirector")  # the CE alone can delete the VM now
+    try:
+        job_id = dirac_server.submit_job(JDL)
+        dirac_server.wait_job_status(job_id, {"Done"}, timeout=300)
+        ((ref, *_),) = wait(
+            "pilot Done",
+            lambda: [p for p in _pilots(dirac_server) if p not in pilots_before and p[2] == "Done"],
+            180,
+        )
+        vm_name = ref.rsplit("/", 1)[1]
+        wait("the VM deleted by the CE", lambda: not _live_vms(cloud_site), 180)
+        ((reason, accounted),) = dirac_server.mariadb.execute(
+            "SELECT DeleteReason, Accounted FROM VMs WHERE VMName = %s AND Deleted IS NOT NULL",
+            database="VMDB",
+            params=(vm_name,),
+        )
+        assert (reason, accounted) == ("stopped VM of a final pilot", 0)
+    finally:
+        dirac_server.start_component("VMDirector", ["dirac-agent", "WorkloadManagement/VMDirector"])
+    wait(
+        "VM accounted by the VMDirector",
+        lambda: dirac_server.mariadb.execute(
+            "SELECT Accounted FROM VMs WHERE VMName = %s AND Accounted = 1",
+            database="VMDB",
+            params=(vm_name,),
+        ),
+        120,
     )
