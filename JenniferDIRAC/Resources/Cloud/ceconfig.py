@@ -168,6 +168,10 @@ class CloudCEConfig:
     context_max_lifetime: int = DEFAULT_MAX_LIFETIME
     context_profile: str = ""
     quota_share: float = 1.0
+    #: QuotaWeight of this CE against OthersQuotaWeight of everything else on the project
+    #: (None: no lending policy, QuotaShare alone)
+    quota_weight: float | None = None
+    others_quota_weight: float = 1.0
     max_starting_vms: int | None = None
     max_submit_threads: int = DEFAULT_MAX_SUBMIT_THREADS
     create_attempts: int = DEFAULT_CREATE_ATTEMPTS
@@ -303,6 +307,18 @@ class _Parser:
             return False
         raise ConfigurationError(option, f"{raw!r} is not a boolean (use True or False)")
 
+    def weight(self, option: str, default: float | None) -> float | None:
+        raw = self.text(option)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(option, f"{raw!r} is not a number (e.g. 3)") from None
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigurationError(option, f"{raw} must be a positive number")
+        return value
+
     def fraction(self, option: str, default: float) -> float:
         raw = self.text(option)
         if not raw:
@@ -374,6 +390,8 @@ class _Parser:
             context_max_lifetime=self.integer("Context_MaxLifetime", DEFAULT_MAX_LIFETIME, minimum=60),
             context_profile=self.text("Context_Profile"),
             quota_share=self.fraction("QuotaShare", 1.0),
+            quota_weight=self.weight("QuotaWeight", None),
+            others_quota_weight=self.weight("OthersQuotaWeight", 1.0),
             max_starting_vms=self.integer("MaxStartingVMs", None, minimum=1),
             max_submit_threads=self.integer("MaxSubmitThreads", DEFAULT_MAX_SUBMIT_THREADS, minimum=1, maximum=64),
             create_attempts=self.integer("MaxCreateAttempts", DEFAULT_CREATE_ATTEMPTS, minimum=1, maximum=10),

@@ -127,7 +127,14 @@ Instance_Metadata
 Instance_ConfigDrive
   ``True`` to attach a config drive (default False).
 QuotaShare
-  Fraction of the project quota this CE may use, ``0.5`` or ``50%`` (default 1).
+  Fraction of the project quota this CE may use, ``0.5`` or ``50%`` (default 1): a hard cap.
+QuotaWeight, OthersQuotaWeight
+  Weighted shares that lend (default: unset, QuotaShare alone): this CE is entitled to
+  ``QuotaWeight / (QuotaWeight + OthersQuotaWeight)`` of the project's instances (of its cores
+  counted in this flavor when instances are unlimited), everything else on the project to the
+  rest. Within its share it takes free slots at once; beyond it only slots left free for a
+  whole cycle while the others are not starting VMs; no VM is stopped to rebalance; in backoff
+  it lends all (capacity.lending_slots).
 MaxStartingVMs
   At most this many of the CE's VMs building at once (default: no cap beyond MaxWaitingJobs).
 MaxSubmitThreads
@@ -208,7 +215,7 @@ from DIRAC.Resources.Computing.CloudComputingElement import (
 from DIRAC.WorkloadManagementSystem.Client import PilotStatus
 from DIRAC.WorkloadManagementSystem.Client.ServerUtils import getPilotAgentsDB
 
-from JenniferDIRAC.Resources.Cloud.capacity import cloud_capacity
+from JenniferDIRAC.Resources.Cloud.capacity import Community, cloud_capacity, lending_slots
 from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
 from JenniferDIRAC.Resources.Cloud.errors import (
     CloudAuthError,
@@ -367,6 +374,31 @@ class CloudComputingElement(DIRACCloudComputingElement):
         ref = open_[0].flavor if open_ else self.cloudConfig.flavor
         return _asOption("Instance_Flavor", backend.resolve_flavor, ref)
 
+    def _lend(self, backend, vms, flavor, capacity):
+        # QuotaWeight: this CE against everything else on the project (capacity.lending_slots), in
+        # VMs of `flavor` out of the project's instance limit (its cores when instances are unlimited)
+        quota = self._project(backend).quota(backend, self.cloudConfig.listing_cache_seconds)
+        config = self.cloudConfig
+        mine = len([vm for vm in vms if vm.state is not VMState.DELETING])
+        total = quota.max_instances
+        used = quota.used_instances
+        if total is None or total < 0:
+            if quota.max_cores is None or quota.max_cores < 0 or not flavor.vcpus:
+                return capacity
+            total, used = quota.max_cores // flavor.vcpus, quota.used_cores // flavor.vcpus
+        others = max(0, used - mine)
+        before = getattr(self, "_lending", None) or (others, 0)
+        communities = [
+            Community("me", config.quota_weight, mine, capacity.slots == 0 and capacity.limited_by == "backoff"),
+            Community("others", config.others_quota_weight, others, started=max(0, others - before[0])),
+        ]
+        slots = lending_slots(total, "me", communities, before[1])
+        free = max(0, total - used)
+        self._lending = (others, max(0, free - min(slots, capacity.slots if capacity.slots is not None else slots)))
+        if capacity.slots is None or slots < capacity.slots:
+            return dataclasses.replace(capacity, slots=slots, limited_by="QuotaWeight")
+        return capacity
+
     # --- flavors and zones that fall back ------------------------------------------------------
     def _cloudKey(self, backend):
         return backend.listing_scope() or ("ce", self.ceName)
@@ -501,6 +533,8 @@ class CloudComputingElement(DIRACCloudComputingElement):
         )
         if not self._openPlacements(backend):
             capacity = dataclasses.replace(capacity, slots=0, limited_by="no capacity for any flavor/zone")
+        elif config.quota_weight is not None:
+            capacity = self._lend(backend, vms, flavor, capacity)
         result = S_OK()
         result["SubmittedJobs"] = 0
         result["RunningJobs"] = capacity.running

@@ -1,0 +1,57 @@
+"""QuotaWeight on the CE: two installations (Belle II 3, T2K 1) on one LocalCloud project of 8
+instances; the idle one's share is lent after one cycle, and given back only as VMs end."""
+
+from __future__ import annotations
+
+from ce_testkit import live_servers
+
+
+def slots(ce):
+    status = ce.available()
+    assert status["OK"], status.get("Message")
+    return status["Value"], status["CEInfoDict"]["CloudSlotsLimitedBy"]
+
+
+def end_naturally(cloud, names):
+    for server in live_servers(cloud):
+        if server.name in names:
+            cloud.compute.delete_server(None, server.id)
+    cloud.clock.advance(3600)  # Nova's DELETE has finished
+
+
+def test_weights_lend_the_idle_share_and_converge_as_vms_end(make_ce, wrapper, local_cloud):
+    local_cloud.compute.set_quota(instances=8, cores=-1, ram=-1)
+    belle = make_ce(ce_name="belle.local.test", InstallationName="Belle2DIRAC", QuotaWeight=3,
+                    OthersQuotaWeight=1, ListingCacheSeconds=0)
+    t2k = make_ce(ce_name="t2k.local.test", InstallationName="T2KDIRAC", QuotaWeight=1,
+                  OthersQuotaWeight=3, ListingCacheSeconds=0)
+
+    assert slots(belle) == (6, "QuotaWeight")  # its 3/4 at once
+    assert belle.submitJob(wrapper, "", 6)["OK"]
+    assert slots(belle)[0] == 2  # t2k left its 2 free for a cycle: lent
+    assert belle.submitJob(wrapper, "", 2)["OK"]
+    assert slots(t2k)[0] == 0  # full: nothing is killed for t2k
+
+    belle_vms = [s.name for s in live_servers(local_cloud) if s.metadata["jdirac-installation"] == "Belle2DIRAC"]
+    end_naturally(local_cloud, belle_vms[:2])
+    assert slots(belle)[0] == 0  # at its 6 of 8: it does not replace the ended ones
+    assert slots(t2k)[0] == 2  # its own share, at once
+    assert t2k.submitJob(wrapper, "", 2)["OK"]
+    end_naturally(local_cloud, belle_vms[2:3])
+    assert slots(t2k)[0] == 0  # at its share, and the slot was free for no whole cycle: not lent
+    assert slots(belle)[0] == 1  # below its 6: replaces at once
+
+
+def test_quota_share_stays_a_hard_cap_and_bad_weights_name_the_option(make_ce, local_cloud, tmp_path):
+    from ce_testkit import ce_parameters, write_cloud_auth
+    from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+
+    local_cloud.compute.set_quota(instances=8, cores=-1, ram=-1)
+    capped = make_ce(InstallationName="Belle2DIRAC", QuotaWeight=3, QuotaShare="25%", ListingCacheSeconds=0)
+    assert slots(capped) == (2, "QuotaShare")
+    auth = write_cloud_auth(tmp_path / "cloud.auth", "u", "p")
+    for option, value in (("QuotaWeight", "-1"), ("OthersQuotaWeight", "lots")):
+        result = ComputingElementFactory().getCE(
+            ceType="Cloud", ceName="bad.local.test", ceParametersDict=ce_parameters(local_cloud, auth, **{option: value})
+        )
+        assert not result["OK"] and f"CS option {option}" in result["Message"]
