@@ -274,6 +274,7 @@ def running_openstack(workdir: Path, keep_logs):
                             stdout=open(workdir / "launcher.stdout.log", "ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     ready_file = workdir / "ready.json"
+    up = False
     try:
         def ready():
             if proc.poll() is not None:
@@ -283,10 +284,12 @@ def running_openstack(workdir: Path, keep_logs):
         wait_until(ready, START_TIMEOUT, "real OpenStack ready file", interval=0.5)
         cloud = RealOpenStack(json.loads(ready_file.read_text()), workdir)
         cloud.start_seconds = time.monotonic() - started
+        up = True
         yield cloud
     finally:
         _stop_tree(proc)
-        if keep_logs():
+        # A failed start is reported before the session counts it as failed: keep its logs too.
+        if not up or keep_logs():
             print(f"\nreal OpenStack logs kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
