@@ -57,6 +57,8 @@ class Soak:
         self.returned: dict[str, str] = {}  # reference -> CE
         self.escaped: list[str] = []
         self.agent_logs: list[str] = []
+        self.twins_after: set[str] = set()  # names with two live VMs after the last director cycle
+        self.twins_surviving = 0  # ... and still after the next one (must be removed by then)
         # VMs the CE could not confirm (its lookup failed too) are orphans the director removes
         # after OrphanGrace: short here so that the run sees them go
         config = world.cfg
@@ -110,6 +112,10 @@ class Soak:
     def director_cycle(self):
         out = self.world.run_agent(extra_ces=[(name, self.world.ce_parameters()) for name in CES[1:]])
         self.agent_logs.append(out)
+        names = Counter(s.name for s in self.live() if s.metadata.get("jdirac-installation"))
+        twins = {name for name, n in names.items() if n > 1}
+        self.twins_surviving += len(twins & self.twins_after)
+        self.twins_after = twins
 
     # --- invariants ---------------------------------------------------------------------------
     def live(self):
@@ -139,6 +145,7 @@ class Soak:
         return {
             "leaked VMs": sum(1 for s in owned if pilots.get(refs_of[s.name]) not in TRANSIENT),
             "duplicate VMs": sum(n - 1 for n in by_name.values()),
+            "twins left after the next director cycle": self.twins_surviving,
             "refs returned never recorded": sum(
                 1 for ref in self.returned if ref not in pilots or parse_reference(ref)[1] not in records),
             "pilots transient with VM gone": sum(
