@@ -5,11 +5,23 @@ smaller than without them; without them it holds everything."""
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import bench_vmdb_retention as bench  # noqa: E402
 
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBRetention import RetentionPolicy  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _log_level_restored():
+    """simulate() sets gLogger to ERROR; later tests in this process assert on its warnings."""
+    from DIRAC import gLogger
+
+    level = gLogger.getLevel()
+    yield
+    gLogger.setLevel(level)
 
 
 def test_retention_bounds_vmdb_over_a_simulated_season(mariadb):
