@@ -263,7 +263,8 @@ def cloud_env(env, local_cloud, tmp_path, monkeypatch, vmdb):
 
 
 def live_names(cloud):
-    return {s.name for s in cloud.compute.servers.values() if s.status != "DELETED"}
+    """Names of the servers neither deleted nor being deleted (Nova lists those for a while)."""
+    return {s.name for s in cloud.compute.servers.values() if s.status != "DELETED" and s.task_state != "deleting"}
 
 
 @pytest.fixture

@@ -909,7 +909,8 @@ class CloudComputingElement(DIRACCloudComputingElement):
         return {name for name, when in born.items() if still_appearing(when, now, grace)}
 
     @_boundary("killJob")
-    def killJob(self, jobIDList):
+    def killJob(self, jobIDList, reason: str = "killed by the CE"):
+        """Delete the VMs of these pilots; ``reason`` is what their VM records keep."""
         names = self._namesOf(jobIDList)
         backend = self._getBackend()
         vms = self._freshOwnVMs(backend)
@@ -922,7 +923,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
             if ids:
                 self._changed(backend, ids, errors)
         killed = [vms[name] for name in names.values() if name in vms and vms[name].id not in errors]
-        self._recordDeleted(killed, "killed by the CE")
+        self._recordDeleted(killed, reason)
         if errors:
             detail = "; ".join(f"{vm_id}: {error}" for vm_id, error in sorted(errors.items()))
             return S_ERROR(f"killJob: {len(errors)} VM(s) not deleted on {self.ceName}: {detail}")

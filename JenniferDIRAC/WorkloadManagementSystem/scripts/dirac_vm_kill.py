@@ -95,7 +95,7 @@ def main():
         result = VMAdmin.make_ce(ce_name)
         if result["OK"]:
             ce = result["Value"]
-            result = ce.killJob([vm["pilot_reference"] or vm["vm_name"] for vm in ce_vms])
+            result = ce.killJob([vm["pilot_reference"] or vm["vm_name"] for vm in ce_vms], reason=options.reason)
             if hasattr(ce, "shutdown"):
                 ce.shutdown()
         if not result["OK"]:
