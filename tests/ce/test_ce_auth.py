@@ -11,6 +11,8 @@ import yaml
 from ce_testkit import CE_NAME, live_servers, user_data_text, write_cloud_auth
 from DIRAC.WorkloadManagementSystem.Client import PilotStatus
 
+from JenniferDIRAC.Resources.Cloud.sharedlisting import invalidate_all
+
 TOKENS = ("identity", "POST", "/v3/auth/tokens")
 
 
@@ -20,6 +22,10 @@ def cycle(ce, wrapper, n=2):
     assert available["OK"], available.get("Message")
     submitted = ce.submitJob(wrapper, "", n)
     assert submitted["OK"], submitted.get("Message")
+    status = ce.getJobStatus(submitted["Value"])  # the same cycle sees the VMs as created
+    assert status["OK"] and set(status["Value"].values()) <= {PilotStatus.SUBMITTED, PilotStatus.RUNNING}
+    # the next cycle: the listing held since the submission is older than ListingCacheSeconds
+    invalidate_all()
     status = ce.getJobStatus(submitted["Value"])
     assert status["OK"] and set(status["Value"].values()) == {PilotStatus.RUNNING}
     return submitted["Value"]
