@@ -145,8 +145,9 @@ class RealNovaTarget:
         return "FAKE CONSOLE OUTPUT"  # what Nova's fake virt driver answers
 
     def finish_deletions(self) -> None:
-        wait_until(lambda: all(s.task_state != "deleting" for s in self.cloud.servers()), 60,
-                   "deletions finished")
+        # Nova lists a deleted server as deleting, then briefly as DELETED, then not at all
+        wait_until(lambda: all(s.task_state != "deleting" and s.status != "DELETED" for s in self.cloud.servers()),
+                   60, "deletions finished")
 
 
 def write_auth(target, kind: str, path) -> str:
