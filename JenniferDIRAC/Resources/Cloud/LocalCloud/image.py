@@ -30,8 +30,9 @@ class Image:
 
 
 #: list_images query parameters that are not image properties (Glance v2)
-_NOT_PROPERTIES = {"name", "limit", "marker", "sort", "sort_key", "sort_dir", "tag", "status", "visibility",
-                   "member_status", "owner", "os_hidden", "protected"}
+_NOT_PROPERTIES = {"id", "name", "limit", "marker", "sort", "sort_key", "sort_dir", "tag", "status", "visibility",
+                   "member_status", "owner", "os_hidden", "protected", "created_at", "updated_at",
+                   "size_min", "size_max", "container_format", "disk_format"}
 
 
 class ImageState:
@@ -124,6 +125,9 @@ class ImageAPI(ServiceAPI):
         images = [i for i in images if all(t in i.tags for t in tags)]
         if call.args.get("status"):
             images = [i for i in images if i.status == call.args["status"]]
+        if call.args.get("id"):  # id=<uuid> or id=in:<uuid>,<uuid> (what openstackclient asks)
+            wanted = set(call.args["id"].removeprefix("in:").split(","))
+            images = [i for i in images if i.id in wanted]
         for key, value in call.args.items():
             if key not in _NOT_PROPERTIES:
                 images = [i for i in images if str(i.properties.get(key, "")) == value]
