@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.util.retry import Retry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OPENSTACK_PYTHON = REPO_ROOT / ".venv-openstack" / "bin" / "python"
@@ -152,6 +153,10 @@ class RealOpenStack:
         self.admin = ready["admin"]
         self.application_credential = ready["application_credential"]
         self.http = requests.Session()
+        # Nova's server may close an idle keep-alive connection just as the session reuses it
+        # (RemoteDisconnected, seen under load): idempotent requests go again on a new connection
+        self.http.mount("http://", requests.adapters.HTTPAdapter(
+            max_retries=Retry(total=2, connect=2, read=2, status=0, allowed_methods=Retry.DEFAULT_ALLOWED_METHODS)))
         setattr(self.http, UNCOUNTED, True)  # the test's arrangement is not the code under test
         self._admin_token: str | None = None
         services = {}
