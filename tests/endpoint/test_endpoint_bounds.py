@@ -233,6 +233,27 @@ def test_health_is_outside_the_request_limit(make_endpoint):
     assert endpoint.call("POST", "jdirac-late", "heartbeat", tokens["jdirac-late"]).status_code == 204
 
 
+def test_requests_refused_as_busy_do_not_spend_the_vms_rate(make_endpoint):
+    endpoint = make_endpoint(max_concurrent_requests=2, request_burst_per_vm=3, requests_per_minute_per_vm=1,
+                             body_timeout_seconds=20, min_heartbeat_seconds=0)
+    names = ["jdirac-hold1", "jdirac-hold2", "jdirac-retry"]
+    tokens = endpoint.register(*names)
+    holders = [raw_request(endpoint, put_head(name, "logs/boot", tokens[name], 1000)) for name in names[:2]]
+    try:
+        wait_until(lambda: endpoint.app.in_progress == 2, 15, "both slots to be taken")
+        retries = [endpoint.call("POST", "jdirac-retry", "heartbeat", tokens["jdirac-retry"]).status_code
+                   for _ in range(10)]
+        assert retries == [503] * 10
+    finally:
+        for sock in holders:
+            sock.close()
+    wait_until(lambda: endpoint.app.in_progress == 0, 15, "the slots to be released")
+    # The burst of 3 is still whole after ten busy refusals.
+    statuses = [endpoint.call("GET", "jdirac-retry", "context/shutdowntime", tokens["jdirac-retry"]).status_code
+                for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+
+
 def test_request_rate_per_vm(make_endpoint):
     endpoint = make_endpoint(request_burst_per_vm=5, requests_per_minute_per_vm=6, min_heartbeat_seconds=0)
     tokens = endpoint.register("jdirac-fast", "jdirac-calm")

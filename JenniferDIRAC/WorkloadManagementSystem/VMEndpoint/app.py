@@ -253,15 +253,16 @@ class VMEndpointApp:
         return verified
 
     def _admit(self, vm_name: str) -> None:
+        # "Busy" is decided first: a request the endpoint had no room for costs the VM nothing,
+        # or a VM retrying through a busy spell would use up its own rate and get 429s.
+        if self.in_progress >= self.limits.max_concurrent_requests:
+            self.refusals.refused("endpoint busy", f"endpoint busy: {self.in_progress} requests in progress")
+            raise _Refusal(_text(503, "endpoint busy, retry later", **{"Retry-After": "5"}))
         try:
             self.admission.admit(vm_name)
         except Refused as exc:
             self.refusals.refused("per-VM limit", f"{vm_name}: {exc.reason}")
             raise _Refusal(_text(429, exc.reason, **{"Retry-After": str(exc.retry_after)})) from None
-        if self.in_progress >= self.limits.max_concurrent_requests:
-            self.admission.release(vm_name)
-            self.refusals.refused("endpoint busy", f"endpoint busy: {self.in_progress} requests in progress")
-            raise _Refusal(_text(503, "endpoint busy, retry later", **{"Retry-After": "5"}))
         self.in_progress += 1
 
     # --- the VM's record -------------------------------------------------------------------------
