@@ -1,6 +1,6 @@
 """JenniferDIRAC: pilots in cloud VMs through DIRAC's own SiteDirector and CE machinery."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def extension_metadata() -> dict:

@@ -57,10 +57,16 @@ from diraccfg import CFG
 from DIRAC import gConfig
 gConfig.loadCFG(CFG().loadFromBuffer(open(sys.argv[1]).read()))
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStateStore
+try:
+    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import VMStateStore
+except ImportError:  # v0.1.0's layout
+    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStateStore
 import JenniferDIRAC
 app = VMEndpointApp(TokenAuthority.from_secret_file(sys.argv[2]), VMStateStore(VMDB()), EndpointLimits())
 server = EndpointServer(app, "127.0.0.1", 0)
@@ -160,7 +166,7 @@ class HonestFigures:
 
 
 def token_for(vm_name: str) -> str:
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
+    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
 
     return TokenAuthority([SECRET_LINE.encode()]).issue(vm_name, 3600)
 

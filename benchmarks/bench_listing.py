@@ -17,7 +17,7 @@ if __package__ in (None, ""):
 
 from keystoneauth1.identity import v3  # noqa: E402
 
-from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud  # noqa: E402
+from JenniferLocalCloud import LocalCloud  # noqa: E402
 from JenniferDIRAC.Resources.Cloud.model import OwnerTags  # noqa: E402
 from JenniferDIRAC.Resources.Cloud.OpenStackBackend import OpenStackBackend  # noqa: E402
 from JenniferDIRAC.Resources.Cloud.references import make_vm_name  # noqa: E402

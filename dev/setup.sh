@@ -32,13 +32,13 @@ if ! python3 -m uv --version >/dev/null 2>&1; then
     python3 -m pip install -q uv
 fi
 
-stamp_wanted=$(cat requirements/lock.txt setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
+stamp_wanted=$(cat requirements/lock.txt setup.cfg pyproject.toml localcloud/setup.cfg localcloud/pyproject.toml | sha256sum | cut -d' ' -f1)
 stamp_file=.venv/.jenniferdirac-stamp
 if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_wanted" ]; then
     echo "setup: building .venv from requirements/lock.txt"
     [ -x .venv/bin/python ] || python3 -m uv venv -q --python 3.11 .venv
     python3 -m uv pip sync -q --python .venv/bin/python requirements/lock.txt
-    python3 -m uv pip install -q --python .venv/bin/python --no-deps -e .
+    python3 -m uv pip install -q --python .venv/bin/python --no-deps -e . -e ./localcloud
     echo "$stamp_wanted" > "$stamp_file"
 fi
 bash dev/openstack/setup.sh

@@ -58,7 +58,7 @@ def vmdb(mariadb):
         mariadb.drop_database(dbname)
 
 
-# --- LocalCloud: loopback OpenStack (JenniferDIRAC/Resources/Cloud/LocalCloud) ----------------
+# --- LocalCloud: loopback OpenStack (localcloud/JenniferLocalCloud) ----------------
 @pytest.fixture
 def local_cloud(request):
     """A started LocalCloud on 127.0.0.1:<random port>, stopped (VMs killed) afterwards.
@@ -66,7 +66,7 @@ def local_cloud(request):
     Boot is off by default; pass options with indirect parametrization, e.g.
     ``@pytest.mark.parametrize("local_cloud", [{"token_ttl": 60}], indirect=True)``.
     """
-    from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
+    from JenniferLocalCloud import LocalCloud
 
     options = dict(getattr(request, "param", None) or {})
     with LocalCloud(**options) as cloud:

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
+from JenniferLocalCloud import LocalCloud
 from JenniferDIRAC.Resources.Cloud.model import OwnerTags
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, pilot_reference
 

@@ -143,7 +143,7 @@ class DirectorInputs:
 def director_inputs(fleet: Fleet, now: datetime) -> dict[str, DirectorInputs]:
     """PilotAgentsDB and VMDB rows matching the seeded VMs, as the policy takes them."""
     from JenniferDIRAC.Resources.Cloud.references import pilot_reference
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import PilotRecord, VMRecord
+    from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import PilotRecord, VMRecord
 
     pilot_status = {"ACTIVE": "Running", "SHUTOFF": "Running", "BUILD": "Submitted", "ERROR": "Submitted"}
     inputs = {}
@@ -167,7 +167,7 @@ def vmdirector_cycle(
 ) -> Sample:
     """For each CE: ONE backend listing of the VMs it owns, then the lifecycle policy's decisions
     (not applied, so every repetition sees the same fleet)."""
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import CEView, decide
+    from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import CEView, decide
 
     fleet.cloud.counters.reset()
     start, cpu_start, process_start = time.perf_counter(), time.thread_time(), time.process_time()

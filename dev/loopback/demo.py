@@ -47,7 +47,7 @@ def wait_for(what: str, probe, timeout: float = TIMEOUT):
 
 
 def run(root: Path, plots: Path = PLOTS) -> None:
-    from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
+    from JenniferLocalCloud import LocalCloud
 
     step = Step()
     started = datetime.now(timezone.utc).replace(tzinfo=None, second=0, microsecond=0)

@@ -21,7 +21,7 @@ def send(data):
     from DIRAC.AccountingSystem.Client.DataStoreClient import gDataStoreClient
     from DIRAC.AccountingSystem.Client.Types.Job import Job
 
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities import APEL
+    from JenniferDIRAC.WorkloadManagementSystem.Accounting import APEL
 
     for job in data["jobs"]:
         register = Job()

@@ -14,7 +14,7 @@ import pytest
 from apel_testkit import CLOUD_HEADER, parse_message, split_message, validate
 
 from JenniferDIRAC import __version__
-from JenniferDIRAC.WorkloadManagementSystem.Utilities import APEL
+from JenniferDIRAC.WorkloadManagementSystem.Accounting import APEL
 
 HERE = Path(__file__).resolve().parent
 CASO_VENV = Path(os.environ.get("JDIRAC_CASO_VENV", HERE.parents[1] / "var" / "caso-venv"))

@@ -8,7 +8,7 @@ from apel_testkit import CLOUD_HEADER, JOB_HEADER, parse_message, validate
 from keystoneauth1.identity import v3
 
 from JenniferDIRAC.Resources.Cloud.OpenStackBackend import OpenStackBackend
-from JenniferDIRAC.WorkloadManagementSystem.Utilities import APEL
+from JenniferDIRAC.WorkloadManagementSystem.Accounting import APEL
 
 START = dt.datetime(2026, 10, 5, 8, 0, tzinfo=dt.UTC)
 

@@ -17,7 +17,7 @@ from DIRAC.WorkloadManagementSystem.Client import PilotStatus
 from JenniferDIRAC.Resources.Cloud.model import OwnerTags
 from JenniferDIRAC.Resources.Cloud.references import parse_reference
 from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import (
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     Account,
     CEView,
     RecordGone,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from JenniferDIRAC.Resources.Cloud import placement
-from JenniferDIRAC.Resources.Cloud.LocalCloud.faults import NO_VALID_HOST
+from JenniferLocalCloud.faults import NO_VALID_HOST
 
 from ce_testkit import live_servers, user_data_text
 from cloudconfig_testkit import pilot_environment

@@ -302,7 +302,7 @@ def test_unknown_image_is_a_configuration_error_naming_the_option(make_ce, wrapp
 
 
 def test_vms_get_the_endpoint_url_and_their_own_token(make_ce, wrapper, local_cloud, tmp_path, vmdb):
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import (
+    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import (
         BOOTSTRAP_PREFIX,
         TokenAuthority,
         create_secret_file,

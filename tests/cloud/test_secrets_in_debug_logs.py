@@ -18,7 +18,7 @@ from JenniferDIRAC.Resources.Cloud.model import OwnerTags, VMSpec
 from JenniferDIRAC.Resources.Cloud.OpenStackBackend import OpenStackBackend
 from JenniferDIRAC.Resources.Cloud.redaction import mask_text
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
 
 EC2_SECRET = "ec2-secret-access-key-for-the-log-test"
 

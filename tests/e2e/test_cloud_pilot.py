@@ -33,7 +33,7 @@ def cloud_site(dirac_server, request):
     """LocalCloud booting VMs, configured in the running CS as the cloud CE of the loopback site,
     with DIRAC's SiteDirector, JenniferDIRAC's VMDirector and the VM endpoint serving it. The VMs'
     sandboxes (console and pilot logs) live beside the server's logs, kept with them on failure."""
-    from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
+    from JenniferLocalCloud import LocalCloud
 
     cloud = LocalCloud(boot=True, sandbox_root=dirac_server.roots.base / "vms")
     attach_cloud(dirac_server, cloud)

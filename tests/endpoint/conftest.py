@@ -54,10 +54,10 @@ DEFAULT_TEST_LIMITS = dict(
 def make_endpoint(vmdb, tmp_path):
     """make_endpoint(bounds=ServerBounds(...), **EndpointLimits fields) -> a served endpoint
     (namespace: url, server, app, clock, authority, db, register, call, events, limits, session)."""
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
-    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
-    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer
-    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStateStore
+    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import VMStateStore
 
     started = []
 

@@ -7,8 +7,8 @@ import time
 import pytest
 import requests
 
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import ServerBounds
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.shutdownmessage import (
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import ServerBounds
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.shutdownmessage import (
     MalformedShutdownMessage,
     parse_shutdown_message,
 )
@@ -289,9 +289,9 @@ def test_accepted_connections_have_nagle_off(endpoint):
 FD_LIMITED_SERVER = r"""
 import resource, sys
 resource.setrlimit(resource.RLIMIT_NOFILE, (320, 320))
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import VMEndpointApp
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer, ServerBounds
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import VMEndpointApp
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer, ServerBounds
 app = VMEndpointApp(TokenAuthority([b"fd-limit-secret-0123456789abcdefghij"]), None)
 server = EndpointServer(app, "127.0.0.1", 0, bounds=ServerBounds(max_connections=4096, header_timeout_seconds=3))
 server.start()

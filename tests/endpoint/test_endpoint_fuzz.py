@@ -6,9 +6,9 @@ import asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStatus
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import VMStatus
 
 AUTHORITY = TokenAuthority([b"fuzz-secret-0123456789abcdefghijklmnop"], clock=lambda: 1_800_000_000)
 VMS = ["jdirac-a", "jdirac-b"]

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
 
 
 def ok(result):
@@ -183,7 +183,7 @@ def test_per_vm_limits(endpoint):
 
 def test_per_vm_limit_survives_an_endpoint_restart(endpoint):
     """A fresh endpoint learns what a VM already stored from the database."""
-    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import VMEndpointApp
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import VMEndpointApp
 
     token = endpoint.register("jdirac-restart")["jdirac-restart"]
     chunk = b"b" * 60 * 1024
@@ -271,8 +271,8 @@ def test_raw_garbage_on_the_socket_does_not_hurt_the_endpoint(endpoint):
 def test_store_failure_is_503_not_a_crash(endpoint):
     from starlette.testclient import TestClient
 
-    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import VMEndpointApp
-    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import StoreError
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import VMEndpointApp
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import StoreError
 
     class DownStore:
         def __getattr__(self, name):
@@ -361,7 +361,7 @@ def certificate(tmp_path):
 
 
 def test_https_with_a_silent_client_still_serves_others(endpoint, certificate):
-    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer, TLSFiles
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer, TLSFiles
 
     cert, key = certificate
     server = EndpointServer(endpoint.app, "127.0.0.1", 0, tls=TLSFiles(str(cert), str(key)))

@@ -2,8 +2,8 @@
 
 import pytest
 
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.limits import EndpointLimits, PerVMAdmission, Refused
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.refusals import RefusalLog
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.limits import EndpointLimits, PerVMAdmission, Refused
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.refusals import RefusalLog
 
 
 class Clock:

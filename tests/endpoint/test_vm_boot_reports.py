@@ -11,10 +11,10 @@ import pytest
 
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, pilot_reference
 from JenniferDIRAC.Resources.Cloud.UserData import PilotContext, get_profile, pack_user_data, render_user_data
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStateStore
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import VMStateStore
 
 CE = "CLOUD.LocalCloud.org"
 # A stand-in for DIRAC's pilot wrapper: shows what it was given, optionally outlives one
@@ -134,7 +134,7 @@ def test_vm_reports_through_the_agent_and_dirac_vm_logs_shows_it(local_cloud, vm
     import requests
     from diraccfg import CFG
 
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import create_secret_file
+    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import create_secret_file
 
     base_cfg, free_port, start_agent, stop = agent_tools
     secret = tmp_path / "vm-endpoint.secret"

@@ -9,8 +9,8 @@ import pytest
 
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
 from JenniferDIRAC.Resources.Computing.CloudComputingElement import CloudComputingElement
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBootstrap import seal, unseal, SealError
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import CEView, DeleteVM, decide
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMBootstrap import seal, unseal, SealError
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import CEView, DeleteVM, decide
 
 WRAPPER = "#!/bin/bash\n# PROXY-MARKER -----BEGIN RSA PRIVATE KEY-----\necho pilot\n"
 

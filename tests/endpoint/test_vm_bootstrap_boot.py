@@ -13,10 +13,10 @@ import requests
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, pilot_reference
 from JenniferDIRAC.Resources.Cloud.UserData import PilotContext, get_profile, pack_user_data, render_user_data
 from JenniferDIRAC.Resources.Computing.CloudComputingElement import CloudComputingElement
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStateStore
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import VMStateStore
 
 CE = "CLOUD.LocalCloud.org"
 PROFILE_CS = {"LocalTest": {"CVMFSRepositories": "", "Packages": "", "HeartbeatSeconds": "10", "HardPoweroff": "no"}}

@@ -6,7 +6,7 @@ import time
 import requests
 from diraccfg import CFG
 
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority, create_secret_file
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority, create_secret_file
 
 
 def test_agent_serves_vms_into_vmdb(tmp_path, vmdb, make_vm_record, agent_tools):

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import (
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import (
     SecretFileError,
     TokenAuthority,
     TokenExpired,

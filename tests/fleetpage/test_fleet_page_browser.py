@@ -70,9 +70,9 @@ def cell(driver, css: str) -> str:
 
 def test_fleet_page_in_chromium(world, local_cloud, browser, tmp_path):
     from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
-    from JenniferDIRAC.WorkloadManagementSystem.FleetPage.app import FleetPageApp
-    from JenniferDIRAC.WorkloadManagementSystem.FleetPage.fleet import printable
-    from JenniferDIRAC.WorkloadManagementSystem.FleetPage.server import FleetPageServer
+    from JenniferDIRAC.WorkloadManagementSystem.FleetPageServer.app import FleetPageApp
+    from JenniferDIRAC.WorkloadManagementSystem.FleetPageServer.fleet import printable
+    from JenniferDIRAC.WorkloadManagementSystem.FleetPageServer.server import FleetPageServer
 
     creds = make_credentials(tmp_path / "grid-security", tmp_path / "user")
     other = make_credentials(tmp_path / "other-ca", tmp_path / "other-user")  # a CA DIRAC does not trust

@@ -8,7 +8,7 @@ from DIRAC import S_ERROR, S_OK
 
 from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
 from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
-from JenniferDIRAC.WorkloadManagementSystem.Utilities import APEL
+from JenniferDIRAC.WorkloadManagementSystem.Accounting import APEL
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 29, 6, 0, tzinfo=UTC)

@@ -532,7 +532,7 @@ def test_logs_escape_what_the_vm_sent(cloud_env, vmdb, wrapper_file, tmp_path):
 
 
 def test_endpoint_secret_create_refuse_existing_and_rotate(bare_env, tmp_path):
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority
+    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
 
     path = tmp_path / "vm-endpoint.secret"
     res = run(bare_env, "dirac-vm-endpoint-secret", str(path))

@@ -8,7 +8,7 @@ import sys
 import openstack
 import yaml
 
-MODULE = "JenniferDIRAC.Resources.Cloud.LocalCloud"
+MODULE = "JenniferLocalCloud"
 
 
 def _start(*args):

@@ -6,8 +6,8 @@ import openstack.exceptions
 import pytest
 import requests
 
-from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
-from JenniferDIRAC.Resources.Cloud.LocalCloud.faults import FaultInjector
+from JenniferLocalCloud import LocalCloud
+from JenniferLocalCloud.faults import FaultInjector
 
 DETAIL = "/v2.1/servers/detail"
 

@@ -6,7 +6,7 @@ import openstack.exceptions
 import pytest
 import requests
 
-from JenniferDIRAC.Resources.Cloud.LocalCloud.compute import DELETE_SECONDS
+from JenniferLocalCloud.compute import DELETE_SECONDS
 
 AUTH_TYPES = ["password", "v3applicationcredential", "v3oidcaccesstoken"]
 
@@ -222,7 +222,7 @@ def test_concurrent_creates_respect_the_quota(local_cloud):
 
 
 def test_extra_oidc_access_tokens_are_accepted():
-    from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
+    from JenniferLocalCloud import LocalCloud
 
     with LocalCloud(oidc_access_tokens=("egi-token-1",)) as cloud:
         entry = cloud.clouds_yaml_entry("v3oidcaccesstoken")

@@ -9,8 +9,8 @@ import pytest
 import requests
 import yaml
 
-from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
-from JenniferDIRAC.Resources.Cloud.LocalCloud.__main__ import main
+from JenniferLocalCloud import LocalCloud
+from JenniferLocalCloud.__main__ import main
 
 from test_command import _read_until_ready, _start, _stop
 

@@ -6,9 +6,9 @@ from email.mime.text import MIMEText
 
 import pytest
 
-from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
-from JenniferDIRAC.Resources.Cloud.LocalCloud.boot.userdata import parse
-from JenniferDIRAC.Resources.Cloud.LocalCloud.errors import BadRequest, Forbidden, Unauthorized
+from JenniferLocalCloud import LocalCloud
+from JenniferLocalCloud.boot.userdata import parse
+from JenniferLocalCloud.errors import BadRequest, Forbidden, Unauthorized
 
 
 @pytest.fixture

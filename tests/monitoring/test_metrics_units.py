@@ -14,7 +14,7 @@ from JenniferDIRAC.Resources.Cloud.errors import FailureKind
 from JenniferDIRAC.Resources.Cloud.model import VMState
 from JenniferDIRAC.WorkloadManagementSystem.Monitoring.exposition import metrics_port
 from JenniferDIRAC.WorkloadManagementSystem.Monitoring.metrics import DirectorMetrics, reason_label
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import VMRecord
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import VMRecord
 
 T0 = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
 

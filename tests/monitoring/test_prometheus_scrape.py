@@ -24,7 +24,7 @@ def post(url: str, token: str) -> int:
 
 
 def test_prometheus_sees_the_fleet_as_cloud_and_vmdb_have_it(world, local_cloud, tmp_path):
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import TokenAuthority, create_secret_file
+    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority, create_secret_file
 
     hour = 3600
     world.add_vm("healthy", "ACTIVE", 600, started_after=45, pilot="Running", pilot_age=60)

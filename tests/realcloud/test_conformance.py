@@ -48,7 +48,7 @@ RESULTS: list[tuple[str, str, str]] = []  # (case, difference, verdict) for the 
 
 @pytest.fixture(scope="module")
 def sides(real_openstack, tmp_path_factory):
-    from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
+    from JenniferLocalCloud import LocalCloud
 
     # a deletion lasts until the test ends it on LocalCloud; real Nova takes about a second
     with LocalCloud(delete_seconds=3600) as cloud:

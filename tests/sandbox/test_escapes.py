@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
-from JenniferDIRAC.Resources.Cloud.LocalCloud.boot.limits import VMLimits
+from JenniferLocalCloud import LocalCloud
+from JenniferLocalCloud.boot.limits import VMLimits
 
 BOOT = [{"boot": True}]
 
@@ -103,7 +103,7 @@ def test_links_planted_by_a_vm_are_not_followed_when_its_id_comes_back(tmp_path)
 
 
 def test_an_existing_vm_directory_is_refused_and_left_alone(tmp_path):
-    from JenniferDIRAC.Resources.Cloud.LocalCloud.boot.sandbox import Sandbox, SandboxExists
+    from JenniferLocalCloud.boot.sandbox import Sandbox, SandboxExists
 
     target = tmp_path / "host-dir"
     target.mkdir()

@@ -1,6 +1,6 @@
 """What the lifecycle policy tests share: the CE they speak of and its thresholds."""
 
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import Thresholds
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import Thresholds
 
 CE = "cloud.example.org"
 

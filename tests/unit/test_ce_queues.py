@@ -62,7 +62,7 @@ def cs():
 def test_each_queue_gets_its_options_over_the_ces(cs):
     from DIRAC.ConfigurationSystem.Client.Helpers.Resources import getQueues
 
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.CEQueues import ce_level_parameters, queue_parameters
+    from JenniferDIRAC.WorkloadManagementSystem.Configuration.CEQueues import ce_level_parameters, queue_parameters
 
     sites = getQueues(ceList=[CE])["Value"]
     queues = queue_parameters(sites)["Value"][CE]
@@ -79,7 +79,7 @@ def test_each_queue_gets_its_options_over_the_ces(cs):
 def test_the_admin_commands_use_the_same_rule(cs):
     from DIRAC.ConfigurationSystem.Client.Helpers.Resources import getQueues
 
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.CEQueues import queue_parameters
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMAdmin import ce_queues
+    from JenniferDIRAC.WorkloadManagementSystem.Configuration.CEQueues import queue_parameters
+    from JenniferDIRAC.WorkloadManagementSystem.Admin.VMAdmin import ce_queues
 
     assert ce_queues(CE)["Value"] == queue_parameters(getQueues(ceList=[CE])["Value"])["Value"][CE]

@@ -14,7 +14,7 @@ from apel_testkit import (
     validate,
 )
 
-from JenniferDIRAC.WorkloadManagementSystem.Utilities import APEL
+from JenniferDIRAC.WorkloadManagementSystem.Accounting import APEL
 
 UTC = dt.UTC
 START = dt.datetime(2026, 11, 29, 8, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
 from JenniferDIRAC.Resources.Cloud.references import parse_reference, pilot_reference
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import (
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     PILOT_TRANSIENT,
     CEView,
     DeleteVM,

@@ -7,14 +7,14 @@ import pytest
 from JenniferDIRAC.Resources.Cloud.errors import FailureKind
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
 from JenniferDIRAC.Resources.Cloud.references import pilot_reference
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBackoff import (
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMBackoff import (
     BackoffState,
     ClearBackoff,
     ReleaseProbe,
     StartBackoff,
     submission_allowance,
 )
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import (
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     Account,
     CEView,
     DeleteVM,

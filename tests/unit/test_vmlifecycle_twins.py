@@ -5,7 +5,7 @@ import dataclasses
 
 from JenniferDIRAC.Resources.Cloud.model import VMState
 from JenniferDIRAC.Resources.Cloud.references import pilot_reference
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import (
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     TWIN,
     Account,
     DeleteVM,

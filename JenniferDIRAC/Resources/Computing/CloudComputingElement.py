@@ -229,7 +229,7 @@ from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, p
 from JenniferDIRAC.Resources.Cloud.sharedlisting import SharedProject, shared_project
 from JenniferDIRAC.Resources.Cloud.submission import Submission, create_vms
 from JenniferDIRAC.Resources.Cloud import placement as _placement
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import DEFAULT_LOST_PILOT_GRACE, still_appearing
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import DEFAULT_LOST_PILOT_GRACE, still_appearing
 
 #: Longest reason the CE records in VMDB for a VM it could not create (the kind is typed)
 NOT_CREATED_REASON_CHARS = 250
@@ -511,7 +511,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         row = self._vmdbCall("getBackoff", self.ceName, self.cloudConfig.context_profile)
         if not row:
             return None
-        from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBackoff import BackoffState, submission_allowance
+        from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMBackoff import BackoffState, submission_allowance
 
         return submission_allowance(BackoffState.from_record(row), vms, datetime.now(timezone.utc))
 
@@ -772,7 +772,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
     @staticmethod
     def _sealBootstrap(tokens, name: str, report_token: str, wrapper: str) -> tuple[bytes, str]:
         """(sealed wrapper and report token for VMDB, the one-time token for user data)."""
-        from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBootstrap import bootstrap_body, seal
+        from JenniferDIRAC.WorkloadManagementSystem.Security.VMBootstrap import bootstrap_body, seal
 
         bootstrap_token = tokens.issue_bootstrap(name)
         return seal(bootstrap_token, name, bootstrap_body(report_token, wrapper.encode("utf-8"))), bootstrap_token
@@ -780,8 +780,8 @@ class CloudComputingElement(DIRACCloudComputingElement):
     def _endpoint(self):
         """(URL, TokenAuthority) of the VM endpoint the VMs report to; ("", None) when none is
         configured (Context_EndpointURL / Context_TokenSecretFile, else /Resources/Cloud/Endpoint)."""
-        from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import SecretFileError, TokenAuthority
-        from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.settings import endpoint_settings
+        from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import SecretFileError, TokenAuthority
+        from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.settings import endpoint_settings
 
         settings = endpoint_settings(self.ceParameters)
         if not settings.enabled:

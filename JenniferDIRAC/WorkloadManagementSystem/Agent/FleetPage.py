@@ -16,9 +16,9 @@ from __future__ import annotations
 from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.Base.AgentModule import AgentModule
 
-from JenniferDIRAC.WorkloadManagementSystem.FleetPage.app import FleetPageApp
-from JenniferDIRAC.WorkloadManagementSystem.FleetPage.plots import parse_plot
-from JenniferDIRAC.WorkloadManagementSystem.FleetPage.server import FleetPageServer
+from JenniferDIRAC.WorkloadManagementSystem.FleetPageServer.app import FleetPageApp
+from JenniferDIRAC.WorkloadManagementSystem.FleetPageServer.plots import parse_plot
+from JenniferDIRAC.WorkloadManagementSystem.FleetPageServer.server import FleetPageServer
 
 
 class FleetPage(AgentModule):

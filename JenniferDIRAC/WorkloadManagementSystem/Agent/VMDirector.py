@@ -8,7 +8,7 @@
 
 Each cycle, for every cloud CE it serves, the agent takes ONE listing of the VMs that this
 installation owns on that CE, reads the matching pilot records (PilotAgentsDB) and VM records
-(VMDB), asks the lifecycle policy (``Utilities/VMLifecycle.py``) what to do and applies the
+(VMDB), asks the lifecycle policy (``Lifecycle/VMLifecycle.py``) what to do and applies the
 answer: pilot statuses first, then deletions in one bulk call, VM records, backoffs, accounting.
 A CE whose configuration, cloud or databases cannot be read is skipped for the cycle: nothing is
 ever decided from a failed listing, and the other CEs carry on.
@@ -50,15 +50,15 @@ from JenniferDIRAC.WorkloadManagementSystem.Monitoring.metrics import (
     NullDirectorMetrics,
     start_director_metrics,
 )
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.CEQueues import ce_level_parameters, queue_parameters
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBackoff import (
+from JenniferDIRAC.WorkloadManagementSystem.Configuration.CEQueues import ce_level_parameters, queue_parameters
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMBackoff import (
     BackoffState,
     ClearBackoff,
     ReleaseProbe,
     StartBackoff,
     aware,
 )
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMLifecycle import (
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     PILOT_TRANSIENT,
     Account,
     CEView,
@@ -577,7 +577,7 @@ class VMDirector(AgentModule):
     def _account(self, ce: str, names: set[str], params, thresholds: Thresholds) -> int:
         if not names:
             return 0
-        from JenniferDIRAC.WorkloadManagementSystem.Utilities.APEL import (
+        from JenniferDIRAC.WorkloadManagementSystem.Accounting.APEL import (
             AccountingSettings,
             account_finished_vms,
         )

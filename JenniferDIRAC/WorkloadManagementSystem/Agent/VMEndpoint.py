@@ -22,11 +22,11 @@ from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.Base.AgentModule import AgentModule
 
 from JenniferDIRAC.WorkloadManagementSystem.Monitoring.metrics import serve_endpoint_metrics
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import SecretFileError, TokenAuthority
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.app import EndpointLimits, VMEndpointApp
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.server import EndpointServer, ServerBounds, TLSFiles
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.settings import CS_ENDPOINT_PATH, endpoint_settings
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.store import VMStateStore
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import SecretFileError, TokenAuthority
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer, ServerBounds, TLSFiles
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.settings import CS_ENDPOINT_PATH, endpoint_settings
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import VMStateStore
 
 #: Per-VM bookkeeping (heartbeat rate, log sizes) is dropped after this long without a call.
 FORGET_IDLE_VM_SECONDS = 3 * 86400

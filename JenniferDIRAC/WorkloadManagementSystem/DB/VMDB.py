@@ -127,7 +127,7 @@ TABLES = {
         "PrimaryKey": "HeartbeatID",
         "Indexes": {"VMTime": ["VMName", "HeartbeatTime"]},
     },
-    # The sealed pilot wrapper a VM fetches once at boot (Utilities/VMBootstrap.py). Added after
+    # The sealed pilot wrapper a VM fetches once at boot (Security/VMBootstrap.py). Added after
     # v0.1.0: an older database gets it as a missing table on the first connection.
     "VMBootstrap": {
         "Fields": {

@@ -30,14 +30,14 @@ class Options:
 
 @Script()
 def main():
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
 
     options = Options()
     Script.registerSwitch("", "wrapper=", "size the user data with this pilot wrapper file", options.set_wrapper)
     Script.registerArgument(["CE: name of the cloud CE"])
     _, ces = VMAdmin.parse_command_line()
 
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.CECheck import FAIL, check_ce
+    from JenniferDIRAC.WorkloadManagementSystem.Admin.CECheck import FAIL, check_ce
 
     # The checks report what the CE logs (unknown options, template problems) as lines of their own.
     VMAdmin.quiet_logs(machine_output=True)

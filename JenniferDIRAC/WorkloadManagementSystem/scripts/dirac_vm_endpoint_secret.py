@@ -31,7 +31,7 @@ class Options:
 
 def new_secret_line(directory: str) -> str:
     """A fresh secret line, made by VMTokens' own create_secret_file."""
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import create_secret_file
+    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import create_secret_file
 
     with tempfile.TemporaryDirectory(dir=directory) as scratch:
         path = os.path.join(scratch, "new.secret")
@@ -42,7 +42,7 @@ def new_secret_line(directory: str) -> str:
 
 def rotate(path: str) -> int:
     """Prepend a new secret to `path`, atomically and keeping its mode 600; old lines kept."""
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import SecretFileError, read_secret_file
+    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import SecretFileError, read_secret_file
 
     try:
         kept = len(read_secret_file(path))  # refuses a missing, unreadable or too permissive file
@@ -68,7 +68,7 @@ def rotate(path: str) -> int:
 
 @Script()
 def main():
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
 
     options = Options()
     Script.registerSwitch("", "rotate", "add a new signing secret, keep the old ones", options.set_rotate)
@@ -76,7 +76,7 @@ def main():
                             mandatory=False)
     _, args = VMAdmin.parse_command_line()
 
-    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.settings import endpoint_settings
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.settings import endpoint_settings
 
     path = (args[0] if args and args[0] else "") or endpoint_settings().token_secret_file
     if not path:
@@ -87,7 +87,7 @@ def main():
     if os.path.lexists(path):
         print(f"{path} exists: not overwritten (use --rotate to add a new secret)", file=sys.stderr)
         DIRAC.exit(VMAdmin.EXIT_USAGE)
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import create_secret_file
+    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import create_secret_file
 
     try:
         create_secret_file(path)

@@ -50,7 +50,7 @@ def main():
     Script.registerSwitch("", "dry-run", "only show what would be deleted", options.set_dry_run)
     Script.registerSwitch("", "reason=", "reason recorded for the deletion", options.set_reason)
     Script.registerArgument(["Reference: pilot reference or VM name"], mandatory=False)
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
 
     _, references = VMAdmin.parse_command_line()
 

@@ -74,7 +74,7 @@ class Options:
 
 def show_backoffs(options, machine):
     from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
 
     result = VMStateClient().getBackoffs()
     if not result["OK"]:
@@ -92,7 +92,7 @@ def show_backoffs(options, machine):
 
 @Script()
 def main():
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
 
     machine = VMAdmin.MachineOutput() if VMAdmin.requested("json") else None
     options = Options()
@@ -106,7 +106,7 @@ def main():
     Script.registerSwitch("", "backoffs", "list the CEs backing off instead of VMs", options.set_backoffs)
     VMAdmin.parse_command_line()
 
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMAdmin import DELETED
+    from JenniferDIRAC.WorkloadManagementSystem.Admin.VMAdmin import DELETED
 
     VMAdmin.quiet_logs(machine_output=options.json)
 

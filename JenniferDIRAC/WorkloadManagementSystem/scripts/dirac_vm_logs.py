@@ -39,7 +39,7 @@ class Options:
 def console_log(vm):
     """(text, None) or (None, why not)."""
     from JenniferDIRAC.Resources.Cloud.errors import CloudError
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
 
     if vm.get("deleted"):
         return None, "the VM was deleted"
@@ -65,7 +65,7 @@ def main():
     Script.registerSwitch("", "no-console", "do not ask the cloud for the console log", options.set_no_console)
     Script.registerSwitch("", "output-dir=", "write each log to a file in this directory", options.set_output_dir)
     Script.registerArgument("Reference: pilot reference or VM name")
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
 
     _, args = VMAdmin.parse_command_line()
 

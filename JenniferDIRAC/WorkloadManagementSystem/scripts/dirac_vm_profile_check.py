@@ -47,7 +47,7 @@ def stand_in_context():
 
 @Script()
 def main():
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
 
     options = Options()
     # no short form: -s is DIRAC's own --section

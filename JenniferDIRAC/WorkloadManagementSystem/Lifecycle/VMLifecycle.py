@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from JenniferDIRAC.Resources.Cloud.errors import FailureKind
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
 from JenniferDIRAC.Resources.Cloud.references import parse_reference, pilot_reference
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBackoff import (
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMBackoff import (
     BackoffState,
     ClearBackoff,
     ReleaseProbe,

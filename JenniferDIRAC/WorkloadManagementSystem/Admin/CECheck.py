@@ -74,7 +74,7 @@ def check_ce(ce_name: str, params: dict, wrapper: str | None = None) -> list[Che
 def _endpoint_check(params: dict) -> Check:
     """Without a contextualization endpoint the pilot wrapper, proxy included, is in user data,
     which every process of the VM can read for the VM's whole life."""
-    from JenniferDIRAC.WorkloadManagementSystem.VMEndpoint.settings import CS_ENDPOINT_PATH, endpoint_settings
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.settings import CS_ENDPOINT_PATH, endpoint_settings
 
     settings = endpoint_settings(params)
     if not settings.enabled:
@@ -151,7 +151,7 @@ def _quota_check(ce_name: str, params: dict) -> Check:
     """How many more VMs the CE itself offers now: its own available() (DIRAC's MaxTotalJobs /
     MaxWaitingJobs over the CE's getCEStatus: project quota, QuotaShare, MaxStartingVMs,
     backoff), on a CE built by DIRAC's factory from this queue's parameters."""
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMAdmin import make_ce
+    from JenniferDIRAC.WorkloadManagementSystem.Admin.VMAdmin import make_ce
 
     result = make_ce(ce_name, params)
     if not result["OK"]:

@@ -277,7 +277,7 @@ def ce_queues(ce_name: str):
         return S_ERROR(f"CS option CEType of CE {ce_name} is missing (CEType = Cloud)")
     if not any(ces[ce_name].get("Queues") for ces in sites.values()):
         return S_ERROR(f"CE {ce_name} has no queue (/Resources/Sites/<Grid>/<Site>/CEs/{ce_name}/Queues)")
-    from JenniferDIRAC.WorkloadManagementSystem.Utilities.CEQueues import queue_parameters
+    from JenniferDIRAC.WorkloadManagementSystem.Configuration.CEQueues import queue_parameters
 
     result = queue_parameters(sites)  # the VMDirector's rule too
     if not result["OK"]:

@@ -1,7 +1,7 @@
 """The VM endpoint's ASGI application (Starlette requests and responses; served by uvicorn, see
 server.py).
 
-Every VM call carries ``Authorization: Bearer <token>`` (see Utilities/VMTokens.py) and names its
+Every VM call carries ``Authorization: Bearer <token>`` (see Security/VMTokens.py) and names its
 own VM in the path; a VM can read or write nothing of another VM.
 
     POST /vm/v1/<vm>/heartbeat            body: optional load text      -> 204
@@ -42,7 +42,7 @@ from anyio import CapacityLimiter
 from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse, Response
 
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import (
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import (
     TOKEN_GRACE_SECONDS,
     VM_NAME_PATTERN,
     TokenAuthority,
@@ -52,7 +52,7 @@ from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMTokens import (
     BOOTSTRAP_PREFIX,
     TOKEN_PREFIX,
 )
-from JenniferDIRAC.WorkloadManagementSystem.Utilities.VMBootstrap import SealError, unseal
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMBootstrap import SealError, unseal
 
 from .body import BodyError, read_body
 from .limits import EndpointLimits, PerVMAdmission, Refused

@@ -3,7 +3,7 @@
 It serves Keystone v3, Nova 2.1 (microversions up to 2.96), Glance v2 and a Neutron subset over
 real HTTP on ``127.0.0.1:<random port>``, with all state in memory::
 
-    from JenniferDIRAC.Resources.Cloud.LocalCloud import LocalCloud
+    from JenniferLocalCloud import LocalCloud
 
     with LocalCloud(token_ttl=3600, boot=False, sandbox_root=None, latency=0.0, seed=0) as cloud:
         conn = cloud.connect()                       # openstacksdk, password auth
@@ -63,9 +63,12 @@ exposes host paths read-only (``cloud.booter.hidden`` masks paths inside them),
 ``cloud.booter.limits`` their rlimits; ``cloud.booter.sandbox(server_id).fs`` is the VM's tree on
 the host (see ``boot``; README: "LocalCloud's sandbox").
 
-Standalone: ``python -m JenniferDIRAC.Resources.Cloud.LocalCloud`` or ``jdirac-localcloud``
+Standalone: ``python -m JenniferLocalCloud`` or ``jdirac-localcloud``
 prints a ready ``clouds.yaml`` and serves until interrupted.
 """
+
+__version__ = "0.2.0"
+
 
 from .cloud import Credentials, LocalCloud
 

@@ -1,6 +1,6 @@
 """Run LocalCloud standalone and print a ready ``clouds.yaml``.
 
-``python -m JenniferDIRAC.Resources.Cloud.LocalCloud [--port 8774] [--boot] ...`` or
+``python -m JenniferLocalCloud [--port 8774] [--boot] ...`` or
 ``jdirac-localcloud``. Serves until interrupted (Ctrl-C or SIGTERM).
 """
 

@@ -1,0 +1,1 @@
+"""Accounting records of VMs for outside consumers: APEL cloud usage records."""

@@ -1,0 +1,1 @@
+"""What the dirac-vm-* administrator commands share: reading the fleet, checking a CE."""
