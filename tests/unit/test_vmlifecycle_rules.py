@@ -7,7 +7,7 @@ import pytest
 from JenniferDIRAC.Resources.Cloud.errors import FailureKind
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
 from JenniferDIRAC.Resources.Cloud.references import pilot_reference
-from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMBackoff import (
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (
     BackoffState,
     ClearBackoff,
     ReleaseProbe,

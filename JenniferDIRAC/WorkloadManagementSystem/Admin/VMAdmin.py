@@ -25,6 +25,7 @@ from collections.abc import Iterable
 
 from DIRAC import gLogger
 
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import aware
 EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_UNAVAILABLE = 2
@@ -119,13 +120,9 @@ def format_age(seconds: float) -> str:
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
-
-
 def age_seconds(vm: dict, now: dt.datetime) -> int:
     created = vm.get("created")
-    return int((now - _aware(created)).total_seconds()) if created else 0
+    return int((now - aware(created)).total_seconds()) if created else 0
 
 
 def select_vms(vms: Iterable[dict], states: Iterable[str] = (), include_deleted: bool = False) -> list[dict]:
@@ -221,7 +218,7 @@ def format_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 def _json_default(value):
     if isinstance(value, dt.datetime):
-        return _aware(value).isoformat()
+        return aware(value).isoformat()
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     raise TypeError(f"cannot serialise {type(value).__name__}")
@@ -248,7 +245,7 @@ def backoff_rows(backoffs: list[dict]) -> list[tuple[str, ...]]:
             state = "BACKING OFF"
         else:
             state = "PROBING" if b["probe"] else "WAITING FOR PROBE"
-        until = _aware(b["until"]).strftime("%Y-%m-%d %H:%M:%S")
+        until = aware(b["until"]).strftime("%Y-%m-%d %H:%M:%S")
         rows.append((b["ce"], b["profile"] or NO_STATUS, until, state, str(b["failures"]),
                      b["probe_vm"] or NO_STATUS, b["reason"] or NO_STATUS))
     return rows

@@ -51,7 +51,7 @@ from JenniferDIRAC.WorkloadManagementSystem.Monitoring.metrics import (
     start_director_metrics,
 )
 from JenniferDIRAC.WorkloadManagementSystem.Configuration.CEQueues import ce_level_parameters, queue_parameters
-from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMBackoff import (
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (
     BackoffState,
     ClearBackoff,
     ReleaseProbe,

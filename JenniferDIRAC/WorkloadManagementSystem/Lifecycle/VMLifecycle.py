@@ -25,18 +25,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from JenniferDIRAC.Resources.Cloud.errors import FailureKind
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
 from JenniferDIRAC.Resources.Cloud.references import parse_reference, pilot_reference
-from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMBackoff import (
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (
     BackoffState,
     ClearBackoff,
+    Failure,
+    FailuresSeen,
+    ProbePassed,
+    ProbeVanished,
     ReleaseProbe,
     StartBackoff,
     aware,
-    backoff_started,
+    probe_passed,
+    probe_vanished,
+    transition,
 )
 
 # DIRAC's PilotStatus values (kept as strings so this module needs no DIRAC import).
@@ -231,31 +237,33 @@ def still_appearing(born: datetime | None, now: datetime, grace: float = DEFAULT
 
 
 @dataclass
-class _Verdict:
-    """What one rule says about one VM."""
+class _Ending:
+    """Why and how the director ends one VM's life."""
 
     reason: str
     pilot_status: str = ""  # status for a transient pilot, "" to leave it
     ended: datetime | None = None
-    backoff: str = ""  # a reason to start a backoff, "" for none
+    failure: str = ""  # the VM failed: the reason its queue backs off, "" for none
+    failure_kind: FailureKind | None = None  # a cloud fault's kind (None: the VM's own failure)
 
 
 def _born(vm: VM, record: VMRecord | None) -> datetime | None:
     return vm.created or (record.created if record else None)
 
 
-def _judge(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEView) -> _Verdict | None:
+def _ending_of(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEView) -> _Ending | None:
+    """How `vm`'s life ends this cycle, None while it goes on."""
     now, th = view.now, view.thresholds_of(vm)
     born = _born(vm, record)
     age = _seconds(now, born)
 
     if vm.state is VMState.DELETING:
         if _seconds(now, vm.updated or born) > th.deleting_timeout:
-            return _Verdict(f"still deleting after {th.deleting_timeout:.0f} s")
+            return _Ending(f"still deleting after {th.deleting_timeout:.0f} s")
         return None
 
     if vm.name in view.bootstrap_replayed:
-        return _Verdict("bootstrap replayed", FAILED, now)
+        return _Ending("bootstrap replayed", FAILED, now)
 
     if vm.state is VMState.SHUTOFF:
         ended = vm.updated or now
@@ -266,32 +274,31 @@ def _judge(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEV
         reason = "VM powered off" + (
             f" (shutdown code {code}: {record.shutdown_text})" if code is not None else ""
         )
-        backoff = ""
+        failure = ""
         if code is not None and code in FIZZLE_CODES:
-            backoff = f"VM {vm.name} ended with shutdown code {code}"
+            failure = f"VM {vm.name} ended with shutdown code {code}"
         elif lived < th.fizzle_seconds and not (pilot and pilot.ran_job):
-            backoff = f"VM {vm.name} fizzled after {lived:.0f} s without running a job"
-        return _Verdict(reason, status, ended, backoff)
+            failure = f"VM {vm.name} fizzled after {lived:.0f} s without running a job"
+        return _Ending(reason, status, ended, failure)
 
     if vm.state is VMState.ERROR:
         fault = vm.fault or "no fault given by the cloud"
         # Nova may accept a burst of creates and fail the extra VMs with a quota fault (413), or
-        # find no host: the cloud is full, a pause, not a failure of the CE
+        # find no host: the cloud is full, a pause the state machine does not count
         kind = vm.fault_kind or FailureKind.CLOUD_FAULT
-        backoff = f"VM {vm.name} in ERROR: {fault}" if kind.counts_towards_backoff else ""
-        return _Verdict(f"cloud error: {fault}", ABORTED, vm.updated or now, backoff)
+        return _Ending(f"cloud error: {fault}", ABORTED, vm.updated or now, f"VM {vm.name} in ERROR: {fault}", kind)
 
     if vm.state is VMState.BUILD and age > th.boot_timeout:
-        return _Verdict(
+        return _Ending(
             f"not booted within {th.boot_timeout:.0f} s", ABORTED, now, f"VM {vm.name} never booted"
         )
 
     if age > th.max_lifetime:
-        return _Verdict(f"past its maximum lifetime of {th.max_lifetime:.0f} s", DELETED, now)
+        return _Ending(f"past its maximum lifetime of {th.max_lifetime:.0f} s", DELETED, now)
 
     if pilot is not None and pilot.status in PILOT_FINAL:
         if _seconds(now, pilot.last_update) > th.zombie_grace:
-            return _Verdict(f"zombie: pilot {pilot.status} for more than {th.zombie_grace:.0f} s", "", now)
+            return _Ending(f"zombie: pilot {pilot.status} for more than {th.zombie_grace:.0f} s", "", now)
         return None
 
     if (
@@ -301,7 +308,7 @@ def _judge(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEV
         and record.last_heartbeat is not None
         and _seconds(now, record.last_heartbeat) > th.heartbeat_timeout
     ):
-        return _Verdict(f"no heartbeat for more than {th.heartbeat_timeout:.0f} s", FAILED, now)
+        return _Ending(f"no heartbeat for more than {th.heartbeat_timeout:.0f} s", FAILED, now)
 
     return None
 
@@ -341,7 +348,7 @@ def decide(view: CEView) -> Decision:
     now, ce = view.now, view.owner.ce
     actions: list[Action] = []
     sightings: set[str] = set()
-    backoff_reasons: dict[str, list[str]] = {}
+    failures: dict[str, list[Failure]] = {}  # by profile, in the order they were seen
     listed = set()
 
     # never touch another installation's or another CE's VM
@@ -352,46 +359,41 @@ def decide(view: CEView) -> Decision:
         ref = pilot_reference(ce, vm.name)
         pilot = view.pilots.get(ref)
         record = view.records.get(vm.name)
-        verdict = _judge(vm, pilot, record, view)
+        ending = _ending_of(vm, pilot, record, view)
 
-        if verdict is None and pilot is None and vm.state is not VMState.DELETING:
+        if ending is None and pilot is None and vm.state is not VMState.DELETING:
             sightings.add(vm.name)
             grace = view.thresholds_of(vm).orphan_grace
             if vm.name in view.orphan_sightings and _seconds(now, _born(vm, record)) > grace:
-                verdict = _Verdict(f"orphan: no pilot record for more than {grace:.0f} s", "", now)
-        if verdict is None:
+                ending = _Ending(f"orphan: no pilot record for more than {grace:.0f} s", "", now)
+        if ending is None:
             continue
 
         after_pilot = ""
-        if verdict.pilot_status and pilot is not None and pilot.status in PILOT_TRANSIENT:
-            actions.append(SetPilotStatus(ref, verdict.pilot_status, verdict.reason))
+        if ending.pilot_status and pilot is not None and pilot.status in PILOT_TRANSIENT:
+            actions.append(SetPilotStatus(ref, ending.pilot_status, ending.reason))
             after_pilot = ref
-        ended = verdict.ended or now
-        actions.append(DeleteVM(vm.id, vm.name, verdict.reason, ended, after_pilot))
+        ended = ending.ended or now
+        actions.append(DeleteVM(vm.id, vm.name, ending.reason, ended, after_pilot))
         if vm.state is not VMState.DELETING and not (record and record.accounted):
             actions.append(Account(vm.name, after_delete=True))
-        if verdict.backoff:
-            profile = vm.owner.profile
-            if _counts_for_backoff(view.backoffs.get(profile), vm, record, view.thresholds_of(vm)):
-                backoff_reasons.setdefault(profile, []).append(verdict.backoff)
+        if ending.failure:
+            failures.setdefault(vm.owner.profile, []).append(
+                Failure(ending.failure, _born(vm, record), ending.failure_kind, view.thresholds_of(vm).backoff_seconds)
+            )
 
     actions.extend(_lost_pilots(view, listed))
     actions.extend(_gone_records(view, listed))
     for record in _create_failures(view, listed):
-        backoff_reasons.setdefault(record.profile, []).append(
-            f"VM {record.vm_name} not created ({record.failure_kind.value}): {record.delete_reason}"
+        failures.setdefault(record.profile, []).append(
+            Failure(
+                f"VM {record.vm_name} not created ({record.failure_kind.value}): {record.delete_reason}",
+                record.created,
+                record.failure_kind,
+            )
         )
-    actions.extend(_backoff_actions(view, backoff_reasons))
+    actions.extend(_queue_effects(view, failures))
     return Decision(actions, frozenset(sightings))
-
-
-def _counts_for_backoff(state: BackoffState | None, vm: VM, record: VMRecord | None, th: Thresholds) -> bool:
-    """A failure restarts the backoff unless the VM is older than the backoff already running
-    (a burst of VMs created before the backoff must not extend it again and again)."""
-    if state is None:
-        return True
-    born = _born(vm, record)
-    return born is None or born >= backoff_started(state, th.backoff_seconds)
 
 
 def _lost_pilots(view: CEView, listed: set[str]) -> list[Action]:
@@ -433,58 +435,40 @@ def _gone_records(view: CEView, listed: set[str]) -> list[Action]:
 
 
 def _create_failures(view: CEView, listed: set[str]) -> list[VMRecord]:
-    """Records of VMs the CE failed to create, not yet accounted (so each counts once), whose
-    failure counts towards backoff (a full project or cloud is a pause, not a failure)."""
-    failures = []
-    for name, record in sorted(view.records.items()):
-        if name in listed or record.ce != view.owner.ce or record.accounted or record.deleted is None:
-            continue
-        if record.failure_kind is None or not record.failure_kind.counts_towards_backoff:
-            continue
-        state = view.backoffs.get(record.profile)
-        if (
-            state is None
-            or record.created is None
-            or record.created >= backoff_started(state, view.thresholds.backoff_seconds)
-        ):
-            failures.append(record)
-    return failures
+    """Records of VMs the CE failed to create (closed with a FailureKind), not yet accounted (so
+    each is seen once); whether each counts towards backoff is the state machine's call."""
+    return [
+        record
+        for name, record in sorted(view.records.items())
+        if name not in listed
+        and record.ce == view.owner.ce
+        and not record.accounted
+        and record.deleted is not None
+        and record.failure_kind is not None
+    ]
 
 
-def _backoff_actions(view: CEView, reasons: dict[str, list[str]]) -> list[Action]:
+def _queue_effects(view: CEView, failures: dict[str, list[Failure]]) -> list[Action]:
+    """The queues' state machine fed with this cycle's observations: failures first, then (for
+    the queues whose backoff ended and did not restart) the probe's fate."""
     now, th, ce = view.now, view.thresholds, view.owner.ce
     actions: list[Action] = []
-    for profile, why in sorted(reasons.items()):
-        more = f" (and {len(why) - 1} more)" if len(why) > 1 else ""
-        actions.append(StartBackoff(ce, profile, now + timedelta(seconds=th.backoff_seconds), why[0] + more))
+    restarted = set()
+    for profile, seen in sorted(failures.items()):
+        step = transition(view.backoffs.get(profile), FailuresSeen(ce, profile, tuple(seen), th.backoff_seconds), now)
+        if step.effects:
+            restarted.add(profile)
+            actions.extend(step.effects)
     listed = {vm.name for vm in view.vms if view.owner.owns(vm.owner)}
     for profile, state in sorted(view.backoffs.items()):
-        if profile in reasons or state.until > now:
+        if profile in restarted or state.in_backoff(now):
             continue
-        if any(_probe_passed(vm, state, view) for vm in view.vms):
-            actions.append(ClearBackoff(ce, profile))
-        elif (
-            state.probe
-            and state.probe_vm not in listed
-            and _seconds(now, state.probe_started) > th.lost_pilot_grace
+        if any(
+            probe_passed(vm, _born(vm, view.records.get(vm.name)), state, now, th.fizzle_seconds)
+            for vm in view.vms
+            if view.owner.owns(vm.owner) and vm.owner.profile == profile
         ):
-            # The probe VM went away without passing or fizzling: let another probe start.
-            actions.append(ReleaseProbe(ce, profile))
+            actions.extend(transition(state, ProbePassed(ce, profile), now).effects)
+        elif probe_vanished(state, listed, now, th.lost_pilot_grace):
+            actions.extend(transition(state, ProbeVanished(ce, profile), now).effects)
     return actions
-
-
-def _probe_passed(vm: VM, state: BackoffState, view: CEView) -> bool:
-    """A VM of the profile, created once the backoff ended, that ran past the fizzle time."""
-    owner = vm.owner
-    if not view.owner.owns(owner) or owner.profile != state.profile:
-        return False
-    born = _born(vm, view.records.get(vm.name))
-    if born is None or born < state.until:
-        return False
-    if vm.state is VMState.ACTIVE:
-        lived = _seconds(view.now, vm.launched or born)
-    elif vm.state is VMState.SHUTOFF:
-        lived = _seconds(vm.updated or view.now, vm.launched or born)
-    else:
-        return False
-    return lived >= view.thresholds.fizzle_seconds
