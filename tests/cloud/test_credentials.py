@@ -350,23 +350,23 @@ def test_a_rotated_cloud_auth_file_is_seen_by_its_state(local_cloud, tmp_path):
 def test_the_vmdirector_reads_a_rotated_cloud_auth_file(local_cloud, tmp_path, owner):
     from unittest.mock import MagicMock
 
-    from JenniferDIRAC.WorkloadManagementSystem.Agent.VMDirector import VMDirector
+    from JenniferDIRAC.WorkloadManagementSystem.Director.cloudaccess import CEBackends
+    from JenniferDIRAC.WorkloadManagementSystem.Monitoring.metrics import NullDirectorMetrics
 
     c = local_cloud.credentials
     auth_file = write_private(tmp_path / "cloud.auth", f"[DEFAULT]\nkey = {c.username}\nsecret = {c.password}\n")
     params = {"CloudType": "OPENSTACK", "CloudAuth": auth_file, "AuthURL": c.auth_url,
               "ProjectName": c.project_name, "InstallationName": "install-a",
               "Instance_Image": "name:EL9-x86_64", "Instance_Flavor": "name:m1.small"}
-    agent = object.__new__(VMDirector)
-    agent.backends, agent.log = {}, MagicMock()
-    _, first = agent._backend(CE, params)
-    assert agent._backend(CE, params)[1] is first  # kept while the file is unchanged
+    backends = CEBackends(NullDirectorMetrics(), MagicMock())  # the VMDirector's
+    _, first = backends.backend(CE, params)
+    assert backends.backend(CE, params)[1] is first  # kept while the file is unchanged
     assert first.list_vms(owner) == []
     local_cloud.identity.users[c.user_id].password = "rotated-pw-77a1"
     local_cloud.identity.expire_all_tokens()
     write_private(tmp_path / "new.auth", f"[DEFAULT]\nkey = {c.username}\nsecret = rotated-pw-77a1\n")
     os.replace(tmp_path / "new.auth", auth_file)
-    _, second = agent._backend(CE, params)
+    _, second = backends.backend(CE, params)
     assert second is not first
     assert second.list_vms(owner) == []  # the next cycle works without a restart
 
@@ -484,16 +484,17 @@ def test_rotated_refresh_tokens_are_shared_by_every_process_and_survive_a_restar
 def test_the_vmdirector_reads_the_file_again_when_the_cloud_refuses_its_credentials(local_cloud, tmp_path):
     from unittest.mock import MagicMock
 
-    from JenniferDIRAC.WorkloadManagementSystem.Agent.VMDirector import VMDirector, _Skip
+    from JenniferDIRAC.WorkloadManagementSystem.Director.cloudaccess import CEBackends
+    from JenniferDIRAC.WorkloadManagementSystem.Director.report import CENotServedThisCycle
+    from JenniferDIRAC.WorkloadManagementSystem.Monitoring.metrics import NullDirectorMetrics
 
     c = local_cloud.credentials
     auth_file = write_private(tmp_path / "cloud.auth", f"[DEFAULT]\nkey = {c.username}\nsecret = {c.password}\n")
     params = {"CloudType": "OPENSTACK", "CloudAuth": auth_file, "AuthURL": c.auth_url,
               "ProjectName": c.project_name, "InstallationName": "install-a",
               "Instance_Image": "name:EL9-x86_64", "Instance_Flavor": "name:m1.small"}
-    agent = object.__new__(VMDirector)
-    agent.backends, agent.log = {}, MagicMock()
-    assert agent._listing(CE, params)[2] == []
+    backends = CEBackends(NullDirectorMetrics(), MagicMock())  # the VMDirector's
+    assert backends.listing(CE, params)[2] == []
     # rotated by a copy that keeps the file's size and time (cp -p): the file looks unchanged
     state = os.stat(auth_file)
     rotated = "x" * len(c.password)
@@ -502,10 +503,10 @@ def test_the_vmdirector_reads_the_file_again_when_the_cloud_refuses_its_credenti
     os.utime(auth_file, ns=(state.st_atime_ns, state.st_mtime_ns))
     local_cloud.identity.users[c.user_id].password = rotated
     local_cloud.identity.expire_all_tokens()
-    _, backend, vms = agent._listing(CE, params)  # refused, read again, listed
-    assert vms == [] and agent.backends[CE][1] is backend
+    _, backend, vms = backends.listing(CE, params)  # refused, read again, listed
+    assert vms == [] and backends.cached[CE][1] is backend
     local_cloud.identity.users[c.user_id].password = "rotated-again-but-not-in-the-file"
     local_cloud.identity.expire_all_tokens()
-    with pytest.raises(_Skip, match="listing failed"):
-        agent._listing(CE, params)
-    assert CE not in agent.backends  # read again at the next cycle
+    with pytest.raises(CENotServedThisCycle, match="listing failed"):
+        backends.listing(CE, params)
+    assert CE not in backends.cached  # read again at the next cycle

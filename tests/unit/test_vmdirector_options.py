@@ -7,6 +7,7 @@ import pytest
 from DIRAC.tests.Utilities.assertingUtils import checkAgentOptions
 
 import JenniferDIRAC.WorkloadManagementSystem.Agent.VMDirector as module
+from JenniferDIRAC.WorkloadManagementSystem.Director.report import CENotServedThisCycle
 
 
 def _agent(options=None):
@@ -49,14 +50,14 @@ class _Config:
 def test_ce_options_override_thresholds_and_lifetime_follows_the_ce():
     agent, _ = _agent({"ZombieGrace": 100, "ShutdownGrace": 600})
     assert agent.initialize()["OK"]
-    th = agent._thresholds({"BootTimeout": "300"}, _Config())
+    th = agent.thresholdOptions.thresholds({"BootTimeout": "300"}, _Config())
     assert th.boot_timeout == 300 and th.zombie_grace == 100
     assert th.max_lifetime == 7200 + 600  # Context_MaxLifetime plus the time to power off
-    assert agent._thresholds({"MaxLifetime": "5000"}, _Config()).max_lifetime == 5000
+    assert agent.thresholdOptions.thresholds({"MaxLifetime": "5000"}, _Config()).max_lifetime == 5000
 
 
 def test_bad_ce_threshold_skips_the_ce_naming_the_option():
     agent, _ = _agent()
     agent.initialize()
-    with pytest.raises(module._Skip, match="CS option FizzleSeconds of CE cloud.example.org"):
-        agent._thresholds({"FizzleSeconds": "soon"}, _Config())
+    with pytest.raises(CENotServedThisCycle, match="CS option FizzleSeconds of CE cloud.example.org"):
+        agent.thresholdOptions.thresholds({"FizzleSeconds": "soon"}, _Config())

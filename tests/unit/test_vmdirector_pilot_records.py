@@ -6,7 +6,8 @@ import pytest
 from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.Utilities.DErrno import EWMSNOPILOT
 
-from JenniferDIRAC.WorkloadManagementSystem.Agent.VMDirector import PilotRecords, _Skip
+from JenniferDIRAC.WorkloadManagementSystem.Director.pilotrecords import PilotRecords
+from JenniferDIRAC.WorkloadManagementSystem.Director.report import CENotServedThisCycle
 
 CE = "cloud.example.org"
 REF = f"cloud://{CE}/jdirac-{'a' * 32}"
@@ -39,9 +40,7 @@ class Store:
 
 
 def records(store, refs):
-    reader = object.__new__(PilotRecords)
-    reader.store = store
-    return reader.records(CE, refs)
+    return PilotRecords(store).records(CE, refs)
 
 
 def test_records_of_listed_vms_and_transient_pilots():
@@ -64,5 +63,5 @@ def test_no_pilot_at_all_is_an_empty_answer():
     ids=["select", "info"],
 )
 def test_a_failed_read_skips_the_ce(store):
-    with pytest.raises(_Skip, match="db down|connection lost"):
+    with pytest.raises(CENotServedThisCycle, match="db down|connection lost"):
         records(store, {REF})

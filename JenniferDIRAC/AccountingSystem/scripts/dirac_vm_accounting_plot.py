@@ -4,7 +4,8 @@
 The plot comes from the Accounting ReportGenerator service (as the WebApp's accounting page
 draws it), for the VirtualMachine type of cloud VMs or any other accounting type (Job, Pilot...).
 
-Exit codes: 0 written, 1 usage error, 2 the ReportGenerator failed or refused the plot.
+Exit codes: 0 written, 1 usage error (an unknown command-line option too), 2 the ReportGenerator
+failed or refused the plot.
 
 Examples:
   $ dirac-vm-accounting-plot --list
@@ -74,7 +75,9 @@ def main():
     Script.registerSwitch("", "width=", "plot width in pixels", options.setter("width", int))
     Script.registerSwitch("", "height=", "plot height in pixels", options.setter("height", int))
     Script.registerSwitch("", "list", "list the plots of the type and exit", options.set_list)
-    Script.parseCommandLine(ignoreErrors=False)
+    from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
+
+    VMAdmin.parse_command_line()  # a usage error exits 1, as every dirac-vm-* command
 
     import datetime as dt
 

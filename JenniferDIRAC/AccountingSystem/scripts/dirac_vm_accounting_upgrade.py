@@ -6,7 +6,8 @@ Adds the key BenchmarkSource (old records: Unknown) and the values CPUTime and N
 (it needs the AccountingDB's connection options), then restart Accounting/DataStore and
 Accounting/ReportGenerator. Running it again changes nothing.
 
-Exit codes: 0 upgraded or already current, 2 the database could not be changed.
+Exit codes: 0 upgraded or already current, 1 usage error (an unknown command-line option), 2 the
+database could not be changed.
 """
 
 import sys
@@ -17,7 +18,9 @@ from DIRAC.Core.Base.Script import Script
 
 @Script()
 def main():
-    Script.parseCommandLine(ignoreErrors=False)
+    from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
+
+    VMAdmin.parse_command_line()  # a usage error exits 1, as every dirac-vm-* command
     from DIRAC import gLogger
     from DIRAC.Core.Base.DB import DB
 

@@ -25,7 +25,9 @@ from collections.abc import Iterable
 
 from DIRAC import gLogger
 
+from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import PILOTAGENTSDB
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import aware
+
 EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_UNAVAILABLE = 2
@@ -39,7 +41,6 @@ NO_STATUS = "-"
 #: Where VMDB is configured on a host, or the service used instead (both named in errors).
 VMDB_SECTION = "/Systems/WorkloadManagement/Databases/VMDB"
 VMMANAGER_URL_OPTION = "/Systems/WorkloadManagement/URLs/VMManager"
-PILOTAGENTSDB = "WorkloadManagement/PilotAgentsDB"
 
 
 def parse_command_line():
@@ -163,31 +164,22 @@ def _quick_mysql_retries():
 def pilot_statuses(references: list[str]):
     """S_OK({pilot reference: PilotAgentsDB status}) (references unknown to PilotAgentsDB left
     out), S_ERROR naming the database or service that could not be used. PilotAgentsDB directly
-    where configured on this host, else the PilotManager service."""
+    where configured on this host, else the PilotManager service (Client/PilotStore.py)."""
     from DIRAC import S_ERROR, S_OK
-    from DIRAC.ConfigurationSystem.Client.Utilities import getDBParameters
+
+    from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import pilot_info, pilot_store
 
     references = [ref for ref in references if ref]
     if not references:
         return S_OK({})
-    if getDBParameters(PILOTAGENTSDB)["OK"]:
-        with _quick_mysql_retries():
-            try:
-                from DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
-
-                source, name = PilotAgentsDB(), PILOTAGENTSDB
-            except RuntimeError as exc:  # DIRAC's DB raises it when it cannot connect
-                return S_ERROR(f"Cannot read pilot statuses from {PILOTAGENTSDB}: {exc}")
-            result = source.getPilotInfo(references)
-    else:
-        from DIRAC.WorkloadManagementSystem.Client.PilotManagerClient import PilotManagerClient
-
-        source, name = PilotManagerClient(), "the WorkloadManagement/PilotManager service"
-        result = source.getPilotInfo(references)
+    with _quick_mysql_retries():
+        try:
+            source = pilot_store()
+        except RuntimeError as exc:  # DIRAC's DB raises it when it cannot connect
+            return S_ERROR(f"Cannot read pilot statuses from {PILOTAGENTSDB}: {exc}")
+        result = pilot_info(source.store, references)
     if not result["OK"]:
-        if "No pilots found" in result["Message"]:
-            return S_OK({})
-        return S_ERROR(f"Cannot read pilot statuses from {name}: {result['Message']}")
+        return S_ERROR(f"Cannot read pilot statuses from {source.name}: {result['Message']}")
     return S_OK({ref: info.get("Status", NO_STATUS) for ref, info in result["Value"].items()})
 
 
@@ -256,12 +248,12 @@ def backoffs_json(backoffs: list[dict]) -> str:
 
 
 # --- CEs and clouds -----------------------------------------------------------------------------
-def ce_queues(ce_name: str):
-    """S_OK({queue: parameters}) of a CE, each as the SiteDirector builds them (DIRAC's
-    getQueuesResolved: CE options, then the queue's, plus Site, GridCE, Queue, CPUTime, ...);
-    S_ERROR naming the CE if it is not configured."""
+def _ce_parameters_of(ce_name: str):
+    """S_OK(CEParameters) of a configured cloud CE with queues; S_ERROR naming what is missing."""
     from DIRAC import S_ERROR, S_OK
     from DIRAC.ConfigurationSystem.Client.Helpers.Resources import getQueues
+
+    from JenniferDIRAC.WorkloadManagementSystem.Configuration.CEQueues import parameters_by_ce
 
     result = getQueues(ceList=[ce_name])
     if not result["OK"]:
@@ -269,17 +261,24 @@ def ce_queues(ce_name: str):
     sites = {site: {ce_name: ces[ce_name]} for site, ces in result["Value"].items() if ce_name in ces}
     if not sites:
         return S_ERROR(f"CE {ce_name} is not configured under /Resources/Sites/<Grid>/<Site>/CEs")
-    ce_options = {site: {k: v for k, v in ces[ce_name].items() if k != "Queues"} for site, ces in sites.items()}
-    if any(not options.get("CEType") for options in ce_options.values()):
+    if any(not ces[ce_name].get("CEType") for ces in sites.values()):
         return S_ERROR(f"CS option CEType of CE {ce_name} is missing (CEType = Cloud)")
     if not any(ces[ce_name].get("Queues") for ces in sites.values()):
         return S_ERROR(f"CE {ce_name} has no queue (/Resources/Sites/<Grid>/<Site>/CEs/{ce_name}/Queues)")
-    from JenniferDIRAC.WorkloadManagementSystem.Configuration.CEQueues import queue_parameters
-
-    result = queue_parameters(sites)  # the VMDirector's rule too
+    result = parameters_by_ce(sites)  # the VMDirector's rule too
     if not result["OK"]:
         return result
-    return S_OK(result["Value"].get(ce_name, {}))
+    return S_OK(result["Value"][ce_name])
+
+
+def ce_queues(ce_name: str):
+    """S_OK({queue: parameters}) of a CE, each as the SiteDirector builds them (DIRAC's
+    getQueuesResolved: CE options, then the queue's, plus Site, GridCE, Queue, CPUTime, ...);
+    S_ERROR naming the CE if it is not configured."""
+    from DIRAC import S_OK
+
+    result = _ce_parameters_of(ce_name)
+    return S_OK(result["Value"].queues) if result["OK"] else result
 
 
 def ce_parameters(ce_name: str):
@@ -287,10 +286,8 @@ def ce_parameters(ce_name: str):
     CE's VMs whatever their queue (kill, logs) need."""
     from DIRAC import S_OK
 
-    result = ce_queues(ce_name)
-    if not result["OK"]:
-        return result
-    return S_OK(next(iter(result["Value"].values())))
+    result = _ce_parameters_of(ce_name)
+    return S_OK(result["Value"].with_first_queue) if result["OK"] else result
 
 
 def make_ce(ce_name: str, params: dict | None = None):

@@ -1,0 +1,50 @@
+"""What a VMDirector cycle reads from and writes to VMDB for one CE, besides the decision's actions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from JenniferDIRAC.Resources.Cloud.model import VM, VMState
+from JenniferDIRAC.WorkloadManagementSystem.Director.report import CENotServedThisCycle
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import VMRecord
+
+
+def vm_records(client, ce: str) -> dict[str, VMRecord]:
+    """The CE's live VM records and the ended ones not yet accounted, by VM name."""
+    records = {}
+    for query in ({"active_only": True}, {"unaccounted_only": True}):
+        result = client.getVMs(ce=ce, **query)
+        if not result["OK"]:
+            raise CENotServedThisCycle(f"cannot read VM records: {result['Message']}")
+        for row in result["Value"]:
+            records[row["vm_name"]] = VMRecord.from_record(row)
+    return records
+
+
+def record_states(client, vms: Iterable[VM], records: dict[str, VMRecord], log) -> None:
+    """Tell VMDB what the cloud says of the VMs it knows (start and end times come from it)."""
+    states = {}
+    for vm in vms:
+        if vm.name not in records or vm.state in (VMState.DELETING, VMState.UNKNOWN):
+            continue
+        info = {"state": vm.state.value, "vm_id": vm.id, "fault": vm.fault}
+        if vm.launched:  # the cloud's launch time: right even for a VM never seen ACTIVE
+            info["started"] = vm.launched
+        if vm.state.is_terminal and vm.updated:
+            info["ended"] = vm.updated
+        states[vm.name] = info
+    if states:
+        result = client.setVMStates(states)
+        if not result["OK"]:
+            log.warn("Cannot record VM states", result["Message"])
+
+
+def bootstrap_replayed(client, log) -> frozenset[str]:
+    """VMs whose one-time bootstrap token was presented again (VMDB incidents); and the
+    wrappers of ended VMs that never fetched theirs are forgotten."""
+    client.forgetEndedBootstraps()
+    result = client.getBootstrapIncidents()
+    if not result["OK"]:
+        log.warn("Cannot read bootstrap incidents", result["Message"])
+        return frozenset()
+    return frozenset(result["Value"])
