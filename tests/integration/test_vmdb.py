@@ -332,10 +332,10 @@ def test_purge_removes_old_accounted_deleted_vms_only(vmdb):
 def test_batch_is_one_transaction_rolled_back_on_failure(vmdb, monkeypatch):
     from DIRAC import S_ERROR
 
-    from JenniferDIRAC.WorkloadManagementSystem.DB import VMDB as vmdb_module
+    from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables import values
 
     db = vmdb.db
-    monkeypatch.setattr(vmdb_module, "_CHUNK", 10)
+    monkeypatch.setattr(values, "CHUNK", 10)
     real = db._updatemany
     calls = []
 

@@ -166,3 +166,53 @@ def test_vmdb_sql_of_dirac_install_db_upgrades_a_full_v010_database(mariadb, v01
     _use(mariadb, v010_database)
     _assert_current_schema(mariadb, v010_database)
     assert _snapshot(mariadb, v010_database) == before
+
+
+# --- the schema version ---------------------------------------------------------------------
+def _versions(mariadb, name: str) -> list[int]:
+    return [row[0] for row in mariadb.execute("SELECT `Version` FROM VMDBSchema ORDER BY `Version`", database=name)]
+
+
+def test_a_fresh_database_is_made_at_the_current_schema_version(mariadb, vmdb):
+    assert _versions(mariadb, vmdb.dbname) == [vmdb_module.SCHEMA_VERSION]
+    assert vmdb.db.getSchemaVersion()["Value"] == vmdb_module.SCHEMA_VERSION
+
+
+def test_a_v010_database_gets_the_current_schema_version_once(mariadb, v010_database):
+    tables = {row[0] for row in mariadb.execute("SHOW TABLES", database=v010_database)}
+    assert "VMDBSchema" not in tables
+    db = _use(mariadb, v010_database)
+    assert db.getSchemaVersion()["Value"] == vmdb_module.SCHEMA_VERSION == 2
+    assert _versions(mariadb, v010_database) == [vmdb_module.SCHEMA_VERSION]
+    _use(mariadb, v010_database)  # a restart: idempotent
+    assert _versions(mariadb, v010_database) == [vmdb_module.SCHEMA_VERSION]
+
+
+def test_a_current_database_without_a_version_is_upgraded_idempotently(mariadb, vmdb):
+    """A database made before VMDB recorded its version (v0.2.0 development) has every table:
+    it is brought to the current version, with its rows, and nothing else changes."""
+    db, name = vmdb.db, vmdb.dbname
+    assert db.recordVMs([{"vm_name": "jdirac-kept", "ce": "ce.example", "created": T0}])["OK"]
+    assert db.setBackoff("ce.example", "", T0, "kept")["OK"]
+    mariadb.execute("DROP TABLE VMDBSchema", database=name)
+    assert db.getSchemaVersion()["Value"] == vmdb_module.UNVERSIONED
+    upgraded = _use(mariadb, name)
+    assert _versions(mariadb, name) == [vmdb_module.SCHEMA_VERSION]
+    assert [vm["vm_name"] for vm in upgraded.getVMs()["Value"]] == ["jdirac-kept"]
+    assert upgraded.getBackoff("ce.example", "")["Value"]["reason"] == "kept"
+    _assert_current_schema(mariadb, name)
+
+
+def test_a_database_newer_than_the_code_is_refused_untouched(mariadb, vmdb):
+    name = vmdb.dbname
+    newer = vmdb_module.SCHEMA_VERSION + 1
+    mariadb.execute(f"INSERT INTO VMDBSchema VALUES ({newer}, '2027-01-01 00:00:00')", database=name)
+    mariadb.execute("DROP TABLE VMBootstrap", database=name)  # as if the newer schema dropped it
+    with pytest.raises(RuntimeError) as refused:
+        _use(mariadb, name)
+    message = str(refused.value)
+    assert f"schema is at version {newer}" in message and f"JenniferDIRAC's {vmdb_module.SCHEMA_VERSION}" in message
+    assert "upgrade JenniferDIRAC" in message
+    tables = {row[0] for row in mariadb.execute("SHOW TABLES", database=name)}
+    assert "VMBootstrap" not in tables  # nothing was created or altered
+    assert _versions(mariadb, name) == [vmdb_module.SCHEMA_VERSION, newer]

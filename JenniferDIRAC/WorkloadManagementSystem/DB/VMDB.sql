@@ -2,13 +2,15 @@
 --  VMDB: state of the cloud VMs of a JenniferDIRAC installation.
 --
 --  `dirac-install-db VMDB` creates the database and grants it to the DIRAC user;
---  the tables (VMs, VMBackoff, VMLogs, VMHeartbeats) are created by the VMDB class
---  on its first connection (as DIRAC's TaskQueueDB does), so that the schema is
---  defined in one place: JenniferDIRAC/WorkloadManagementSystem/DB/VMDB.py.
+--  the tables (VMs, VMBackoff, VMLogs, VMHeartbeats, VMBootstrap, VMDBSchema) are
+--  created by the VMDB class on its first connection (as DIRAC's TaskQueueDB does),
+--  so that the schema is defined in one place:
+--  JenniferDIRAC/WorkloadManagementSystem/DB/VMDBTables/schema.py.
 --
---  Upgrades of a database made by an older version (idempotent; VMDB.py runs the
---  same statements, VMDB.UPGRADES, on its first connection). A fresh database has
---  no tables yet: IF EXISTS makes these no-ops then.
+--  Upgrades of a database made by an older version (idempotent; the VMDB class runs
+--  the same statements, VMDB.UPGRADES, on its first connection, then creates the
+--  missing tables and records the schema version in VMDBSchema). A fresh database
+--  has no tables yet: IF EXISTS makes these no-ops then.
 -- ------------------------------------------------------------------------------
 
 USE VMDB;

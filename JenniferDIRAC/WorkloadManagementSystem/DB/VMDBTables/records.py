@@ -1,0 +1,305 @@
+"""VMDB's ``VMs`` table: one row per VM name, from the CE's record at creation to deletion.
+
+Every statement is parametrised; no value is ever formatted into SQL text. Times are stored and
+returned as naive UTC datetimes (DIRAC's convention); aware datetimes are converted on input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from DIRAC import S_ERROR, S_OK
+
+from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.schema import (
+    FAILURE_KINDS,
+    LIMITS,
+    RECORD_KEYS,
+    RUNNING_STATE,
+    TERMINAL_STATES,
+    VM_COLUMNS,
+    VM_KEYS,
+    VM_SELECT,
+)
+from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.values import (
+    RecordError,
+    check_names,
+    check_text,
+    chunks,
+    utc_now,
+    placeholders,
+    utc_naive,
+)
+
+
+class VMRecords:
+    """The methods of ``VMs`` (mixed into VMDB: ``self`` is a DIRAC DB)."""
+
+    def recordVMs(self, records: list[dict]):
+        """Record VMs at creation. Recording the same name again updates the creation fields
+        (the CE may learn the cloud id only after the create call), never the lifecycle ones."""
+        try:
+            rows = [normalise_record(record) for record in records]
+        except (RecordError, TypeError) as exc:
+            return S_ERROR(f"recordVMs: {exc}")
+        if not rows:
+            return S_OK(0)
+        columns = ", ".join(f"`{dict(_col_map())[key]}`" for key in RECORD_KEYS)
+        updates = ", ".join(
+            f"`{col}` = IF(VALUES(`{col}`) = '', `{col}`, VALUES(`{col}`))"
+            if key not in ("cores", "ram_mb", "created")
+            else f"`{col}` = IF(VALUES(`{col}`) = 0, `{col}`, VALUES(`{col}`))"
+            for key, col in _col_map()
+            if key in RECORD_KEYS and key not in ("vm_name", "created")
+        )
+        # One multi-row INSERT per chunk (plain %s placeholders let MySQLdb batch them).
+        cmd = (
+            f"INSERT INTO VMs ({columns}, `CloudStateTime`) VALUES ({placeholders(len(RECORD_KEYS) + 1)}) "
+            f"ON DUPLICATE KEY UPDATE {updates}"
+        )
+        now = utc_now()
+        result = self._manyInTransaction(cmd, [(*row, now) for row in rows])
+        if not result["OK"]:
+            return result
+        return S_OK(len(rows))
+
+    def _manyInTransaction(self, cmd: str, rows: list[tuple]):
+        """Run ``cmd`` for every row, in chunks, all in one transaction (one commit, not one per row)."""
+        result = self._getConnection()
+        if not result["OK"]:
+            return result
+        conn = result["Value"]
+        try:
+            cursor = conn.cursor()
+            cursor.execute("START TRANSACTION")
+            cursor.close()
+        except Exception as exc:  # the connection is broken: DIRAC's pool replaces it next time
+            return S_ERROR(f"VMDB: cannot start a transaction: {exc!r}")
+        for chunk in chunks(rows):
+            result = self._updatemany(cmd, chunk, conn=conn)
+            if not result["OK"]:
+                conn.rollback()
+                return result
+        conn.commit()
+        return S_OK()
+
+    def setVMStates(self, states: Mapping, when: dt.datetime | None = None):
+        """Record what the cloud says of each VM: ``{vm_name: state}`` or
+        ``{vm_name: {"state": s, "fault": text, "started": dt, "ended": dt, "vm_id": id}}``.
+
+        ``Started`` is set the first time a VM is seen ACTIVE (or from ``started``),
+        ``Ended`` the first time it is seen SHUTOFF or ERROR (or from ``ended``); neither is
+        moved once set. Unknown names are ignored; S_OK(number of known VMs updated)."""
+        when = utc_naive(when) if when else utc_now()
+        rows = []
+        for name, value in states.items():
+            try:
+                check_text("vm_name", name, required=True)
+                info = {"state": value} if isinstance(value, str) else dict(value)
+                state = check_text("cloud_state", info.get("state"), required=True)
+                fault = (info.get("fault") or "")[: LIMITS["fault"]]
+                started = utc_naive(info.get("started")) or (when if state == RUNNING_STATE else None)
+                ended = utc_naive(info.get("ended")) or (when if state in TERMINAL_STATES else None)
+                vm_id = check_text("vm_id", info.get("vm_id"))
+            except (RecordError, TypeError, ValueError) as exc:
+                return S_ERROR(f"setVMStates: VM {name!r}: {exc}")
+            rows.append((state, when, state, fault, fault, started, ended, vm_id, vm_id, name))
+        if not rows:
+            return S_OK(0)
+        # a steady cycle reports thousands of VMs, few of them changed: write only those
+        result = self._recordedStates([row[-1] for row in rows])
+        if not result["OK"]:
+            return result
+        recorded = result["Value"]
+        rows = [row for row in rows if row[-1] in recorded and _changes(recorded[row[-1]], row)]
+        known = len(recorded)
+        if not rows:
+            return S_OK(known)
+        cmd = (
+            "UPDATE VMs SET "
+            "`CloudStateTime` = IF(`CloudState` = %s, `CloudStateTime`, %s), `CloudState` = %s, "
+            "`Fault` = IF(%s = '', `Fault`, %s), "
+            "`Started` = COALESCE(`Started`, %s), `Ended` = COALESCE(`Ended`, %s), "
+            "`VMID` = IF(%s = '', `VMID`, %s) WHERE `VMName` = %s"
+        )
+        result = self._manyInTransaction(cmd, rows)
+        if not result["OK"]:
+            return result
+        return S_OK(known)
+
+    def _recordedStates(self, names: list[str]):
+        """{vm_name: (CloudState, Fault, Started, Ended, VMID)} of the recorded VMs among names."""
+        recorded = {}
+        for chunk in chunks(sorted(set(names))):
+            result = self._query(
+                "SELECT `VMName`, `CloudState`, `Fault`, `Started`, `Ended`, `VMID` FROM VMs "
+                f"WHERE `VMName` IN ({placeholders(len(chunk))})", args=chunk
+            )
+            if not result["OK"]:
+                return result
+            recorded.update((row[0], tuple(row[1:])) for row in result["Value"])
+        return S_OK(recorded)
+
+    def markVMsDeleted(self, names, reason: str = "", when: dt.datetime | None = None):
+        """Mark VMs deleted. ``names`` is a list (one ``reason`` for all) or ``{name: reason}``
+        or, for VMs the CE could not create, ``{name: {"reason": text, "failure_kind": kind}}``
+        (kind: a FailureKind value, what the policy reads; the reason is for people).
+        The first deletion wins: a VM already marked keeps its time, reason and kind."""
+        when = utc_naive(when) if when else utc_now()
+        try:
+            if isinstance(names, Mapping):
+                rows = [(check_text("vm_name", n, True), *_reason_and_kind(r, reason)) for n, r in names.items()]
+            else:
+                rows = [(n, str(reason or ""), "") for n in check_names(names)]
+        except RecordError as exc:
+            return S_ERROR(f"markVMsDeleted: {exc}")
+        if not rows:
+            return S_OK(0)
+        limit = LIMITS["delete_reason"]
+        cmd = (
+            "UPDATE VMs SET `DeleteReason` = IF(`Deleted` IS NULL, %s, `DeleteReason`), "
+            "`FailureKind` = IF(`Deleted` IS NULL, %s, `FailureKind`), "
+            "`Ended` = COALESCE(`Ended`, %s), `Deleted` = COALESCE(`Deleted`, %s) WHERE `VMName` = %s"
+        )
+        result = self._manyInTransaction(cmd, [(r[:limit], k, when, when, n) for n, r, k in rows])
+        if not result["OK"]:
+            return result
+        return self._countExisting([n for n, _, _ in rows])
+
+    def getVMs(
+        self,
+        ce=None,
+        names=None,
+        active_only: bool = False,
+        states=None,
+        site=None,
+        vo=None,
+        pilot_references=None,
+        unaccounted_only: bool = False,
+        limit: int | None = None,
+    ):
+        """VMs as dicts (keys: ``VM_COLUMNS``), newest first. ``ce``, ``site``, ``vo``,
+        ``states`` (cloud states), ``names`` and ``pilot_references`` take a value or a list;
+        ``active_only`` leaves out deleted VMs; ``unaccounted_only`` keeps ended, unaccounted ones."""
+        conditions, args = [], []
+        for column, value in (
+            ("CE", ce),
+            ("VMName", names),
+            ("CloudState", states),
+            ("Site", site),
+            ("VO", vo),
+            ("PilotReference", pilot_references),
+        ):
+            if value is None:
+                continue
+            values = [value] if isinstance(value, str) else list(value)
+            if not all(isinstance(v, str) for v in values):
+                return S_ERROR(f"getVMs: filter on {column} must be strings")
+            if not values:
+                return S_OK([])
+            conditions.append(f"`{column}` IN ({placeholders(len(values))})")
+            args.extend(values)
+        if active_only:
+            conditions.append("`Deleted` IS NULL")
+        if unaccounted_only:
+            conditions.append("`Accounted` = 0 AND (`Ended` IS NOT NULL OR `Deleted` IS NOT NULL)")
+        cmd = f"SELECT {VM_SELECT} FROM VMs"
+        if conditions:
+            cmd += " WHERE " + " AND ".join(conditions)
+        cmd += " ORDER BY `Created` DESC, `VMName`"
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                return S_ERROR("getVMs: limit must be a non-negative integer")
+            cmd += " LIMIT %s"
+            args.append(limit)
+        result = self._query(cmd, args=args or None)
+        if not result["OK"]:
+            return result
+        return S_OK([_vm_dict(row) for row in result["Value"]])
+
+    def _countExisting(self, names: list[str]):
+        total = 0
+        for chunk in chunks(sorted(set(names))):
+            result = self._query(
+                f"SELECT COUNT(*) FROM VMs WHERE `VMName` IN ({placeholders(len(chunk))})", args=chunk
+            )
+            if not result["OK"]:
+                return result
+            total += int(result["Value"][0][0])
+        return S_OK(total)
+
+    def _requireVM(self, vm_name: str):
+        try:
+            check_text("vm_name", vm_name, required=True)
+        except RecordError as exc:
+            return S_ERROR(str(exc))
+        result = self._countExisting([vm_name])
+        if not result["OK"]:
+            return result
+        if not result["Value"]:
+            return S_ERROR(f"unknown VM {vm_name!r}")
+        return S_OK()
+
+
+def normalise_record(record: Mapping) -> tuple:
+    """The INSERT values of one creation record, validated; raises RecordError naming the field."""
+    if not isinstance(record, Mapping):
+        raise RecordError(f"a VM record must be a dict, not {type(record).__name__}")
+    unknown = set(record) - set(RECORD_KEYS)
+    if unknown:
+        raise RecordError(f"unknown field(s) {', '.join(sorted(map(str, unknown)))} in VM record")
+    values = []
+    for key in RECORD_KEYS:
+        value = record.get(key)
+        if key in ("cores", "ram_mb"):
+            if value is None:
+                value = 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise RecordError(f"field {key!r} must be a non-negative integer")
+        elif key == "created":
+            value = utc_naive(value) if value is not None else utc_now()
+        else:
+            value = check_text(key, value, required=key in ("vm_name", "ce"))
+        values.append(value)
+    return tuple(values)
+
+
+def _changes(recorded: tuple, row: tuple) -> bool:
+    """Whether setVMStates' UPDATE `row` would change the `recorded` (state, fault, started,
+    ended, vm id) of its VM: the same rules as the UPDATE's IF and COALESCE."""
+    state, fault, started, ended, vm_id = recorded
+    new_state, new_fault, new_started, new_ended, new_id = row[2], row[3], row[5], row[6], row[7]
+    return (
+        new_state != state
+        or (new_fault != "" and new_fault != (fault or ""))
+        or (started is None and new_started is not None)
+        or (ended is None and new_ended is not None)
+        or (new_id != "" and new_id != (vm_id or ""))
+    )
+
+
+
+def _reason_and_kind(value, default_reason: str) -> tuple[str, str]:
+    """(reason, failure kind) of one markVMsDeleted value: a reason, or {"reason", "failure_kind"}."""
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"reason", "failure_kind"}
+        if unknown:
+            raise RecordError(f"unknown field(s) {', '.join(sorted(map(str, unknown)))} in a deletion")
+        kind = value.get("failure_kind") or ""
+        kind = getattr(kind, "value", kind)  # a FailureKind member or its value
+        if kind and kind not in FAILURE_KINDS:
+            raise RecordError(f"field 'failure_kind' must be one of {', '.join(sorted(FAILURE_KINDS))}, not {kind!r}")
+        return str(value.get("reason") or default_reason or ""), kind
+    return str(value or default_reason or ""), ""
+
+
+def _col_map() -> list[tuple[str, str]]:
+    return [(key, col) for key, col, _ in VM_COLUMNS]
+
+
+def _vm_dict(row: tuple) -> dict:
+    vm = dict(zip(VM_KEYS, row))
+    vm["accounted"] = bool(vm["accounted"])
+    vm["cores"] = int(vm["cores"])
+    vm["ram_mb"] = int(vm["ram_mb"])
+    return vm

@@ -1,0 +1,139 @@
+"""The VMDB schema: every table's columns, and the columns added since v0.1.0."""
+
+from __future__ import annotations
+
+TERMINAL_STATES = ("SHUTOFF", "ERROR")
+RUNNING_STATE = "ACTIVE"
+
+#: (dict key, column, SQL type). The dict keys are the API; the columns never leave this module.
+VM_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("vm_name", "VMName", "VARCHAR(128) NOT NULL"),
+    ("vm_id", "VMID", "VARCHAR(128) NOT NULL DEFAULT ''"),
+    ("ce", "CE", "VARCHAR(128) NOT NULL"),
+    ("site", "Site", "VARCHAR(128) NOT NULL DEFAULT ''"),
+    ("vo", "VO", "VARCHAR(64) NOT NULL DEFAULT ''"),
+    ("profile", "Profile", "VARCHAR(64) NOT NULL DEFAULT ''"),
+    ("pilot_reference", "PilotReference", "VARCHAR(255) NOT NULL DEFAULT ''"),
+    ("stamp", "Stamp", "VARCHAR(32) NOT NULL DEFAULT ''"),
+    ("flavor", "Flavor", "VARCHAR(128) NOT NULL DEFAULT ''"),
+    ("cores", "Cores", "INT UNSIGNED NOT NULL DEFAULT 0"),
+    ("ram_mb", "RAMMB", "INT UNSIGNED NOT NULL DEFAULT 0"),
+    ("created", "Created", "DATETIME NOT NULL"),
+    ("started", "Started", "DATETIME NULL DEFAULT NULL"),
+    ("ended", "Ended", "DATETIME NULL DEFAULT NULL"),
+    ("cloud_state", "CloudState", "VARCHAR(16) NOT NULL DEFAULT 'BUILD'"),
+    ("cloud_state_time", "CloudStateTime", "DATETIME NULL DEFAULT NULL"),
+    ("fault", "Fault", "VARCHAR(512) NOT NULL DEFAULT ''"),
+    ("deleted", "Deleted", "DATETIME NULL DEFAULT NULL"),
+    ("delete_reason", "DeleteReason", "VARCHAR(512) NOT NULL DEFAULT ''"),
+    #: a FailureKind value when the CE could not create the VM (quota, capacity,
+    #: configuration, cloud_fault, unreachable, auth), '' otherwise
+    ("failure_kind", "FailureKind", "VARCHAR(16) NOT NULL DEFAULT ''"),
+    ("last_heartbeat", "LastHeartbeat", "DATETIME NULL DEFAULT NULL"),
+    ("heartbeat_load", "HeartbeatLoad", "VARCHAR(128) NOT NULL DEFAULT ''"),
+    ("shutdown_code", "ShutdownCode", "INT NULL DEFAULT NULL"),
+    ("shutdown_message", "ShutdownMessage", "VARCHAR(512) NOT NULL DEFAULT ''"),
+    ("accounted", "Accounted", "TINYINT(1) NOT NULL DEFAULT 0"),
+    ("accounted_time", "AccountedTime", "DATETIME NULL DEFAULT NULL"),
+)
+VM_KEYS = tuple(key for key, _, _ in VM_COLUMNS)
+VM_SELECT = ", ".join(f"`{col}`" for _, col, _ in VM_COLUMNS)
+LIMITS = {key: int(sql.split("(")[1].split(")")[0]) for key, _, sql in VM_COLUMNS if sql.startswith("VARCHAR")}
+
+#: What ``recordVMs`` accepts; everything else is set later by the lifecycle.
+RECORD_KEYS = (
+    "vm_name", "vm_id", "ce", "site", "vo", "profile", "pilot_reference", "stamp",
+    "flavor", "cores", "ram_mb", "created",
+)  # fmt: skip
+
+TABLES = {
+    "VMs": {
+        "Fields": {col: sql for _, col, sql in VM_COLUMNS},
+        "PrimaryKey": "VMName",
+        "Indexes": {
+            "CE": ["CE", "Deleted"],
+            "PilotReference": ["PilotReference"],
+            "Unaccounted": ["Accounted", "Ended"],
+        },
+    },
+    "VMBackoff": {
+        "Fields": {
+            "CE": "VARCHAR(128) NOT NULL",
+            "Profile": "VARCHAR(64) NOT NULL DEFAULT ''",
+            "Until": "DATETIME NOT NULL",
+            "Reason": "VARCHAR(512) NOT NULL DEFAULT ''",
+            "Failures": "INT UNSIGNED NOT NULL DEFAULT 0",
+            "Probe": "TINYINT(1) NOT NULL DEFAULT 0",
+            "ProbeVM": "VARCHAR(128) NOT NULL DEFAULT ''",
+            "ProbeStarted": "DATETIME NULL DEFAULT NULL",
+            "Updated": "DATETIME NOT NULL",
+        },
+        "PrimaryKey": ["CE", "Profile"],
+    },
+    "VMLogs": {
+        "Fields": {
+            "VMName": "VARCHAR(128) NOT NULL",
+            "Kind": "VARCHAR(32) NOT NULL",
+            "Content": "MEDIUMBLOB NOT NULL",
+            "OriginalSize": "BIGINT UNSIGNED NOT NULL DEFAULT 0",
+            "Updated": "DATETIME NOT NULL",
+        },
+        "PrimaryKey": ["VMName", "Kind"],
+    },
+    "VMHeartbeats": {
+        "Fields": {
+            "HeartbeatID": "BIGINT UNSIGNED NOT NULL AUTO_INCREMENT",
+            "VMName": "VARCHAR(128) NOT NULL",
+            "HeartbeatTime": "DATETIME NOT NULL",
+            "HeartbeatLoad": "VARCHAR(128) NOT NULL DEFAULT ''",
+        },
+        "PrimaryKey": "HeartbeatID",
+        "Indexes": {"VMTime": ["VMName", "HeartbeatTime"]},
+    },
+    # The sealed pilot wrapper a VM fetches once at boot (Security/VMBootstrap.py). Added after
+    # v0.1.0: an older database gets it as a missing table on the first connection.
+    "VMBootstrap": {
+        "Fields": {
+            "VMName": "VARCHAR(128) NOT NULL",
+            "Sealed": "MEDIUMBLOB NULL",
+            "Created": "DATETIME NOT NULL",
+            "Spent": "DATETIME NULL DEFAULT NULL",
+            "Replays": "INT UNSIGNED NOT NULL DEFAULT 0",
+            "LastReplay": "DATETIME NULL DEFAULT NULL",
+        },
+        "PrimaryKey": "VMName",
+    },
+    # The schema versions this database was brought to (upgrade.py); the highest is its version.
+    # v0.1.0 had no such table: a database without it is at version 1.
+    "VMDBSchema": {
+        "Fields": {
+            "Version": "INT UNSIGNED NOT NULL",
+            "Applied": "DATETIME NOT NULL",
+        },
+        "PrimaryKey": "Version",
+    },
+}
+
+#: The schema version of this code: 1 = v0.1.0's tables; 2 = v0.2.0 (VMs.FailureKind, the
+#: VMBootstrap and VMDBSchema tables). A new schema change adds its step and bumps this.
+SCHEMA_VERSION = 2
+#: The version of a database whose tables predate VMDBSchema (v0.1.0, or a v0.2.0 development
+#: database): every step is idempotent, so it is upgraded as if from v0.1.0.
+UNVERSIONED = 1
+
+#: Columns added after v0.1.0: (table, column). Their SQL types are the ones in TABLES.
+UPGRADES: tuple[tuple[str, str], ...] = (("VMs", "FailureKind"),)
+
+
+def upgrade_statements() -> list[str]:
+    """The idempotent ALTERs that bring an older VMDB to this schema (also in VMDB.sql)."""
+    return [
+        f"ALTER TABLE `{table}` ADD COLUMN IF NOT EXISTS `{column}` {TABLES[table]['Fields'][column]}"
+        for table, column in UPGRADES
+    ]
+
+
+#: FailureKind values VMDB accepts (errors.FailureKind; kept as strings, the DB needs no enum)
+FAILURE_KINDS = frozenset({"quota", "capacity", "configuration", "cloud_fault", "unreachable", "auth"})
+
+LOG_KINDS_LIMIT = 32
