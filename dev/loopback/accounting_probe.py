@@ -7,8 +7,12 @@ stdin::
     {"start": ISO, "end": ISO, "timeout": seconds,
      "checks": [["VirtualMachine", "TotalVMs", "Site", {"CLOUD.A": 2.0}], ...]}
 
-Each check is a summary report (``TotalVMs``, ``TotalNumberOfJobs``: {group: total}); polls
-until every named group's total matches (other groups are ignored) (to 3 decimals) or the deadline passes (exit 1 with what was seen).
+Each check is a summary report (``TotalVMs``, ``TotalNumberOfJobs``: {group: total}), with an
+optional fifth item, the report's conditions (``{"Site": ["CLOUD.A"]}``). It polls until every
+group a check names has its total (to 3 decimals) or the deadline passes (exit 1 naming, per
+check, what each group had against what was expected). Groups a check does not name are not
+its business: the session's AccountingDB is shared (an e2e test's VM, another test's load), so
+a caller names groups of its own (tests/accounting's loads tag their sites).
 Every poll asks a distinct request (``readinessProbe`` extra argument), so the ReportGenerator's
 10-minute report cache never keeps an early, empty answer for the real plots.
 """
@@ -21,11 +25,24 @@ import sys
 import time
 
 
-def totals(client, type_name, report, grouping, start, end, attempt):
-    result = client.getReport(type_name, report, start, end, {}, grouping, {"readinessProbe": attempt})
+def totals(client, check, start, end, attempt) -> dict[str, float]:
+    type_name, report, grouping, _, *rest = check
+    conditions = rest[0] if rest else {}
+    extra = {"readinessProbe": attempt}
+    result = client.getReport(type_name, report, start, end, conditions, grouping, extra)
     if not result["OK"]:
         raise SystemExit(f"{type_name} {report}: {result['Message']}")
     return {group: round(float(value), 3) for group, value in result["Value"]["data"].items()}
+
+
+def differences(check, found: dict[str, float]) -> list[str]:
+    """'group: saw X, expected Y' for each named group whose total is not the expected one."""
+    want = check[3]
+    return [
+        f"{group}: saw {found.get(group)}, expected {round(float(total), 3)}"
+        for group, total in sorted(want.items())
+        if found.get(group) != round(float(total), 3)
+    ]
 
 
 def main() -> int:
@@ -38,20 +55,20 @@ def main() -> int:
     start, end = dt.datetime.fromisoformat(request["start"]), dt.datetime.fromisoformat(request["end"])
     client = ReportsClient()
     deadline = time.monotonic() + float(request["timeout"])
-    attempt, seen = 0, []
+    attempt = 0
     while True:
         attempt += 1
-        seen = [totals(client, t, r, g, start, end, attempt) for t, r, g, _ in request["checks"]]
-        # only the groups a check names: the session's other records (an e2e test's VM on the
-        # loopback site) share the AccountingDB and are not this check's business
-        if all(
-            {k: found.get(k) for k in want} == {k: round(v, 3) for k, v in want.items()}
-            for found, (*_, want) in zip(seen, request["checks"])
-        ):
+        seen = [totals(client, check, start, end, attempt) for check in request["checks"]]
+        wrong = [(check, found, differences(check, found)) for check, found in zip(request["checks"], seen)]
+        if not any(diff for *_, diff in wrong):
             print(f"accounting complete after {attempt} polls")
             return 0
         if time.monotonic() > deadline:
-            print(f"accounting incomplete after {request['timeout']} s: {seen}", file=sys.stderr)
+            print(f"accounting incomplete after {request['timeout']} s ({attempt} polls):", file=sys.stderr)
+            for check, found, diff in wrong:
+                if diff:
+                    print(f"  {check[0]} {check[1]} by {check[2]}: {'; '.join(diff)}", file=sys.stderr)
+                    print(f"    (every group seen: {found})", file=sys.stderr)
             return 1
         time.sleep(5)
 

@@ -6,18 +6,24 @@ inside one day that lies inside one week-long accounting bucket (epoch multiples
 DIRAC's bucket grid) and one two-day bucket, so whatever bucket length DIRAC picks for the span
 (1 d, 2 d or 1 week) each record lands in one bucket of one week: sums per site and week can be
 checked exactly.
+
+The loopback DIRAC server's AccountingDB is shared by every test of a pytest session (the
+fleet page's plot test loads this dataset too, an e2e VM adds its record): each load names its
+own sites and CEs with a tag of its own (``dataset(now, load_tag())``), so a test reads only
+its own records (``--filter Site=...`` of ``data["sites"]``) whatever ran before it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import defaultdict
 
 SITES = ("CLOUD.LPNHE.fr", "CLOUD.Napoli.it", "CLOUD.IN2P3-IRES.fr")
 VOS = ("belle", "t2k.org")
 WEEK = 7 * 86400
 TWO_DAYS = 2 * 86400
-#: per site: (CE, flavor properties, CE option HS06PerCore)
+#: per site (its name before a load's tag): (CE, flavor properties, CE option HS06PerCore)
 SITE_CLOUDS = {
     "CLOUD.LPNHE.fr": ("openstack.lpnhe.fr", {"accounting:benchmark_name": "HS06", "accounting:benchmark_value": "11.5"}, 10.0),
     "CLOUD.Napoli.it": ("cloud.na.infn.it", {}, 10.0),
@@ -25,9 +31,20 @@ SITE_CLOUDS = {
 }  # fmt: skip
 
 
-def benchmark_of(site: str) -> float:
-    _, properties, hs06 = SITE_CLOUDS[site]
-    return float(properties.get("accounting:benchmark_value", hs06))
+def load_tag() -> str:
+    """A tag of one load of the dataset, unique in the AccountingDB (8 hex)."""
+    return uuid.uuid4().hex[:8]
+
+
+def tagged(name: str, tag: str) -> str:
+    """``CLOUD.LPNHE.fr`` -> ``CLOUD.LPNHE-<tag>.fr``: a site (or CE host) name of one load."""
+    head, _, country = name.rpartition(".")
+    return f"{head}-{tag}.{country}"
+
+
+def benchmark_of(vm: dict) -> float:
+    """HS06 per core of a VM record: its flavor's benchmark property, else its CE option."""
+    return float(vm["flavor_properties"].get("accounting:benchmark_value", vm["hs06"]))
 
 
 def weeks(now: int, count: int = 40) -> list[tuple[int, int]]:
@@ -48,19 +65,22 @@ def _iso(epoch: int) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).replace(tzinfo=None).isoformat()
 
 
-def dataset(now: int) -> dict:
-    """{"vms": [...], "jobs": [...]} (JSON-able; times as naive UTC ISO strings)."""
+def dataset(now: int, tag: str) -> dict:
+    """{"vms": [...], "jobs": [...], "sites": [the load's site names], "tag": tag} (JSON-able;
+    times as naive UTC ISO strings); sites, CEs and VM names carry ``tag``."""
     vms, jobs = [], []
     for k, (week, day) in enumerate(weeks(now)):
-        for s, site in enumerate(SITES):
-            ce, properties, hs06 = SITE_CLOUDS[site]
+        for s, base in enumerate(SITES):
+            ce, properties, hs06 = SITE_CLOUDS[base]
+            site, ce = tagged(base, tag), tagged(ce, tag)
+            bench = float(properties.get("accounting:benchmark_value", hs06))
             for v, vo in enumerate(VOS):
                 hours = 2 + (k * 5 + s * 3 + v * 7) % 17  # 2..18 h, inside the day
                 cores = (4, 8)[(k + s + v) % 2]
                 start = day + 1800
                 end = start + hours * 3600
                 cpu = int(hours * 3600 * cores * (0.70 + 0.02 * ((k + v) % 10)))
-                name = f"jdirac-{k:04d}{s:02d}{v:02d}" + "0" * 24
+                name = f"jdirac-{tag}{k:04d}{s:02d}{v:02d}" + "0" * 16
                 vms.append(
                     {
                         "vm_name": name,
@@ -98,7 +118,7 @@ def dataset(now: int) -> dict:
                             "FinalMajorStatus": "Done",
                             "FinalMinorStatus": "Execution Complete",
                             "CPUTime": job_cpu,
-                            "NormCPUTime": int(job_cpu * benchmark_of(site)),
+                            "NormCPUTime": int(job_cpu * bench),
                             "ExecTime": (end - start - 600) * cores,
                             "InputDataSize": 0,
                             "OutputDataSize": 0,
@@ -116,7 +136,7 @@ def dataset(now: int) -> dict:
                     start = day + 30 * 3600 - 86400  # still inside the day
                     vms.append(
                         {
-                            "vm_name": f"jdirac-{k:04d}{s:02d}{suffix}" + "0" * 25,
+                            "vm_name": f"jdirac-{tag}{k:04d}{s:02d}{suffix}" + "0" * 17,
                             "vm_id": "",
                             "ce": ce,
                             "site": site,
@@ -136,7 +156,7 @@ def dataset(now: int) -> dict:
                             "flavor_properties": properties,
                         }
                     )
-    return {"vms": vms, "jobs": jobs}
+    return {"vms": vms, "jobs": jobs, "sites": [tagged(site, tag) for site in SITES], "tag": tag}
 
 
 def _week_of(iso: str) -> int:
@@ -150,7 +170,7 @@ def expected_vm_sums(data: dict, field: str, vo: str | None = None, fizzle_secon
     for vm in data["vms"]:
         if vo and vm["vo"] != vo:
             continue
-        wall, cores, bench = vm["wall_seconds"], vm["cores"], benchmark_of(vm["site"])
+        wall, cores, bench = vm["wall_seconds"], vm["cores"], benchmark_of(vm)
         cpu = min(vm["cpu_seconds"], wall * cores)
         value = {
             "NormCPUTime": cpu * bench,

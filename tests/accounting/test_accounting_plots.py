@@ -6,6 +6,10 @@ the VMDirector sends them. ``dirac-vm-accounting-plot`` then asks the ReportGene
 ReportsClient) for "normalised CPU used by site, 40 weeks" of both types, as the origin
 document shows them; the figures in the CSV beside each PNG must be the records' sums per site
 and week. The PNGs are kept in ``var/test-artifacts/accounting`` (or $JDIRAC_TEST_ARTIFACTS).
+
+The session's AccountingDB is shared (the fleet page's plot test loads the same dataset, an e2e
+VM adds its record): the load's sites carry a tag of their own and every plot is filtered to
+them, so what ran before does not change a figure.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from accounting_data import SITES, VOS, WEEK, dataset, expected_job_sums, expected_vm_sums
+from accounting_data import VOS, WEEK, dataset, expected_job_sums, expected_vm_sums, load_tag
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -42,7 +46,8 @@ def accounting(dirac_server, tmp_path_factory):
     """The dataset, written through the DataStore and visible to the ReportGenerator."""
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0, tzinfo=None)
     start = now - dt.timedelta(weeks=40)
-    data = dataset(int(now.replace(tzinfo=dt.UTC).timestamp()))
+    data = dataset(int(now.replace(tzinfo=dt.UTC).timestamp()), load_tag())
+    sites = data["sites"]
     res = _run(
         [sys.executable, str(HERE / "accounting_load.py")], json.dumps(data), dirac_server.server_env()
     )
@@ -52,13 +57,13 @@ def accounting(dirac_server, tmp_path_factory):
             "VirtualMachine",
             "TotalVMs",
             "Site",
-            {s: float(sum(vm["site"] == s for vm in data["vms"])) for s in SITES},
+            {s: float(sum(vm["site"] == s for vm in data["vms"])) for s in sites},
         ],
         [
             "Job",
             "TotalNumberOfJobs",
             "Site",
-            {s: float(sum(j["values"]["Site"] == s for j in data["jobs"])) for s in SITES},
+            {s: float(sum(j["values"]["Site"] == s for j in data["jobs"])) for s in sites},
         ],
     ]
     probe = {"start": start.isoformat(), "end": now.isoformat(), "timeout": 300, "checks": checks}
@@ -80,7 +85,8 @@ def _run(cmd, stdin, env, timeout=180):
 
 
 def plot(server, accounting, name, *args):
-    """Run dirac-vm-accounting-plot as the user; (png path, csv comment, header, rows)."""
+    """Run dirac-vm-accounting-plot as the user, filtered to the load's own sites; (png path,
+    csv comment, header, rows)."""
     png = Path(accounting["dir"]) / f"{name}.png"
     server.run(
         [
@@ -88,6 +94,7 @@ def plot(server, accounting, name, *args):
             "--start", _minute(accounting["start"]),
             "--end", _minute(accounting["now"]),
             "--output", str(png),
+            "--filter", "Site=" + ",".join(accounting["data"]["sites"]),
             *args,
         ]
     )  # fmt: skip

@@ -1,7 +1,11 @@
 """The fleet page's accounting plots: ``dirac-agent WorkloadManagement/FleetPage`` on the loopback
 DIRAC server, its Plots made by the ReportGenerator from VirtualMachine records written through
 the DataStore (tests/accounting's 40-week dataset); the PNG is fetched through the page with the
-loopback user's certificate (whose group has Operator) and kept as an artifact."""
+loopback user's certificate (whose group has Operator) and kept as an artifact.
+
+The session's AccountingDB is shared with tests/accounting (the same dataset) and the e2e tests:
+this load's sites carry a tag of their own, and the wait before the page is asked checks them.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from tlshelper import client_context
 
 ACCOUNTING = Path(__file__).resolve().parent.parent / "accounting"
 sys.path.insert(0, str(ACCOUNTING))
-from accounting_data import SITES, dataset
+from accounting_data import dataset, load_tag
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = REPO / "var" / "test-artifacts" / "fleet-page-plot.png"
@@ -47,12 +51,12 @@ def get(port, context, path):
 
 def test_the_page_shows_the_accounting_plot(dirac_server, tmp_path):
     now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0, tzinfo=None)
-    data = dataset(int(now.replace(tzinfo=dt.UTC).timestamp()))
+    data = dataset(int(now.replace(tzinfo=dt.UTC).timestamp()), load_tag())
     env = dirac_server.server_env()
     assert (
         "sent" in _run([sys.executable, str(ACCOUNTING / "accounting_load.py")], json.dumps(data), env).stdout
     )
-    expected = {s: float(sum(vm["site"] == s for vm in data["vms"])) for s in SITES}
+    expected = {s: float(sum(vm["site"] == s for vm in data["vms"])) for s in data["sites"]}
     probe = {
         "start": (now - dt.timedelta(weeks=40)).isoformat(),
         "end": now.isoformat(),
