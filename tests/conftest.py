@@ -58,6 +58,27 @@ def vmdb(mariadb):
         mariadb.drop_database(dbname)
 
 
+# --- PilotAgentsDB on the private MariaDB -----------------------------------------------------
+@pytest.fixture
+def pilotdb(mariadb, tmp_path):
+    """A PilotAgentsDB of this test (DIRAC's own schema) under a unique name; gives the name,
+    for a cfg's ``Systems/WorkloadManagement/Databases/PilotAgentsDB/DBName``."""
+    import re
+    import uuid
+
+    import DIRAC
+
+    schema = Path(DIRAC.__file__).parent / "WorkloadManagementSystem" / "DB" / "PilotAgentsDB.sql"
+    name = "PilotAgentsDB_" + uuid.uuid4().hex[:10]
+    sql = tmp_path / "pilotagents.sql"
+    sql.write_text(re.sub(r"(?m)^USE .*;$", "", schema.read_text()))
+    mariadb.create_database(name, sql)
+    try:
+        yield name
+    finally:
+        mariadb.drop_database(name)
+
+
 # --- LocalCloud: loopback OpenStack (localcloud/JenniferLocalCloud) ----------------
 @pytest.fixture
 def local_cloud(request):

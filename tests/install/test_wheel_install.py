@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import tarfile
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -30,7 +29,6 @@ CE = "cloud.wheel.test"
 SITE = "CLOUD.Wheel.test"
 VO = "wheelvo"
 REPO = Path(__file__).resolve().parents[2]
-PILOT_SQL = Path(__import__("DIRAC").__file__).parent / "WorkloadManagementSystem/DB/PilotAgentsDB.sql"
 
 
 # --- the archives --------------------------------------------------------------------------------
@@ -53,11 +51,52 @@ def test_no_data_directory_is_left_to_setuptools_guessing(dist):
     assert "is absent from the `packages` configuration" not in dist.log
 
 
+def sdist_members(sdist: Path) -> set[str]:
+    with tarfile.open(sdist) as tar:
+        return {m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile() and "/" in m.name}
+
+
 def test_sdist_is_the_checkout(dist):
-    with tarfile.open(dist.sdist) as tar:
-        members = {m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile() and "/" in m.name}
+    members = sdist_members(dist.sdist)
+    assert "localcloud/setup.cfg" in dist.files
     assert sorted(set(dist.files) - members - {".gitignore"}) == []
     assert "PKG-INFO" in members and not any(m.endswith((".pyc", ".pyo")) for m in members)
+
+
+def wheel_metadata(wheel: Path) -> tuple[list[str], list[str]]:
+    """(file names outside .dist-info, METADATA lines) of a wheel."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+        (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        lines = archive.read(metadata).decode().splitlines()
+    return [n for n in names if ".dist-info/" not in n], lines
+
+
+def test_the_wheel_has_no_emulator(dist):
+    """LocalCloud executes user data: a DIRAC server's JenniferDIRAC wheel holds none of it and
+    requires it only through the `localcloud` extra."""
+    files, metadata = wheel_metadata(dist.wheel)
+    assert [f for f in files if "LocalCloud" in f or f.startswith("localcloud/")] == []
+    assert {f.split("/", 1)[0] for f in files} == {"JenniferDIRAC"}
+    requires = [line for line in metadata if line.startswith("Requires-Dist:")]
+    on_localcloud = [line for line in requires if "localcloud" in line.lower()]
+    assert on_localcloud == ['Requires-Dist: JenniferDIRAC-LocalCloud==0.2.0; extra == "localcloud"'], requires
+    assert "Provides-Extra: localcloud" in metadata
+
+
+def test_localcloud_archives_are_its_folder(localcloud_dist):
+    files, metadata = wheel_metadata(localcloud_dist.wheel)
+    package = [f.removeprefix("localcloud/") for f in localcloud_dist.files
+               if f.startswith("localcloud/JenniferLocalCloud/")]
+    assert "JenniferLocalCloud/boot/runner.py" in package
+    assert sorted(files) == sorted(package)
+    assert "Name: JenniferDIRAC-LocalCloud" in metadata and "Version: 0.2.0" in metadata
+    requires = sorted(line for line in metadata if line.startswith("Requires-Dist:"))
+    assert requires == ["Requires-Dist: PyYAML", "Requires-Dist: werkzeug>=3.0"]
+    assert not [line for line in metadata if "jenniferdirac" in line.lower() and "Requires" in line]
+    members = sdist_members(localcloud_dist.sdist)
+    expected = {f.removeprefix("localcloud/") for f in localcloud_dist.files}
+    assert sorted(expected - members) == [], "missing from the LocalCloud sdist"
 
 
 def test_building_writes_nothing_into_the_checkout(dist):
@@ -89,6 +128,65 @@ def test_the_package_is_imported_from_the_wheel_install(wheel_venv, wheel_env, t
     assert not [p for p in found["path"] if p and Path(p).resolve().is_relative_to(REPO)]
     assert found["direct_url"] is None or '"editable": true' not in found["direct_url"]
     assert {"el9.cloud-config.j2", "debian.cloud-config.j2", "vm-boot.sh"} <= set(found["templates"])
+
+
+PROBE_LOCALCLOUD = (
+    "import json, importlib.util\n"
+    "from importlib.metadata import PackageNotFoundError, version\n"
+    "def installed(name):\n"
+    "    try:\n"
+    "        return version(name)\n"
+    "    except PackageNotFoundError:\n"
+    "        return None\n"
+    "spec = importlib.util.find_spec('JenniferLocalCloud')\n"
+    "print(json.dumps({'spec': spec and spec.origin, 'version': installed('JenniferDIRAC-LocalCloud'),\n"
+    "                  'jenniferdirac': installed('JenniferDIRAC')}))\n"
+)
+
+
+def test_the_plain_install_has_no_localcloud(wheel_venv, wheel_env, tmp_path):
+    res = run(wheel_env, tmp_path, str(wheel_venv.python), "-c", PROBE_LOCALCLOUD)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == {"spec": None, "version": None, "jenniferdirac": "0.2.0"}
+    assert not (wheel_venv.bin / "jdirac-localcloud").exists()
+    assert [p.name for p in wheel_venv.site_packages.iterdir() if "localcloud" in p.name.lower()] == []
+
+
+SERVE_LOCALCLOUD = r"""
+import json, sys, urllib.request
+import JenniferDIRAC, JenniferLocalCloud
+from JenniferLocalCloud import LocalCloud
+with LocalCloud() as cloud:
+    with urllib.request.urlopen(cloud.auth_url, timeout=30) as answer:
+        identity = json.load(answer)["version"]["id"]
+print(json.dumps({"localcloud": JenniferLocalCloud.__file__, "jenniferdirac": JenniferDIRAC.__file__,
+                  "identity": identity, "path": sys.path}))
+"""
+
+
+def test_the_localcloud_extra_from_the_two_archives(localcloud_venv, localcloud_env, localcloud_dist, tmp_path):
+    """`JenniferDIRAC[localcloud]` with --find-links to the built archives brings the emulator:
+    its command, its package (the files of its wheel) and a LocalCloud that answers."""
+    res = run(localcloud_env, tmp_path, str(localcloud_venv.python), "-c", PROBE_LOCALCLOUD)
+    assert res.returncode == 0, res.stderr
+    found = json.loads(res.stdout)
+    assert (found["version"], found["jenniferdirac"]) == ("0.2.0", "0.2.0")
+    assert Path(found["spec"]).is_relative_to(localcloud_venv.site_packages)
+
+    res = run(localcloud_env, tmp_path, str(localcloud_venv.bin / "jdirac-localcloud"), "--help")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.startswith("usage: jdirac-localcloud") and "--boot" in res.stdout
+
+    res = run(localcloud_env, tmp_path, str(localcloud_venv.python), "-c", SERVE_LOCALCLOUD)
+    assert res.returncode == 0, res.stdout + res.stderr
+    served = json.loads(res.stdout)
+    assert served["identity"].startswith("v3")
+    for module in ("localcloud", "jenniferdirac"):
+        assert Path(served[module]).is_relative_to(localcloud_venv.site_packages), served[module]
+    assert not [p for p in served["path"] if p and Path(p).resolve().is_relative_to(REPO)]
+    with zipfile.ZipFile(localcloud_dist.wheel) as wheel:
+        for name in ("JenniferLocalCloud/__init__.py", "JenniferLocalCloud/boot/runner.py"):
+            assert (localcloud_venv.site_packages / name).read_bytes() == wheel.read(name), name
 
 
 @pytest.fixture
@@ -259,17 +357,4 @@ def test_one_vm_submitted_from_the_wheel_install(wheel_venv, wheel_env, site_cfg
     res = run(wheel_env, tmp_path, str(wheel_venv.bin / "dirac-vm-list"), f"--cfg={site_cfg}", "--json")
     assert res.returncode == 0, res.stdout + res.stderr
     assert [vm["vm_name"] for vm in json.loads(res.stdout)] == [server.name]
-
-
-@pytest.fixture
-def pilotdb(mariadb, tmp_path):
-    """A PilotAgentsDB (DIRAC's own schema) of this test."""
-    name = "PilotAgentsDB_" + uuid.uuid4().hex[:10]
-    sql = tmp_path / "pilotagents.sql"
-    sql.write_text(re.sub(r"(?m)^USE .*;$", "", PILOT_SQL.read_text()))
-    mariadb.create_database(name, sql)
-    try:
-        yield name
-    finally:
-        mariadb.drop_database(name)
 

@@ -17,20 +17,6 @@ from JenniferDIRAC.Resources.Cloud.references import make_vm_name, pilot_referen
 
 UTC = dt.timezone.utc
 VENV_BIN = Path(sys.executable).parent
-PILOT_SQL = Path(__import__("DIRAC").__file__).parent / "WorkloadManagementSystem" / "DB" / "PilotAgentsDB.sql"
-
-
-@pytest.fixture
-def pilotdb(mariadb, tmp_path):
-    """A PilotAgentsDB of this test (DIRAC's own schema) under a unique name."""
-    name = "PilotAgentsDB_" + uuid.uuid4().hex[:10]
-    sql = tmp_path / "pilotagents.sql"
-    sql.write_text(re.sub(r"(?m)^USE .*;$", "", PILOT_SQL.read_text()))
-    mariadb.create_database(name, sql)
-    try:
-        yield name
-    finally:
-        mariadb.drop_database(name)
 
 
 @pytest.fixture
