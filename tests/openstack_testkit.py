@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import requests
 from urllib3.util.retry import Retry
+from waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OPENSTACK_PYTHON = REPO_ROOT / ".venv-openstack" / "bin" / "python"
@@ -42,17 +43,6 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 # Nova's DbQuotaDriver defaults (nova.conf [quota]), restored after each test
 UNCOUNTED = "jdirac_uncounted"
 DEFAULT_QUOTA = {"instances": 10, "cores": 20, "ram": 51200}
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not reached within {timeout:.0f} s")
-        time.sleep(interval)
 
 
 @dataclass

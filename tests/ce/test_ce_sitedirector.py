@@ -10,12 +10,12 @@ DIRAC_PILOT_STAMP it logs are compared with what PilotAgentsDB stored.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
 from ce_testkit import CE_NAME, INSTALLATION, SITE, VO, live_servers, load_cs, write_cloud_auth
 from DIRAC import S_OK
+from waiting import wait_until as wait_for
 
 QUEUE = f"{CE_NAME}_default"
 PILOT_GROUP = f"{VO}_pilot"
@@ -129,14 +129,6 @@ def site_director(local_cloud, pilot_agents_db, tmp_path, monkeypatch):
     yield sd
     for queue in sd.queueDict.values():
         queue["CE"].shutdown()
-
-
-def wait_for(predicate, deadline_s: float, what: str):
-    end = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)  # polling interval, not synchronisation
 
 
 def logged_environment(log_text: str) -> dict[str, str]:

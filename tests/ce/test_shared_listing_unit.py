@@ -4,10 +4,10 @@ failures, with a controllable clock and fetch functions standing in for the clou
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from waiting import wait_until
 
 from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudUnreachable
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
@@ -45,10 +45,7 @@ class Fetch:
 
 
 def wait_for(condition, what):
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
+    wait_until(condition, DEADLINE_S, what, interval=0.005)
 
 
 def test_value_is_reused_within_max_age_and_fetched_again_after():

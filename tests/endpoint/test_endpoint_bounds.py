@@ -6,6 +6,7 @@ import time
 
 import pytest
 import requests
+import waiting
 
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import ServerBounds
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.shutdownmessage import (
@@ -24,10 +25,7 @@ def vm(db, name):
 
 
 def wait_until(predicate, seconds, what):
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    waiting.wait_until(predicate, seconds, what, interval=0.05)
 
 
 def raw_request(endpoint, head: bytes) -> socket.socket:

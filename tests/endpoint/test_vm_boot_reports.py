@@ -4,10 +4,10 @@ end, then it powers off."""
 
 import base64
 import re
-import time
 import types
 
 import pytest
+from waiting import wait_until as wait_for
 
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, pilot_reference
 from JenniferDIRAC.Resources.Cloud.UserData import PilotContext, get_profile, pack_user_data, render_user_data
@@ -27,13 +27,6 @@ exit "${STUB_EXIT:-0}"
 # The shipped template with a profile that needs no CVMFS (LocalCloud has none) and never
 # schedules a host power-off.
 PROFILE_CS = {"LocalTest": {"CVMFSRepositories": "", "Packages": "", "HeartbeatSeconds": "10", "HardPoweroff": "no"}}
-
-
-def wait_for(predicate, seconds, what):
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.fixture

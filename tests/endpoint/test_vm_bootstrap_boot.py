@@ -5,10 +5,10 @@ running a pilot."""
 
 import base64
 import re
-import time
 
 import pytest
 import requests
+from waiting import wait_until as wait_for
 
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, pilot_reference
 from JenniferDIRAC.Resources.Cloud.UserData import PilotContext, get_profile, pack_user_data, render_user_data
@@ -60,13 +60,6 @@ def decoded_files(user_data):
     for item in yaml.safe_load(user_data)["write_files"]:
         data = base64.b64decode(item["content"])
         yield gzip.decompress(data) if item.get("encoding") == "gz+b64" else data
-
-
-def wait_for(predicate, seconds, what):
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -5,10 +5,9 @@ recorded, the pilot and its VM record untouched; getJobStatus reports the kept V
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+from waiting import wait_until
 
 from JenniferDIRAC.Resources.Cloud.references import parse_reference
 from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
@@ -21,13 +20,7 @@ def _named(cloud, name):
 
 
 def _poll(predicate, seconds=30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached within the deadline")
+    return wait_until(predicate, seconds, "the condition", interval=0.05)
 
 
 @pytest.fixture

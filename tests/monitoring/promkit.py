@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from waiting import wait_until
 
 PROMETHEUS = "/usr/bin/prometheus"
 
@@ -77,14 +78,7 @@ class Prometheus:
             dict(k)["__name__"] if "__name__" in dict(k) else str(k): v for k, v in self.query("up").items()
         }
 
-    @staticmethod
-    def wait_for(condition, seconds: float, what: str, explain=lambda: ""):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.25)  # polling interval, not synchronisation: the deadline decides
-        raise AssertionError(f"{what} not reached within {seconds:.0f} s {explain()}")
+    wait_for = staticmethod(wait_until)
 
     def stop(self):
         self.proc.terminate()

@@ -11,14 +11,13 @@ import hashlib
 import json
 import os
 import socket
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-
 from JenniferLocalCloud import LocalCloud
 from JenniferLocalCloud.boot.limits import VMLimits
+from waiting import wait_until
 
 BOOT = [{"boot": True}]
 
@@ -30,13 +29,7 @@ def _create(conn, user_data: str, name: str = "hostile"):
 
 
 def _wait(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+    return wait_until(predicate, seconds, what, interval=0.1)
 
 
 def _shutoff(conn, server, seconds: float = 120) -> str:
