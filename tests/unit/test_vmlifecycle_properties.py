@@ -24,6 +24,7 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     VMRecord,
     decide,
 )
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import VM_ENDS, vm_phase
 from lifecycle_testkit import CE, thresholds
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
@@ -205,3 +206,21 @@ def test_no_pilot_left_transient_when_its_vm_is_gone(spec):
         vm_name = parse_reference(ref)[1]
         if vm_name not in world.vms:
             assert record.status not in PILOT_TRANSIENT, (ref, record.status)
+
+
+@settings(max_examples=150, deadline=None)
+@given(world_spec)
+def test_every_end_of_a_vm_s_life_follows_the_state_machine(spec):
+    """Each DeleteVM names its VMEnd, which ends the VM's phase; a pilot status set together with
+    it is the one VM_ENDS gives (a powered-off VM's pilot may also be Failed: shutdown code)."""
+    world = World(spec)
+    for _ in range(spec["cycles"]):
+        listed = dict(world.vms)
+        decision = world.cycle()
+        statuses = {a.reference: a.status for a in decision.of_type(SetPilotStatus)}
+        for action in decision.of_type(DeleteVM):
+            rule = VM_ENDS[action.end]
+            assert vm_phase(listed[action.vm_name].state) in rule.phases, (action.end, listed[action.vm_name].state)
+            if action.after_pilot:
+                assert statuses[action.after_pilot] in {rule.pilot_status, "Failed"} - {""}, action
+        world.advance()

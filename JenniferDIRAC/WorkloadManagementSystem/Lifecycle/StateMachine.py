@@ -7,7 +7,7 @@ events in and store or apply what comes out:
 - the VMDirector (Agent/VMDirector.py, through ``VMLifecycle.decide``) observes failures and
   probes in its listing (``FailuresSeen``, ``ProbePassed``, ``ProbeVanished``) and applies the
   commands those return as effects;
-- VMDB (DB/vmdb/backoff.py) stores a queue's ``BackoffState``: it reads the row, calls
+- VMDB (DB/VMDBTables/backoff.py) stores a queue's ``BackoffState``: it reads the row, calls
   ``transition`` and writes the new state with a compare-and-set on the row it read.
 
 The queue (one CE and profile) moves through four phases::
@@ -16,6 +16,11 @@ The queue (one CE and profile) moves through four phases::
     AWAITING_PROBE --ClaimProbe--> PROBING --ProbeVanished--> AWAITING_PROBE
     AWAITING_PROBE / PROBING --ProbePassed--> OPEN
     any phase --FailuresSeen (a failure that counts)--> BACKING_OFF (the end never moves back)
+
+A VM moves through ``VMPhase``s (CREATING, BOOTING, RUNNING, ENDED, DELETING, GONE) as the
+VMDirector's listing shows it; each ``VMEnd`` (an event of the VMDirector's, ``VM_ENDS``) ends its
+life from the phases it names, with the status its pilot gets. ``VMLifecycle.decide`` holds the
+thresholds that make each one happen.
 
 A failure counts when its kind counts towards backoff (a full project or cloud, FailureKind.QUOTA
 or CAPACITY, is a pause the CE's quota headroom handles) and its VM was born since the running
@@ -307,3 +312,73 @@ def submission_allowance(
             if since is None or (now - since).total_seconds() < fizzle_seconds:
                 return 0
     return 1
+
+
+# --- a VM's life -----------------------------------------------------------------------------
+# DIRAC's PilotStatus values (kept as strings so this module needs no DIRAC import).
+SUBMITTED, WAITING, SCHEDULED, RUNNING, UNKNOWN = "Submitted", "Waiting", "Scheduled", "Running", "Unknown"
+DONE, FAILED, ABORTED, DELETED = "Done", "Failed", "Aborted", "Deleted"
+PILOT_WAITING = frozenset({SUBMITTED, WAITING, SCHEDULED})
+PILOT_TRANSIENT = PILOT_WAITING | {RUNNING, UNKNOWN}
+PILOT_FINAL = frozenset({DONE, FAILED, ABORTED, DELETED})
+
+
+class VMPhase(str, Enum):
+    CREATING = "creating"  # the CE recorded it (VM record, pilot reference) before the create call
+    BOOTING = "booting"  # listed BUILD
+    RUNNING = "running"  # listed ACTIVE (or UNKNOWN, a state the cloud's API does not map)
+    ENDED = "ended"  # listed SHUTOFF (the pilot powered it off) or ERROR (the cloud failed it)
+    DELETING = "deleting"  # its delete was accepted; still listed
+    GONE = "gone"  # no longer listed: its record is closed and accounted
+
+
+_PHASE_OF = {
+    VMState.BUILD: VMPhase.BOOTING,
+    VMState.ACTIVE: VMPhase.RUNNING,
+    VMState.UNKNOWN: VMPhase.RUNNING,
+    VMState.SHUTOFF: VMPhase.ENDED,
+    VMState.ERROR: VMPhase.ENDED,
+    VMState.DELETING: VMPhase.DELETING,
+}
+
+
+def vm_phase(state: VMState) -> VMPhase:
+    """The phase of a VM the listing shows in `state`."""
+    return _PHASE_OF[state]
+
+
+class VMEnd(str, Enum):
+    """What ends a VM's life: the VMDirector deletes it (DELETING), then it is GONE."""
+
+    DELETE_STUCK = "delete stuck"  # still DELETING after DeletingTimeout: delete again
+    BOOTSTRAP_REPLAYED = "bootstrap replayed"  # its one-time token was presented again
+    POWERED_OFF = "powered off"  # the pilot ended (Failed for a shutdown code >= 400)
+    CLOUD_ERROR = "cloud error"
+    NEVER_BOOTED = "never booted"  # BUILD past BootTimeout
+    PAST_LIFETIME = "past its lifetime"  # older than MaxLifetime
+    PILOT_OVER = "pilot over"  # a zombie: its pilot is final since ZombieGrace
+    HEARTBEAT_LOST = "heartbeat lost"  # no heartbeat for HeartbeatTimeout
+    ORPHAN = "orphan"  # no pilot record in two cycles past OrphanGrace
+    TWIN = "twin"  # a second VM of one name (a create completed after the CE gave up on it)
+
+
+@dataclass(frozen=True)
+class VMEndRule:
+    phases: frozenset[VMPhase]  # the phases it ends
+    pilot_status: str  # the status a transient pilot gets ("": left as it is)
+    may_fail_queue: bool = False  # may count towards the queue's backoff (FailuresSeen)
+
+
+_LIVE = frozenset({VMPhase.BOOTING, VMPhase.RUNNING})
+VM_ENDS: Mapping[VMEnd, VMEndRule] = {
+    VMEnd.DELETE_STUCK: VMEndRule(frozenset({VMPhase.DELETING}), ""),
+    VMEnd.BOOTSTRAP_REPLAYED: VMEndRule(_LIVE | {VMPhase.ENDED}, FAILED),
+    VMEnd.POWERED_OFF: VMEndRule(frozenset({VMPhase.ENDED}), DONE, may_fail_queue=True),
+    VMEnd.CLOUD_ERROR: VMEndRule(frozenset({VMPhase.ENDED}), ABORTED, may_fail_queue=True),
+    VMEnd.NEVER_BOOTED: VMEndRule(frozenset({VMPhase.BOOTING}), ABORTED, may_fail_queue=True),
+    VMEnd.PAST_LIFETIME: VMEndRule(_LIVE, DELETED),
+    VMEnd.PILOT_OVER: VMEndRule(_LIVE, ""),
+    VMEnd.HEARTBEAT_LOST: VMEndRule(frozenset({VMPhase.RUNNING}), FAILED),
+    VMEnd.ORPHAN: VMEndRule(_LIVE, ""),
+    VMEnd.TWIN: VMEndRule(_LIVE | {VMPhase.ENDED, VMPhase.DELETING}, ""),
+}

@@ -30,7 +30,20 @@ from datetime import datetime
 from JenniferDIRAC.Resources.Cloud.errors import FailureKind
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
 from JenniferDIRAC.Resources.Cloud.references import parse_reference, pilot_reference
-from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (  # noqa: F401 - pilot statuses
+    ABORTED,
+    DELETED,
+    DONE,
+    FAILED,
+    PILOT_FINAL,
+    PILOT_TRANSIENT,
+    PILOT_WAITING,
+    RUNNING,
+    SCHEDULED,
+    SUBMITTED,
+    UNKNOWN,
+    VM_ENDS,
+    WAITING,
     BackoffState,
     ClearBackoff,
     Failure,
@@ -39,18 +52,12 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (
     ProbeVanished,
     ReleaseProbe,
     StartBackoff,
+    VMEnd,
     aware,
     probe_passed,
     probe_vanished,
     transition,
 )
-
-# DIRAC's PilotStatus values (kept as strings so this module needs no DIRAC import).
-SUBMITTED, WAITING, SCHEDULED, RUNNING, UNKNOWN = "Submitted", "Waiting", "Scheduled", "Running", "Unknown"
-DONE, FAILED, ABORTED, DELETED = "Done", "Failed", "Aborted", "Deleted"
-PILOT_WAITING = frozenset({SUBMITTED, WAITING, SCHEDULED})
-PILOT_TRANSIENT = PILOT_WAITING | {RUNNING, UNKNOWN}
-PILOT_FINAL = frozenset({DONE, FAILED, ABORTED, DELETED})
 
 #: Seconds a VM may be missing from listings after its creation without being gone: the VM
 #: record and pilot are written before the create call, and EC2 listings are eventually
@@ -61,7 +68,7 @@ DEFAULT_LOST_PILOT_GRACE = 600.0
 FIZZLE_CODES = range(300, 700)
 
 #: Deletion reason of the extra VMs of one name.
-TWIN = "twin"
+TWIN = VMEnd.TWIN.value
 
 
 @dataclass(frozen=True)
@@ -187,6 +194,8 @@ class DeleteVM:
     after_pilot: str = ""  # a pilot reference whose final status must be recorded first
     #: an extra VM of a name whose VM record belongs to the kept VM: the record stays open
     twin: bool = False
+    #: which end of the VM's life (StateMachine.VM_ENDS); what it is for, not part of the action
+    end: VMEnd | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -240,11 +249,16 @@ def still_appearing(born: datetime | None, now: datetime, grace: float = DEFAULT
 class _Ending:
     """Why and how the director ends one VM's life."""
 
-    reason: str
-    pilot_status: str = ""  # status for a transient pilot, "" to leave it
+    end: VMEnd
+    reason: str  # for people
     ended: datetime | None = None
     failure: str = ""  # the VM failed: the reason its queue backs off, "" for none
     failure_kind: FailureKind | None = None  # a cloud fault's kind (None: the VM's own failure)
+    pilot_status: str | None = None  # None: the status VM_ENDS gives this end
+
+    def __post_init__(self):
+        if self.pilot_status is None:
+            self.pilot_status = VM_ENDS[self.end].pilot_status
 
 
 def _born(vm: VM, record: VMRecord | None) -> datetime | None:
@@ -259,18 +273,18 @@ def _ending_of(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view:
 
     if vm.state is VMState.DELETING:
         if _seconds(now, vm.updated or born) > th.deleting_timeout:
-            return _Ending(f"still deleting after {th.deleting_timeout:.0f} s")
+            return _Ending(VMEnd.DELETE_STUCK, f"still deleting after {th.deleting_timeout:.0f} s")
         return None
 
     if vm.name in view.bootstrap_replayed:
-        return _Ending("bootstrap replayed", FAILED, now)
+        return _Ending(VMEnd.BOOTSTRAP_REPLAYED, "bootstrap replayed", now)
 
     if vm.state is VMState.SHUTOFF:
         ended = vm.updated or now
         started = vm.launched or born
         lived = _seconds(ended, started)
         code = record.shutdown_code if record else None
-        status = FAILED if code is not None and code >= 400 else DONE
+        status = FAILED if code is not None and code >= 400 else None  # None: DONE, from VM_ENDS
         reason = "VM powered off" + (
             f" (shutdown code {code}: {record.shutdown_text})" if code is not None else ""
         )
@@ -279,26 +293,26 @@ def _ending_of(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view:
             failure = f"VM {vm.name} ended with shutdown code {code}"
         elif lived < th.fizzle_seconds and not (pilot and pilot.ran_job):
             failure = f"VM {vm.name} fizzled after {lived:.0f} s without running a job"
-        return _Ending(reason, status, ended, failure)
+        return _Ending(VMEnd.POWERED_OFF, reason, ended, failure, pilot_status=status)
 
     if vm.state is VMState.ERROR:
         fault = vm.fault or "no fault given by the cloud"
         # Nova may accept a burst of creates and fail the extra VMs with a quota fault (413), or
         # find no host: the cloud is full, a pause the state machine does not count
         kind = vm.fault_kind or FailureKind.CLOUD_FAULT
-        return _Ending(f"cloud error: {fault}", ABORTED, vm.updated or now, f"VM {vm.name} in ERROR: {fault}", kind)
+        return _Ending(VMEnd.CLOUD_ERROR, f"cloud error: {fault}", vm.updated or now, f"VM {vm.name} in ERROR: {fault}", kind)
 
     if vm.state is VMState.BUILD and age > th.boot_timeout:
         return _Ending(
-            f"not booted within {th.boot_timeout:.0f} s", ABORTED, now, f"VM {vm.name} never booted"
+            VMEnd.NEVER_BOOTED, f"not booted within {th.boot_timeout:.0f} s", now, f"VM {vm.name} never booted"
         )
 
     if age > th.max_lifetime:
-        return _Ending(f"past its maximum lifetime of {th.max_lifetime:.0f} s", DELETED, now)
+        return _Ending(VMEnd.PAST_LIFETIME, f"past its maximum lifetime of {th.max_lifetime:.0f} s", now)
 
     if pilot is not None and pilot.status in PILOT_FINAL:
         if _seconds(now, pilot.last_update) > th.zombie_grace:
-            return _Ending(f"zombie: pilot {pilot.status} for more than {th.zombie_grace:.0f} s", "", now)
+            return _Ending(VMEnd.PILOT_OVER, f"zombie: pilot {pilot.status} for more than {th.zombie_grace:.0f} s", now)
         return None
 
     if (
@@ -308,7 +322,7 @@ def _ending_of(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view:
         and record.last_heartbeat is not None
         and _seconds(now, record.last_heartbeat) > th.heartbeat_timeout
     ):
-        return _Ending(f"no heartbeat for more than {th.heartbeat_timeout:.0f} s", FAILED, now)
+        return _Ending(VMEnd.HEARTBEAT_LOST, f"no heartbeat for more than {th.heartbeat_timeout:.0f} s", now)
 
     return None
 
@@ -339,7 +353,7 @@ def _twin_deletes(twins: Sequence[VM], view: CEView) -> list[Action]:
             view.thresholds_of(vm).deleting_timeout
         ):
             continue  # its delete was accepted already
-        actions.append(DeleteVM(vm.id, vm.name, TWIN, view.now, twin=True))
+        actions.append(DeleteVM(vm.id, vm.name, TWIN, view.now, twin=True, end=VMEnd.TWIN))
     return actions
 
 
@@ -365,7 +379,7 @@ def decide(view: CEView) -> Decision:
             sightings.add(vm.name)
             grace = view.thresholds_of(vm).orphan_grace
             if vm.name in view.orphan_sightings and _seconds(now, _born(vm, record)) > grace:
-                ending = _Ending(f"orphan: no pilot record for more than {grace:.0f} s", "", now)
+                ending = _Ending(VMEnd.ORPHAN, f"orphan: no pilot record for more than {grace:.0f} s", now)
         if ending is None:
             continue
 
@@ -374,7 +388,7 @@ def decide(view: CEView) -> Decision:
             actions.append(SetPilotStatus(ref, ending.pilot_status, ending.reason))
             after_pilot = ref
         ended = ending.ended or now
-        actions.append(DeleteVM(vm.id, vm.name, ending.reason, ended, after_pilot))
+        actions.append(DeleteVM(vm.id, vm.name, ending.reason, ended, after_pilot, end=ending.end))
         if vm.state is not VMState.DELETING and not (record and record.accounted):
             actions.append(Account(vm.name, after_delete=True))
         if ending.failure:
