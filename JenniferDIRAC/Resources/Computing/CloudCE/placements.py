@@ -1,0 +1,59 @@
+"""The flavors and availability zones a CE's VMs may use, in order of preference: the next VMs
+use the first (flavor, zone) the cloud has not answered "no capacity" for (placement.py keeps
+that answer for CapacityCacheSeconds, shared by the CEs of the process). Not a CE failure: no
+backoff. Nova reports "No valid host" as an ERROR VM after accepting the create, so the CE
+remembers where each VM it created was placed, to learn it from the next listing."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+
+from JenniferDIRAC.Resources.Cloud import placement
+from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
+from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
+from JenniferDIRAC.Resources.Cloud.errors import FailureKind
+from JenniferDIRAC.Resources.Cloud.model import VM, VMState
+
+#: VMs whose placement is remembered at most (those that never went to ERROR are forgotten first)
+MAX_REMEMBERED_PLACEMENTS = 10000
+
+
+class Placements:
+    def __init__(self, log, ce_name: str) -> None:
+        self.log = log
+        self.ce_name = ce_name
+        #: VM name -> the (flavor, zone) it was created on
+        self.placed_on: dict[str, placement.Placement] = {}
+
+    def cloud_key(self, backend: CloudBackend) -> Hashable:
+        return backend.listing_scope() or ("ce", self.ce_name)
+
+    def open(self, backend: CloudBackend, config: CloudCEConfig) -> list[placement.Placement]:
+        """The (flavor, zone) choices with capacity now, in order of preference."""
+        options = placement.preferences(config.flavors or (config.flavor,), config.availability_zones)
+        return placement.MEMORY.choose(self.cloud_key(backend), options)
+
+    def next_flavor(self, backend: CloudBackend, config: CloudCEConfig) -> str:
+        """The flavor reference the next VMs use: the first preferred one with capacity."""
+        choices = self.open(backend, config)
+        return choices[0].flavor if choices else config.flavor
+
+    def place(self, names: Iterable[str], where: placement.Placement) -> None:
+        for name in names:
+            self.placed_on[name] = where
+        while len(self.placed_on) > MAX_REMEMBERED_PLACEMENTS:  # names whose VMs never went to ERROR
+            self.placed_on.pop(next(iter(self.placed_on)))
+
+    def no_capacity(self, backend: CloudBackend, config: CloudCEConfig, where: placement.Placement, why: str) -> None:
+        """The cloud has no host for `where` now: skip it for CapacityCacheSeconds (no backoff)."""
+        placement.MEMORY.exhausted(self.cloud_key(backend), where, config.capacity_cache_seconds)
+        self.log.info(
+            "No capacity for a flavor/zone, falling back to the next",
+            f"{self.ce_name}: {where.flavor} zone={where.zone or '-'}: {why[:200]}",
+        )
+
+    def note_capacity_errors(self, backend: CloudBackend, config: CloudCEConfig, vms: Iterable[VM]) -> None:
+        """The listing shows VMs in ERROR for lack of capacity: their (flavor, zone) is full."""
+        for vm in vms:
+            if vm.state is VMState.ERROR and vm.fault_kind is FailureKind.CAPACITY and vm.name in self.placed_on:
+                self.no_capacity(backend, config, self.placed_on.pop(vm.name), vm.fault)
