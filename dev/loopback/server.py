@@ -14,6 +14,11 @@ free ports chosen at start; ``DIR/state.json`` records them with the process ids
 
 Python use (pytest): ``LoopbackServer(root).up()`` ... ``.down()``; ``client_env()`` and
 ``server_env()`` give the environment in which ``dirac-*`` commands talk to this server.
+
+This module is the start-up sequence and the command line; its parts: config.py (the CS and
+local cfg files), processes.py (components as process groups), state.py (state.json),
+environment.py (interpreter, paths, a DIRAC root's environment), usercommands.py (jobs and
+direct pilots, as a user and a worker node).
 """
 
 from __future__ import annotations
@@ -21,35 +26,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make "dev.loopback" importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     __package__ = "dev.loopback"
 
-import DIRAC
-
-from dev.mariadb import MariaDBError, MariaDBServer, die_with_parent, free_port
+from dev.mariadb import MariaDBError, MariaDBServer, free_port
 
 from . import config
 from .certs import make_credentials
+from .environment import REPO_ROOT, SITE_PACKAGES, VENV_BIN, dirac_env
+from .errors import LoopbackError
 from .pilotfiles import build_pilot_files
+from .processes import alive, listening, spawn, stop_groups, tail, wait_listening
+from .state import State, StateFile
+from .usercommands import UserCommands, parse_job_status
 
-VENV_BIN = Path(sys.executable).parent
-SITE_PACKAGES = Path(DIRAC.__file__).resolve().parent.parent
-REPO_ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["LoopbackError", "LoopbackServer", "REPO_ROOT", "VENV_BIN", "parse_job_status"]
 
 START_TIMEOUT = 180.0
-STOP_TIMEOUT = 20.0
 
 # One process per group: fewer Python interpreters to start on a small machine.
 SERVICE_GROUPS: dict[str, list[str]] = {
@@ -70,72 +71,7 @@ SERVICE_GROUPS: dict[str, list[str]] = {
 }
 
 
-class LoopbackError(RuntimeError):
-    """The loopback server could not be started or used; the message names the log to read."""
-
-
-@dataclass
-class State:
-    ports: dict[str, int]
-    opensearch_port: int
-    pids: dict[str, int] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    extra_databases: list[str] = field(default_factory=list)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie child of ours counts as gone
-        return os.waitpid(pid, os.WNOHANG)[0] != pid
-    except ChildProcessError:
-        return True
-
-
-def parse_job_status(text: str) -> dict[str, str]:
-    """``dirac-wms-job-status`` output, e.g. "JobID=1 ApplicationStatus=Unknown; MinorStatus=Pilot
-    Agent Submission; Status=Waiting; Site=ANY;", as a dict."""
-    return dict(re.findall(r"(\w+)=([^;]*?)(?=;|\s\w+=|$)", text.strip()))
-
-
-def _stop_groups(pids: list[int]) -> None:
-    """SIGTERM each process group, wait, then SIGKILL what is left (children such as a job
-    wrapper share their component's group) and reap."""
-    for pid in pids:
-        if _alive(pid):
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for pid in pids:
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    for pid in pids:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        while _alive(pid):
-            time.sleep(0.05)
-
-
-def _listening(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
-
-
-class LoopbackServer:
+class LoopbackServer(UserCommands):
     """The whole loopback installation under one directory."""
 
     def __init__(
@@ -152,17 +88,14 @@ class LoopbackServer:
         self.extra = config.ExtraConfig(cs=list(extra_cs or []))
         self.extra_databases = list(extra_databases or [])
         self.mariadb = MariaDBServer(self.roots.base / "mariadb", tied_to_parent=tied_to_parent)
-        self.state_file = self.roots.base / "state.json"
+        self.state_file = StateFile(self.roots.base / "state.json")
 
     # --- state -------------------------------------------------------------------------------
     def state(self) -> State | None:
-        try:
-            return State(**json.loads(self.state_file.read_text()))
-        except FileNotFoundError:
-            return None
+        return self.state_file.load()
 
     def _save(self, state: State) -> None:
-        self.state_file.write_text(json.dumps(asdict(state), indent=1))
+        self.state_file.save(state)
 
     @property
     def endpoints(self) -> config.Endpoints:
@@ -174,16 +107,7 @@ class LoopbackServer:
 
     # --- environments ------------------------------------------------------------------------
     def _base_env(self, dirac_root: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("X509_", "DIRAC"))}
-        env.update(
-            DIRAC_ROOT_PATH=str(dirac_root),
-            X509_CERT_DIR=str(self.roots.cert_dir),
-            PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
-            # DIRAC's JobWrapper runs realpath(sys.executable), the base interpreter of the venv.
-            PYTHONPATH=os.pathsep.join([str(SITE_PACKAGES), str(REPO_ROOT)]),
-            PYTHONUNBUFFERED="1",
-        )
-        return env
+        return dirac_env(dirac_root, self.roots.cert_dir)
 
     def server_env(self) -> dict[str, str]:
         """Environment of server components and admin commands (host certificate)."""
@@ -238,111 +162,6 @@ class LoopbackServer:
         if res.returncode != 0:
             raise LoopbackError(f"CS update failed: {(res.stdout + res.stderr)[-2000:]}")
         self._sync_rss()
-
-    # --- jobs and pilots ----------------------------------------------------------------------
-    def submit_job(self, jdl: str) -> int:
-        """``dirac-wms-job-submit`` as the user; returns the job id."""
-        path = self.roots.client / f"job-{time.time_ns()}.jdl"
-        path.write_text(jdl)
-        out = self.run(["dirac-wms-job-submit", str(path)]).stdout
-        match = re.search(r"JobID\s*=\s*(\d+)", out)
-        if not match:
-            raise LoopbackError(f"dirac-wms-job-submit printed no JobID: {out[-1000:]}")
-        return int(match.group(1))
-
-    def job_status(self, job_id: int) -> dict[str, str]:
-        """``dirac-wms-job-status`` parsed: Status, MinorStatus, Site, ..."""
-        return parse_job_status(self.run(["dirac-wms-job-status", str(job_id)]).stdout)
-
-    def wait_job_status(
-        self,
-        job_id: int,
-        wanted: set[str],
-        timeout: float = 120,
-        fail_on: frozenset[str] = frozenset({"Failed", "Killed", "Deleted"}),
-    ) -> dict[str, str]:
-        """Poll the job's status until it is one of ``wanted`` (or a final failure, or the deadline)."""
-        deadline = time.monotonic() + timeout
-        status: dict[str, str] = {}
-        while time.monotonic() < deadline:
-            status = self.job_status(job_id)
-            if status.get("Status") in wanted:
-                return status
-            if status.get("Status") in fail_on - wanted:
-                raise LoopbackError(f"job {job_id} ended {status}; logs in {self.roots.logs}")
-            time.sleep(1)
-        raise LoopbackError(f"job {job_id} not in {sorted(wanted)} after {timeout:.0f} s: {status}")
-
-    def get_output(self, job_id: int, directory: str | os.PathLike) -> Path:
-        """``dirac-wms-job-get-output``; returns the directory holding the output sandbox."""
-        self.run(["dirac-wms-job-get-output", "-D", str(directory), str(job_id)])
-        return Path(directory) / str(job_id)
-
-    def prepare_direct_pilot(
-        self,
-        ref: str,
-        stamp: str,
-        wrapper: str | os.PathLike,
-        ce: str = config.DIRECT_CE,
-        queue: str = config.DIRECT_QUEUE,
-        options: list[str] | None = None,
-    ) -> Path:
-        """Record a pilot in PilotAgentsDB and write DIRAC's pilot wrapper for it (see direct_pilot)."""
-        cmd = [
-            sys.executable,
-            "-m",
-            "dev.loopback.direct_pilot",
-            "--ref",
-            ref,
-            "--stamp",
-            stamp,
-            "--ce",
-            ce,
-            "--queue",
-            queue,
-            "--out",
-            str(wrapper),
-        ]
-        cmd += [f"--option={opt}" for opt in options or []]
-        self.run(cmd, env=self.server_env(), cwd=REPO_ROOT)
-        return Path(wrapper)
-
-    def run_pilot_wrapper(
-        self,
-        wrapper: str | os.PathLike,
-        ref: str,
-        stamp: str,
-        workdir: str | os.PathLike,
-        timeout: float = 300,
-    ) -> subprocess.CompletedProcess:
-        """Run a pilot wrapper as a worker node would: clean environment, PILOT_UUID and stamp set."""
-        Path(workdir).mkdir(parents=True, exist_ok=True)
-        env = {
-            "HOME": str(workdir),
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            "PILOT_UUID": ref,
-            "DIRAC_PILOT_STAMP": stamp,
-        }
-        proc = subprocess.Popen(
-            ["bash", str(wrapper)],
-            env=env,
-            cwd=workdir,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the JobAgent and its job wrapper too
-            out, _ = proc.communicate()
-            raise LoopbackError(
-                f"pilot wrapper still running after {timeout:.0f} s:\n{out[-3000:]}"
-            ) from None
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
 
     # --- life cycle --------------------------------------------------------------------------
     def up(self) -> State:
@@ -462,30 +281,20 @@ class LoopbackServer:
                 timeout=300,
             )
         if res.returncode != 0:
-            raise LoopbackError(f"installing databases failed, see {log}:\n{_tail(log)}")
+            raise LoopbackError(f"installing databases failed, see {log}:\n{tail(log)}")
 
     def _sync_rss(self) -> None:
         self.run([sys.executable, "-m", "dev.loopback.rss_sync"], env=self.server_env(), cwd=REPO_ROOT)
 
     def _spawn(self, state: State, label: str, cmd: list[str], env: dict[str, str] | None = None) -> int:
         """Start a long-running component in its own process group, logging to logs/<label>.log."""
-        if label in state.pids and _alive(state.pids[label]):
+        if label in state.pids and alive(state.pids[label]):
             raise LoopbackError(f"component {label!r} already runs (pid {state.pids[label]})")
         log = self.roots.logs / f"{label}.log"
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                cmd,
-                env=env or self.server_env(),
-                cwd=REPO_ROOT,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent if self.tied_to_parent else None,
-            )
-        state.pids[label] = proc.pid
+        pid = spawn(cmd, env or self.server_env(), REPO_ROOT, log, self.tied_to_parent)
+        state.pids[label] = pid
         self._save(state)
-        return proc.pid
+        return pid
 
     def start_component(self, label: str, cmd: list[str], env: dict[str, str] | None = None) -> int:
         """Start another long-running component (an agent, ...) that ``down`` will stop."""
@@ -500,7 +309,7 @@ class LoopbackServer:
         pid = state.pids.get(label) if state else None
         if pid is None:
             raise LoopbackError(f"no component {label!r} in {self.roots.base}")
-        _stop_groups([pid])
+        stop_groups([pid])
         state.pids.pop(label)
         self._save(state)
 
@@ -512,50 +321,42 @@ class LoopbackServer:
 
     def _check_alive(self, state: State) -> None:
         for label, pid in state.pids.items():
-            if not _alive(pid):
+            if not alive(pid):
                 log = self.roots.logs / f"{label}.log"
-                raise LoopbackError(f"{label} exited; see {log}:\n{_tail(log)}")
+                raise LoopbackError(f"{label} exited; see {log}:\n{tail(log)}")
 
     def _wait_listening(self, state: State, wanted: dict[str, list[int]]) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        pending = {(label, port) for label, ports in wanted.items() for port in ports}
-        while pending:
-            self._check_alive(state)
-            pending = {(label, port) for label, port in pending if not _listening(port)}
-            if not pending:
-                return
-            if time.monotonic() > deadline:
-                labels = sorted({label for label, _ in pending})
-                raise LoopbackError(
-                    f"not listening after {START_TIMEOUT:.0f} s: {labels}; logs in {self.roots.logs}"
-                )
-            time.sleep(0.2)
+        labels = wait_listening(wanted, START_TIMEOUT, lambda: self._check_alive(state))
+        if labels:
+            raise LoopbackError(
+                f"not listening after {START_TIMEOUT:.0f} s: {labels}; logs in {self.roots.logs}"
+            )
 
     def leftovers(self) -> list[str]:
         """What still runs or listens from this installation (empty after a clean ``down``)."""
         state = self.state()
         if state is None:
             return []
-        found = [f"process {label} (pid {pid})" for label, pid in state.pids.items() if _alive(pid)]
+        found = [f"process {label} (pid {pid})" for label, pid in state.pids.items() if alive(pid)]
         ports = {**state.ports, "OpenSearch": state.opensearch_port}
         try:
             ports["MariaDB"] = self.mariadb.info.port
         except MariaDBError:  # never started: nothing can listen
             pass
-        found += [f"port {port} ({name})" for name, port in ports.items() if _listening(port)]
+        found += [f"port {port} ({name})" for name, port in ports.items() if listening(port)]
         if self.mariadb.is_running():
             found.append("mariadbd")
         return found
 
     def is_running(self) -> bool:
         state = self.state()
-        return bool(state) and any(_alive(pid) for pid in state.pids.values())
+        return bool(state) and any(alive(pid) for pid in state.pids.values())
 
     def status(self) -> dict[str, str]:
         state = self.state()
         result = {"MariaDB": "running" if self.mariadb.is_running() else "stopped"}
         for label, pid in (state.pids if state else {}).items():
-            result[label] = f"running (pid {pid})" if _alive(pid) else "stopped"
+            result[label] = f"running (pid {pid})" if alive(pid) else "stopped"
         return result
 
     def down(self, purge: bool = False) -> None:
@@ -564,7 +365,7 @@ class LoopbackServer:
         Logs stay in ``<root>/logs`` unless ``purge``, which deletes the whole root.
         """
         state = self.state()
-        _stop_groups(list(reversed(state.pids.values())) if state else [])
+        stop_groups(list(reversed(state.pids.values())) if state else [])
         self.mariadb.stop()
         if purge:
             shutil.rmtree(self.roots.base, ignore_errors=True)
