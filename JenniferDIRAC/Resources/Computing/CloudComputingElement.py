@@ -173,7 +173,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         row = self._vmdbCall("getBackoff", self.ceName, self.cloudConfig.context_profile)
         if not row:
             return None
-        from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMBackoff import BackoffState, submission_allowance
+        from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import BackoffState, submission_allowance
 
         return submission_allowance(BackoffState.from_record(row), vms, datetime.now(timezone.utc))
 
@@ -341,11 +341,14 @@ class CloudComputingElement(DIRACCloudComputingElement):
 
     def _claimProbeIfNeeded(self, names: list[str]) -> list[str]:
         """After a backoff, only one probe VM may start (claimed atomically in VMDB)."""
+        from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import BackoffState, QueuePhase
+
         row = self._vmdbCall("getBackoff", self.ceName, self.cloudConfig.context_profile)
         if not row:
             return names
-        if row.get("until") and row["until"] > datetime.now(timezone.utc):
-            self.log.info("CE in backoff, not submitting", f"{self.ceName}: until {row['until']} ({row.get('reason', '')})")
+        state = BackoffState.from_record(row)
+        if state.phase(datetime.now(timezone.utc)) is QueuePhase.BACKING_OFF:
+            self.log.info("CE in backoff, not submitting", f"{self.ceName}: until {state.until} ({state.reason})")
             return []
         claimed = self._vmdbCall("claimProbe", self.ceName, self.cloudConfig.context_profile, names[0])
         if not claimed:
