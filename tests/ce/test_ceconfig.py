@@ -239,3 +239,18 @@ def test_ce_name_longer_than_a_metadata_value_is_refused():
     with pytest.raises(ConfigurationError) as failure:
         CloudCEConfig.from_ce_parameters("c" * 256, dict(DIRAC_EXAMPLE))
     assert failure.value.option == "CE" and "255" in str(failure.value)
+
+
+def test_parsing_reads_nothing_but_its_arguments(restore_cs):
+    """The installation name comes from the CS only through from_ce_parameters (the boundary)."""
+    from DIRAC import gConfig
+    from diraccfg import CFG
+
+    gConfig.loadCFG(CFG().loadFromBuffer("DIRAC\n{\n  InstallationName = FromTheCS\n}\n"))
+    params = {**DIRAC_EXAMPLE, "InstallationName": ""}
+    with pytest.raises(ConfigurationError) as excinfo:
+        CloudCEConfig.parse("ce", params)
+    assert excinfo.value.option == "InstallationName"
+    assert CloudCEConfig.parse("ce", params, cs_installation="Given").installation == "Given"
+    assert CloudCEConfig.from_ce_parameters("ce", params).installation == "FromTheCS"
+    assert CloudCEConfig.from_ce_parameters("ce", DIRAC_EXAMPLE).installation == "Belle2-Prod"

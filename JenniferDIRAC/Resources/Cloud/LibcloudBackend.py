@@ -45,10 +45,11 @@ from JenniferDIRAC.Resources.Cloud.errors import (
     NotFound,
     QuotaExceeded,
     RequestRejected,
+    translated_errors,
 )
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec, VMState
 from JenniferDIRAC.Resources.Cloud.redaction import Redactor
-from JenniferDIRAC.Resources.Cloud.resolving import StaleReference, reference_name, single_match
+from JenniferDIRAC.Resources.Cloud.resolving import Lookup, StaleReference, reference_name, single_match
 
 __all__ = ["EC2_MAX_USER_DATA_BYTES", "LibcloudBackend", "driver_kwargs"]
 
@@ -116,6 +117,19 @@ class LibcloudBackend(CloudBackend):
         self._reference_ttl = reference_ttl
         self._images: ReferenceCache[NodeImage] = ReferenceCache(reference_ttl)
         self._networks: ReferenceCache[Any] = ReferenceCache(reference_ttl)
+        profile = self.profile
+        #: how references are looked up (resolving.Lookup), by the profile's driver calls
+        self._image_lookup: Lookup[NodeImage] = Lookup(
+            "image",
+            by_name=lambda driver, name: profile.find_image(driver, None, name),
+            by_id=lambda driver, ref: profile.find_image(driver, ref, None),
+            no_match=(NotFound, RequestRejected),  # EC2 and Azure refuse an unknown id
+        )
+        self._network_lookup: Lookup[Any] = Lookup(
+            "network",
+            by_name=lambda driver, name: [n for n in profile.find_networks(driver) if profile.network_name(n) == name],
+            by_id=lambda driver, ref: [n for n in profile.find_networks(driver) if n.id == ref],
+        )
         self._all_sizes: tuple[list[NodeSize], float] | None = None  # (sizes, listed at)
 
     # --- calls and errors --------------------------------------------------------------------
@@ -123,13 +137,9 @@ class LibcloudBackend(CloudBackend):
     def _driver(self, what: str) -> Iterator[NodeDriver]:
         """A driver no other thread uses during the call; libcloud errors become CloudErrors
         (building a driver may call the cloud too: Azure fetches its token)."""
-        try:
-            with self._pool.lease() as driver:
-                yield driver
-        except CloudError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - drivers raise bare Exception for API errors
-            raise self._translate(exc, what) from None
+        # drivers raise bare Exception for API errors: every Exception is translated
+        with translated_errors(what, self._translate), self._pool.lease() as driver:
+            yield driver
 
     def _translate(self, exc: Exception, what: str) -> CloudError:
         message = getattr(exc, "message", None) if isinstance(exc, BaseHTTPError) else None
@@ -279,13 +289,7 @@ class LibcloudBackend(CloudBackend):
         return self._images.get(ref, self._find_image).id
 
     def _find_image(self, ref: str) -> NodeImage:
-        name = reference_name(ref)
-        try:
-            with self._driver(f"resolving image {ref}") as driver:
-                found = self.profile.find_image(driver, None if name is not None else ref, name)
-        except (NotFound, RequestRejected):
-            found = []
-        return single_match("image", ref, [i for i in found if i is not None])
+        return self._image_lookup.find(ref, self._driver)
 
     def resolve_flavor(self, ref: str) -> Flavor:
         name = reference_name(ref)
@@ -298,9 +302,4 @@ class LibcloudBackend(CloudBackend):
         return [self._networks.get(ref, self._find_network).id for ref in refs]
 
     def _find_network(self, ref: str) -> Any:
-        name = reference_name(ref)
-        with self._driver(f"resolving network {ref}") as driver:
-            networks = self.profile.find_networks(driver)
-        found = [n for n in networks
-                 if (self.profile.network_name(n) == name if name is not None else n.id == ref)]
-        return single_match("network", ref, found)
+        return self._network_lookup.find(ref, self._driver)

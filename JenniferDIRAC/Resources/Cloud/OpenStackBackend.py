@@ -65,15 +65,42 @@ from JenniferDIRAC.Resources.Cloud.errors import (
     NotFound,
     QuotaExceeded,
     RequestRejected,
+    translated_errors,
 )
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec, VMState
 from JenniferDIRAC.Resources.Cloud.redaction import Redactor, install_http_log_filters
 from JenniferDIRAC.Resources.Cloud.references import VM_NAME_PREFIX
-from JenniferDIRAC.Resources.Cloud.resolving import StaleReference, reference_name, single_match
+from JenniferDIRAC.Resources.Cloud.resolving import Lookup, StaleReference
 
 #: Nova limits user_data to 65535 characters of base64, i.e. 49149 raw bytes.
 NOVA_MAX_USER_DATA_BYTES = (65535 // 4) * 3
 DEFAULT_TIMEOUT = 60.0  # seconds per HTTP request; Nova lists 1000 servers in ~10 s
+
+#: what openstacksdk and keystoneauth raise; translate_error makes them CloudErrors
+_SDK_ERRORS = (sdk_exceptions.SDKException, ks_exceptions.ClientException)
+
+
+def _by_id(get, ref: str) -> list:
+    """[get(ref)], or [] when the cloud has no such id."""
+    try:
+        return [get(ref)]
+    except sdk_exceptions.NotFoundException:
+        return []
+
+
+#: How references are looked up (resolving.Lookup). An image id goes to Nova as it is (Nova
+#: refuses an unknown one at create): no image service needed, a project without Glance works.
+_IMAGES: Lookup[str] = Lookup("image", by_name=lambda conn, name: [i.id for i in conn.image.images(name=name)])
+_FLAVORS = Lookup(
+    "flavor",
+    by_name=lambda conn, name: [f for f in conn.compute.flavors(details=True) if f.name == name],
+    by_id=lambda conn, ref: _by_id(conn.compute.get_flavor, ref),
+)
+_NETWORKS: Lookup[str] = Lookup(
+    "network",
+    by_name=lambda conn, name: [n.id for n in conn.network.networks(name=name)],
+    by_id=lambda conn, ref: [n.id for n in _by_id(conn.network.get_network, ref)],
+)
 
 _STATES = {
     "BUILD": VMState.BUILD,
@@ -313,20 +340,20 @@ class OpenStackBackend(CloudBackend):
         self._scope: tuple[str, ...] | None = None
 
     @contextlib.contextmanager
-    def _calling(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except CloudError:
-            raise
-        except (sdk_exceptions.SDKException, ks_exceptions.ClientException) as exc:
-            if self._exchange is not None:  # a rotated refresh token / new access token
-                self._redact.add(self._exchange.secrets())
-            error = translate_error(exc, what, self._redact, self._auth_url_option)
-            if isinstance(error, CloudAuthError):
-                # a revoked or expired token: the next call authenticates again from the credential
-                with contextlib.suppress(Exception):
-                    self.session.auth.invalidate()
-            raise error from None
+    def _calling(self, what: str) -> Iterator[openstack.connection.Connection]:
+        """The connection for one call (`what` it does), its SDK errors translated."""
+        with translated_errors(what, self._cloud_error, _SDK_ERRORS):
+            yield self.connection
+
+    def _cloud_error(self, exc: Exception, what: str) -> CloudError:
+        if self._exchange is not None:  # a rotated refresh token / new access token
+            self._redact.add(self._exchange.secrets())
+        error = translate_error(exc, what, self._redact, self._auth_url_option)
+        if isinstance(error, CloudAuthError):
+            # a revoked or expired token: the next call authenticates again from the credential
+            with contextlib.suppress(Exception):
+                self.session.auth.invalidate()
+        return error
 
     # --- VMs --------------------------------------------------------------------------------
     def _servers(self, what: str, **query: str) -> list[VM]:
@@ -496,14 +523,7 @@ class OpenStackBackend(CloudBackend):
     def _find_image(self, ref: str) -> str:
         if is_selection(ref):
             return self._select_image(parse_selection(ref))
-        name = reference_name(ref)
-        if name is None:
-            # Nova takes the id as it is (and refuses an unknown one at create): no image
-            # service is needed, and a project without Glance access still works
-            return ref
-        with self._calling(f"resolving image {ref}"):
-            ids = [image.id for image in self.connection.image.images(name=name)]
-        return single_match("image", ref, ids)
+        return _IMAGES.find(ref, self._calling)
 
     def _select_image(self, selection) -> str:
         """The newest active image matching `selection` (tags filtered by Glance, properties here:
@@ -525,16 +545,7 @@ class OpenStackBackend(CloudBackend):
         return self._flavors.get(ref, self._find_flavor)
 
     def _find_flavor(self, ref: str) -> Flavor:
-        name = reference_name(ref)
-        with self._calling(f"resolving flavor {ref}"):
-            if name is not None:
-                found = [f for f in self.connection.compute.flavors(details=True) if f.name == name]
-            else:
-                try:
-                    found = [self.connection.compute.get_flavor(ref)]
-                except sdk_exceptions.NotFoundException:
-                    found = []
-        flavor = single_match("flavor", ref, found)
+        flavor = _FLAVORS.find(ref, self._calling)
         return Flavor(id=flavor.id, name=flavor.name or "", vcpus=int(flavor.vcpus or 0),
                       ram_mb=int(flavor.ram or 0))
 
@@ -545,19 +556,7 @@ class OpenStackBackend(CloudBackend):
         return {str(key): str(value) for key, value in (found.extra_specs or {}).items()}
 
     def resolve_networks(self, refs: list[str]) -> list[str]:
-        return [self._networks.get(ref, self._find_network) for ref in refs]
-
-    def _find_network(self, ref: str) -> str:
-        name = reference_name(ref)
-        with self._calling(f"resolving network {ref}"):
-            if name is not None:
-                found = [n.id for n in self.connection.network.networks(name=name)]
-            else:
-                try:
-                    found = [self.connection.network.get_network(ref).id]
-                except sdk_exceptions.NotFoundException:
-                    found = []
-        return single_match("network", ref, found)
+        return [self._networks.get(ref, lambda r: _NETWORKS.find(r, self._calling)) for ref in refs]
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -17,16 +17,11 @@ VMDirector and the commands that a rotated file must be read again (a new backen
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
+from JenniferDIRAC.Resources.Cloud.ceconfig import OPENSTACK, CloudCEConfig
 from JenniferDIRAC.Resources.Cloud.credentials import file_state
 from JenniferDIRAC.Resources.Cloud.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
-
-OPENSTACK = "OPENSTACK"
 
 
 def default_cloud_auth_path() -> str:

@@ -1,10 +1,10 @@
 """CE parameters (CE and queue options merged by DIRAC) -> one typed, validated CloudCEConfig.
 
-Every option is documented in the CE module docstring
-(JenniferDIRAC/Resources/Computing/CloudComputingElement.py). DIRAC's CloudCE options keep their
+Every option is documented in docs/CE-OPTIONS.md. DIRAC's CloudCE options keep their
 meaning; for ``CloudType = OPENSTACK`` the libcloud ``Driver_ex_*`` options of an existing DIRAC
 configuration are translated to openstacksdk / keystoneauth settings (OpenStackIdentity).
-Errors are ConfigurationError naming the CS option.
+Errors are ConfigurationError naming the CS option. Parsing (``CloudCEConfig.parse``) reads
+nothing but its arguments; ``from_ce_parameters`` is the boundary that also reads the CS.
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
 from JenniferDIRAC.Resources.Cloud.imageselection import is_selection, parse_selection
 from JenniferDIRAC.Resources.Cloud.errors import ConfigurationError
 from JenniferDIRAC.Resources.Cloud.model import TAG_PREFIX, OwnerTags
-from JenniferDIRAC.Resources.Cloud.optionnames import unknown_option_problem
+from JenniferDIRAC.Resources.Cloud.openstackidentity import DRIVER_PREFIX, OpenStackIdentity, openstack_identity
+from JenniferDIRAC.Resources.Cloud.optionnames import DIRAC_CE_OPTIONS, OTHER_CE_OPTIONS, unknown_option_problem
 
 OPENSTACK = "OPENSTACK"
-DRIVER_PREFIX = "Driver_"
 DEFAULT_MAX_LIFETIME = 14 * 24 * 3600  # DIRAC's CloudCE default: two weeks
 DEFAULT_MAX_SUBMIT_THREADS = 8
 DEFAULT_CREATE_ATTEMPTS = 3
@@ -35,29 +34,6 @@ DEFAULT_REFERENCE_CACHE_SECONDS = 3600
 #: A flavor/zone the cloud had no host for is skipped this long (like Karpenter's capacity cache)
 DEFAULT_CAPACITY_CACHE_SECONDS = 300
 
-#: libcloud's ``ex_force_auth_version`` -> keystoneauth auth type it implies.
-_AUTH_VERSIONS = {
-    "3.x_password": "password",
-    "3.x_appcred": "v3applicationcredential",
-    "3.x_oidc_access_token": "v3oidcaccesstoken",
-    "2.0_password": "password",
-    "2.0": "password",
-}
-#: Driver_ options of DIRAC's OpenStack configurations that the translation consumes.
-_TRANSLATED_DRIVER_OPTIONS = {
-    "ex_force_auth_url",
-    "ex_force_auth_version",
-    "ex_tenant_name",
-    "ex_tenant_id",
-    "ex_domain_name",
-    "ex_tenant_domain_id",
-    "ex_force_service_region",
-    "ex_force_base_url",
-    "ex_force_microversion",
-    "ex_force_service_type",
-    "ex_force_service_name",
-}
-_HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
 
 #: Nova refuses a server with more metadata items (``Maximum number of metadata items exceeds
@@ -70,70 +46,6 @@ OWNER_METADATA_ITEMS = len(dataclasses.fields(OwnerTags))
 #: leading or trailing white space.
 _NOVA_NAME = re.compile(r"^(?!\s)[^\x00-\x1f\x7f]{1,255}(?<!\s)$")
 
-#: DIRAC's own options that reach a CE's parameters: CE and queue options of the CS
-#: (ComputingElement, SiteDirector, getQueuesResolved, the pilot and job matching), and what
-#: DIRAC adds itself. Never reported as unknown.
-DIRAC_CE_OPTIONS = frozenset(
-    {
-        # added by DIRAC (getQueues / getQueuesResolved, the SiteDirector, ComputingElement)
-        "CEType", "Site", "GridCE", "Queue", "QueueName", "CEName", "Community", "VO",
-        "VirtualOrganization", "GridEnv", "Setup", "CPUTime", "JobExecDir", "OwnerDN", "OwnerGroup",
-        "DIRACVersion", "ReleaseVersion", "ReleaseProject", "ProcessorsInUse",
-        # CE and queue options of DIRAC's CS (Resources/Sites/<Grid>/<Site>/CEs/<CE>[/Queues/<Q>])
-        "architecture", "Architecture", "OS", "Platform", "SubmissionMode", "LocalCEType", "LocalSE",
-        "Tag", "Tags", "RequiredTag", "RequiredTags", "MaxRAM", "NumberOfProcessors",
-        "maxNumberOfProcessors", "NumberOfGPUs", "WholeNode", "MultiProcessorStrategy", "maxCPUTime",
-        "SI00", "CPUNormalizationFactor", "CPUScalingFactor", "MaxTotalJobs", "MaxWaitingJobs",
-        "WaitingToRunningRatio", "BundleProxy", "ExtraPilotOptions", "GenericOptions",
-        "PilotRunDirectory", "SharedArea", "WorkingDirectory", "WorkArea", "InfoArea",
-        "ExecutableArea", "Preamble", "SubmissionPolicy", "Timeout", "RemoveOutput", "KeepWorkArea",
-        "DaysToKeepLogs", "DaysToKeepRemoteLogs", "PilotBenchmark", "LogLevel", "Name",
-        "MaxCPUTime", "MaxCPUTimeNormalized", "CPUPower", "MaxProcessors", "RequiredRAM",
-        "ContainerRoot", "ContainerBind", "ContainerOptions", "InstallDIRACInContainer",
-        "InnerCESubmissionType", "AsyncSubmission", "AlwaysIncludeProxy", "JobType",
-        "Accounting", "Monitoring", "UserEnvVariables", "EnvironmentVariables",
-    }
-)
-#: Options this CE reads outside the CE-parameter parser (VM endpoint settings).
-OTHER_CE_OPTIONS = frozenset({"Context_EndpointURL", "Context_TokenSecretFile"}) | frozenset(
-    {  # the VMDirector's per-CE / per-queue overrides (Agent/VMDirector.py); LostPilotGrace also the CE's
-        "BootTimeout", "ZombieGrace", "OrphanGrace", "LostPilotGrace", "HeartbeatTimeout", "FizzleSeconds",
-        "BackoffSeconds", "DeletingTimeout", "MaxLifetime", "HS06PerCore",
-    }
-)
-
-
-@dataclass(frozen=True)
-class OpenStackIdentity:
-    """Non-secret keystoneauth / openstacksdk settings of an OpenStack CE."""
-
-    auth_url: str = ""
-    #: auth type implied by Driver_ex_force_auth_version ("" = let the CloudAuth file decide)
-    auth_type: str = ""
-    project_name: str = ""
-    project_id: str = ""
-    project_domain_name: str = ""
-    project_domain_id: str = ""
-    user_domain_name: str = ""
-    protocol: str = ""  # OIDC federation protocol (DIRAC: Driver_ex_tenant_name with 3.x_oidc_access_token)
-    region_name: str = ""
-    interface: str = ""
-    compute_endpoint_override: str = ""
-    compute_api_version: str = ""
-
-    def identity(self) -> dict[str, str]:
-        """The keystoneauth identity keys that are set (what credentials.openstack_auth_plugin
-        takes as `identity`)."""
-        keys = (
-            "auth_url",
-            "project_name",
-            "project_id",
-            "project_domain_name",
-            "project_domain_id",
-            "user_domain_name",
-            "protocol",
-        )
-        return {key: getattr(self, key) for key in keys if getattr(self, key)}
 
 
 @dataclass(frozen=True)
@@ -214,7 +126,15 @@ class CloudCEConfig:
         `installation` overrides the InstallationName option; without either, the installation
         name comes from the CS (/DIRAC/InstallationName, then /DIRAC/Configuration/Name).
         """
-        return _Parser(ce_name, params).build(installation)
+        return cls.parse(ce_name, params, installation, cs_installation=installation_name_from_cs())
+
+    @classmethod
+    def parse(
+        cls, ce_name: str, params: Mapping[str, object], installation: str | None = None, cs_installation: str = ""
+    ) -> CloudCEConfig:
+        """`from_ce_parameters` without the CS: the installation name is `installation`, else the
+        InstallationName option, else `cs_installation` (what the CS names)."""
+        return _Parser(ce_name, params).build(installation, cs_installation)
 
 
 def installation_name_from_cs() -> str:
@@ -226,12 +146,6 @@ def installation_name_from_cs() -> str:
         if value:
             return str(value).strip()
     return ""
-
-
-def default_cloud_auth_path() -> str:
-    from DIRAC import rootPath
-
-    return os.path.join(rootPath, "etc", "cloud.auth")
 
 
 class _Parser:
@@ -335,7 +249,7 @@ class _Parser:
         return value
 
     # --- the whole configuration ---------------------------------------------------------
-    def build(self, installation: str | None) -> CloudCEConfig:
+    def build(self, installation: str | None, cs_installation: str) -> CloudCEConfig:
         clouds_yaml_cloud = self.text("CloudsYamlCloud")
         cloud_type = self.cloud_type(default=OPENSTACK if clouds_yaml_cloud else "")
         driver_options = {
@@ -343,7 +257,7 @@ class _Parser:
             for key in self.params
             if isinstance(key, str) and key.startswith(DRIVER_PREFIX) and len(key) > len(DRIVER_PREFIX)
         }
-        installation = (installation or self.text("InstallationName") or installation_name_from_cs()).strip()
+        installation = (installation or self.text("InstallationName") or cs_installation).strip()
         if not installation:
             raise ConfigurationError(
                 "InstallationName",
@@ -352,7 +266,7 @@ class _Parser:
         if len(installation) > 255:
             raise ConfigurationError("InstallationName", "is longer than 255 characters")
         openstack, ignored = (
-            self.openstack_identity(driver_options) if cloud_type == OPENSTACK else (OpenStackIdentity(), ())
+            openstack_identity(driver_options, self.text) if cloud_type == OPENSTACK else (OpenStackIdentity(), ())
         )
         template = self.text("Context_Template") or None
         if template:
@@ -494,69 +408,3 @@ class _Parser:
                 raise ConfigurationError("Instance_Metadata", f"value of {key!r} is longer than 255 characters")
             metadata[key] = value
         return metadata
-
-    def openstack_identity(self, driver: dict[str, str]) -> tuple[OpenStackIdentity, tuple[str, ...]]:
-        """Translate DIRAC's libcloud OpenStack options; explicit new options win."""
-        auth_version = driver.get("ex_force_auth_version", "")
-        auth_type = ""
-        if auth_version:
-            auth_type = _AUTH_VERSIONS.get(auth_version, "")
-            if not auth_type:
-                raise ConfigurationError(
-                    "Driver_ex_force_auth_version",
-                    f"{auth_version!r} is not supported (use one of {', '.join(_AUTH_VERSIONS)})",
-                )
-        auth_url = driver.get("ex_force_auth_url", "")
-        if auth_url:
-            auth_url = _keystone_url(auth_url, auth_version)
-        project_name = driver.get("ex_tenant_name", "")
-        project_id = driver.get("ex_tenant_id", "")
-        user_domain = driver.get("ex_domain_name", "")
-        protocol = ""
-        if auth_type == "v3oidcaccesstoken":
-            # libcloud's OIDC connection reuses its options: ex_tenant_name is the federation
-            # protocol and ex_domain_name selects the project (by name or id).
-            protocol, project_name, user_domain = project_name, "", ""
-            target = driver.get("ex_domain_name", "")
-            if _HEX_ID.match(target):
-                project_id = project_id or target
-            else:
-                project_name = target
-        ignored = tuple(
-            sorted(
-                DRIVER_PREFIX + key
-                for key in driver
-                if key not in _TRANSLATED_DRIVER_OPTIONS or key in ("ex_force_service_type", "ex_force_service_name")
-            )
-        )
-        identity = OpenStackIdentity(
-            auth_url=self.text("AuthURL") or auth_url,
-            auth_type=auth_type,
-            project_name=self.text("ProjectName") or project_name,
-            project_id=self.text("ProjectID") or project_id,
-            project_domain_name=self.text("ProjectDomainName"),
-            project_domain_id=self.text("ProjectDomainID") or driver.get("ex_tenant_domain_id", ""),
-            user_domain_name=self.text("UserDomainName") or user_domain,
-            protocol=self.text("Protocol") or protocol,
-            region_name=self.text("Region") or driver.get("ex_force_service_region", ""),
-            interface=self.text("Interface"),
-            compute_endpoint_override=driver.get("ex_force_base_url", ""),
-            compute_api_version=driver.get("ex_force_microversion", ""),
-        )
-        if identity.auth_url:
-            parts = urlsplit(identity.auth_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                option = "AuthURL" if self.text("AuthURL") else "Driver_ex_force_auth_url"
-                raise ConfigurationError(option, f"{identity.auth_url!r} is not an http(s) URL")
-        return identity, ignored
-
-
-def _keystone_url(url: str, auth_version: str) -> str:
-    """libcloud takes Keystone's root URL and appends /v3/auth/tokens itself; keystoneauth wants
-    the versioned identity endpoint. Keystone v2 is gone from OpenStack (Queens): a v2 setting
-    is served by the same Keystone's v3."""
-    parts = urlsplit(url.strip())
-    path = re.sub(r"/v2\.0$", "", parts.path.rstrip("/"))
-    if not path.endswith("/v3"):
-        path += "/v3"
-    return urlunsplit(parts._replace(path=path))

@@ -6,6 +6,8 @@ decided by the backend that read the cloud's answer (never by parsing message te
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from enum import Enum
 
 
@@ -86,3 +88,19 @@ class ConfigurationError(CloudError):
     def __init__(self, option: str, problem: str):
         self.option = option
         super().__init__(f"CS option {option}: {problem}")
+
+
+@contextlib.contextmanager
+def translated_errors(
+    what: str,
+    translate: Callable[[Exception, str], CloudError],
+    library_errors: tuple[type[Exception], ...] = (Exception,),
+) -> Iterator[None]:
+    """One call to a cloud library (`what` it does): its `library_errors` leave as the CloudError
+    `translate(exc, what)` returns, a CloudError as it is (every backend's calls go through this)."""
+    try:
+        yield
+    except CloudError:
+        raise
+    except library_errors as exc:
+        raise translate(exc, what) from None

@@ -22,3 +22,36 @@ def unknown_option_problem(option: str, known: Iterable[str], what: str = "optio
     """``unknown <what>, did you mean X?`` (or just ``unknown <what>``)."""
     suggestion = closest_option(option, known)
     return f"unknown {what}" + (f", did you mean {suggestion}?" if suggestion else "")
+
+
+#: DIRAC's own options that reach a CE's parameters: CE and queue options of the CS
+#: (ComputingElement, SiteDirector, getQueuesResolved, the pilot and job matching), and what
+#: DIRAC adds itself. Never reported as unknown.
+DIRAC_CE_OPTIONS = frozenset(
+    {
+        # added by DIRAC (getQueues / getQueuesResolved, the SiteDirector, ComputingElement)
+        "CEType", "Site", "GridCE", "Queue", "QueueName", "CEName", "Community", "VO",
+        "VirtualOrganization", "GridEnv", "Setup", "CPUTime", "JobExecDir", "OwnerDN", "OwnerGroup",
+        "DIRACVersion", "ReleaseVersion", "ReleaseProject", "ProcessorsInUse",
+        # CE and queue options of DIRAC's CS (Resources/Sites/<Grid>/<Site>/CEs/<CE>[/Queues/<Q>])
+        "architecture", "Architecture", "OS", "Platform", "SubmissionMode", "LocalCEType", "LocalSE",
+        "Tag", "Tags", "RequiredTag", "RequiredTags", "MaxRAM", "NumberOfProcessors",
+        "maxNumberOfProcessors", "NumberOfGPUs", "WholeNode", "MultiProcessorStrategy", "maxCPUTime",
+        "SI00", "CPUNormalizationFactor", "CPUScalingFactor", "MaxTotalJobs", "MaxWaitingJobs",
+        "WaitingToRunningRatio", "BundleProxy", "ExtraPilotOptions", "GenericOptions",
+        "PilotRunDirectory", "SharedArea", "WorkingDirectory", "WorkArea", "InfoArea",
+        "ExecutableArea", "Preamble", "SubmissionPolicy", "Timeout", "RemoveOutput", "KeepWorkArea",
+        "DaysToKeepLogs", "DaysToKeepRemoteLogs", "PilotBenchmark", "LogLevel", "Name",
+        "MaxCPUTime", "MaxCPUTimeNormalized", "CPUPower", "MaxProcessors", "RequiredRAM",
+        "ContainerRoot", "ContainerBind", "ContainerOptions", "InstallDIRACInContainer",
+        "InnerCESubmissionType", "AsyncSubmission", "AlwaysIncludeProxy", "JobType",
+        "Accounting", "Monitoring", "UserEnvVariables", "EnvironmentVariables",
+    }
+)
+#: Options this CE reads outside the CE-parameter parser (VM endpoint settings).
+OTHER_CE_OPTIONS = frozenset({"Context_EndpointURL", "Context_TokenSecretFile"}) | frozenset(
+    {  # the VMDirector's per-CE / per-queue overrides (Agent/VMDirector.py); LostPilotGrace also the CE's
+        "BootTimeout", "ZombieGrace", "OrphanGrace", "LostPilotGrace", "HeartbeatTimeout", "FizzleSeconds",
+        "BackoffSeconds", "DeletingTimeout", "MaxLifetime", "HS06PerCore",
+    }
+)

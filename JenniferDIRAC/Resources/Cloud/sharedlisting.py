@@ -45,7 +45,7 @@ T = TypeVar("T")
 _EMPTY: Mapping[str, VM] = MappingProxyType({})
 
 
-class _Flight(Generic[T]):
+class _FetchUnderWay(Generic[T]):
     """One fetch under way, and its outcome for the callers waiting on it."""
 
     def __init__(self, generation: int, fetcher: object) -> None:
@@ -57,7 +57,7 @@ class _Flight(Generic[T]):
         self.waiters = 0
 
 
-def _own_copy(error: BaseException) -> BaseException:
+def _error_for_another_caller(error: BaseException) -> BaseException:
     """The shared fetch's error for one more caller (each raise sets its own traceback)."""
     try:
         return copy.copy(error)
@@ -74,7 +74,7 @@ class SharedValue(Generic[T]):
         self._generation = 0
         self._value: T | None = None
         self._fetched_at: float | None = None  # None: nothing valid held
-        self._flight: _Flight[T] | None = None
+        self._flight: _FetchUnderWay[T] | None = None
 
     @property
     def generation(self) -> int:
@@ -113,11 +113,11 @@ class SharedValue(Generic[T]):
                 flight = self._flight
                 lead = flight is None or flight.generation != self._generation
                 if lead:
-                    flight = self._flight = _Flight(self._generation, fetcher)
+                    flight = self._flight = _FetchUnderWay(self._generation, fetcher)
                 else:
                     flight.waiters += 1
             if lead:
-                return self._lead(flight, fetch)
+                return self._fetch_for_all(flight, fetch)
             flight.done.wait()
             if flight.error is None:
                 return flight.value  # type: ignore[return-value]
@@ -125,9 +125,10 @@ class SharedValue(Generic[T]):
             if refused_elsewhere and not own_retry_done:
                 own_retry_done = True
                 continue
-            raise _own_copy(flight.error) from None
+            raise _error_for_another_caller(flight.error) from None
 
-    def _lead(self, flight: _Flight[T], fetch: Callable[[], T]) -> T:
+    def _fetch_for_all(self, flight: _FetchUnderWay[T], fetch: Callable[[], T]) -> T:
+        """The first caller's fetch, whose outcome every caller waiting on `flight` gets."""
         try:
             value = fetch()
         except BaseException as exc:
