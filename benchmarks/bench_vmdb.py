@@ -64,6 +64,13 @@ def run(db, n: int) -> None:
     failures = db.getBackoff("ce0.example")["Value"]["failures"]
     print(f"  backoff failure counter after the 80 calls: {failures}")
 
+    def serial():
+        for _ in range(80):
+            assert db.setBackoff("ce1.example", "", t0 + dt.timedelta(hours=1), "bench")["OK"]
+        return {"OK": True, "Value": None}
+
+    timed("setBackoff x80 from 1 thread", serial)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -167,6 +167,15 @@ def test_backoff_lifecycle_and_probe(vmdb):
     assert [(b["ce"], b["profile"]) for b in ok(db.getBackoffs())] == [("ce1", "default")]
 
 
+def test_set_backoff_returns_the_row_as_stored(vmdb):
+    db = vmdb.db
+    until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=30)
+    for reason in ("first", "second"):  # inserted, then updated
+        row = ok(db.setBackoff("ce-row", "p", until, reason))
+        assert row == ok(db.getBackoff("ce-row", "p"))
+    assert row["reason"] == "second" and row["failures"] == 2 and row["active"]
+
+
 def test_concurrent_set_backoff_counts_every_failure_and_keeps_latest_end(vmdb):
     db = vmdb.db
     base = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)

@@ -1,11 +1,12 @@
 """``VMBackoff``: the stored state of each queue's backoff state machine (one row per CE and
 profile; no row: the queue is open).
 
-The SQL only stores: every change reads the row, asks ``Lifecycle.StateMachine.transition``
-for the next state and writes it back with a compare-and-set on the row it read (the UPDATE or
-DELETE matches the read values; an INSERT of a missing row does nothing when another process
-inserted it first). When the row changed in between, the read and the decision are made again,
-so concurrent CEs and VMDirectors never lose a failure nor claim two probes.
+The SQL only stores: every change reads the row (locked until the write: concurrent writers
+queue up), asks ``Lifecycle.StateMachine.transition`` for the next state and writes it back with
+a compare-and-set on the row it read (the UPDATE or DELETE matches the read values; an INSERT of
+a missing row does nothing when another process inserted it first). When the row changed in
+between, the read and the decision are made again, so concurrent CEs and VMDirectors never lose
+a failure nor claim two probes.
 """
 
 from __future__ import annotations
@@ -52,6 +53,23 @@ def _values(state: BackoffState) -> tuple:
         state.probe_vm,
         utc_naive(state.probe_started),
     )
+
+
+def _record(state: BackoffState, updated: dt.datetime) -> dict:
+    """A row as getBackoff returns it, from the state just written at `updated` (naive UTC)."""
+    until, reason, failures, probe, probe_vm, probe_started = _values(state)
+    return {
+        "ce": state.ce,
+        "profile": state.profile,
+        "until": until,
+        "reason": reason,
+        "failures": failures,
+        "probe": bool(probe),
+        "probe_vm": probe_vm,
+        "probe_started": probe_started,
+        "updated": updated,
+        "active": until > updated,
+    }
 
 
 class Backoffs:
@@ -112,7 +130,8 @@ class Backoffs:
         result = self._backoffTransition("setBackoff", start)
         if not result["OK"]:
             return result
-        return self.getBackoff(ce, profile or "")
+        _, state, updated = result["Value"]
+        return S_OK(_record(state, updated))
 
     def claimProbe(self, ce: str, profile: str, vm_name: str):
         """Make ``vm_name`` the one probe VM of an ended backoff (``ClaimProbe``).
@@ -127,59 +146,96 @@ class Backoffs:
         result = self._backoffTransition("claimProbe", ClaimProbe(ce, profile or "", vm_name))
         if not result["OK"]:
             return result
-        return S_OK(result["Value"] == 1)
+        return S_OK(result["Value"][0] == 1)
 
     def releaseProbe(self, ce: str, profile: str = ""):
         """The probe VM ended without passing: allow another probe (the backoff stays).
         S_OK(rows changed)."""
-        return self._backoffTransition("releaseProbe", ReleaseProbe(ce, profile or ""))
+        result = self._backoffTransition("releaseProbe", ReleaseProbe(ce, profile or ""))
+        return S_OK(result["Value"][0]) if result["OK"] else result
 
     def clearBackoff(self, ce: str, profile: str = ""):
         """End the backoff of (CE, profile): a VM passed the fizzle time. S_OK(rows removed)."""
-        return self._backoffTransition("clearBackoff", ClearBackoff(ce, profile or ""))
+        result = self._backoffTransition("clearBackoff", ClearBackoff(ce, profile or ""))
+        return S_OK(result["Value"][0]) if result["OK"] else result
 
     def _backoffTransition(self, method: str, event):
-        """Apply `event` to the stored state of its queue. S_OK(rows written: 0 or 1)."""
+        """Apply `event` to the stored state of its queue. S_OK((rows written: 0 or 1, the state
+        after it, the time written)). The first attempt reads without a lock (one writer: two
+        statements); once the compare-and-set saw another writer, the row is locked from read to
+        write, so concurrent writers queue up instead of retrying."""
         try:
             check_text("ce", event.ce)
             check_text("profile", event.profile)
         except RecordError as exc:
             return S_ERROR(f"{method}: {exc}")
         key = (event.ce, event.profile)
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
+            result = self._backoffStep(key, event, locked=attempt > 0)
+            if not result["OK"] or result["Value"] is not None:
+                return result
+        return S_ERROR(f"{method}: the backoff of {key} kept changing under this write ({MAX_ATTEMPTS} attempts)")
+
+    def _backoffStep(self, key: tuple[str, str], event, locked: bool):
+        """One read, decision and write of the queue's row. S_OK((rows written, state, time)), or
+        S_OK(None) when the compare-and-set found the row changed: read and decide again."""
+        conn = None
+        if locked:
+            result = self._getConnection()
+            if not result["OK"]:
+                return result
+            conn = result["Value"]
+            result = self._update("START TRANSACTION", conn=conn)
+            if not result["OK"]:
+                return result
+        try:
             result = self._query(
-                f"SELECT {', '.join(_STATE_COLUMNS)} FROM VMBackoff WHERE `CE` = %s AND `Profile` = %s", args=key
+                f"SELECT {', '.join(_STATE_COLUMNS)} FROM VMBackoff WHERE `CE` = %s AND `Profile` = %s"
+                + (" FOR UPDATE" if locked else ""),
+                args=key,
+                conn=conn,
             )
             if not result["OK"]:
                 return result
             row = tuple(result["Value"][0]) if result["Value"] else None
             stored = _state(*key, row)
-            step: Transition = transition(stored, event, aware(utc_now()))
+            now = utc_now()
+            step: Transition = transition(stored, event, aware(now))
             if step.refused or step.state == stored:
-                return S_OK(0)
-            result = self._compareAndSet(key, row, step.state)
+                return S_OK((0, stored, now))
+            if row is None and conn is not None:
+                # No row to lock: end the transaction (its gap lock would deadlock two inserts)
+                # and insert only if nobody did meanwhile.
+                conn.commit()
+                conn = None
+            result = self._compareAndSet(key, row, step.state, now, conn)
             if not result["OK"]:
                 return result
-            if result["Value"] == 1:
-                return S_OK(1)
-        return S_ERROR(f"{method}: the backoff of {key} kept changing under this write ({MAX_ATTEMPTS} attempts)")
+            return S_OK((1, step.state, now)) if result["Value"] == 1 else S_OK(None)
+        finally:
+            if conn is not None:
+                try:
+                    conn.commit()
+                except Exception:  # noqa: BLE001 - a broken connection: DIRAC's pool replaces it next time
+                    pass
 
-    def _compareAndSet(self, key: tuple[str, str], row: tuple | None, new: BackoffState | None):
-        """Write `new` over the stored `row` (None: no row) only if the row is still as it was read."""
+    def _compareAndSet(self, key: tuple[str, str], row: tuple | None, new, updated: dt.datetime, conn=None):
+        """Write `new` (None: delete) over the stored `row` (None: no row) only if the row is still
+        as it was read. S_OK(rows written)."""
         if row is None:
             return self._update(
                 f"INSERT INTO VMBackoff (`CE`, `Profile`, {', '.join(_STATE_COLUMNS)}, `Updated`) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP()) ON DUPLICATE KEY UPDATE `CE` = `CE`",
-                args=(*key, *_values(new)),
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE `CE` = `CE`",
+                args=(*key, *_values(new), updated),
             )
         unchanged = " AND ".join(f"{column} <=> %s" for column in _STATE_COLUMNS)
         if new is None:
             return self._update(
-                f"DELETE FROM VMBackoff WHERE `CE` = %s AND `Profile` = %s AND {unchanged}", args=(*key, *row)
+                f"DELETE FROM VMBackoff WHERE `CE` = %s AND `Profile` = %s AND {unchanged}", args=(*key, *row), conn=conn
             )
         assignments = ", ".join(f"{column} = %s" for column in _STATE_COLUMNS)
         return self._update(
-            f"UPDATE VMBackoff SET {assignments}, `Updated` = UTC_TIMESTAMP() "
-            f"WHERE `CE` = %s AND `Profile` = %s AND {unchanged}",
-            args=(*_values(new), *key, *row),
+            f"UPDATE VMBackoff SET {assignments}, `Updated` = %s WHERE `CE` = %s AND `Profile` = %s AND {unchanged}",
+            args=(*_values(new), updated, *key, *row),
+            conn=conn,
         )
