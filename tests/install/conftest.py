@@ -43,7 +43,8 @@ def checkout_files() -> list[str]:
 
 def build_outputs_in_checkout() -> dict[str, int | None]:
     """What a build in the checkout would leave behind (mtime, None if absent)."""
-    paths = [REPO / "build", REPO / "dist", *REPO.glob("*.egg-info"), *REPO.glob("JenniferDIRAC/*.egg-info")]
+    paths = [REPO / "build", REPO / "dist", *REPO.glob("*.egg-info"), *REPO.glob("JenniferDIRAC/*.egg-info"),
+             REPO / "localcloud" / "build", REPO / "localcloud" / "dist", *REPO.glob("localcloud/*.egg-info")]
     return {str(p): (p.stat().st_mtime_ns if p.exists() else None) for p in paths}
 
 
@@ -87,10 +88,12 @@ def localcloud_dist(tmp_path_factory):
     root = tmp_path_factory.mktemp("localcloud-dist")
     files = [f for f in checkout_files() if f.startswith("localcloud/")]
     copy_files(files, root / "src")
+    before = build_outputs_in_checkout()
     built = uv("build", "--python", PYTHON, "--out-dir", str(root / "out"), str(root / "src" / "localcloud"))
     (wheel,) = (root / "out").glob("*.whl")
     (sdist,) = (root / "out").glob("*.tar.gz")
-    return types.SimpleNamespace(wheel=wheel, sdist=sdist, files=files, log=built.stdout + built.stderr)
+    return types.SimpleNamespace(wheel=wheel, sdist=sdist, files=files, log=built.stdout + built.stderr,
+                                 checkout_before=before, checkout_after=build_outputs_in_checkout())
 
 
 @pytest.fixture(scope="session")

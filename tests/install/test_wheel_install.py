@@ -99,10 +99,11 @@ def test_localcloud_archives_are_its_folder(localcloud_dist):
     assert sorted(expected - members) == [], "missing from the LocalCloud sdist"
 
 
-def test_building_writes_nothing_into_the_checkout(dist):
+def test_building_writes_nothing_into_the_checkout(dist, localcloud_dist):
     assert dist.checkout_after == dist.checkout_before
-    assert not (REPO / "build").exists()
-    assert REPO not in dist.wheel.parents
+    assert localcloud_dist.checkout_after == localcloud_dist.checkout_before
+    assert not (REPO / "build").exists() and not (REPO / "localcloud" / "build").exists()
+    assert REPO not in dist.wheel.parents and REPO not in localcloud_dist.wheel.parents
 
 
 # --- the install ---------------------------------------------------------------------------------
