@@ -13,25 +13,8 @@ The listing's JSON is read directly through the SDK's compute proxy (1000 VMs: 0
 the token's project id, compute endpoint) so that CEs of one project share a listing of the
 installation's VMs (``list_installation_vms``, sharedlisting.py).
 
-Error mapping (all raised messages are scrubbed of the credential's secrets). The failure kind
-is read from Nova's / Neutron's real answers (``classify``), never decided later from text:
-
-- 403 ``Quota exceeded for instances|cores|ram``, 403 ``Maximum number of ports exceeded``
-  (Neutron's port quota through Nova), 409 ``OverQuota`` / ``Quota exceeded for resources``
-  (Neutron), 413 -> QuotaExceeded (quota);
-- 403 ``Maximum number of metadata items exceeds 128`` and any other 403 (policy), every 400
-  -> RequestRejected (configuration: retrying cannot help); 400 ``Can not find requested
-  image`` / ``Invalid flavorRef provided.`` / ``Network ... could not be found`` ->
-  StaleReference (the cached id is gone: re-resolve);
-- 401 after re-authentication, and Keystone's 404 ``Could not find token`` (a revoked or
-  expired token) -> CloudAuthError (the token is dropped: the next call authenticates again);
-  any other 404 from the identity URL -> ConfigurationError naming the URL option;
-- 404 -> NotFound; 5xx, 429, connection failures and timeouts -> CloudUnreachable (after a
-  create the VM may exist: the caller looks it up by name before any retry); a 409 conflict
-  -> CloudError (cloud fault).
-
-A server in ERROR carries its fault's kind (``VM.fault_kind``): 413 -> quota, ``No valid host
-was found`` -> capacity, anything else -> cloud fault.
+Errors: openstackerrors.py reads Nova's, Neutron's and Keystone's answers into typed CloudErrors
+(messages scrubbed of the credential's secrets).
 """
 
 from __future__ import annotations
@@ -44,7 +27,6 @@ from datetime import datetime, timezone
 
 import openstack.connection
 import openstack.exceptions as sdk_exceptions
-from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1 import plugin as ks_plugin
 from keystoneauth1 import session as ks_session
 
@@ -56,28 +38,16 @@ from JenniferDIRAC.Resources.Cloud.backend import (
     delete_each,
 )
 from JenniferDIRAC.Resources.Cloud.imageselection import is_selection, parse_selection
-from JenniferDIRAC.Resources.Cloud.errors import (
-    CloudAuthError,
-    CloudError,
-    CloudUnreachable,
-    ConfigurationError,
-    FailureKind,
-    NotFound,
-    QuotaExceeded,
-    RequestRejected,
-    translated_errors,
-)
+from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudError, NotFound, translated_errors
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec, VMState
+from JenniferDIRAC.Resources.Cloud.openstackerrors import SDK_ERRORS, classify, translate_error
 from JenniferDIRAC.Resources.Cloud.redaction import Redactor, install_http_log_filters
 from JenniferDIRAC.Resources.Cloud.references import VM_NAME_PREFIX
-from JenniferDIRAC.Resources.Cloud.resolving import Lookup, StaleReference
+from JenniferDIRAC.Resources.Cloud.resolving import Lookup
 
 #: Nova limits user_data to 65535 characters of base64, i.e. 49149 raw bytes.
 NOVA_MAX_USER_DATA_BYTES = (65535 // 4) * 3
 DEFAULT_TIMEOUT = 60.0  # seconds per HTTP request; Nova lists 1000 servers in ~10 s
-
-#: what openstacksdk and keystoneauth raise; translate_error makes them CloudErrors
-_SDK_ERRORS = (sdk_exceptions.SDKException, ks_exceptions.ClientException)
 
 
 def _by_id(get, ref: str) -> list:
@@ -177,120 +147,6 @@ def _server_to_vm(body: dict) -> VM:
     )
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, sdk_exceptions.HttpException):
-        detail = exc.details or exc.message or ""
-        return f"HTTP {exc.status_code}: {detail}".strip()
-    message = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {message}"
-
-
-#: Nova's 400 answers to a create whose image, flavor or network id no longer exists
-#: (real Nova's wording first, then LocalCloud's)
-_STALE_REFERENCES = (
-    ("image", re.compile(r"can not find requested image|image \S+ could not be found|image \S+ is not active", re.I)),
-    ("flavor", re.compile(r"invalid flavorref provided|flavor \S+ could not be found", re.I)),
-    ("network", re.compile(r"network \S+ could not be found", re.I)),
-)
-_QUOTA_403 = re.compile(r"quota exceeded for (?!metadata)|maximum number of ports exceeded", re.I)
-_QUOTA_409 = re.compile(r"overquota|quota exceeded", re.I)
-_NO_VALID_HOST = re.compile(r"no valid host", re.I)
-_TOKEN_NOT_FOUND = re.compile(r"could not find token|failed to validate token", re.I)
-
-
-def classify(status: int, message: str, fault: bool = False) -> FailureKind:
-    """What Nova's (or Neutron's through Nova) answer `status` + `message` means; with
-    ``fault=True``, the fault of a server in ERROR (its ``code`` and ``message``)."""
-    if status == 413:
-        return FailureKind.QUOTA
-    if fault:
-        if _NO_VALID_HOST.search(message):
-            return FailureKind.CAPACITY
-        if _QUOTA_403.search(message):
-            return FailureKind.QUOTA
-        return FailureKind.CLOUD_FAULT
-    if status == 403:
-        # "Maximum number of metadata items exceeds 128" is a 403 QuotaError in Nova, but no
-        # freed VM ever makes room for it: it is the configuration
-        return FailureKind.QUOTA if _QUOTA_403.search(message) else FailureKind.CONFIGURATION
-    if status == 409 and _QUOTA_409.search(message):
-        return FailureKind.QUOTA
-    if status == 401:
-        return FailureKind.AUTH
-    if status >= 500 or status in (0, 408, 429):
-        return FailureKind.UNREACHABLE
-    if 400 <= status < 500 and status != 409:  # 409: a conflict with the server's state
-        return FailureKind.CONFIGURATION
-    return FailureKind.CLOUD_FAULT
-
-
-def stale_reference(message: str) -> str | None:
-    """"image", "flavor" or "network" when a 400 says that id no longer exists."""
-    for what, pattern in _STALE_REFERENCES:
-        if pattern.search(message):
-            return what
-    return None
-
-
-def _http_error(status: int, message: str, text: str) -> CloudError:
-    kind = classify(status, message)
-    if kind is FailureKind.QUOTA:
-        return QuotaExceeded(text)
-    if kind is FailureKind.AUTH:
-        return CloudAuthError(text)
-    if status == 404:
-        return NotFound(text)
-    if status == 400:
-        what = stale_reference(message)
-        return StaleReference(what, text) if what else RequestRejected(text)
-    if kind is FailureKind.CONFIGURATION:
-        return RequestRejected(text)
-    if kind is FailureKind.UNREACHABLE:
-        # after a create, the VM may exist: the caller looks it up by name before any retry
-        return CloudUnreachable(text)
-    return CloudError(text)
-
-
-def translate_error(
-    exc: BaseException, what: str, redact: Redactor, auth_url_option: str = "AuthURL"
-) -> CloudError:
-    """The CloudError for an openstacksdk / keystoneauth exception raised while doing `what`.
-    `auth_url_option` is the CS option the Keystone URL came from (named when it is wrong)."""
-    text = redact(f"{what}: {_describe(exc)}")
-    if isinstance(exc, sdk_exceptions.HttpException):
-        status = exc.status_code or 0
-        return _http_error(status, str(exc.details or exc.message or ""), text)
-    if isinstance(exc, ks_exceptions.Unauthorized | ks_exceptions.AuthorizationFailure):
-        return CloudAuthError(text)
-    if isinstance(exc, ks_exceptions.HttpError):
-        status = exc.http_status or 0
-        url = str(getattr(exc, "url", "") or "")
-        message = str(getattr(exc, "message", "") or "") + " " + _body_text(getattr(exc, "response", None))
-        if status == 404 and "/auth/tokens" in url:
-            if _TOKEN_NOT_FOUND.search(message):
-                return CloudAuthError(f"{text} (the token was revoked or has expired)")
-            return ConfigurationError(
-                auth_url_option,
-                redact(f"the identity service answered 404 at {url.split('?')[0]}: "
-                       "the Keystone URL's path is wrong (it ends with /v3 on a standard Keystone)"),
-            )
-        if status in (401, 403):
-            return CloudAuthError(text)
-        return _http_error(status, message, text)
-    if isinstance(exc, ks_exceptions.ConnectionError | ks_exceptions.DiscoveryFailure):
-        return CloudUnreachable(text)
-    if isinstance(exc, ks_exceptions.EndpointNotFound):
-        return CloudError(text + " (is the region / interface right?)")
-    return CloudError(text)
-
-
-def _body_text(response) -> str:
-    try:
-        return str(response.text or "")[:1000] if response is not None else ""
-    except Exception:  # noqa: BLE001 - an unreadable body adds nothing
-        return ""
-
-
 class OpenStackBackend(CloudBackend):
     """OpenStack (Nova, Glance, Neutron) through one openstacksdk Connection."""
 
@@ -342,7 +198,7 @@ class OpenStackBackend(CloudBackend):
     @contextlib.contextmanager
     def _calling(self, what: str) -> Iterator[openstack.connection.Connection]:
         """The connection for one call (`what` it does), its SDK errors translated."""
-        with translated_errors(what, self._cloud_error, _SDK_ERRORS):
+        with translated_errors(what, self._cloud_error, SDK_ERRORS):
             yield self.connection
 
     def _cloud_error(self, exc: Exception, what: str) -> CloudError:

@@ -186,27 +186,30 @@ class _Parser:
             parts = str(value).split(",")
         return tuple(p.strip() for p in parts if p.strip())
 
-    def integer(self, option: str, default: int | None, minimum: int, maximum: int | None = None) -> int | None:
+    def number(self, option: str, convert, expected: str):
+        """(the option's text, its value as `convert` reads it); ("", None) when unset. A value
+        `convert` cannot read is a ConfigurationError saying what was `expected`."""
         raw = self.text(option)
         if not raw:
-            return default
+            return raw, None
         try:
-            value = int(raw)
+            return raw, convert(raw)
         except ValueError:
-            raise ConfigurationError(option, f"{raw!r} is not an integer") from None
+            raise ConfigurationError(option, f"{raw!r} is not {expected}") from None
+
+    def integer(self, option: str, default: int | None, minimum: int, maximum: int | None = None) -> int | None:
+        raw, value = self.number(option, int, "an integer")
+        if not raw:
+            return default
         if value < minimum or (maximum is not None and value > maximum):
             bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
             raise ConfigurationError(option, f"{value} must be {bounds}")
         return value
 
     def seconds(self, option: str, default: float, minimum: float, maximum: float) -> float:
-        raw = self.text(option)
+        raw, value = self.number(option, float, "a number of seconds (e.g. 60 or 2.5)")
         if not raw:
             return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigurationError(option, f"{raw!r} is not a number of seconds (e.g. 60 or 2.5)") from None
         if not math.isfinite(value) or not minimum <= value <= maximum:
             raise ConfigurationError(option, f"{raw} must be between {minimum:g} and {maximum:g} seconds")
         return value
@@ -222,28 +225,20 @@ class _Parser:
         raise ConfigurationError(option, f"{raw!r} is not a boolean (use True or False)")
 
     def weight(self, option: str, default: float | None) -> float | None:
-        raw = self.text(option)
+        raw, value = self.number(option, float, "a number (e.g. 3)")
         if not raw:
             return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigurationError(option, f"{raw!r} is not a number (e.g. 3)") from None
         if not math.isfinite(value) or value <= 0:
             raise ConfigurationError(option, f"{raw} must be a positive number")
         return value
 
     def fraction(self, option: str, default: float) -> float:
-        raw = self.text(option)
+        def share(text: str) -> float:
+            return float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+
+        raw, value = self.number(option, share, "a number (e.g. 0.5 or 50%)")
         if not raw:
             return default
-        percent = raw.endswith("%")
-        try:
-            value = float(raw[:-1] if percent else raw)
-        except ValueError:
-            raise ConfigurationError(option, f"{raw!r} is not a number (e.g. 0.5 or 50%)") from None
-        if percent:
-            value /= 100.0
         if not math.isfinite(value) or not 0.0 < value <= 1.0:
             raise ConfigurationError(option, f"{raw} must be a fraction in (0, 1] (e.g. 0.5 or 50%)")
         return value
