@@ -42,6 +42,7 @@ from JenniferDIRAC.Resources.Computing.CloudCE.pilotstatus import PILOT_STATUS, 
 from JenniferDIRAC.Resources.Computing.CloudCE.placements import Placements
 from JenniferDIRAC.Resources.Computing.CloudCE.vmstate import VMStateAdapter
 
+
 class CloudComputingElement(DIRACCloudComputingElement):
     """Pilots as cloud VMs (docs/CE-OPTIONS.md)."""
 
