@@ -20,63 +20,26 @@ import DIRAC
 from DIRAC.Core.Base.Script import Script
 
 
-class Options:
-    def __init__(self):
-        self.type_name = "VirtualMachine"
-        self.report = "NormCPUUsed"
-        self.grouping = "Site"
-        self.weeks = 0.0
-        self.days = 0.0
-        self.start = ""
-        self.end = ""
-        self.filters = []
-        self.output = ""
-        self.list_only = False
-        self.width = 0
-        self.height = 0
-
-    def setter(self, name, convert=str):
-        def set_value(value):
-            try:
-                setattr(self, name, convert(value))
-            except ValueError:
-                return DIRAC.S_ERROR(f"--{name}: {value!r} is not a number")
-            return DIRAC.S_OK()
-
-        return set_value
-
-    def add_filter(self, value):
-        self.filters.append(value)
-        return DIRAC.S_OK()
-
-    def set_list(self, _):
-        self.list_only = True
-        return DIRAC.S_OK()
-
-
 @Script()
 def main():
-    options = Options()
-    Script.registerSwitch(
-        "", "type=", "accounting type (default VirtualMachine)", options.setter("type_name")
-    )
-    Script.registerSwitch("", "plot=", "plot id or title (default NormCPUUsed)", options.setter("report"))
-    Script.registerSwitch("", "group=", "grouping key (default Site)", options.setter("grouping"))
-    Script.registerSwitch("", "weeks=", "span: the last N weeks", options.setter("weeks", float))
-    Script.registerSwitch(
-        "", "days=", "span: the last N days (added to --weeks)", options.setter("days", float)
-    )
-    Script.registerSwitch("", "start=", "span start, YYYY-MM-DD[ HH:MM] UTC", options.setter("start"))
-    Script.registerSwitch("", "end=", "span end, YYYY-MM-DD[ HH:MM] UTC (default now)", options.setter("end"))
-    Script.registerSwitch("", "filter=", "Key=value[,value] (repeatable)", options.add_filter)
-    Script.registerSwitch(
-        "", "output=", "PNG file (default <type>-<plot>-<group>.png)", options.setter("output")
-    )
-    Script.registerSwitch("", "width=", "plot width in pixels", options.setter("width", int))
-    Script.registerSwitch("", "height=", "plot height in pixels", options.setter("height", int))
-    Script.registerSwitch("", "list", "list the plots of the type and exit", options.set_list)
     from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Admin.CommandSwitches import Switches, number, whole_number
 
+    switches = Switches(type_name="VirtualMachine", report="NormCPUUsed", grouping="Site", weeks=0.0, days=0.0,
+                        start="", end="", filters=[], output="", list_only=False, width=0, height=0)
+    switches.value("type", "accounting type (default VirtualMachine)", attribute="type_name")
+    switches.value("plot", "plot id or title (default NormCPUUsed)", attribute="report")
+    switches.value("group", "grouping key (default Site)", attribute="grouping")
+    switches.value("weeks", "span: the last N weeks", number)
+    switches.value("days", "span: the last N days (added to --weeks)", number)
+    switches.value("start", "span start, YYYY-MM-DD[ HH:MM] UTC")
+    switches.value("end", "span end, YYYY-MM-DD[ HH:MM] UTC (default now)")
+    switches.repeated("filter", "Key=value[,value] (repeatable)", "filters")
+    switches.value("output", "PNG file (default <type>-<plot>-<group>.png)")
+    switches.value("width", "plot width in pixels", whole_number)
+    switches.value("height", "plot height in pixels", whole_number)
+    switches.flag("list", "list the plots of the type and exit", "list_only")
+    options = switches.options
     VMAdmin.parse_command_line()  # a usage error exits 1, as every dirac-vm-* command
 
     import datetime as dt

@@ -19,21 +19,14 @@ import DIRAC
 from DIRAC.Core.Base.Script import Script
 
 
-class Options:
-    def __init__(self):
-        self.wrapper = None
-
-    def set_wrapper(self, value):
-        self.wrapper = value
-        return DIRAC.S_OK()
-
-
 @Script()
 def main():
     from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Admin.CommandSwitches import Switches
 
-    options = Options()
-    Script.registerSwitch("", "wrapper=", "size the user data with this pilot wrapper file", options.set_wrapper)
+    switches = Switches(wrapper=None)
+    switches.value("wrapper", "size the user data with this pilot wrapper file")
+    options = switches.options
     Script.registerArgument(["CE: name of the cloud CE"])
     _, ces = VMAdmin.parse_command_line()
 

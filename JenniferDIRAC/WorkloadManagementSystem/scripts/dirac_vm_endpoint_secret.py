@@ -20,15 +20,6 @@ import DIRAC
 from DIRAC.Core.Base.Script import Script
 
 
-class Options:
-    def __init__(self):
-        self.rotate = False
-
-    def set_rotate(self, _):
-        self.rotate = True
-        return DIRAC.S_OK()
-
-
 def new_secret_line(directory: str) -> str:
     """A fresh secret line, made by VMTokens' own create_secret_file."""
     from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import create_secret_file
@@ -69,9 +60,11 @@ def rotate(path: str) -> int:
 @Script()
 def main():
     from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Admin.CommandSwitches import Switches
 
-    options = Options()
-    Script.registerSwitch("", "rotate", "add a new signing secret, keep the old ones", options.set_rotate)
+    switches = Switches(rotate=False)
+    switches.flag("rotate", "add a new signing secret, keep the old ones")
+    options = switches.options
     Script.registerArgument("File: the secret file (default: /Resources/Cloud/Endpoint/TokenSecretFile)",
                             mandatory=False)
     _, args = VMAdmin.parse_command_line()

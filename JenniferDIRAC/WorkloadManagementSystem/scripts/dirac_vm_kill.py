@@ -18,37 +18,16 @@ import DIRAC
 from DIRAC.Core.Base.Script import Script
 
 
-class Options:
-    def __init__(self):
-        self.ces = []
-        self.states = []
-        self.dry_run = False
-        self.reason = "killed by an administrator (dirac-vm-kill)"
-
-    def set_ce(self, value):
-        self.ces = [v.strip() for v in value.split(",") if v.strip()]
-        return DIRAC.S_OK()
-
-    def set_state(self, value):
-        self.states = [v.strip().upper() for v in value.split(",") if v.strip()]
-        return DIRAC.S_OK()
-
-    def set_dry_run(self, _):
-        self.dry_run = True
-        return DIRAC.S_OK()
-
-    def set_reason(self, value):
-        self.reason = value
-        return DIRAC.S_OK()
-
-
 @Script()
 def main():
-    options = Options()
-    Script.registerSwitch("", "ce=", "VMs of these CEs (comma separated)", options.set_ce)
-    Script.registerSwitch("", "state=", "VMs in these cloud states (comma separated)", options.set_state)
-    Script.registerSwitch("", "dry-run", "only show what would be deleted", options.set_dry_run)
-    Script.registerSwitch("", "reason=", "reason recorded for the deletion", options.set_reason)
+    from JenniferDIRAC.WorkloadManagementSystem.Admin.CommandSwitches import Switches, comma_list, upper_comma_list
+
+    switches = Switches(ces=[], states=[], dry_run=False, reason="killed by an administrator (dirac-vm-kill)")
+    switches.value("ce", "VMs of these CEs (comma separated)", comma_list, "ces")
+    switches.value("state", "VMs in these cloud states (comma separated)", upper_comma_list, "states")
+    switches.flag("dry-run", "only show what would be deleted")
+    switches.value("reason", "reason recorded for the deletion")
+    options = switches.options
     Script.registerArgument(["Reference: pilot reference or VM name"], mandatory=False)
     from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
 

@@ -22,54 +22,35 @@ import DIRAC
 from DIRAC.Core.Base.Script import Script
 
 
-class Options:
-    def __init__(self):
-        self.filters = {}
-        self.states = []
-        self.include_deleted = False
-        self.json = False
-        self.limit = None
-        self.backoffs = False
+#: the switches that filter the VMs by a field of their record
+FILTERS = ("ce", "site", "vo")
 
-    def _values(self, text):
-        return [value.strip() for value in text.split(",") if value.strip()]
 
-    def set_ce(self, value):
-        self.filters["ce"] = self._values(value)
-        return DIRAC.S_OK()
+def declare_switches():
+    """The command's switches; their values in the returned ``options``."""
+    from JenniferDIRAC.WorkloadManagementSystem.Admin.CommandSwitches import (
+        Switches,
+        comma_list,
+        positive_whole_number,
+        upper_comma_list,
+    )
 
-    def set_site(self, value):
-        self.filters["site"] = self._values(value)
-        return DIRAC.S_OK()
+    switches = Switches(ce=None, site=None, vo=None, states=[], include_deleted=False, json=False, limit=None,
+                        backoffs=False)
+    switches.value("ce", "only VMs of these CEs (comma separated)", comma_list)
+    switches.value("site", "only VMs of these sites (comma separated)", comma_list)
+    switches.value("vo", "only VMs of these VOs (comma separated)", comma_list)
+    switches.value("state", "only VMs in these states (comma separated; DELETED too)", upper_comma_list, "states")
+    switches.flag("all", "include deleted VMs", "include_deleted")
+    switches.flag("json", "print a JSON list instead of a table")
+    switches.value("limit", "at most this many VMs, newest first", positive_whole_number)
+    switches.flag("backoffs", "list the CEs backing off instead of VMs")
+    return switches.options
 
-    def set_vo(self, value):
-        self.filters["vo"] = self._values(value)
-        return DIRAC.S_OK()
 
-    def set_state(self, value):
-        self.states = [s.upper() for s in self._values(value)]
-        return DIRAC.S_OK()
-
-    def set_all(self, _):
-        self.include_deleted = True
-        return DIRAC.S_OK()
-
-    def set_json(self, _):
-        self.json = True
-        return DIRAC.S_OK()
-
-    def set_backoffs(self, _):
-        self.backoffs = True
-        return DIRAC.S_OK()
-
-    def set_limit(self, value):
-        try:
-            self.limit = int(value)
-        except ValueError:
-            return DIRAC.S_ERROR(f"--limit needs an integer, not {value!r}")
-        if self.limit <= 0:
-            return DIRAC.S_ERROR("--limit must be positive")
-        return DIRAC.S_OK()
+def record_filters(options) -> dict[str, list[str]]:
+    """The filters given (--ce, --site, --vo), as VMStateClient.getVMs takes them."""
+    return {key: getattr(options, key) for key in FILTERS if getattr(options, key) is not None}
 
 
 def show_backoffs(options, machine):
@@ -80,7 +61,7 @@ def show_backoffs(options, machine):
     if not result["OK"]:
         print(VMAdmin.vm_state_error(result["Message"]), file=sys.stderr)
         DIRAC.exit(VMAdmin.EXIT_UNAVAILABLE)
-    rows = [b for b in result["Value"] if not options.filters.get("ce") or b["ce"] in options.filters["ce"]]
+    rows = [b for b in result["Value"] if not options.ce or b["ce"] in options.ce]
     if machine:
         machine.emit(VMAdmin.backoffs_json(rows))
     elif rows:
@@ -95,15 +76,7 @@ def main():
     from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
 
     machine = VMAdmin.MachineOutput() if VMAdmin.requested("json") else None
-    options = Options()
-    Script.registerSwitch("", "ce=", "only VMs of these CEs (comma separated)", options.set_ce)
-    Script.registerSwitch("", "site=", "only VMs of these sites (comma separated)", options.set_site)
-    Script.registerSwitch("", "vo=", "only VMs of these VOs (comma separated)", options.set_vo)
-    Script.registerSwitch("", "state=", "only VMs in these states (comma separated; DELETED too)", options.set_state)
-    Script.registerSwitch("", "all", "include deleted VMs", options.set_all)
-    Script.registerSwitch("", "json", "print a JSON list instead of a table", options.set_json)
-    Script.registerSwitch("", "limit=", "at most this many VMs, newest first", options.set_limit)
-    Script.registerSwitch("", "backoffs", "list the CEs backing off instead of VMs", options.set_backoffs)
+    options = declare_switches()
     VMAdmin.parse_command_line()
 
     from JenniferDIRAC.WorkloadManagementSystem.Admin.VMAdmin import DELETED
@@ -128,7 +101,7 @@ def main():
         active_only=active_only,
         states=cloud_states if cloud_states and DELETED not in options.states else None,
         limit=options.limit,
-        **options.filters,
+        **record_filters(options),
     )
     if not result["OK"]:
         print(VMAdmin.vm_state_error(result["Message"]), file=sys.stderr)

@@ -17,25 +17,6 @@ import DIRAC
 from DIRAC.Core.Base.Script import Script
 
 
-class Options:
-    def __init__(self):
-        self.kinds = []
-        self.console = True
-        self.output_dir = ""
-
-    def set_kind(self, value):
-        self.kinds = [v.strip() for v in value.split(",") if v.strip()]
-        return DIRAC.S_OK()
-
-    def set_no_console(self, _):
-        self.console = False
-        return DIRAC.S_OK()
-
-    def set_output_dir(self, value):
-        self.output_dir = value
-        return DIRAC.S_OK()
-
-
 def console_log(vm):
     """(text, None) or (None, why not)."""
     from JenniferDIRAC.Resources.Cloud.errors import CloudError
@@ -60,10 +41,13 @@ def console_log(vm):
 
 @Script()
 def main():
-    options = Options()
-    Script.registerSwitch("", "kind=", "only these uploaded logs (comma separated)", options.set_kind)
-    Script.registerSwitch("", "no-console", "do not ask the cloud for the console log", options.set_no_console)
-    Script.registerSwitch("", "output-dir=", "write each log to a file in this directory", options.set_output_dir)
+    from JenniferDIRAC.WorkloadManagementSystem.Admin.CommandSwitches import Switches, comma_list
+
+    switches = Switches(kinds=[], console=True, output_dir="")
+    switches.value("kind", "only these uploaded logs (comma separated)", comma_list, "kinds")
+    switches.flag("no-console", "do not ask the cloud for the console log", "console", False)
+    switches.value("output-dir", "write each log to a file in this directory")
+    options = switches.options
     Script.registerArgument("Reference: pilot reference or VM name")
     from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
 

@@ -18,15 +18,6 @@ import DIRAC
 from DIRAC.Core.Base.Script import Script
 
 
-class Options:
-    def __init__(self):
-        self.show = False
-
-    def set_show(self, _):
-        self.show = True
-        return DIRAC.S_OK()
-
-
 def stand_in_context():
     from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, pilot_reference
     from JenniferDIRAC.Resources.Cloud.UserData import PilotContext
@@ -48,10 +39,12 @@ def stand_in_context():
 @Script()
 def main():
     from JenniferDIRAC.WorkloadManagementSystem.Admin import VMAdmin
+    from JenniferDIRAC.WorkloadManagementSystem.Admin.CommandSwitches import Switches
 
-    options = Options()
+    switches = Switches(show=False)
     # no short form: -s is DIRAC's own --section
-    Script.registerSwitch("", "show", "print each rendered document, its files decoded", options.set_show)
+    switches.flag("show", "print each rendered document, its files decoded")
+    options = switches.options
     Script.registerArgument(["Profile: profile names (default: every profile)"], mandatory=False)
     VMAdmin.parse_command_line()
     names = [name for name in Script.getPositionalArgs() if name]
