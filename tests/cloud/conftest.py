@@ -9,12 +9,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import boto3
 import pytest
 import requests
+from waiting import wait_until
 
 
 def free_port() -> int:
@@ -25,17 +25,17 @@ def free_port() -> int:
 
 def wait_for_http(url: str, deadline_s: float = 30.0, process: subprocess.Popen | None = None) -> None:
     """Poll `url` until any HTTP answer comes back, or fail at the deadline."""
-    end = time.monotonic() + deadline_s
-    while True:
+
+    def answers() -> bool:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode} before answering {url}")
         try:
             requests.get(url, timeout=1)
-            return
         except requests.ConnectionError:
-            if time.monotonic() > end:
-                raise TimeoutError(f"{url} did not answer within {deadline_s} s") from None
-            time.sleep(0.05)  # polling interval, not synchronisation
+            return False
+        return True
+
+    wait_until(answers, deadline_s, f"{url} to answer", interval=0.05)
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ import gzip
 import json
 import os
 import sys
-import time
 import uuid
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 BOOT = [{"boot": True}]
 
@@ -27,13 +27,11 @@ def _create(conn, user_data, name="vm", metadata=None):
 
 
 def _wait_status(conn, server_id, status, deadline_seconds=60):
-    deadline = time.monotonic() + deadline_seconds
-    while time.monotonic() < deadline:
-        current = conn.compute.get_server(server_id).status
-        if current == status:
-            return current
-        time.sleep(0.1)
-    raise AssertionError(f"server {server_id} still {current}, expected {status}")
+    def status_now():
+        return conn.compute.get_server(server_id).status
+
+    return wait_until(lambda: status_now() == status and status, deadline_seconds,
+                      f"server {server_id} {status}", lambda: f"still {status_now()}", interval=0.1)
 
 
 def _console(conn, server_id):
@@ -130,16 +128,11 @@ def test_delete_kills_the_vm_processes(local_cloud):
     conn = local_cloud.connect()
     marker = f"sleeper-{uuid.uuid4().hex[:12]}"
     server = _create(conn, f"#!/bin/bash\necho started\nexec -a {marker} sleep 600\n")
-    deadline = time.monotonic() + 30
-    while not _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _processes_with(marker), "VM process never started"
+    wait_until(lambda: _processes_with(marker), 30, "the VM process to start", interval=0.1)
     assert conn.compute.get_server(server.id).status == "ACTIVE"
     conn.compute.delete_server(server)
-    deadline = time.monotonic() + 30
-    while _processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _processes_with(marker) == []
+    wait_until(lambda: not _processes_with(marker), 30, "the VM processes to be killed",
+               lambda: f"left: {_processes_with(marker)}", interval=0.1)
 
 
 @pytest.mark.parametrize("local_cloud", BOOT, indirect=True)
