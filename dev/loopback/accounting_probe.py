@@ -13,8 +13,11 @@ group a check names has its total (to 3 decimals) or the deadline passes (exit 1
 check, what each group had against what was expected). Groups a check does not name are not
 its business: the session's AccountingDB is shared (an e2e test's VM, another test's load), so
 a caller names groups of its own (tests/accounting's loads tag their sites).
-Every poll asks a distinct request (``readinessProbe`` extra argument), so the ReportGenerator's
-10-minute report cache never keeps an early, empty answer for the real plots.
+Every poll asks a distinct request (``readinessProbe`` extra argument: this run's own id and the
+poll's number), so the ReportGenerator's 10-minute report cache never keeps an early, empty
+answer for the real plots, and never answers a poll with another run's: DIRAC 9.1 rounds a
+request's start and end to CacheTimeGranularity x 1000 seconds (about 3.5 days) in the cache
+key, so two runs' polls asking the same report were one cached answer.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import datetime as dt
 import json
 import sys
 import time
+import uuid
 
 
-def totals(client, check, start, end, attempt) -> dict[str, float]:
+def totals(client, check, start, end, attempt: str) -> dict[str, float]:
     type_name, report, grouping, _, *rest = check
     conditions = rest[0] if rest else {}
     extra = {"readinessProbe": attempt}
@@ -55,10 +59,10 @@ def main() -> int:
     start, end = dt.datetime.fromisoformat(request["start"]), dt.datetime.fromisoformat(request["end"])
     client = ReportsClient()
     deadline = time.monotonic() + float(request["timeout"])
-    attempt = 0
+    run, attempt = uuid.uuid4().hex, 0
     while True:
         attempt += 1
-        seen = [totals(client, check, start, end, attempt) for check in request["checks"]]
+        seen = [totals(client, check, start, end, f"{run}-{attempt}") for check in request["checks"]]
         wrong = [(check, found, differences(check, found)) for check, found in zip(request["checks"], seen)]
         if not any(diff for *_, diff in wrong):
             print(f"accounting complete after {attempt} polls")
