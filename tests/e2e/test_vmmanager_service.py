@@ -13,9 +13,9 @@ import json
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
+from waiting import wait_until
 
 from dev.loopback.server import REPO_ROOT
 from dev.mariadb import free_port
@@ -66,11 +66,8 @@ def vmmanager(dirac_server):
         f"    URLs\n    {{\n      VMManager = {url}\n    }}\n  }}\n}}\n"
     )
     dirac_server.start_component("VMManager", ["dirac-service", "WorkloadManagement/VMManager"])
-    deadline = time.monotonic() + 90
-    while not _listening(port):
-        log = dirac_server.roots.logs / "VMManager.log"
-        assert time.monotonic() < deadline, f"VMManager not listening:\n{log.read_text()[-3000:]}"
-        time.sleep(0.2)
+    log = dirac_server.roots.logs / "VMManager.log"
+    wait_until(lambda: _listening(port), 90, "VMManager listening", lambda: log.read_text()[-3000:])
     return port
 
 

@@ -1,10 +1,10 @@
 """dirac-agent WorkloadManagement/VMEndpoint: started by DIRAC's runner, serves VMs into VMDB."""
 
 import os
-import time
 
 import requests
 from diraccfg import CFG
+from waiting import wait_until
 
 from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority, create_secret_file
 
@@ -39,16 +39,14 @@ Systems
     token = TokenAuthority.from_secret_file(secret).issue("jdirac-agentvm", 600)
     proc, log = start_agent(tmp_path, cfg, "-o", "MaxCycles=0")
     try:
-        deadline = time.monotonic() + 90
-        while True:
+        def healthy() -> bool:
             assert proc.poll() is None, log.read_text()
             try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
+                return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
             except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+                return False
+
+        wait_until(healthy, 90, "the endpoint's /health", log.read_text)
         headers = {"Authorization": f"Bearer {token}"}
         base = f"http://127.0.0.1:{port}/vm/v1/jdirac-agentvm"
         assert requests.post(base + "/heartbeat", data=b"0.1 0.1 0.1 1/1 1", headers=headers, timeout=10).status_code == 204
@@ -60,10 +58,8 @@ Systems
         record = vmdb.db.getVMs(names=["jdirac-agentvm"])["Value"][0]
         assert record["shutdown_code"] == 200 and record["last_heartbeat"] is not None
         # Housekeeping cycles run alongside the server.
-        deadline = time.monotonic() + 60
-        while "VMEndpoint cycle done" not in log.read_text():
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_until(lambda: "VMEndpoint cycle done" in log.read_text(), 60, "a housekeeping cycle",
+                   log.read_text)
         assert token not in log.read_text()
 
         # Secret rotation without a restart: a new first secret signs, the old one still verifies.
@@ -71,11 +67,9 @@ Systems
         create_secret_file(new_secret)
         secret.write_text(new_secret.read_text() + secret.read_text())
         new_token = TokenAuthority.from_secret_file(new_secret).issue("jdirac-agentvm", 600)
-        deadline = time.monotonic() + 60
-        while requests.put(base + "/logs/pilot", data=b"rotated", timeout=10,
-                           headers={"Authorization": f"Bearer {new_token}"}).status_code != 204:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        wait_until(lambda: requests.put(base + "/logs/pilot", data=b"rotated", timeout=10,
+                                        headers={"Authorization": f"Bearer {new_token}"}).status_code == 204,
+                   60, "the new secret's token to be accepted", log.read_text)
         assert requests.put(base + "/logs/boot", data=b"old token still good", headers=headers,
                             timeout=10).status_code == 204
     finally:
