@@ -88,15 +88,21 @@ def test_quota_from_limits_unlimited_set_and_exceeded(make_target_ce, wrapper, o
     result = ce.submitJob(wrapper, "", 3)  # more than fits: partial success
     assert result["OK"] and len(result["Value"]) in (2, 3)
     # the third create is refused (403) or, racing the quota recheck on real Nova, accepted and
-    # put in ERROR with a 413 fault: never a third running VM
+    # put in ERROR with a 413 fault. Real Nova's recheck counts every instance of the project when
+    # each build is scheduled, so three concurrent builds can all see 3 > 2 and two or even all
+    # three end in ERROR (seen in a clean-clone CI run: one ACTIVE, two ERROR): never a third
+    # running VM, and every VM not running carries the quota fault.
     servers = wait_until(lambda: (v := openstack_target.live_servers()) and all(
         s.status in ("ACTIVE", "ERROR") for s in v) and v, 60, "creates settled")
-    assert sorted(s.status for s in servers if s.status != "ERROR") == ["ACTIVE", "ACTIVE"]
+    running = [s for s in servers if s.status == "ACTIVE"]
+    assert len(running) <= 2
+    if openstack_target.name == "localcloud":
+        assert len(running) == 2
     assert all(s.fault["code"] == 413 for s in servers if s.status == "ERROR")
     assert ce.available()["Value"] == 0
     full = ce.submitJob(wrapper, "", 1)
     assert not full["OK"] and "quota" in full["Message"].lower()
-    assert len([s for s in openstack_target.live_servers() if s.status != "ERROR"]) == 2
+    assert len([s for s in openstack_target.live_servers() if s.status != "ERROR"]) == len(running)
 
 
 def test_quota_recheck_race_leaves_error_vms_that_are_failed_pilots(make_target_ce, wrapper, openstack_target):
