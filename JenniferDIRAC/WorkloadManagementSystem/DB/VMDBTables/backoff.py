@@ -1,12 +1,12 @@
 """``VMBackoff``: the stored state of each queue's backoff state machine (one row per CE and
 profile; no row: the queue is open).
 
-The SQL only stores: every change reads the row (locked until the write: concurrent writers
-queue up), asks ``Lifecycle.StateMachine.transition`` for the next state and writes it back with
-a compare-and-set on the row it read (the UPDATE or DELETE matches the read values; an INSERT of
-a missing row does nothing when another process inserted it first). When the row changed in
-between, the read and the decision are made again, so concurrent CEs and VMDirectors never lose
-a failure nor claim two probes.
+The SQL only stores: every change reads the row, asks ``Lifecycle.StateMachine.transition`` for
+the next state and writes it back with a compare-and-set on the row it read (the UPDATE or
+DELETE matches the read values; an INSERT of a missing row does nothing when another process
+inserted it first). When the row changed in between, the read and the decision are made again,
+the row locked from read to write (concurrent writers queue up), so concurrent CEs and
+VMDirectors never lose a failure nor claim two probes.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (
     transition,
 )
 
-#: Reads and decisions made again when other processes keep changing the row (each retry means
-#: another writer succeeded, so this bounds a writer's wait by the number of contenders).
+#: Reads and decisions made again when the row keeps changing (after the first conflict the row
+#: is locked, so a retry is needed only when another process inserted the missing row first).
 MAX_ATTEMPTS = 200
 
 _STATE_COLUMNS = ("`Until`", "`Reason`", "`Failures`", "`Probe`", "`ProbeVM`", "`ProbeStarted`")
