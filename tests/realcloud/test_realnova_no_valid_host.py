@@ -136,7 +136,7 @@ def test_no_valid_host_is_capacity_and_the_next_cycle_falls_back(
     limited_by = status["CEInfoDict"]["CloudSlotsLimitedBy"]
     assert limited_by not in ("backoff", "no capacity for any flavor/zone"), status
     # counted with m1.small (1 vCPU, 2 GB): Nova's default 10 instances less the ERROR one, which
-    # Nova counts; no backoff took the CE's slots
+    # Nova counts (the backoff side is the VMDirector's: test_vmdirector_ends_a_no_valid_host_vm...)
     assert status["Value"] == 9, status
     second = ce.submitJob(wrapper, "", 2)
     assert second["OK"], second.get("Message")
@@ -149,7 +149,7 @@ def test_no_valid_host_is_capacity_and_the_next_cycle_falls_back(
     assert landed(real_openstack)[server.name][:2] == (name, "ERROR")
 
 
-def test_no_host_for_every_flavor_means_no_slots_not_backoff(
+def test_no_host_for_any_flavor_leaves_no_slots(
         make_realnova_ce, wrapper, real_openstack, no_host_flavor):
     name, _ = no_host_flavor
     ce = make_realnova_ce(Instance_Flavor=f"name:{name}", ListingCacheSeconds=0)
@@ -163,7 +163,7 @@ def test_no_host_for_every_flavor_means_no_slots_not_backoff(
     assert status["CEInfoDict"]["CloudSlotsLimitedBy"] == "no capacity for any flavor/zone", status
     refused = ce.submitJob(wrapper, "", 1)
     assert not refused["OK"] and "no capacity" in refused["Message"], refused
-    assert [s.id for s in real_openstack.live_servers()] == [server.id]  # nothing more was asked of Nova
+    assert [s.id for s in real_openstack.live_servers()] == [server.id]  # no other server was created
 
 
 @pytest.fixture
