@@ -48,6 +48,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
 
     #: seconds before retry n of a failed create is n * retryDelay
     retryDelay = 2.0
+    clock = staticmethod(lambda: datetime.now(timezone.utc))  # the backoff checks' now; tests share the cloud's
 
     #: (sealed wrapper and report token for VMDB, the one-time token for user data)
     _sealBootstrap = staticmethod(seal_bootstrap)
@@ -176,7 +177,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
             return None
         from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import BackoffState, submission_allowance
 
-        return submission_allowance(BackoffState.from_record(row), vms, datetime.now(timezone.utc))
+        return submission_allowance(BackoffState.from_record(row), vms, self.clock())
 
     # --- DIRAC CE API -------------------------------------------------------------------------
     @dirac_boundary("getCEStatus")
@@ -348,7 +349,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         if not row:
             return names
         state = BackoffState.from_record(row)
-        if state.phase(datetime.now(timezone.utc)) is QueuePhase.BACKING_OFF:
+        if state.phase(self.clock()) is QueuePhase.BACKING_OFF:
             self.log.info("CE in backoff, not submitting", f"{self.ceName}: until {state.until} ({state.reason})")
             return []
         claimed = self._vmdbCall("claimProbe", self.ceName, self.cloudConfig.context_profile, names[0])

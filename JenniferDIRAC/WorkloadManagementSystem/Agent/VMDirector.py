@@ -6,8 +6,8 @@
   :dedent: 2
   :caption: VMDirector options
 
-Each cycle, for every cloud CE it serves, the agent takes ONE listing of the VMs that this
-installation owns on that CE, reads the matching pilot records (PilotAgentsDB) and VM records
+Each cycle, for every cloud CE it serves, the agent takes the VMs that this installation owns
+on that CE from ONE listing per cloud project (CEs of one project share it), reads the matching pilot records (PilotAgentsDB) and VM records
 (VMDB), asks the lifecycle policy (``Lifecycle/VMLifecycle.py``) what to do and applies the
 answer: pilot statuses first, then deletions in one bulk call, VM records, backoffs, accounting.
 A CE whose configuration, cloud or databases cannot be read is skipped for the cycle: nothing is
@@ -74,8 +74,15 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
 )
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class VMDirector(AgentModule):
     metrics = NullDirectorMetrics()  # Monitoring/metrics.py; served when MetricsPort is set
+    #: the policy's "now" (an aware datetime); a test gives the clock its cloud reads, so that
+    #: one advance moves the cloud's time and the thresholds' together
+    clock = staticmethod(utc_now)
 
     def initialize(self):
         self.vos = self.am_getOption("VO", [])
@@ -131,20 +138,9 @@ class VMDirector(AgentModule):
         if self.orphanSightings is None:
             self.orphanSightings = self._sightingsFile().load(self.am_getPollingTime())
         reports = []
-        for ce, options in sorted(ces.items()):
-            report = CEReport(ce)
-            try:
-                self._cycleCE(ce, options, report)
-            except CENotServedThisCycle as exc:
-                self.orphanSightings.pop(ce, None)  # sightings must come from consecutive cycles
-                report.skipped = str(exc)
-                self.log.warn("Skipping CE this cycle", f"{ce}: {exc}")
-            except Exception as exc:  # one CE's bug or outage must not stop the others
-                self.orphanSightings.pop(ce, None)
-                report.skipped = f"unexpected error: {exc}"
-                self.log.exception("Skipping CE this cycle", ce, lException=exc)
-            reports.append(report)
-            self.log.notice("VMDirector CE", report.line())
+        with self.backends.one_listing_per_project():
+            for ce, options in sorted(ces.items()):
+                reports.append(self._serveCE(ce, options))
         if ces and not self.dryRun:
             self._sightingsFile().save(self.orphanSightings, self.log)
         skipped = sum(1 for r in reports if r.skipped)
@@ -155,6 +151,22 @@ class VMDirector(AgentModule):
         )
         return S_OK()
 
+    def _serveCE(self, ce: str, options: CEParameters) -> CEReport:
+        """One CE's part of the cycle; its failure is its report's, never the other CEs'."""
+        report = CEReport(ce)
+        try:
+            self._cycleCE(ce, options, report)
+        except CENotServedThisCycle as exc:
+            self.orphanSightings.pop(ce, None)  # sightings must come from consecutive cycles
+            report.skipped = str(exc)
+            self.log.warn("Skipping CE this cycle", f"{ce}: {exc}")
+        except Exception as exc:  # one CE's bug or outage must not stop the others
+            self.orphanSightings.pop(ce, None)
+            report.skipped = f"unexpected error: {exc}"
+            self.log.exception("Skipping CE this cycle", ce, lException=exc)
+        self.log.notice("VMDirector CE", report.line())
+        return report
+
     def _cycleCE(self, ce: str, options: CEParameters, report: CEReport):
         params = options.with_first_queue  # what the CE has once: credentials, listing, accounting
         config, backend, vms = self.backends.listing(ce, params)
@@ -162,7 +174,7 @@ class VMDirector(AgentModule):
         owner = config.owner()
         vms = [vm for vm in vms if owner.owns(vm.owner)]
         report.vms = len(vms)
-        now = datetime.now(UTC)
+        now = self.clock()
 
         records = vm_records(self.vmState, ce)
         if not self.dryRun:
