@@ -121,3 +121,56 @@ def test_a_replayed_bootstrap_deletes_the_vm():
     assert not quiet.of_type(DeleteVM)
     (delete,) = replayed.of_type(DeleteVM)
     assert (delete.vm_name, delete.reason) == (vm.name, "bootstrap replayed")
+
+
+def test_a_failed_fetch_is_reported_with_the_bootstrap_token_and_nothing_else(endpoint):
+    (name,) = endpoint.register("jdirac-boot7")
+    bootstrap = endpoint.authority.issue_bootstrap(name)  # no stored bootstrap: the fetch fails
+    assert endpoint.call("GET", name, "bootstrap", bootstrap).status_code == 404
+    # a bootstrap token may claim no other end, nor write anything else
+    assert endpoint.call("PUT", name, "shutdown_message", bootstrap, data=b"200 Intended work completed ok").status_code == 403
+    assert endpoint.call("PUT", name, "logs/pilot", bootstrap, data=b"x").status_code == 401
+    assert endpoint.call("PUT", name, "shutdown_message", bootstrap,
+                         data=b"510 bootstrap fetch failed").status_code == 204
+    (record,) = endpoint.db.getVMs(names=[name])["Value"]
+    assert (record["shutdown_code"], record["shutdown_message"]) == (510, "bootstrap fetch failed")
+
+
+def _powered_off_view(heartbeat):
+    from JenniferDIRAC.Resources.Cloud.references import pilot_reference
+    from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import PilotRecord, VMRecord
+
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    owner = OwnerTags(installation="test", ce="CLOUD.A.uk", profile="el9")
+    vm = VM(id="id-2", name="jdirac-nofetch", state=VMState.SHUTOFF, metadata=owner.to_metadata(),
+            created=now - dt.timedelta(minutes=5), updated=now - dt.timedelta(minutes=4))
+    ref = pilot_reference(owner.ce, vm.name)
+    record = VMRecord(vm.name, owner.ce, "el9", ref, vm.id, created=vm.created, shutdown_code=510,
+                      shutdown_text="bootstrap fetch failed",
+                      last_heartbeat=now - dt.timedelta(minutes=4) if heartbeat else None)
+    pilots = {ref: PilotRecord(ref, "Submitted", now - dt.timedelta(minutes=5))}
+    return decide(CEView(owner, [vm], pilots, {vm.name: record}, {}, now)), vm
+
+
+def test_a_vm_whose_fetch_failed_is_a_failed_boot():
+    from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import StartBackoff, VMEnd
+    from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import SetPilotStatus
+
+    decision, vm = _powered_off_view(heartbeat=False)
+    (status,) = decision.of_type(SetPilotStatus)
+    assert status.status == "Aborted" and "bootstrap fetch failed" in status.reason
+    (delete,) = decision.of_type(DeleteVM)
+    assert (delete.vm_name, delete.end) == (vm.name, VMEnd.BOOTSTRAP_FAILED)
+    (backoff,) = decision.of_type(StartBackoff)
+    assert backoff.profile == "el9" and "could not fetch its bootstrap" in backoff.reason
+
+
+def test_a_510_after_a_heartbeat_is_no_failed_boot():
+    """The boot script heartbeats only once it fetched: whoever sent 510 then, the pilot ran."""
+    from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import VMEnd
+    from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import SetPilotStatus
+
+    decision, _ = _powered_off_view(heartbeat=True)
+    (status,) = decision.of_type(SetPilotStatus)
+    assert status.status == "Failed"
+    assert decision.of_type(DeleteVM)[0].end is VMEnd.POWERED_OFF

@@ -7,6 +7,8 @@ does I/O, so every rule is tested without a cloud or a database.
 
 Pilot statuses chosen when the director ends a pilot (DIRAC's PilotStatus values):
 
+- VM SHUTOFF after its bootstrap fetch failed (shutdown code BOOTSTRAP_FAILED_CODE, sent with
+  the bootstrap token before any heartbeat): no pilot ran -> Aborted, a failed boot of the queue.
 - VM SHUTOFF: the pilot ended and powered the VM off -> Done (Failed for a shutdown code
   >= 400, which the VM reports as a problem it detected).
 - VM ERROR, or stuck in BUILD: the pilot never ran -> Aborted (what the SiteDirector counts as
@@ -66,6 +68,10 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (  # n
 #: Shutdown codes (VCYCLE / Machine-Job-Features convention) that mean the VM gave up early.
 FIZZLE_CODES = range(300, 700)
 
+#: The shutdown code (5xx: a problem with the contextualization the site provided) of a VM that
+#: could not fetch its bootstrap; the only one the endpoint accepts under a bootstrap token.
+BOOTSTRAP_FAILED_CODE = 510
+
 #: Deletion reason of the extra VMs of one name.
 TWIN = VMEnd.TWIN.value
 
@@ -120,6 +126,15 @@ def _ending_of(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view:
         started = vm.launched or born
         lived = _seconds(ended, started)
         code = record.shutdown_code if record else None
+        # The boot script heartbeats only once it holds the report token: a 510 after a heartbeat
+        # is not the boot script's (someone with the bootstrap token), an ordinary 5xx below.
+        if code == BOOTSTRAP_FAILED_CODE and record.last_heartbeat is None:
+            return _Ending(
+                VMEnd.BOOTSTRAP_FAILED,
+                f"bootstrap fetch failed, no pilot ran (shutdown code {code}: {record.shutdown_text})",
+                ended,
+                f"VM {vm.name} could not fetch its bootstrap",
+            )
         status = FAILED if code is not None and code >= 400 else None  # None: DONE, from VM_ENDS
         reason = "VM powered off" + (
             f" (shutdown code {code}: {record.shutdown_text})" if code is not None else ""

@@ -6,7 +6,8 @@ own VM in the path; a VM can read or write nothing of another VM.
 
     POST /vm/v1/<vm>/heartbeat            body: optional load text      -> 204
     PUT  /vm/v1/<vm>/logs/<name>          body: the log (replaces it)   -> 204
-    PUT  /vm/v1/<vm>/shutdown_message     body: "<code> <text>"         -> 204 (the first one is kept)
+    PUT  /vm/v1/<vm>/shutdown_message     body: "<code> <text>"         -> 204 (the first one is kept);
+                                          under the bootstrap token only code 510 (fetch failed)
     GET  /vm/v1/<vm>/context/<name>       contextualization file        -> 200
                                           (``shutdowntime``: end of the VM's lifetime, unix s)
     GET  /vm/v1/<vm>/bootstrap            bootstrap token (scope jdb1)  -> 200 the report token
@@ -52,6 +53,7 @@ from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import (
     BOOTSTRAP_PREFIX,
     TOKEN_PREFIX,
 )
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import BOOTSTRAP_FAILED_CODE
 from JenniferDIRAC.WorkloadManagementSystem.Security.VMBootstrap import SealError, unseal
 
 from .body import BodyError, read_body
@@ -76,6 +78,10 @@ _SHUTDOWN_BODY_BYTES = 1024
 
 def _quiet(level: str, message: str) -> None:
     pass
+
+
+def _bearer(headers: Headers) -> str:
+    return headers.get("authorization", "").partition(" ")[2].strip()
 
 
 def _text(status: int, message: str, **headers: str) -> Response:
@@ -210,6 +216,8 @@ class VMEndpointApp:
             return _text(405, "method not allowed", Allow=_METHODS[operation])
 
         scope_wanted = BOOTSTRAP_PREFIX if operation == "bootstrap" else TOKEN_PREFIX
+        if operation == "shutdown_message" and _bearer(headers).startswith(BOOTSTRAP_PREFIX + "."):
+            scope_wanted = BOOTSTRAP_PREFIX  # a VM whose fetch failed holds only its bootstrap token
         token = self._authenticate(headers, vm_name, scope.get("client"), scope_wanted)
         self._admit(vm_name)
         try:
@@ -223,7 +231,7 @@ class VMEndpointApp:
                 return await self._heartbeat(vm_name, body)
             if operation == "shutdown_message":
                 body = await read_body(receive, headers, _SHUTDOWN_BODY_BYTES, self.limits.body_timeout_seconds)
-                return await self._shutdown_message(vm_name, body)
+                return await self._shutdown_message(vm_name, body, token.scope == BOOTSTRAP_PREFIX)
             body = await read_body(receive, headers, self.limits.max_upload_bytes, self.limits.body_timeout_seconds)
             return await self._store_log(vm_name, name, body)
         finally:
@@ -306,11 +314,14 @@ class VMEndpointApp:
         self._touch(vm_name)
         return Response(status_code=204)
 
-    async def _shutdown_message(self, vm_name: str, body: bytes) -> Response:
+    async def _shutdown_message(self, vm_name: str, body: bytes, bootstrap_token: bool = False) -> Response:
         try:
             message = parse_shutdown_message(body)
         except MalformedShutdownMessage as exc:
             return _text(400, str(exc))
+        if bootstrap_token and message.code != BOOTSTRAP_FAILED_CODE:
+            self.refusals.refused("bootstrap token", f"{vm_name}: shutdown code {message.code} under its bootstrap token")
+            return _text(403, f"a bootstrap token may only report a failed bootstrap (code {BOOTSTRAP_FAILED_CODE})")
         async with self._vm_lock(vm_name):
             status = await self._require_alive(vm_name)
             if status.shutdown_code is not None:
