@@ -34,22 +34,41 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import json
-import math
-import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from DIRAC import S_ERROR, S_OK, gLogger
 
-JOB_MESSAGE_HEADER = "APEL-individual-job-message: v0.3"
-CLOUD_MESSAGE_HEADER = "APEL-cloud-message: v0.4"
-SYNC_MESSAGE_HEADER = "APEL-sync-message: v0.1"
-MESSAGE_HEADER = JOB_MESSAGE_HEADER  # v0.1.0 name
-RECORD_SEPARATOR = "%%"
-INFRASTRUCTURE_DESCRIPTION = "APEL-JENNIFERDIRAC"
-DEFAULT_HS06_PER_CORE = 10.0
+# The record formats, the benchmark and the outgoing queue have their own modules; their names
+# stay importable from here, where the VMDirector and the tests have always found them.
+from JenniferDIRAC.WorkloadManagementSystem.Accounting.apelqueue import (  # noqa: F401
+    _load_counts,
+    _save_counts,
+    sync_counts_path,
+    write_message,
+)
+from JenniferDIRAC.WorkloadManagementSystem.Accounting.apelrecords import (  # noqa: F401
+    CLOUD_MESSAGE_HEADER,
+    INFRASTRUCTURE_DESCRIPTION,
+    JOB_MESSAGE_HEADER,
+    MESSAGE_HEADER,
+    RECORD_SEPARATOR,
+    SYNC_MESSAGE_HEADER,
+    APELRecord,
+    CloudRecord,
+    SyncRecord,
+    format_message,
+    sync_records,
+)
+from JenniferDIRAC.WorkloadManagementSystem.Accounting.benchmark import (  # noqa: F401
+    BENCHMARK_NAMES,
+    DEFAULT_HS06_PER_CORE,
+    FLAVOR_BENCHMARK_NAME,
+    FLAVOR_BENCHMARK_VALUE,
+    Benchmark,
+    flavor_benchmark,
+)
 
 END_COMPLETED = "Completed"
 END_FIZZLED = "Fizzled"
@@ -57,228 +76,6 @@ END_NEVER_STARTED = "NeverStarted"
 
 PUBLISH_NONE, PUBLISH_JOBS, PUBLISH_CLOUD = "None", "Jobs", "Cloud"
 PUBLISH_MODES = (PUBLISH_NONE, PUBLISH_JOBS, PUBLISH_CLOUD)
-
-FLAVOR_BENCHMARK_NAME = "accounting:benchmark_name"
-FLAVOR_BENCHMARK_VALUE = "accounting:benchmark_value"
-#: benchmark names accepted in flavor properties -> (APEL job ServiceLevelType, cloud BenchmarkType)
-BENCHMARK_NAMES = {
-    "hs06": ("HEPSPEC", "HEPSPEC06"),
-    "hepspec": ("HEPSPEC", "HEPSPEC06"),
-    "hepspec06": ("HEPSPEC", "HEPSPEC06"),
-    "hs23": ("HEPscore23", "HEPscore23"),
-    "hepscore23": ("HEPscore23", "HEPscore23"),
-}
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    """Per-core benchmark of a VM and where it came from (``Flavor`` or ``CE``)."""
-
-    name: str  # key of BENCHMARK_NAMES
-    value: float
-    source: str
-
-    @property
-    def service_level_type(self) -> str:
-        return BENCHMARK_NAMES[self.name][0]
-
-    @property
-    def cloud_type(self) -> str:
-        return BENCHMARK_NAMES[self.name][1]
-
-
-def flavor_benchmark(properties: dict[str, str]) -> Benchmark | None:
-    """The benchmark a flavor's properties declare (cASO's keys), None if they declare none.
-    ValueError naming the property if they declare a bad one."""
-    name = str(properties.get(FLAVOR_BENCHMARK_NAME, "")).strip()
-    value = str(properties.get(FLAVOR_BENCHMARK_VALUE, "")).strip()
-    if not name and not value:
-        return None
-    if name.lower() not in BENCHMARK_NAMES:
-        raise ValueError(f"flavor property {FLAVOR_BENCHMARK_NAME} = {name!r}: expected HS06 or HS23")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"flavor property {FLAVOR_BENCHMARK_VALUE} = {value!r} is not a number") from None
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"flavor property {FLAVOR_BENCHMARK_VALUE} = {value!r} must be a positive number")
-    return Benchmark(name.lower(), number, "Flavor")
-
-
-# --- record fields ------------------------------------------------------------------------
-def _one_line(value) -> str:
-    # A newline in a value would start a new field in APEL's parser, and APEL's RecordFactory
-    # splits a message at every "%%", even inside a line.
-    text = " ".join(str(value).split())
-    while "%%" in text:
-        text = text.replace("%%", "%")
-    return text
-
-
-def _lines(fields: Iterable[tuple[str, object]]) -> list[str]:
-    return [f"{name}: {_one_line(value)}" for name, value in fields if value not in ("", None)]
-
-
-@dataclass(frozen=True)
-class APELRecord:
-    """One ``APEL-individual-job-message: v0.3`` record (a VM as a grid job)."""
-
-    site: str
-    submit_host: str
-    machine_name: str
-    local_job_id: str
-    local_user_id: str
-    queue: str
-    global_user_name: str
-    fqan: str
-    vo: str
-    wall_duration: int
-    cpu_duration: int
-    processors: int
-    start_time: int
-    end_time: int
-    memory_kb: int
-    service_level: float
-    node_count: int = 1
-    service_level_type: str = "HEPSPEC"
-    infrastructure_description: str = INFRASTRUCTURE_DESCRIPTION
-    infrastructure_type: str = "grid"
-
-    header = JOB_MESSAGE_HEADER
-
-    def lines(self) -> list[str]:
-        return _lines(
-            [
-                ("Site", self.site),
-                ("SubmitHost", self.submit_host),
-                ("MachineName", self.machine_name),
-                ("LocalJobId", self.local_job_id),
-                ("LocalUserId", self.local_user_id),
-                ("Queue", self.queue),
-                ("GlobalUserName", self.global_user_name),
-                ("FQAN", self.fqan),
-                ("VO", self.vo),
-                ("WallDuration", self.wall_duration),
-                ("CpuDuration", self.cpu_duration),
-                ("Processors", self.processors),
-                ("NodeCount", self.node_count),
-                ("StartTime", self.start_time),
-                ("EndTime", self.end_time),
-                ("InfrastructureDescription", self.infrastructure_description),
-                ("InfrastructureType", self.infrastructure_type),
-                ("MemoryReal", self.memory_kb),
-                ("MemoryVirtual", self.memory_kb),
-                ("ServiceLevelType", self.service_level_type),
-                ("ServiceLevel", f"{self.service_level:g}"),
-            ]
-        )
-
-
-@dataclass(frozen=True)
-class CloudRecord:
-    """One ``APEL-cloud-message: v0.4`` record (the fields cASO writes for a finished VM)."""
-
-    vm_uuid: str
-    site_name: str
-    cloud_compute_service: str
-    machine_name: str
-    local_user_id: str
-    local_group_id: str
-    global_user_name: str
-    fqan: str
-    start_time: int
-    end_time: int
-    wall_duration: int
-    cpu_duration: int
-    cpu_count: int
-    memory_mb: int
-    benchmark_type: str
-    benchmark: float
-    cloud_type: str
-    image_id: str = ""
-    disk_gb: int = 0
-    public_ip_count: int = 0
-    status: str = "completed"
-
-    header = CLOUD_MESSAGE_HEADER
-
-    def lines(self) -> list[str]:
-        return _lines(
-            [
-                ("VMUUID", self.vm_uuid),
-                ("SiteName", self.site_name),
-                ("CloudComputeService", self.cloud_compute_service),
-                ("MachineName", self.machine_name),
-                ("LocalUserId", self.local_user_id),
-                ("LocalGroupId", self.local_group_id),
-                ("GlobalUserName", self.global_user_name),
-                ("FQAN", self.fqan),
-                ("Status", self.status),
-                ("StartTime", self.start_time),
-                ("EndTime", self.end_time),
-                ("WallDuration", self.wall_duration),
-                ("CpuDuration", self.cpu_duration),
-                ("CpuCount", self.cpu_count),
-                ("PublicIPCount", self.public_ip_count),
-                ("Memory", self.memory_mb),
-                ("Disk", self.disk_gb),
-                ("BenchmarkType", self.benchmark_type),
-                ("Benchmark", str(float(self.benchmark))),  # as cASO writes it: 10.0
-                ("ImageId", self.image_id),
-                ("CloudType", self.cloud_type),
-            ]
-        )
-
-
-@dataclass(frozen=True)
-class SyncRecord:
-    """One ``APEL-sync-message: v0.1`` record: records a site published for a month."""
-
-    site: str
-    submit_host: str
-    number_of_jobs: int
-    month: int
-    year: int
-
-    header = SYNC_MESSAGE_HEADER
-
-    def lines(self) -> list[str]:
-        return _lines(
-            [
-                ("Site", self.site),
-                ("SubmitHost", self.submit_host),
-                ("NumberOfJobs", self.number_of_jobs),
-                ("Month", self.month),
-                ("Year", self.year),
-            ]
-        )
-
-
-def format_message(records: Iterable) -> str:
-    """One APEL message holding ``records`` (all of one kind; each ends with ``%%``)."""
-    records = list(records)
-    headers = {record.header for record in records}
-    if len(headers) > 1:
-        raise ValueError(f"one APEL message holds one kind of record, not {sorted(headers)}")
-    parts = [headers.pop() if headers else JOB_MESSAGE_HEADER]
-    for record in records:
-        parts.extend(record.lines())
-        parts.append(RECORD_SEPARATOR)
-    return "\n".join(parts) + "\n"
-
-
-def write_message(records: list, outgoing_dir: str) -> str | None:
-    """Add one message with ``records`` to the dirq queue in ``outgoing_dir``; its path, or
-    None when there is nothing to write. dirq writes a temporary file and renames it, so
-    ssmsend never sees half a message."""
-    if not records:
-        return None
-    from dirq.QueueSimple import QueueSimple
-
-    os.makedirs(outgoing_dir, exist_ok=True)
-    queue = QueueSimple(outgoing_dir)
-    name = queue.add(format_message(records))
-    return os.path.join(outgoing_dir, name)
 
 
 # --- from a VMDB record to accounting ----------------------------------------------------------
@@ -452,27 +249,6 @@ def cloud_record(vm: dict, settings: AccountingSettings) -> CloudRecord | None:
     )
 
 
-def sync_records(
-    records: Iterable[APELRecord | CloudRecord], published: dict | None = None
-) -> list[SyncRecord]:
-    """Sync records for the sites and months of ``records`` (by their end time), as VCYCLE
-    wrote them: the number of records published for that site and month so far
-    (``published``: {(site, submit host, year, month): count} before these, updated in place)."""
-    published = {} if published is None else published
-    touched = []
-    for record in records:
-        if isinstance(record, CloudRecord):
-            site, host = record.site_name, record.cloud_compute_service
-        else:
-            site, host = record.site, record.submit_host
-        end = dt.datetime.fromtimestamp(record.end_time, dt.UTC)
-        key = (site, host, end.year, end.month)
-        published[key] = published.get(key, 0) + 1
-        if key not in touched:
-            touched.append(key)
-    return [SyncRecord(site, host, published[(site, host, y, m)], m, y) for site, host, y, m in touched]
-
-
 def dirac_accounting_record(vm: dict, settings: AccountingSettings):
     """The ``VirtualMachine`` accounting register of a finished VM (values checked)."""
     from JenniferDIRAC.AccountingSystem.Client.Types.VirtualMachine import VirtualMachine
@@ -539,28 +315,6 @@ def apel_records(vms: list[dict], settings: AccountingSettings) -> dict[str, lis
             if record is not None:
                 chosen[mode].append(record)
     return chosen
-
-
-def sync_counts_path(apel_directory: str) -> str:
-    """Where the records published per site and month are counted (beside the queue, not in
-    it: ssmsend sends every file of the queue)."""
-    return os.path.normpath(apel_directory) + ".sync-counts.json"
-
-
-def _load_counts(path: str) -> dict:
-    try:
-        with open(path) as stream:
-            return {tuple(key): int(count) for key, count in json.load(stream)}
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, TypeError) as exc:
-        raise OSError(f"cannot read the APEL sync counts {path}: {exc}") from None
-
-
-def _save_counts(path: str, counts: dict) -> None:
-    with open(path + ".new", "w") as stream:
-        json.dump([[list(key), count] for key, count in sorted(counts.items())], stream)
-    os.replace(path + ".new", path)
 
 
 def write_apel(vms: list[dict], settings: AccountingSettings):
