@@ -168,9 +168,10 @@ Resources
         pilot=None,
         pilot_age=None,
         queue="",
+        ce=CE,
     ):
         name = make_vm_name()
-        owner = OwnerTags(installation=installation, ce=CE, vo=VO, site=SITE, queue=queue)
+        owner = OwnerTags(installation=installation, ce=ce, vo=VO, site=SITE, queue=queue)
         created = self.cloud.clock.now() - age
         server = self.cloud.compute.add_server(
             name,
@@ -188,11 +189,11 @@ Resources
             rec = {
                 "vm_name": name,
                 "vm_id": server.id,
-                "ce": CE,
+                "ce": ce,
                 "site": SITE,
                 "vo": VO,
                 "profile": "",
-                "pilot_reference": pilot_reference(CE, name),
+                "pilot_reference": pilot_reference(ce, name),
                 "stamp": uuid.uuid4().hex,
                 "flavor": "m1.small",
                 "cores": 1,
@@ -204,7 +205,7 @@ Resources
                 started = created_dt + dt.timedelta(seconds=started_after)
                 assert self.vmdb.db.setVMStates({name: {"state": "ACTIVE", "started": started}})["OK"]
         if pilot:
-            self.add_pilot(name, pilot, age if pilot_age is None else pilot_age, submitted_age=age)
+            self.add_pilot(name, pilot, age if pilot_age is None else pilot_age, submitted_age=age, ce=ce)
         return server
 
     def add_pilot(self, vm_name, status, update_age, submitted_age, ce=CE):
@@ -248,10 +249,13 @@ Resources
         return records_of(str(self.apel_dir))
 
     # --- running the agent -------------------------------------------------------------------
-    def run_agent(self, extra_ces=(), queues=None):
+    def run_agent(self, extra_ces=(), queues=None, cycles=1):
         cfg = self.tmp / "agent.cfg"
-        cfg.write_text(self.cfg(extra_ces, queues) if queues else self.cfg(extra_ces))
-        code, out = run_agent_once("WorkloadManagement/VMDirector", cfg, self.root, timeout=180)
+        text = self.cfg(extra_ces, queues) if queues else self.cfg(extra_ces)
+        if cycles > 1:
+            text = text.replace("PollingTime = 60", "PollingTime = 1")
+        cfg.write_text(text)
+        code, out = run_agent_once("WorkloadManagement/VMDirector", cfg, self.root, timeout=180, cycles=cycles)
         assert code == 0, out
         assert "VMDirector cycle done" in out, out
         assert "Cycle was successful" in out, out
@@ -588,3 +592,39 @@ def test_a_large_fleet_takes_one_listing(world, local_cloud):
         f"\n700 VMs in the project, {stopped} deleted: dirac-agent run {elapsed:.1f} s; "
         f"{took[-1].split('NOTICE:')[-1].strip()}"
     )
+
+
+OTHER_CE = "cloud2.director.test"
+
+
+def test_ces_of_one_project_share_one_listing_per_cycle(world, local_cloud):
+    """Two CEs in one project: one listing (then incremental refreshes) per cycle, and the
+    flavor's properties read once for both CEs' accounting."""
+    for ce in (CE, OTHER_CE):
+        world.add_vm(f"healthy-{ce}", "ACTIVE", 600, started_after=30, pilot="Running", pilot_age=60, ce=ce)
+        world.add_vm(f"stopped-{ce}", "SHUTOFF", 7200, started_after=60, pilot="Running", pilot_age=600, ce=ce)
+    other = [(OTHER_CE, world.ce_parameters(OTHER_CE))]
+    local_cloud.counters.reset()
+
+    out = world.run_agent(extra_ces=other)  # a first cycle, both CEs accounting an ended VM
+
+    assert "2 VMs, 1 deleted" in ce_line(out, CE) and "2 VMs, 1 deleted" in ce_line(out, OTHER_CE)
+    assert local_cloud.counters.get("compute", "GET", "/v2.1/servers/detail") == 1, local_cloud.counters
+    assert local_cloud.counters.get("compute", "GET", "/v2.1/flavors/<flavor_id>/os-extra_specs") == 1
+    assert len(world.apel_records()) == 2
+
+    # steady: nothing to delete or account; a new process lists in full, then incrementally
+    local_cloud.counters.reset()
+    out = world.run_agent(extra_ces=other)
+    first = local_cloud.counters.total("compute", "GET")
+    assert local_cloud.counters.get("compute", "GET", "/v2.1/servers/detail") == 1, local_cloud.counters
+    assert first <= 2, local_cloud.counters  # the listing (+ version discovery)
+    local_cloud.counters.reset()
+    out = world.run_agent(extra_ces=other, cycles=3)
+    assert out.count("VMDirector cycle done 2 CEs, 0 skipped") == 3, out
+    listings = local_cloud.counters.get("compute", "GET", "/v2.1/servers/detail")
+    assert listings == 3, local_cloud.counters  # one per cycle for the two CEs
+    steady = local_cloud.counters.total("compute", "GET") - first
+    assert steady <= 2 * 2, local_cloud.counters  # at most 2 per steady cycle
+    print(f"\n2 CEs, one project: first cycle {first} compute GETs, 2 steady cycles {steady}")
+    assert {world.names[f"healthy-{ce}"] for ce in (CE, OTHER_CE)} == set(world.servers())

@@ -7,8 +7,8 @@
   :caption: VMDirector options
 
 Each cycle, for every cloud CE it serves, the agent takes the VMs that this installation owns
-on that CE from ONE listing per cloud project (CEs of one project share it), reads the matching pilot records (PilotAgentsDB) and VM records
-(VMDB), asks the lifecycle policy (``Lifecycle/VMLifecycle.py``) what to do and applies the
+on that CE from ONE listing per cloud project (CEs of one project share it), reads the
+matching pilot records (PilotAgentsDB) and VM records (VMDB), asks the lifecycle policy (``Lifecycle/VMLifecycle.py``) what to do and applies the
 answer: pilot statuses first, then deletions in one bulk call, VM records, backoffs, accounting.
 A CE whose configuration, cloud or databases cannot be read is skipped for the cycle: nothing is
 ever decided from a failed listing, and the other CEs carry on.

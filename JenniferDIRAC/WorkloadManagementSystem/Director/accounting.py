@@ -1,5 +1,6 @@
 """The accounting of a CE's finished VMs (APEL records, DIRAC accounting), with the flavor
-properties (the benchmark a cloud may declare) read from the cloud once a day per flavor."""
+properties (the benchmark a cloud may declare) read from the cloud once a day per flavor and
+cloud project (the CEs of one project share them)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class VMAccounting:
         self.send_dirac_accounting = send_dirac_accounting
         self.flavor_cache: dict[
             tuple[str, str], tuple[float, dict | None]
-        ] = {}  # (CE, flavor) -> (read, properties)
+        ] = {}  # (project or CE, flavor) -> (read, properties)
 
     def account(self, client, ce: str, names: set[str], params: Mapping, thresholds: Thresholds) -> int:
         """Account the VMs `names` of `ce`; how many were accounted (failures retried next cycle)."""
@@ -79,14 +80,16 @@ class VMAccounting:
             flavor = vm.get("flavor") or ""
             if not flavor:
                 return {}
-            read, found = self.flavor_cache.get((ce, flavor), (0.0, None))
-            if found is None or time.time() - read > FLAVOR_PROPERTIES_SECONDS:
-                try:
-                    found = self.backends.backend(ce, params)[1].flavor_properties(f"name:{flavor}")
-                except (CloudError, CENotServedThisCycle) as exc:
-                    self.log.warn("Cannot read the flavor's properties", f"{ce} {flavor}: {exc}")
-                    found = {}
-                self.flavor_cache[(ce, flavor)] = (time.time(), found)
+            try:
+                config, backend = self.backends.backend(ce, params)
+                key = (self.backends.project_key(config, backend) or ce, flavor)
+                read, found = self.flavor_cache.get(key, (0.0, None))
+                if found is None or time.time() - read > FLAVOR_PROPERTIES_SECONDS:
+                    found = backend.flavor_properties(f"name:{flavor}")
+                    self.flavor_cache[key] = (time.time(), found)
+            except (CloudError, CENotServedThisCycle) as exc:
+                self.log.warn("Cannot read the flavor's properties", f"{ce} {flavor}: {exc}")
+                found = {}
             return found
 
         return properties

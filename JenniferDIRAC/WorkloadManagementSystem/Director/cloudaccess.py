@@ -1,4 +1,9 @@
-"""Each CE's backend, kept from cycle to cycle, and the ONE listing of a CE's VMs in a cycle.
+"""Each CE's backend, kept from cycle to cycle, and the ONE listing of a cloud project in a cycle.
+
+CEs of one cloud project (the backend's ``listing_scope()``) and installation share one listing
+per cycle (``one_listing_per_project``): the first CE to ask lists the installation's VMs
+(incrementally where the cloud can: sharedlisting.IncrementalView, kept between cycles), the
+others take their VMs from it. A backend without a scope lists its own CE's VMs.
 
 A rotated CloudAuth file (or clouds.yaml) is read again at the next cycle, and at once when the
 cloud refuses the credentials (one retry of the listing with the file read again).
@@ -6,13 +11,47 @@ cloud refuses the credentials (one retry of the listing with the file read again
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+import threading
+from collections.abc import Hashable, Iterator, Mapping
+from contextlib import contextmanager
 
 from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
 from JenniferDIRAC.Resources.Cloud.backends import credentials_changed, make_backend
 from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
 from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudError
+from JenniferDIRAC.Resources.Cloud.model import VM
+from JenniferDIRAC.Resources.Cloud.sharedlisting import SharedProject, shared_project
 from JenniferDIRAC.WorkloadManagementSystem.Director.report import CENotServedThisCycle
+
+
+class ProjectListing:
+    """The installation's VMs in one cloud project, listed once per cycle."""
+
+    def __init__(self, project: SharedProject) -> None:
+        self.project = project
+        self.lock = threading.Lock()  # CEs of the project handled at once wait for one listing
+        self.cycle: int | None = None
+        self.vms: list[VM] = []
+        self.error: CloudError | None = None
+
+    def vms_in_cycle(self, backend: CloudBackend, installation: str, cycle: int | None) -> list[VM]:
+        """The listing of `cycle` (None: a new one each call); a failed listing's error is
+        kept for the cycle, except refused credentials (another CE's may be accepted)."""
+        with self.lock:
+            if cycle is not None and self.cycle == cycle:
+                if self.error is not None:
+                    raise self.error
+                return self.vms
+            try:
+                vms = self.project.view.refresh(backend, installation)
+            except CloudAuthError:
+                raise
+            except CloudError as exc:
+                self.cycle, self.vms, self.error = cycle, [], exc
+                raise
+            self.cycle, self.vms, self.error = cycle, vms, None
+            return vms
 
 
 class CEBackends:
@@ -23,6 +62,19 @@ class CEBackends:
         self.metrics = metrics
         self.log = log
         self.cached: dict[str, tuple[CloudCEConfig, CloudBackend]] = {}
+        self._lock = threading.Lock()
+        self._projects: dict[Hashable, ProjectListing] = {}  # (scope, installation) -> listing
+        self._cycles = itertools.count(1)
+        self._cycle: int | None = None
+
+    @contextmanager
+    def one_listing_per_project(self) -> Iterator[None]:
+        """Within: one listing per cloud project, whatever the number of its CEs."""
+        self._cycle = next(self._cycles)
+        try:
+            yield
+        finally:
+            self._cycle = None
 
     def backend(self, ce: str, params: Mapping, reread: bool = False) -> tuple[CloudCEConfig, CloudBackend]:
         """(config, backend) of `ce`; `reread`: build it again from the credential files."""
@@ -30,34 +82,53 @@ class CEBackends:
             config = CloudCEConfig.from_ce_parameters(ce, params)
         except CloudError as exc:
             raise CENotServedThisCycle(str(exc)) from None
-        cached = self.cached.get(ce)
-        if cached and cached[0] == config and not reread and not credentials_changed(cached[1]):
-            return cached
-        if cached:
-            self.cached.pop(ce, None)
-            cached[1].close()
-        try:
-            backend = self.metrics.instrument(ce, make_backend(config))
-        except CloudError as exc:
-            raise CENotServedThisCycle(str(exc)) from None
-        self.cached[ce] = (config, backend)
-        return config, backend
+        with self._lock:
+            cached = self.cached.get(ce)
+            if cached and cached[0] == config and not reread and not credentials_changed(cached[1]):
+                return cached
+            if cached:
+                self.cached.pop(ce, None)
+                cached[1].close()
+            try:
+                backend = self.metrics.instrument(ce, make_backend(config))
+            except CloudError as exc:
+                raise CENotServedThisCycle(str(exc)) from None
+            self.cached[ce] = (config, backend)
+            return config, backend
+
+    def project_key(self, config: CloudCEConfig, backend: CloudBackend) -> Hashable | None:
+        """What identifies the CE's cloud project and installation; None: not shared."""
+        scope = backend.listing_scope()
+        return None if scope is None else (scope, config.owner().installation)
+
+    def _list(self, config: CloudCEConfig, backend: CloudBackend) -> list[VM]:
+        owner = config.owner()
+        key = self.project_key(config, backend)
+        if key is None:
+            return backend.list_vms(owner)
+        with self._lock:
+            listing = self._projects.get(key)
+            if listing is None:
+                listing = self._projects[key] = ProjectListing(shared_project(backend, owner.installation))
+        return listing.vms_in_cycle(backend, owner.installation, self._cycle)
 
     def listing(self, ce: str, params: Mapping):
-        """(config, backend, ONE listing of the CE's VMs); CENotServedThisCycle if it cannot be
-        had. Refused credentials are read again from their file and the listing tried once more
-        (a file rotated with its size and time kept looks unchanged)."""
+        """(config, backend, the listing of the CE's project: filter it on the CE's owner);
+        CENotServedThisCycle if it cannot be had. Refused credentials are read again from their
+        file and the listing tried once more (a file rotated with its size and time kept looks
+        unchanged)."""
         config, backend = self.backend(ce, params)
         try:
             try:
-                return config, backend, backend.list_vms(config.owner())
+                return config, backend, self._list(config, backend)
             except CloudAuthError as exc:
                 self.log.info("Credentials refused, reading them again", f"{ce}: {exc}")
                 config, backend = self.backend(ce, params, reread=True)
-                return config, backend, backend.list_vms(config.owner())
+                return config, backend, self._list(config, backend)
         except CloudError as exc:
             if isinstance(exc, CloudAuthError):
-                stale = self.cached.pop(ce, None)  # read again next cycle too
+                with self._lock:
+                    stale = self.cached.pop(ce, None)  # read again next cycle too
                 if stale:
                     stale[1].close()
             raise CENotServedThisCycle(f"listing failed, nothing decided: {exc}") from None
