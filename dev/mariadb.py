@@ -10,6 +10,9 @@ Command line::
 
     python dev/mariadb.py start --dir DIR     # prints host, port, socket, user
     python dev/mariadb.py stop --dir DIR
+
+Over 400 lines and kept whole: it is one server's life (initialise, start, secure, connect,
+stop), each step reading and writing the same ``state.json`` and data directory.
 """
 
 from __future__ import annotations

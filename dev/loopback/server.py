@@ -19,6 +19,9 @@ This module is the start-up sequence and the command line; its parts: config.py 
 local cfg files), processes.py (components as process groups), state.py (state.json),
 environment.py (interpreter, paths, a DIRAC root's environment), usercommands.py (jobs and
 direct pilots, as a user and a worker node).
+
+Just over 400 lines and kept whole: what is left is the one start-up and shut-down sequence,
+whose order (MariaDB, CA, databases, services, RSS, proxy) reads best in one place.
 """
 
 from __future__ import annotations

@@ -15,6 +15,10 @@ installation's VMs (``list_installation_vms``, sharedlisting.py).
 
 Errors: openstackerrors.py reads Nova's, Neutron's and Keystone's answers into typed CloudErrors
 (messages scrubbed of the credential's secrets).
+
+Over 400 lines and kept whole: it is one class, the CloudBackend contract on openstacksdk, whose
+methods share one connection, one error translation and one reference cache; its other concerns
+(errors, shared listing, image selection, identity) already live in their own modules.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ meaning; for ``CloudType = OPENSTACK`` the libcloud ``Driver_ex_*`` options of a
 configuration are translated to openstacksdk / keystoneauth settings (OpenStackIdentity).
 Errors are ConfigurationError naming the CS option. Parsing (``CloudCEConfig.parse``) reads
 nothing but its arguments; ``from_ce_parameters`` is the boundary that also reads the CS.
+
+Over 400 lines and kept whole: it is one parse, every CE option to one CloudCEConfig, and its
+checks of one option against another need the whole option set in one place.
 """
 
 from __future__ import annotations
