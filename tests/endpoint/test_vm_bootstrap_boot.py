@@ -1,7 +1,7 @@
 """A LocalCloud VM booted with bootstrap user data fetches its pilot wrapper once from a real VM
 endpoint; its payload (the stub pilot, as the pilot user) then looks everywhere this VM offers
 user data and tries every token it finds: none works. A VM whose fetch fails powers off without
-running a pilot."""
+running a pilot, and one VMDirector cycle (dirac-agent) aborts its pilot and backs its queue off."""
 
 import base64
 import re
@@ -74,20 +74,20 @@ def live_endpoint(vmdb):
         server.stop()
 
 
-def boot_vm(local_cloud, server, authority, db, store_bootstrap=True):
+def boot_vm(local_cloud, server, authority, db, store_bootstrap=True, ce=CE, owner=None):
     """As the CE's submitJob does with an endpoint and VMDB: record, seal, render, create."""
     vm_name = make_vm_name()
     wrapper = PAYLOAD.format(looked_at=LOOKED_AT, url=server.url)
     report = authority.issue_for_vm(vm_name, 3600)
     sealed, bootstrap = CloudComputingElement._sealBootstrap(authority, vm_name, report, wrapper)
     ctx = PilotContext(
-        pilot_reference=pilot_reference(CE, vm_name), pilot_stamp=make_stamp(), wrapper=wrapper,
-        vm_name=vm_name, ce_name=CE, site=CE, vo="belle", max_lifetime=3600,
+        pilot_reference=pilot_reference(ce, vm_name), pilot_stamp=make_stamp(), wrapper=wrapper,
+        vm_name=vm_name, ce_name=ce, site=ce, vo="belle", max_lifetime=3600,
         endpoint_url=server.url, endpoint_token=bootstrap, bootstrap=True,
     )
     user_data = pack_user_data(render_user_data(ctx, get_profile("LocalTest", PROFILE_CS)), 16384, allow_gzip=False)
     assert db.recordVMs([{
-        "vm_name": vm_name, "vm_id": "", "ce": CE, "site": CE, "vo": "belle", "profile": "LocalTest",
+        "vm_name": vm_name, "vm_id": "", "ce": ce, "site": ce, "vo": "belle", "profile": "LocalTest",
         "pilot_reference": ctx.pilot_reference, "stamp": ctx.pilot_stamp, "flavor": "m1.small",
         "cores": 1, "ram_mb": 2048, "created": None,
     }])["OK"]
@@ -98,7 +98,7 @@ def boot_vm(local_cloud, server, authority, db, store_bootstrap=True):
         name=vm_name, image_id=conn.image.find_image("EL9-x86_64").id,
         flavor_id=conn.compute.find_flavor("m1.small").id,
         networks=[{"uuid": conn.network.find_network("private").id}],
-        user_data=base64.b64encode(user_data).decode())
+        user_data=base64.b64encode(user_data).decode(), metadata=owner.to_metadata() if owner else {})
     return ctx, report, user_data, created
 
 
@@ -142,8 +142,57 @@ def test_the_payload_finds_no_working_credential(local_cloud, live_endpoint):
     assert replay.status_code == 410
     assert db.getBootstrapIncidents()["Value"].get(ctx.vm_name, 0) >= 1
 
-    # The VM whose fetch failed powered off before any pilot ran and sent nothing.
+    # The VM whose fetch failed powered off before any pilot ran, saying so with its bootstrap token.
     failed = db.getVMs(names=[failing_ctx.vm_name])["Value"][0]
-    assert failed["shutdown_code"] is None and failed["last_heartbeat"] is None
+    assert failed["shutdown_code"] == 510 and failed["last_heartbeat"] is None
     assert "could not fetch the bootstrap" in booter.sandbox(failing.id).console.read_text()
     assert db.getLogs(failing_ctx.vm_name)["Value"] == {}
+
+
+def _director_world():
+    """tests/integration/test_vmdirector_cycle.py's World: a VMDirector configuration on this
+    LocalCloud and MariaDB, run with dirac-agent."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "integration" / "test_vmdirector_cycle.py"
+    spec = importlib.util.spec_from_file_location("vmdirector_cycle_world", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("local_cloud", [{"boot": True}], indirect=True)
+def test_a_refused_fetch_ends_as_an_aborted_pilot_and_a_backoff(local_cloud, live_endpoint, mariadb, vmdb, tmp_path):
+    from JenniferDIRAC.Resources.Cloud.model import OwnerTags
+    from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
+
+    server, authority, db, app = live_endpoint
+    booter = local_cloud.booter
+    address = server.url.split("://", 1)[1]
+    if getattr(booter, "reachable", None) is not None and address not in booter.reachable:
+        booter.reachable = (*booter.reachable, address)
+    director = _director_world()
+    client_module._db = None  # VMStateClient keeps one VMDB per process
+    world = director.World(local_cloud, mariadb, vmdb, tmp_path)
+    try:
+        owner = OwnerTags(installation=director.INSTALLATION, ce=director.CE, vo=director.VO, site=director.SITE,
+                          profile="LocalTest")
+        # no bootstrap stored: the endpoint refuses the fetch (404)
+        ctx, _, _, vm = boot_vm(local_cloud, server, authority, db, store_bootstrap=False, ce=director.CE,
+                                owner=owner)
+        world.add_pilot(ctx.vm_name, "Submitted", update_age=30, submitted_age=30, ce=director.CE)
+        conn = local_cloud.connect()
+        wait_for(lambda: conn.compute.get_server(vm.id).status == "SHUTOFF", 180, "the VM to power off")
+        assert db.getVMs(names=[ctx.vm_name])["Value"][0]["shutdown_code"] == 510
+
+        out = world.run_agent()
+
+        status, reason = world.pilot(ctx.vm_name)
+        assert status == "Aborted" and "bootstrap fetch failed" in reason, director.ce_line(out)
+        assert ctx.vm_name not in world.servers()
+        backoff = db.getBackoff(director.CE, "LocalTest")["Value"]
+        assert backoff and "could not fetch its bootstrap" in backoff["reason"], backoff
+    finally:
+        world.close()
+        client_module._db = None

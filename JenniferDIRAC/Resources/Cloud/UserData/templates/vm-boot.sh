@@ -50,15 +50,6 @@ bootstrap() {
     tail -n +2 "$out" > /var/lib/jdirac/pilot-wrapper.sh
     rm -f "$out"
 }
-if [ "${JDIRAC_BOOTSTRAP:-no}" = yes ]; then
-    if ! bootstrap; then
-        log "could not fetch the bootstrap from ${JDIRAC_ENDPOINT_URL}: powering off"
-        printf '%s %s\n' 500 "Problem detected with environment/VM/contextualization provided by the site: bootstrap fetch failed" \
-            > /var/lib/jdirac/shutdown_message
-        exit 1
-    fi
-    log "bootstrap fetched"
-fi
 
 # Defence in depth before the pilot starts: user data stays readable for the VM's whole life
 # through the metadata service and cloud-init's local copies. Only root may reach the first.
@@ -158,6 +149,17 @@ finish() {  # finish CODE TEXT: report and end; cloud-init powers the VM off aft
     log "done"
     exit 0
 }
+
+# A failed fetch is reported with the bootstrap token, which the endpoint accepts for code 510
+# only (VMLifecycle.BOOTSTRAP_FAILED_CODE): the VMDirector aborts the pilot and counts a failed boot.
+if [ "${JDIRAC_BOOTSTRAP:-no}" = yes ]; then
+    if ! bootstrap; then
+        log "could not fetch the bootstrap from ${JDIRAC_ENDPOINT_URL}: powering off"
+        shutdown_message 510 "Problem detected with environment/VM/contextualization provided by the site: bootstrap fetch failed"
+        exit 1
+    fi
+    log "bootstrap fetched"
+fi
 
 log "VM ${JDIRAC_VM_NAME} (CE ${JDIRAC_CE_NAME}, profile ${JDIRAC_PROFILE}) starting"
 
