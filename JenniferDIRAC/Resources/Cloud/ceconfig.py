@@ -23,6 +23,7 @@ from JenniferDIRAC.Resources.Cloud.imageselection import is_selection, parse_sel
 from JenniferDIRAC.Resources.Cloud.errors import ConfigurationError
 from JenniferDIRAC.Resources.Cloud.model import TAG_PREFIX, OwnerTags
 from JenniferDIRAC.Resources.Cloud.openstackidentity import DRIVER_PREFIX, OpenStackIdentity, openstack_identity
+from JenniferDIRAC.Resources.Cloud.sharedlisting import FULL_RESYNC_SECONDS
 from JenniferDIRAC.Resources.Cloud.optionnames import DIRAC_CE_OPTIONS, OTHER_CE_OPTIONS, unknown_option_problem
 
 OPENSTACK = "OPENSTACK"
@@ -94,6 +95,8 @@ class CloudCEConfig:
     max_user_data_bytes: int | None = None  # None = the cloud's own limit
     #: seconds one listing / quota reading serves the CEs of the project (0 = never shared)
     listing_cache_seconds: int = DEFAULT_LISTING_CACHE_SECONDS
+    #: seconds between full listings of a project listed incrementally (changes-since)
+    full_resync_seconds: float = FULL_RESYNC_SECONDS
     #: seconds a resolved image / flavor / network id is used before it is resolved again
     reference_cache_seconds: int = DEFAULT_REFERENCE_CACHE_SECONDS
     #: libcloud clouds without a quota API: caps standing in for one (None = unlimited)
@@ -312,6 +315,7 @@ class _Parser:
             listing_cache_seconds=self.integer(
                 "ListingCacheSeconds", DEFAULT_LISTING_CACHE_SECONDS, minimum=0, maximum=300
             ),
+            full_resync_seconds=self.seconds("FullResyncSeconds", FULL_RESYNC_SECONDS, minimum=0, maximum=86400),
             reference_cache_seconds=self.integer(
                 "ReferenceCacheSeconds", DEFAULT_REFERENCE_CACHE_SECONDS, minimum=0, maximum=7 * 86400
             ),

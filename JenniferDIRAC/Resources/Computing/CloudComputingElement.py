@@ -103,6 +103,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         """This CE's VMs by name (read only), from ONE listing shared by the CEs of the project
         for ListingCacheSeconds."""
         project = self._project(backend)
+        project.view.full_resync_seconds = self.cloudConfig.full_resync_seconds
         return project.vms(backend, self.cloudConfig.owner(), self.cloudConfig.listing_cache_seconds)
 
     def _freshOwnVMs(self, backend) -> dict[str, VM]:

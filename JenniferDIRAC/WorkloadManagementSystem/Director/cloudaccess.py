@@ -35,16 +35,18 @@ class ProjectListing:
         self.vms: list[VM] = []
         self.error: CloudError | None = None
 
-    def vms_in_cycle(self, backend: CloudBackend, installation: str, cycle: int | None) -> list[VM]:
-        """The listing of `cycle` (None: a new one each call); a failed listing's error is
-        kept for the cycle, except refused credentials (another CE's may be accepted)."""
+    def vms_in_cycle(self, backend: CloudBackend, config: CloudCEConfig, cycle: int | None) -> list[VM]:
+        """The listing of `cycle` (None: a new one each call), in full every FullResyncSeconds
+        of `config`; a failed listing's error is kept for the cycle, except refused credentials
+        (another CE's may be accepted)."""
         with self.lock:
             if cycle is not None and self.cycle == cycle:
                 if self.error is not None:
                     raise self.error
                 return self.vms
+            self.project.view.full_resync_seconds = config.full_resync_seconds
             try:
-                vms = self.project.view.refresh(backend, installation)
+                vms = self.project.view.refresh(backend, config.owner().installation)
             except CloudAuthError:
                 raise
             except CloudError as exc:
@@ -63,7 +65,7 @@ class CEBackends:
         self.log = log
         self.cached: dict[str, tuple[CloudCEConfig, CloudBackend]] = {}
         self._lock = threading.Lock()
-        self._projects: dict[Hashable, ProjectListing] = {}  # (scope, installation) -> listing
+        self.projects: dict[Hashable, ProjectListing] = {}  # (scope, installation) -> listing
         self._cycles = itertools.count(1)
         self._cycle: int | None = None
 
@@ -107,10 +109,10 @@ class CEBackends:
         if key is None:
             return backend.list_vms(owner)
         with self._lock:
-            listing = self._projects.get(key)
+            listing = self.projects.get(key)
             if listing is None:
-                listing = self._projects[key] = ProjectListing(shared_project(backend, owner.installation))
-        return listing.vms_in_cycle(backend, owner.installation, self._cycle)
+                listing = self.projects[key] = ProjectListing(shared_project(backend, owner.installation))
+        return listing.vms_in_cycle(backend, config, self._cycle)
 
     def listing(self, ce: str, params: Mapping):
         """(config, backend, the listing of the CE's project: filter it on the CE's owner);
