@@ -1,6 +1,10 @@
 """A soak under seeded random faults: 3 CEs of one project on LocalCloud (real HTTP), real
-PilotAgentsDB + VMDB on MariaDB, cycles of the SiteDirector's CE calls in its order
-(cleanupPilots, getJobStatus, available, submitJob), pilots finishing and VMs powering off, a
+PilotAgentsDB + VMDB on MariaDB, cycles of what the SiteDirector does: for the first CE DIRAC's
+own SiteDirector code submits (``_submitPilotsPerQueue``: its queue from the CS, ``available``,
+``submitJob``, the pilot records it writes into PilotAgentsDB; ProxyManager, ResourceStatus and
+the Matcher patched at the edge as in tests/ce/test_ce_sitedirector.py), for the other two the
+SiteDirector's CE calls in its order (cleanupPilots, getJobStatus, available, submitJob); pilots
+finishing and VMs powering off, a
 real ``dirac-agent WorkloadManagement/VMDirector`` cycle each round (a new agent process each
 time: every cycle is a restart), then faults off and clean cycles. The invariants are printed as
 figures and must all be 0.
@@ -17,17 +21,22 @@ import time
 from collections import Counter
 
 import pytest
+from ce_testkit import load_cs
+from DIRAC import S_OK
 from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+from test_ce_sitedirector import Proxy
 
 from JenniferDIRAC.Resources.Cloud.references import parse_reference, pilot_reference
 from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
-from test_vmdirector_cycle import CE, World, world  # noqa: F401 - world is a fixture
+from test_vmdirector_cycle import CE, SITE, VO, World, world  # noqa: F401 - world is a fixture
 
 CES = (CE, "second.director.test", "third.director.test")
 TRANSIENT = ("Submitted", "Waiting", "Scheduled", "Running", "Unknown")
 SEEDS = [int(s) for s in os.environ.get("JDIRAC_SOAK_SEEDS", "11,12").split(",")]
 CLEAN_CYCLES = 2
 COMPUTE = {"service": "compute", "times": None}
+SD_QUEUE = f"{CE}_default"  # the SiteDirector's name of the first CE's queue
+PILOT_GROUP, PILOT_DN = f"{VO}_pilot", "/DC=test/CN=pilot"
 
 
 def _cycles(config) -> int:
@@ -65,11 +74,34 @@ class Soak:
         world.cfg = lambda *args, **kwargs: config(*args, **kwargs).replace("OrphanGrace = 300", "OrphanGrace = 5")
         self.ces = {}
         for name in CES:
-            params = {**world.ce_parameters(), "HTTPTimeout": "1.5", "MaxCreateAttempts": "2"}
-            result = ComputingElementFactory().getCE(ceType="Cloud", ceName=name, ceParametersDict=params)
+            if name == CE:
+                continue  # the SiteDirector's own CE object (site_director)
+            result = ComputingElementFactory().getCE(ceType="Cloud", ceName=name, ceParametersDict=ce_params(world))
             assert result["OK"], result.get("Message")
             result["Value"].retryDelay = 0.0
             self.ces[name] = result["Value"]
+        self.sd = None
+        self.sd_submissions = Counter()  # the SiteDirector's submission cycles: True ok, False failed
+
+    def site_director(self, sd):
+        """DIRAC's SiteDirector submits to the first CE; its CE object is the one the soak calls."""
+        self.sd = sd
+        ce = sd.queueDict[SD_QUEUE]["CE"]
+        ce.retryDelay = 0.0
+        submit = ce.submitJob
+
+        def observed_submit(*args, **kwargs):  # what the SiteDirector got back, to check it was recorded
+            try:
+                result = submit(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - what the invariant counts
+                self.escaped.append(f"{CE}.submitJob: {exc!r}")
+                raise
+            if result["OK"]:
+                self.returned.update((ref, CE) for ref in result["Value"])
+            return result
+
+        ce.submitJob = observed_submit
+        self.ces[CE] = ce
 
     def call(self, ce, method, *args):
         try:
@@ -97,6 +129,12 @@ class Soak:
                 for ref, status in (result.get("Value") or {}).items() if result["OK"] else ():
                     if status != "Unknown":
                         self.set_pilot(ref, status)
+            if ce == CE:
+                # available, submitJob, pilot records; a failed submission (a fault) is S_ERROR
+                # for the SiteDirector too, which logs it and tries again next cycle
+                result = self.sd._submitPilotsPerQueue(SD_QUEUE)
+                self.sd_submissions[result["OK"]] += 1
+                continue
             self.call(ce, "available")
             result = self.call(ce, "submitJob", self.wrapper, "", self.rng.randint(1, 3))
             for ref in result.get("Value") or [] if result["OK"] else []:
@@ -159,15 +197,77 @@ class Soak:
         }
 
 
+def ce_params(world) -> dict:
+    return {**world.ce_parameters(), "HTTPTimeout": "1.5", "MaxCreateAttempts": "2"}
+
+
+def site_director_cs(world) -> dict:
+    ce = {k: v for k, v in ce_params(world).items() if k not in ("MaxTotalJobs", "MaxWaitingJobs")}
+    ce["Queues"] = {"default": {"VO": VO, "MaxTotalJobs": 100, "MaxWaitingJobs": 50}}
+    db = world.mariadb
+    return {
+        "Registry": {
+            "Users": {"pilot": {"DN": PILOT_DN}},
+            "Groups": {PILOT_GROUP: {"Users": "pilot", "VO": VO, "Properties": "GenericPilot"}},
+            "VO": {VO: {"VOAdmin": "pilot"}},
+        },
+        "Operations": {"Defaults": {"Pilot": {"GenericPilotGroup": PILOT_GROUP, "GenericPilotDN": PILOT_DN,
+                                              "pilotFileServer": "127.0.0.1:9", "Extensions": "None"}}},
+        "LocalSite": {"DisableAccounting": "True"},
+        "Systems": {
+            "Databases": {"User": db.user, "Password": db.password, "Host": db.host, "Port": db.port},
+            "WorkloadManagement": {
+                "Databases": {"PilotAgentsDB": {"DBName": world.pilot_db}},
+                "Agents": {"SiteDirector": {"VO": VO, "SendPilotAccounting": "False"}},
+            },
+        },
+        "Resources": {"Sites": {"CLOUD": {SITE: {"VO": VO, "CEs": {CE: ce}}}}},
+    }
+
+
+@pytest.fixture
+def site_director(world, monkeypatch, tmp_path):
+    """DIRAC's SiteDirector in this process, its CS the first CE's, PilotAgentsDB the world's."""
+    import DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB as pilot_db_module
+    from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
+    from DIRAC.FrameworkSystem.Client.ProxyManagerClient import gProxyManager
+    from DIRAC.ResourceStatusSystem.Client.ResourceStatus import ResourceStatus
+    from DIRAC.ResourceStatusSystem.Client.SiteStatus import SiteStatus
+    from DIRAC.WorkloadManagementSystem.Agent.SiteDirector import SiteDirector
+    from DIRAC.WorkloadManagementSystem.Client.MatcherClient import MatcherClient
+
+    saved = gConfigurationData.localCFG.clone()
+    load_cs(site_director_cs(world))
+    monkeypatch.setattr(pilot_db_module, "gPilotAgentsDB", pilot_db_module.PilotAgentsDB())
+    monkeypatch.setattr(SiteStatus, "getUsableSites", lambda self, *a, **k: S_OK([SITE]))
+    monkeypatch.setattr(ResourceStatus, "getElementStatus",
+                        lambda self, names, *a, **k: S_OK({name: {"all": "Active"} for name in names}))
+    monkeypatch.setattr(gProxyManager, "downloadProxy", lambda *a, **k: S_OK(Proxy()))
+    monkeypatch.setattr(gProxyManager, "getPilotProxyFromDIRACGroup", lambda *a, **k: S_OK(Proxy()))
+    monkeypatch.setattr(gProxyManager, "userHasProxy", lambda *a, **k: S_OK(True))
+    monkeypatch.setattr(MatcherClient, "getMatchingTaskQueues",
+                        lambda self, *a, **k: S_OK({1: {"Jobs": 2, "OwnerGroup": PILOT_GROUP}}))
+    sd = SiteDirector("WorkloadManagement/SiteDirector", "WorkloadManagement/SiteDirector")
+    assert sd.initialize()["OK"]
+    sd.workingDirectory = str(tmp_path)
+    result = sd.beginExecution()
+    assert result["OK"], result.get("Message")
+    assert list(sd.queueDict) == [SD_QUEUE]
+    yield sd
+    gConfigurationData.localCFG = saved
+    gConfigurationData.sync()
+
+
 @pytest.mark.parametrize("seed", SEEDS)
-def test_soak_under_random_faults_keeps_every_invariant(world, local_cloud, vmdb, monkeypatch, tmp_path,
-                                                       capfd, request, seed):
+def test_soak_under_random_faults_keeps_every_invariant(world, local_cloud, vmdb, site_director, monkeypatch,
+                                                       tmp_path, capfd, request, seed):
     monkeypatch.setattr(client_module, "_db", vmdb.db)
     wrapper = tmp_path / "pilot-wrapper.sh"
     wrapper.write_text("#!/bin/bash\necho pilot\n")
     foreign = [world.add_vm(f"foreign{i}", "SHUTOFF", 30 * 86400, installation="SomeoneElse", record=False)
                for i in range(2)]
     soak = Soak(world, local_cloud, vmdb, str(wrapper), seed)
+    soak.site_director(site_director)
     cycles = _cycles(request.config)
     started = time.monotonic()
     inject(local_cloud.faults, seed)
@@ -187,8 +287,11 @@ def test_soak_under_random_faults_keeps_every_invariant(world, local_cloud, vmdb
     figures = soak.figures({s.id for s in foreign}, captured)
     print(f"\nsoak seed {seed}: {cycles} fault cycles + {CLEAN_CYCLES} clean, 3 CEs, "
           f"{len(soak.returned)} pilots, {time.monotonic() - started:.0f} s; faults fired {dict(sorted(fired.items()))}; "
-          f"twins removed by the VMDirector: {sum(out.count(': twin') for out in soak.agent_logs)}")
+          f"twins removed by the VMDirector: {sum(out.count(': twin') for out in soak.agent_logs)}; "
+          f"DIRAC's SiteDirector on {CE}: {soak.sd_submissions[True]} submission cycles ok, "
+          f"{soak.sd_submissions[False]} failed, {sum(1 for ce in soak.returned.values() if ce == CE)} pilots")
     for name, value in figures.items():
         print(f"  {name}: {value}")
     assert sum(fired.values()) > 0 and soak.returned
+    assert CE in soak.returned.values()  # DIRAC's SiteDirector did submit pilots
     assert figures == {name: 0 for name in figures}, (soak.escaped, soak.details)
