@@ -169,13 +169,15 @@ Resources
         pilot_age=None,
         queue="",
         ce=CE,
+        cloud=None,
     ):
+        cloud = cloud or self.cloud
         name = make_vm_name()
         owner = OwnerTags(installation=installation, ce=ce, vo=VO, site=SITE, queue=queue)
-        created = self.cloud.clock.now() - age
-        server = self.cloud.compute.add_server(
+        created = cloud.clock.now() - age
+        server = cloud.compute.add_server(
             name,
-            self.cloud.project_id,
+            cloud.project_id,
             status=status,
             metadata=owner.to_metadata(),
             created=created,
@@ -628,3 +630,50 @@ def test_ces_of_one_project_share_one_listing_per_cycle(world, local_cloud):
     assert steady <= 2 * 2, local_cloud.counters  # at most 2 per steady cycle
     print(f"\n2 CEs, one project: first cycle {first} compute GETs, 2 steady cycles {steady}")
     assert {world.names[f"healthy-{ce}"] for ce in (CE, OTHER_CE)} == set(world.servers())
+
+
+def test_ces_of_different_projects_are_handled_at_once(world, local_cloud, tmp_path):
+    """Project A's listing is held until project B's cloud receives the DELETE of B's cycle:
+    B's CE is served while A's listing is under way (served one after another, B's DELETE would
+    only come once A's listing was answered)."""
+    import threading
+
+    from JenniferLocalCloud import LocalCloud
+
+    with LocalCloud() as cloud_b:
+        deleted_on_b, b_while_a_listed = threading.Event(), threading.Event()
+        b_rules = cloud_b.faults.before_request
+        a_rules = local_cloud.faults.before_request
+
+        def on_b(service, method, template):
+            if service == "compute" and method == "DELETE":
+                deleted_on_b.set()
+            return b_rules(service, method, template)
+
+        def on_a(service, method, template):
+            if (service, method, template) == ("compute", "GET", "/v2.1/servers/detail"):
+                if deleted_on_b.wait(60):
+                    b_while_a_listed.set()
+            return a_rules(service, method, template)
+
+        cloud_b.faults.before_request, local_cloud.faults.before_request = on_b, on_a
+        world.add_vm("healthy", "ACTIVE", 600, started_after=30, pilot="Running", pilot_age=60)
+        world.add_vm("stopped-b", "SHUTOFF", 7200, started_after=60, pilot="Running", pilot_age=600,
+                     ce=OTHER_CE, cloud=cloud_b)
+        auth_b = tmp_path / "cloud-b.auth"
+        auth_b.write_text(f"[DEFAULT]\nkey = {cloud_b.credentials.username}\n"
+                          f"secret = {cloud_b.credentials.password}\n")
+        os.chmod(auth_b, 0o600)
+        params = world.ce_parameters
+        world.ce_parameters = lambda ce=CE, auth_url=None: dict(params(ce, auth_url), HTTPTimeout="90")
+        other = dict(world.ce_parameters(OTHER_CE, auth_url=cloud_b.base_url + "/identity"),
+                     CloudAuth=str(auth_b), Driver_ex_tenant_name=cloud_b.credentials.project_name)
+
+        out = world.run_agent(extra_ces=[(OTHER_CE, other)])
+
+        assert b_while_a_listed.is_set(), out  # B's work overlapped A's listing
+        assert "1 VMs, 0 deleted" in ce_line(out, CE)
+        assert "1 VMs, 1 deleted" in ce_line(out, OTHER_CE)
+        assert world.pilot(world.names["stopped-b"]) is None  # its pilot is OTHER_CE's
+        assert [s.name for s in cloud_b.compute.servers.values()
+                if s.status != "DELETED" and s.task_state != "deleting"] == []

@@ -12,6 +12,8 @@ matching pilot records (PilotAgentsDB) and VM records (VMDB), asks the lifecycle
 answer: pilot statuses first, then deletions in one bulk call, VM records, backoffs, accounting.
 A CE whose configuration, cloud or databases cannot be read is skipped for the cycle: nothing is
 ever decided from a failed listing, and the other CEs carry on.
+The CEs of up to ``ProjectsInParallel`` cloud projects are handled at once (those of one project
+one after another): a slow cloud does not hold up the others.
 
 Per-CE and per-queue overrides: a CE or queue option of the same name as BootTimeout,
 ZombieGrace, OrphanGrace, LostPilotGrace, HeartbeatTimeout, FizzleSeconds, BackoffSeconds,
@@ -30,6 +32,7 @@ This module is the DIRAC agent: the cycle and its order. Each part is in ``Direc
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from DIRAC import S_ERROR, S_OK
@@ -94,6 +97,9 @@ class VMDirector(AgentModule):
         except ValueError as exc:
             return S_ERROR(str(exc))
         self.dryRun = self.am_getOption("DryRun", False)
+        self.projectsInParallel = self.am_getOption("ProjectsInParallel", 4)
+        if not isinstance(self.projectsInParallel, int) or self.projectsInParallel < 1:
+            return S_ERROR(f"VMDirector ProjectsInParallel: {self.projectsInParallel!r} is not a whole number >= 1")
         self.accounting = self.am_getOption("Accounting", True)
         apelDirectory = self.am_getOption("ApelDirectory", "")
         diracAccounting = self.am_getOption("DIRACAccounting", True)
@@ -139,8 +145,11 @@ class VMDirector(AgentModule):
             self.orphanSightings = self._sightingsFile().load(self.am_getPollingTime())
         reports = []
         with self.backends.one_listing_per_project():
-            for ce, options in sorted(ces.items()):
-                reports.append(self._serveCE(ce, options))
+            groups = self.backends.by_project([(ce, o.with_first_queue) for ce, o in sorted(ces.items())])
+            with ThreadPoolExecutor(max_workers=max(1, min(self.projectsInParallel, len(groups))),
+                                    thread_name_prefix="vmdirector-project") as pool:
+                for served in pool.map(lambda group: [self._serveCE(ce, ces[ce]) for ce in group], groups):
+                    reports += served
         if ces and not self.dryRun:
             self._sightingsFile().save(self.orphanSightings, self.log)
         skipped = sum(1 for r in reports if r.skipped)

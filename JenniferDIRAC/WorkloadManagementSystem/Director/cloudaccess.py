@@ -103,6 +103,18 @@ class CEBackends:
         scope = backend.listing_scope()
         return None if scope is None else (scope, config.owner().installation)
 
+    def by_project(self, ces: list[tuple[str, Mapping]]) -> list[list[str]]:
+        """The CE names grouped by cloud project (in their order); a CE whose project cannot be
+        told now (configuration, cloud unreachable) is a group of its own, skipped later."""
+        groups: dict[Hashable, list[str]] = {}
+        for ce, params in ces:
+            try:
+                key = self.project_key(*self.backend(ce, params)) or ("CE", ce)
+            except (CloudError, CENotServedThisCycle):
+                key = ("CE", ce)
+            groups.setdefault(key, []).append(ce)
+        return list(groups.values())
+
     def _list(self, config: CloudCEConfig, backend: CloudBackend) -> list[VM]:
         owner = config.owner()
         key = self.project_key(config, backend)
