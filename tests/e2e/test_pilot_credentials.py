@@ -90,9 +90,14 @@ def test_the_payload_finds_no_working_credential(dirac_server, cloud_site, tmp_p
     cloud, port = cloud_site
     script = PAYLOAD.format(url=f"http://127.0.0.1:{port}", looked_at=LOOKED_AT, token=TOKEN)
     encoded = base64.b64encode(script.encode()).decode()
+    # The session's PilotAgentsDB holds the pilots of the e2e tests that ran before on this CE.
+    before = {ref for ref, _ in _pilots(dirac_server)}
     job_id = dirac_server.submit_job(job_jdl("credentials", "/bin/sh", f"-c 'echo {encoded} | base64 -d | sh'"))
 
-    ((ref, _),) = wait_for("a pilot submitted through the cloud CE", lambda: _pilots(dirac_server), 120)
+    def new_pilots():
+        return [(ref, status) for ref, status in _pilots(dirac_server) if ref not in before]
+
+    ((ref, _),) = wait_for("a pilot submitted through the cloud CE", new_pilots, 120)
     vm_name = ref.rsplit("/", 1)[1]
     (server,) = wait_for("the pilot's VM listed",
                          lambda: [s for s in list(cloud.compute.servers.values()) if s.name == vm_name], 60)
@@ -124,4 +129,5 @@ def test_the_payload_finds_no_working_credential(dirac_server, cloud_site, tmp_p
     assert replay.status_code == 410, replay.text
     print(f"user data of the pilot VM: {len(sent)} bytes as sent, {len(user_data)} bytes as text, "
           f"{len(gzip.compress(user_data))} bytes gzipped (v0.1.0: about 16 KB gzipped, not re-measured here)")
-    wait_for("pilot Done", lambda: [p for p in _pilots(dirac_server) if p[1] == "Done"], 180)
+    wait_for("pilot Done", lambda: [p for p in new_pilots() if p[1] == "Done"], 180)
+    assert new_pilots() == [(ref, "Done")]
