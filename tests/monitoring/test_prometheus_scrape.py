@@ -66,13 +66,17 @@ def test_prometheus_sees_the_fleet_as_cloud_and_vmdb_have_it(world, local_cloud,
             selector = ",".join([f'ce="{CE}"', *(f'{k}="{v}"' for k, v in labels.items())])
             return prometheus.value(f"sum({metric}{{{selector}}})")
 
+        def listings(metric: str) -> float | None:
+            """Every listing call of the CE: a full listing or a changes-since refresh."""
+            return prometheus.value(f'sum({metric}{{ce="{CE}",call=~"list_.*"}})')
+
         def explain():
             figures = prometheus.query('{__name__=~"jdirac_.*"}')
             return f"\nprometheus: {figures}\n" + (world.tmp / "director.log").read_text()[-3000:]
 
         # several VMDirector cycles scraped: the listing counter keeps growing
         prometheus.wait_for(
-            lambda: (ce_query("jdirac_cloud_calls_total", call="list_vms") or 0) >= 4,
+            lambda: (listings("jdirac_cloud_calls_total") or 0) >= 4,
             120,
             "4 scraped VMDirector cycles",
             explain,
@@ -143,7 +147,10 @@ def test_prometheus_sees_the_fleet_as_cloud_and_vmdb_have_it(world, local_cloud,
         boots = sorted((r["started"] - r["created"]).total_seconds() for r in started)
         assert ce_query("jdirac_vm_boot_seconds_sum") == pytest.approx(sum(boots), abs=3)
         assert ce_query("jdirac_vm_boot_seconds_bucket", le="60.0") == sum(1 for b in boots if b <= 60)
-        assert ce_query("jdirac_cloud_call_seconds_count", call="list_vms") >= 4
+        assert listings("jdirac_cloud_call_seconds_count") >= 4
+        # one full listing of the project, then changes-since refreshes, each counted
+        assert ce_query("jdirac_cloud_calls_total", call="list_installation_vms") >= 1
+        assert ce_query("jdirac_cloud_calls_total", call="list_installation_changes") >= 1
 
         # the endpoint: responses by status and refusals by reason
         def endpoint_match():

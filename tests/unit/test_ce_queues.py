@@ -113,7 +113,9 @@ def test_the_admin_commands_and_the_vmdirector_take_the_same_first_queue(cs):
     from JenniferDIRAC.WorkloadManagementSystem.Admin.VMAdmin import ce_parameters
     from JenniferDIRAC.WorkloadManagementSystem.Director.discovery import cloud_ces
 
-    served = cloud_ces([], [], ["Cloud"], [])["Value"]
+    # Limited to this test's site: gConfig is per process, and earlier tests may have loaded
+    # other cloud CEs into it.
+    served = cloud_ces([SITE], [], ["Cloud"], [])["Value"]
     assert list(served) == [CE]
     assert ce_parameters(CE)["Value"] == served[CE].with_first_queue
     assert served[CE].with_first_queue["Queue"] == "long"

@@ -195,7 +195,8 @@ class DirectorMetrics:
 
 
 class _TimedBackend:
-    TIMED = frozenset({"list_vms", "quota", "delete_vms", "flavor_properties", "list_installation_vms"})
+    TIMED = frozenset({"list_vms", "quota", "delete_vms", "flavor_properties", "list_installation_vms",
+                       "list_installation_changes"})
 
     def __init__(self, metrics: DirectorMetrics, ce: str, backend):
         self._metrics, self._ce, self._backend = metrics, ce, backend
