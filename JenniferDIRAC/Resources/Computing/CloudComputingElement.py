@@ -38,6 +38,7 @@ from JenniferDIRAC.Resources.Computing.CloudCE.creation import Creation
 from JenniferDIRAC.Resources.Computing.CloudCE.joboutput import pilot_output
 from JenniferDIRAC.Resources.Computing.CloudCE.lending import QuotaLending
 from JenniferDIRAC.Resources.Computing.CloudCE.pilotdata import PilotUserData, cores_env, seal_bootstrap
+from JenniferDIRAC.Resources.Computing.CloudCE.pilotoptions import with_flavor_processors
 from JenniferDIRAC.Resources.Computing.CloudCE.pilotstatus import PILOT_STATUS, own_vm_names
 from JenniferDIRAC.Resources.Computing.CloudCE.placements import Placements
 from JenniferDIRAC.Resources.Computing.CloudCE.vmstate import VMStateAdapter
@@ -231,7 +232,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
             return S_ERROR(f"submitJob: cannot submit {numberOfJobs} VMs")
         config = self.cloudConfig
         with open(executableFile, encoding="utf-8") as handle:
-            wrapper = handle.read()
+            wrapper = self._withFlavorProcessors(handle.read())
         backend = self._getBackend()
         creation = self._creation(backend)
         image, flavor, networks = creation.resolve()
@@ -319,22 +320,36 @@ class CloudComputingElement(DIRACCloudComputingElement):
             except Exception as exc:  # noqa: BLE001 - the VMs exist: return them whatever happens here
                 self.log.warn("Shared listing not invalidated", f"{self.ceName}: {exc!r}")
         for outcome in submission.failed:
-            note = " (it may exist; the VMDirector reconciles it)" if outcome.uncertain else ""
-            self.log.warn("VM not created", f"{self.ceName} {outcome.spec.name}: {outcome.error}{note}")
+            note = " (it may exist: its pilot is returned, the next listing settles it)" if outcome.uncertain else ""
+            self.log.warn("VM not created" if not note else "VM create uncertain", f"{self.ceName} {outcome.spec.name}: {outcome.error}{note}")
         notCreated = pilotrecords.not_created(submission.failed)
         if notCreated:
             self._vmdbCall("markVMsDeleted", notCreated)
+        uncertain = pilotrecords.create_uncertain(submission.failed)
+        if uncertain:
+            self._vmdbCall("setVMStates", uncertain)
         created = submission.created
-        if not created:
+        if not created and not uncertain:
             errors = sorted({o.error for o in submission.failed})
             return S_ERROR(f"submitJob: no VM created on {self.ceName}: {'; '.join(errors)}")
 
-        references = [pilot_reference(self.ceName, o.vm.name) for o in created]
-        stampDict = {pilot_reference(self.ceName, o.vm.name): stamps[o.vm.name] for o in created}
+        # an uncertain VM's pilot is DIRAC's like the others': if the VM appears it is the
+        # pilot's, if it never does the VMDirector aborts the pilot after LostPilotGrace
+        returned = [o.vm.name for o in created] + list(uncertain)
+        references = [pilot_reference(self.ceName, name) for name in returned]
+        stampDict = {pilot_reference(self.ceName, name): stamps[name] for name in returned}
         for landed in {id(f): f for f in flavors.values()}.values():
             self._recordVMs({o.vm.name: o.vm.id for o in created if flavors[o.spec.name] is landed}, stamps, landed)
-        self.log.info("Created VMs", f"{self.ceName}: {len(created)} of {numberOfJobs}")
+        self.log.info("Created VMs", f"{self.ceName}: {len(created)} of {numberOfJobs}, {len(uncertain)} uncertain")
         return self._submitted(references, stampDict)
+
+    def _withFlavorProcessors(self, wrapper: str) -> str:
+        """DIRAC's pilot wrapper, its pilot started with the cores of its VM's flavor (pilotoptions)."""
+        changed = with_flavor_processors(wrapper)
+        if changed is None:
+            self.log.verbose("Not DIRAC's pilot wrapper: the flavor's cores only in DIRAC_NUMBER_OF_PROCESSORS", self.ceName)
+            return wrapper
+        return changed
 
     @staticmethod
     def _submitted(references, stampDict):
