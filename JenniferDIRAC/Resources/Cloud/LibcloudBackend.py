@@ -41,6 +41,7 @@ from JenniferDIRAC.Resources.Cloud.drivers.pool import DriverPool
 from JenniferDIRAC.Resources.Cloud.errors import (
     CloudAuthError,
     CloudError,
+    CloudNoAnswer,
     CloudUnreachable,
     NotFound,
     QuotaExceeded,
@@ -48,6 +49,7 @@ from JenniferDIRAC.Resources.Cloud.errors import (
     translated_errors,
 )
 from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, Quota, VMSpec, VMState
+from JenniferDIRAC.Resources.Cloud.noanswer import GATEWAY_TIMEOUT, sent_without_answer
 from JenniferDIRAC.Resources.Cloud.redaction import Redactor
 from JenniferDIRAC.Resources.Cloud.resolving import Lookup, StaleReference, reference_name, single_match
 
@@ -164,11 +166,11 @@ class LibcloudBackend(CloudBackend):
             if status == 413:
                 return QuotaExceeded(text)
             if status >= 500 or status == 429:
-                return CloudUnreachable(text)
+                return CloudNoAnswer(text) if status == GATEWAY_TIMEOUT else CloudUnreachable(text)
             if 400 <= status < 500:
                 return RequestRejected(text)
         if isinstance(exc, (requests.exceptions.RequestException, OSError, ssl.SSLError)):
-            return CloudUnreachable(text)
+            return CloudNoAnswer(text) if sent_without_answer(exc) else CloudUnreachable(text)
         return CloudError(text)  # a garbled answer (MalformedResponseError), a driver bug
 
     # --- VMs ---------------------------------------------------------------------------------

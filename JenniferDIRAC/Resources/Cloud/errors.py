@@ -50,6 +50,11 @@ class CloudUnreachable(CloudError):
     kind = FailureKind.UNREACHABLE
 
 
+class CloudNoAnswer(CloudUnreachable):
+    """The request was sent and no answer came back (a read timeout, a connection closed before
+    the answer, a gateway's 504): the cloud may have done it (noanswer.sent_without_answer)."""
+
+
 class CloudAuthError(CloudError):
     """Authentication was refused (bad or expired credentials)."""
 

@@ -14,8 +14,9 @@ Neutron's real answers (``classify``), never decided later from text:
   expired token) -> CloudAuthError (the token is dropped: the next call authenticates again);
   any other 404 from the identity URL -> ConfigurationError naming the URL option;
 - 404 -> NotFound; 5xx, 429, connection failures and timeouts -> CloudUnreachable (after a
-  create the VM may exist: the caller looks it up by name before any retry); a 409 conflict
-  -> CloudError (cloud fault).
+  create the VM may exist: the caller looks it up by name before any retry), CloudNoAnswer
+  when the request was sent and no answer came (a timeout, a connection closed before the
+  answer, 504: a create's outcome is unknown); a 409 conflict -> CloudError (cloud fault).
 
 A server in ERROR carries its fault's kind (``VM.fault_kind``): 413 -> quota, ``No valid host
 was found`` -> capacity, anything else -> cloud fault.
@@ -31,6 +32,7 @@ from keystoneauth1 import exceptions as ks_exceptions
 from JenniferDIRAC.Resources.Cloud.errors import (
     CloudAuthError,
     CloudError,
+    CloudNoAnswer,
     CloudUnreachable,
     ConfigurationError,
     FailureKind,
@@ -38,6 +40,7 @@ from JenniferDIRAC.Resources.Cloud.errors import (
     QuotaExceeded,
     RequestRejected,
 )
+from JenniferDIRAC.Resources.Cloud.noanswer import GATEWAY_TIMEOUT, sent_without_answer
 from JenniferDIRAC.Resources.Cloud.redaction import Redactor
 from JenniferDIRAC.Resources.Cloud.resolving import StaleReference
 
@@ -115,7 +118,7 @@ def _http_error(status: int, message: str, text: str) -> CloudError:
         return RequestRejected(text)
     if kind is FailureKind.UNREACHABLE:
         # after a create, the VM may exist: the caller looks it up by name before any retry
-        return CloudUnreachable(text)
+        return CloudNoAnswer(text) if status == GATEWAY_TIMEOUT else CloudUnreachable(text)
     return CloudError(text)
 
 
@@ -146,7 +149,7 @@ def translate_error(
             return CloudAuthError(text)
         return _http_error(status, message, text)
     if isinstance(exc, ks_exceptions.ConnectionError | ks_exceptions.DiscoveryFailure):
-        return CloudUnreachable(text)
+        return CloudNoAnswer(text) if sent_without_answer(exc) else CloudUnreachable(text)
     if isinstance(exc, ks_exceptions.EndpointNotFound):
         return CloudError(text + " (is the region / interface right?)")
     return CloudError(text)

@@ -2,7 +2,9 @@
 
 Each VM has a unique name chosen before the create call. When the outcome of a create is
 uncertain (the cloud timed out or failed after the request may have been accepted), the VM is
-looked up by that name before anything is retried: if it exists, it was created. If a VM was
+looked up by that name before anything is retried: if it exists, it was created. A VM whose
+last create was sent and never answered (CloudNoAnswer), or whose lookup failed, is uncertain,
+never "not created": the create may land after the lookup. If a VM was
 created again after such a lookup found nothing, one listing after the batch catches a late twin
 of the same name and deletes it. A VM that comes back from a create in ERROR is deleted and
 counted as a failure. A full project stops the batch.
@@ -22,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
-from JenniferDIRAC.Resources.Cloud.errors import CloudError, CloudUnreachable, FailureKind, QuotaExceeded
+from JenniferDIRAC.Resources.Cloud.errors import CloudError, CloudNoAnswer, CloudUnreachable, FailureKind, QuotaExceeded
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMSpec, VMState
 from JenniferDIRAC.Resources.Cloud.resolving import StaleReference
 
@@ -36,7 +38,8 @@ class Outcome:
     kind: FailureKind | None = None
     #: "image", "flavor" or "network" when the cloud said that resolved id no longer exists
     stale: str = ""
-    #: the VM may exist but could not be confirmed (left to the VM director's orphan sweep)
+    #: the last create's answer was lost and no lookup found the VM yet: it may exist or appear
+    #: (the CE records it "create uncertain" and returns its pilot; a listing settles it)
     uncertain: bool = False
     #: created again after an uncertain create: a late twin may appear
     recreated: bool = False
@@ -92,6 +95,7 @@ class _Creator:
     def create(self, spec: VMSpec) -> Outcome:
         outcome = Outcome(spec)
         uncertain = False
+        unanswered = False  # the last create was sent and no answer came: it may still land
         for attempt in range(self.attempts):
             if self.quota_full.is_set():
                 outcome.error = outcome.error or "not attempted: the project quota is full"
@@ -114,6 +118,7 @@ class _Creator:
                 return outcome
             except CloudUnreachable as exc:
                 outcome.error, outcome.kind, uncertain = str(exc), exc.kind, True
+                unanswered = isinstance(exc, CloudNoAnswer)
                 continue
             except StaleReference as exc:
                 outcome.error, outcome.kind, outcome.stale = str(exc), exc.kind, exc.what
@@ -123,14 +128,16 @@ class _Creator:
                 return outcome
             except Exception as exc:  # noqa: BLE001 - a backend bug must not lose the batch
                 outcome.error = f"unexpected {type(exc).__name__} from the backend"
-                outcome.kind, uncertain = FailureKind.CLOUD_FAULT, True
+                outcome.kind, uncertain, unanswered = FailureKind.CLOUD_FAULT, True, True
                 continue
             return self._checked(outcome)
         if uncertain:
             found = self.lookup(outcome)
             if found:
                 return self._checked(outcome)
-            outcome.uncertain = found is None
+            # a create sent without an answer may land after a lookup that found nothing
+            # (Nova still handling the POST; LocalCloud's lost_response): uncertain, not failed
+            outcome.uncertain = found is None or unanswered
         return outcome
 
     def safe_create(self, spec: VMSpec) -> Outcome:

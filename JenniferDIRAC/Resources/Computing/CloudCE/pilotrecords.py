@@ -3,7 +3,9 @@
 A VM's record is written before the cloud is asked (a create whose outcome is uncertain is then
 never mistaken for a stranger by the VMDirector) and again with its cloud id once created. A VM
 the CE just asked for may not be listed yet (EC2 listings are eventually consistent): within
-LostPilotGrace it is Submitted, not the final Deleted (the VMDirector's lost-pilot rule)."""
+LostPilotGrace it is Submitted, not the final Deleted (the VMDirector's lost-pilot rule). A VM
+whose create went unanswered and that no lookup found is recorded "create uncertain" and its
+pilot returned like the others': whatever the cloud did, DIRAC holds a pilot for it."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from JenniferDIRAC.Resources.Cloud.errors import FailureKind
 from JenniferDIRAC.Resources.Cloud.model import Flavor
 from JenniferDIRAC.Resources.Cloud.references import pilot_reference
 from JenniferDIRAC.Resources.Cloud.submission import Outcome
+from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.schema import CREATE_UNCERTAIN_STATE
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import DEFAULT_LOST_PILOT_GRACE, still_appearing
 
 #: Longest reason the CE records in VMDB for a VM it could not create (the kind is typed)
@@ -55,6 +58,13 @@ def not_created(failed: Iterable[Outcome]) -> dict[str, dict[str, str]]:
         for o in failed
         if not o.uncertain
     }
+
+
+def create_uncertain(outcomes: Iterable[Outcome]) -> dict[str, str]:
+    """``setVMStates`` states of the VMs whose create went unanswered and that no lookup found:
+    they may exist, so their pilots are returned to DIRAC and their records say so, never
+    "deleted" (the VMDirector's listing adopts or closes them)."""
+    return {o.spec.name: CREATE_UNCERTAIN_STATE for o in outcomes if o.uncertain}
 
 
 def lost_pilot_grace(ce_parameters) -> float:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 TERMINAL_STATES = ("SHUTOFF", "ERROR")
 RUNNING_STATE = "ACTIVE"
+#: The CE's state for a VM whose create went unanswered and that no lookup found: it may exist
+#: (its pilot was returned to DIRAC). The VMDirector's next listing that shows the VM records
+#: its cloud state and id over it (adoption); one that never does closes the record after
+#: LostPilotGrace.
+CREATE_UNCERTAIN_STATE = "CREATE_UNCERTAIN"
 
 #: (dict key, column, SQL type). The dict keys are the API; the columns never leave this module.
 VM_COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -1,0 +1,71 @@
+"""A create whose answer is lost while the CE's lookup of the VM fails too, over real HTTP:
+LocalCloud holds the POST past the CE's timeout and creates the VM after it (lost_response),
+the lookup by name that follows gets a 503, the last one finds nothing yet. The VM is recorded
+"create uncertain" (never deleted) and its pilot returned to DIRAC; the VM lands; a real
+`dirac-agent WorkloadManagement/VMDirector` cycle adopts it into its record (its cloud id and
+state) and the pilot has its VM: nothing deleted, nothing aborted, even with OrphanGrace."""
+
+from __future__ import annotations
+
+import pytest
+from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+from waiting import wait_until
+
+from JenniferDIRAC.Resources.Cloud.references import parse_reference
+from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
+from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.schema import CREATE_UNCERTAIN_STATE
+from test_vmdirector_cycle import CE, World, world  # noqa: F401 - world is a fixture
+
+LOOKUP = ("compute", "GET", "/v2.1/servers/detail")
+
+
+def _named(cloud, name):
+    return [s for s in cloud.compute.servers.values()
+            if s.name == name and s.status != "DELETED" and s.task_state != "deleting"]
+
+
+@pytest.fixture
+def ce(world, vmdb, monkeypatch):
+    monkeypatch.setattr(client_module, "_db", vmdb.db)
+    params = {**world.ce_parameters(), "HTTPTimeout": "1.5", "MaxCreateAttempts": "2", "ListingCacheSeconds": "0"}
+    made = ComputingElementFactory().getCE(ceType="Cloud", ceName=CE, ceParametersDict=params)["Value"]
+    made.retryDelay = 0.0
+    yield made
+    made.shutdown()
+
+
+def test_a_lost_create_whose_lookup_fails_is_adopted_not_deleted(world, local_cloud, ce, vmdb, tmp_path):
+    wrapper = tmp_path / "pilot-wrapper.sh"
+    wrapper.write_text("#!/bin/bash\necho pilot\n")
+    # the create lands 4 s after it was sent, after the CE's 1.5 s timeout and both its lookups
+    local_cloud.faults.lose_response(delay=4.0, service="compute", method="POST", path="/v2.1/servers")
+    local_cloud.faults.http_error(503, service="compute", method="GET", path="/v2.1/servers/detail", times=1)
+    lookups = local_cloud.counters.get(*LOOKUP)
+
+    result = ce.submitJob(str(wrapper), "", 1)
+
+    assert result["OK"], result.get("Message")  # was S_ERROR: no pilot for a VM about to exist
+    (ref,) = result["Value"]
+    name = parse_reference(ref)[1]
+    assert set(result["PilotStampDict"]) == {ref}
+    assert local_cloud.faults.count("http_error") == 1 and local_cloud.counters.get(*LOOKUP) - lookups == 2
+    assert local_cloud.counters.get("compute", "POST", "/v2.1/servers") == 1  # never created blind
+    assert _named(local_cloud, name) == []  # not landed yet
+    (record,) = vmdb.db.getVMs(names=[name])["Value"]
+    assert record["deleted"] is None and record["delete_reason"] in ("", None)  # was: deleted
+    assert record["cloud_state"] == CREATE_UNCERTAIN_STATE and record["vm_id"] == ""
+    assert record["stamp"] == result["PilotStampDict"][ref]
+
+    (server,) = wait_until(lambda: _named(local_cloud, name) or None, 30, "the late create", interval=0.05)
+    world.add_pilot(name, "Submitted", update_age=1, submitted_age=1)  # what the SiteDirector records
+
+    out = world.run_agent()
+
+    (after,) = vmdb.db.getVMs(names=[name])["Value"]
+    assert after["vm_id"] == server.id and after["cloud_state"] != CREATE_UNCERTAIN_STATE  # adopted
+    assert after["deleted"] is None and not after["accounted"]
+    assert [s.id for s in _named(local_cloud, name)] == [server.id]  # neither orphan nor twin
+    assert "orphan" not in out
+    assert world.pilot(name)[0] == "Submitted"  # neither aborted nor lost
+    wait_until(lambda: server.status == "ACTIVE", 30, "the VM running", interval=0.05)
+    assert ce.getJobStatus([ref])["Value"] == {ref: "Running"}  # the pilot's VM is the one that landed
