@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # mariadb-server runs DIRAC's databases in the tests, cloud-init validates rendered user data,
 # bubblewrap confines the VMs LocalCloud boots, faketime runs the time-handling tests a year ahead.
 # prometheus scrapes the metrics test, chromium + chromium-driver (Selenium) load the fleet page.
+# nftables + iptables: the boot script blocks the metadata service in LocalCloud's VMs with them.
 APT_PACKAGES=(swig libssl-dev libmariadb-dev pkg-config mariadb-server cloud-init bubblewrap faketime
-              prometheus chromium chromium-driver)
+              prometheus chromium chromium-driver nftables iptables)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -1,6 +1,6 @@
-"""The boot script's metadata block: the rule it gives nftables (or iptables when nft is missing or
-refuses). The host here has neither tool and no CAP_NET_ADMIN, so the tools are recording stand-ins
-on PATH; what the VM's kernel does with the rule is nftables' own business."""
+"""The boot script's metadata block: the rules it gives nftables (or iptables when nft is missing or
+refuses), through recording stand-ins on PATH. That the rules do block every uid but root in a VM
+is tests/sandbox/test_metadata_service.py's (LocalCloud runs this function with the real tools)."""
 
 import re
 import subprocess
@@ -36,14 +36,17 @@ def test_nftables_rejects_every_uid_but_root(tmp_path):
     out = run_block(tmp_path, nft='cat > "$OUT/ruleset"')
     ruleset = (tmp_path / "ruleset").read_text()
     assert "type filter hook output priority 0; policy accept;" in ruleset
-    assert re.search(r"^\s*ip daddr 169\.254\.169\.254 meta skuid != 0 reject$", ruleset, re.M), ruleset
+    assert re.search(r"^\s*ip daddr 169\.254\.169\.254 meta skuid != 0 meta l4proto tcp reject with tcp reset\n"
+                     r"\s*ip daddr 169\.254\.169\.254 meta skuid != 0 reject$", ruleset, re.M), ruleset
     assert "blocked for every uid but root (nftables)" in out
 
 
 def test_iptables_owner_match_when_nft_refuses(tmp_path):
-    out = run_block(tmp_path, nft="exit 1", iptables='echo "$*" > "$OUT/args"', address="10.0.0.9")
-    assert (tmp_path / "args").read_text().split() == \
-        "-I OUTPUT -d 10.0.0.9 -m owner ! --uid-owner 0 -j REJECT".split()
+    out = run_block(tmp_path, nft="exit 1", iptables='echo "$*" >> "$OUT/args"', address="10.0.0.9")
+    # --socket-exists: without it "! --uid-owner" matches the reset itself and drops it.
+    assert (tmp_path / "args").read_text().splitlines() == [
+        "-I OUTPUT -d 10.0.0.9 -m owner --socket-exists ! --uid-owner 0 -j REJECT",
+        "-I OUTPUT -d 10.0.0.9 -p tcp -m owner --socket-exists ! --uid-owner 0 -j REJECT --reject-with tcp-reset"]
     assert "blocked for every uid but root (iptables)" in out
 
 

@@ -1,4 +1,8 @@
-"""Runs each booted server's user data in its sandbox and reports when it has exited."""
+"""Runs each booted server's user data in its sandbox and reports when it has exited.
+
+Each VM also gets its own metadata service at 169.254.169.254 (``metadata``), serving what the
+server had when it booted.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import metadata
 from .limits import VMLimits
 from .netbridge import NetworkBridge, parse_destination
 from .sandbox import VM_ENV, InstanceInfo, Sandbox, SandboxExists, hostname_for
@@ -106,7 +111,7 @@ class SandboxBooter:
                 readable, hidden = tuple(self.readable), tuple(self.hidden)
                 destinations = [parse_destination(d) for d in self.reachable]
                 sandbox.prepare(info, readable)
-                self.network.open(server_id, sandbox.net, destinations)
+                self.network.open(server_id, sandbox.net, destinations, metadata.documents(info))
                 with sandbox.open_console() as console:
                     console.write(f"LocalCloud: booting {name} ({server_id})\n".encode())
                     console.flush()

@@ -5,11 +5,14 @@
 bubblewrap runs as host root (it must read host paths in directories only root may traverse,
 such as a Python under /root), so the sandbox it builds belongs to the host's user namespace.
 This launcher, still host root with CAP_SETUID/CAP_SETGID, forks a child that unshares a user
-namespace; the parent maps uids and gids 0..COUNT-1 of it to the unused host range
-BASE..BASE+COUNT-1; the child becomes uid 0 there and execs COMMAND. The VM's "root" is then
-host uid BASE: it owns its own tree, reads host files only through their "other" permission
-bits, can neither mount nor signal or trace host processes, and the mount and network
-namespaces it lives in belong to the host's user namespace, so it cannot reconfigure them.
+namespace and, owned by it, a network namespace; the parent maps uids and gids 0..COUNT-1 of it
+to the unused host range BASE..BASE+COUNT-1; the child becomes uid 0 there and execs COMMAND.
+The VM's "root" is then host uid BASE: it owns its own tree, reads host files only through their
+"other" permission bits, can neither mount nor signal or trace host processes, and the mount
+namespace it lives in belongs to the host's user namespace, so it cannot reconfigure it. The
+network namespace is the VM's own, as a VM's kernel is: its root configures it (loopback
+addresses, nftables) but it holds only ``lo``, inside bubblewrap's empty one; the host is
+reached only through the Unix sockets ``netbridge`` serves.
 
 Runs inside the sandbox before any VM code: stdlib only (ctypes for unshare(2)).
 """
@@ -21,11 +24,12 @@ import os
 import sys
 
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
 
 
 def _child(ready_w: int, go_r: int, command: list[str]) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWUSER) != 0:
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
         os.write(2, f"enter_userns: unshare failed: {os.strerror(ctypes.get_errno())}\n".encode())
         os._exit(126)
     os.write(ready_w, b"1")

@@ -7,6 +7,9 @@ sandbox that only the host writes, and forwards every connection to that address
 relays it from the same address inside the VM, so URLs in the user data work unchanged.
 Addresses must be loopback addresses (the loopback DIRAC server's); each VM may hold a bounded
 number of connections, so one VM cannot take the cloud process's file descriptors.
+
+A VM may also get a metadata service: one more socket, named for ``169.254.169.254:80``, that
+the host answers itself with that VM's documents (``metadata``) instead of forwarding it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import metadata
 from .guestnet import socket_name
 
 log = logging.getLogger(__name__)
@@ -65,13 +69,16 @@ class NetworkBridge:
                                         daemon=True)
         self._thread.start()
 
-    def open(self, vm_id: str, directory: Path, destinations: list[tuple[str, int]]) -> None:
-        """Create ``directory`` (it must not exist) with one forwarding socket per destination."""
+    def open(self, vm_id: str, directory: Path, destinations: list[tuple[str, int]],
+             metadata_documents: "dict[str, metadata.Document] | None" = None) -> None:
+        """Create ``directory`` (it must not exist) with one forwarding socket per destination,
+        and one for the metadata service answering ``metadata_documents`` if given."""
+        served = list(destinations) + ([metadata.ADDRESS] if metadata_documents is not None else [])
         os.mkdir(directory, 0o755)
         dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         listeners = []
         try:
-            for host, port in destinations:
+            for host, port in served:
                 name = socket_name(host, port)
                 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 listeners.append(listener)
@@ -86,8 +93,8 @@ class NetworkBridge:
             raise
         finally:
             os.close(dir_fd)
-        future = asyncio.run_coroutine_threadsafe(self._serve(vm_id, list(zip(listeners, destinations))),
-                                                  self._loop)
+        future = asyncio.run_coroutine_threadsafe(
+            self._serve(vm_id, list(zip(listeners, served)), metadata_documents), self._loop)
         future.result(timeout=30)
 
     def close(self, vm_id: str) -> None:
@@ -109,9 +116,17 @@ class NetworkBridge:
         self._thread.join(timeout=10)
         self._loop.close()
 
-    async def _serve(self, vm_id: str, pairs: list[tuple[socket.socket, tuple[str, int]]]) -> None:
+    async def _serve(self, vm_id: str, pairs: list[tuple[socket.socket, tuple[str, int]]],
+                     metadata_documents: "dict[str, metadata.Document] | None") -> None:
         network = self._vms.setdefault(vm_id, _VMNetwork())
         for listener, (host, port) in pairs:
+            if (host, port) == metadata.ADDRESS:
+                async def answer(reader, writer):
+                    await self._bounded(network, writer, metadata.serve(metadata_documents, reader, writer))
+                network.servers.append(await asyncio.start_unix_server(
+                    answer, sock=listener, limit=metadata.MAX_REQUEST_HEAD))
+                continue
+
             async def handle(reader, writer, host=host, port=port):
                 await self._forward(network, host, port, reader, writer)
             network.servers.append(await asyncio.start_unix_server(handle, sock=listener))
@@ -126,6 +141,19 @@ class NetworkBridge:
             task.cancel()
         for server in network.servers:
             await server.wait_closed()
+
+    async def _bounded(self, network: _VMNetwork, writer: asyncio.StreamWriter, work) -> None:
+        """Run ``work`` (a coroutine serving one connection) within the VM's connection limit."""
+        if len(network.connections) >= self.max_connections_per_vm:
+            work.close()
+            writer.close()
+            return
+        task = asyncio.current_task()
+        network.connections.add(task)
+        try:
+            await work
+        finally:
+            network.connections.discard(task)
 
     async def _forward(self, network: _VMNetwork, host: str, port: int,
                        reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -6,8 +6,9 @@ power_state. Everything prints to stdout, which is the VM's console. Usage::
 
     python runner.py /var/lib/cloud/instance/user-data.txt
 
-Before the user data, the host addresses the cloud forwards to this VM start answering on its
-loopback (``guestnet``). This file is executed by path inside the sandbox, so it imports only
+Before the user data, the host addresses the cloud forwards to this VM and its metadata service
+start answering on its loopback (``guestnet``), and the metadata service is read once, as
+cloud-init's OpenStack datasource does. This file is executed by path inside the sandbox, so it imports only
 the stdlib, PyYAML and its siblings ``userdata.py`` and ``guestnet.py``.
 """
 
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
 import os
 import shlex
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ HANDLED = {"bootcmd", "write_files", "users", "groups", "runcmd", "power_state",
            "hostname", "fqdn", "preserve_hostname", "manage_etc_hosts", "merge_how", "merge_type"}
 SCRIPTS_DIR = Path("/var/lib/cloud/instance/scripts")
 OUTPUT_LOG = Path("/var/log/cloud-init-output.log")
+METADATA_ADDRESS = ("169.254.169.254", 80)
 
 
 class OutputTee:
@@ -66,6 +70,18 @@ class OutputTee:
         os.close(2)
         # A background process may still hold the pipe; the power-off ends it anyway.
         self._thread.join(timeout=1.0)
+
+
+def read_datasource() -> str:
+    """What cloud-init's OpenStack datasource would log: which instance the metadata service says
+    this is (the user data itself is already on the instance's disk, as with a config drive)."""
+    url = f"http://{METADATA_ADDRESS[0]}/openstack/latest/meta_data.json"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            uuid = json.loads(response.read(1 << 20))["uuid"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"datasource: metadata service {url} failed: {exc}"
+    return f"datasource: OpenStack metadata service at {METADATA_ADDRESS[0]}, instance {uuid}"
 
 
 def say(message: str) -> None:
@@ -212,6 +228,8 @@ def main(user_data_path: str) -> int:
         say(f"network: cannot start the forwarded addresses: {exc}")
     else:
         say("network: reachable " + (", ".join(f"{h}:{p}" for h, p in reachable) or "nothing"))
+        if METADATA_ADDRESS in reachable:
+            say(read_datasource())
     try:
         parsed = parse(data)
     except Exception as exc:

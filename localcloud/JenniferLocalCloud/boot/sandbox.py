@@ -65,6 +65,15 @@ class InstanceInfo:
     metadata: dict[str, str]
     user_data: bytes
 
+    def meta_data(self) -> dict[str, Any]:
+        """Nova's ``meta_data.json``: on the config-drive paths and from the metadata service."""
+        return {
+            "uuid": self.instance_id, "name": self.name, "hostname": hostname_for(self.name),
+            "availability_zone": self.availability_zone, "project_id": self.project_id,
+            "launch_index": 0, "meta": dict(self.metadata), "public_keys": {}, "keys": [],
+            "devices": [],
+        }
+
 
 def hostname_for(name: str) -> str:
     cleaned = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]
@@ -183,12 +192,7 @@ class Sandbox:
 
     def _write_instance_data(self, info: InstanceInfo) -> None:
         hostname = hostname_for(info.name)
-        meta_data: dict[str, Any] = {
-            "uuid": info.instance_id, "name": info.name, "hostname": hostname,
-            "availability_zone": info.availability_zone, "project_id": info.project_id,
-            "launch_index": 0, "meta": dict(info.metadata), "public_keys": {}, "keys": [],
-            "devices": [],
-        }
+        meta_data = info.meta_data()
         instance_data = {
             "v1": {
                 "instance_id": info.instance_id, "local_hostname": hostname,

@@ -53,6 +53,9 @@ bootstrap() {
 
 # Defence in depth before the pilot starts: user data stays readable for the VM's whole life
 # through the metadata service and cloud-init's local copies. Only root may reach the first.
+# TCP gets a reset: the ICMP error a plain reject sends leaves a connect() waiting for its timeout.
+# iptables' "! --uid-owner" also matches packets without a socket, such as that reset itself,
+# hence --socket-exists (nftables' skuid never matches them).
 block_metadata() {
     local address=${JDIRAC_METADATA_ADDRESS:-169.254.169.254}
     if command -v nft > /dev/null 2>&1 \
@@ -60,6 +63,7 @@ block_metadata() {
 table inet jdirac_metadata {
     chain output {
         type filter hook output priority 0; policy accept;
+        ip daddr ${address} meta skuid != 0 meta l4proto tcp reject with tcp reset
         ip daddr ${address} meta skuid != 0 reject
     }
 }
@@ -67,7 +71,9 @@ EOF_NFT
     then
         log "metadata service ${address} blocked for every uid but root (nftables)"
     elif command -v iptables > /dev/null 2>&1 \
-        && iptables -I OUTPUT -d "${address}" -m owner ! --uid-owner 0 -j REJECT 2> /dev/null; then
+        && iptables -I OUTPUT -d "${address}" -m owner --socket-exists ! --uid-owner 0 -j REJECT 2> /dev/null \
+        && iptables -I OUTPUT -d "${address}" -p tcp -m owner --socket-exists ! --uid-owner 0 \
+            -j REJECT --reject-with tcp-reset 2> /dev/null; then
         log "metadata service ${address} blocked for every uid but root (iptables)"
     else
         log "WARNING: neither nftables nor iptables could block the metadata service ${address}"
