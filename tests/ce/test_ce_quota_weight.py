@@ -55,3 +55,44 @@ def test_quota_share_stays_a_hard_cap_and_bad_weights_name_the_option(make_ce, l
             ceType="Cloud", ceName="bad.local.test", ceParametersDict=ce_parameters(local_cloud, auth, **{option: value})
         )
         assert not result["OK"] and f"CS option {option}" in result["Message"]
+
+
+def test_each_named_installation_is_weighed_apart(make_ce, wrapper, local_cloud):
+    """Belle II 3, T2K 2, GridPP 1 on 12 instances: Belle II's share is 6 (one weight for all
+    others, as OthersQuotaWeight alone gives, would make it 9, all 8 free slots); the VMs are told
+    apart by their installation tag in one listing of the project."""
+    local_cloud.compute.set_quota(instances=12, cores=-1, ram=-1)
+    belle = make_ce(ce_name="belle.local.test", InstallationName="Belle2DIRAC", QuotaWeight=3,
+                    InstallationQuotaWeights="T2KDIRAC:2, GridPPDIRAC:1", ListingCacheSeconds=0)
+    t2k = make_ce(ce_name="t2k.local.test", InstallationName="T2KDIRAC", ListingCacheSeconds=0)
+    gridpp = make_ce(ce_name="gridpp.local.test", InstallationName="GridPPDIRAC", ListingCacheSeconds=0)
+    assert belle.cloudConfig.others_quota_weight == 0  # nothing else on the project has a share
+    assert t2k.submitJob(wrapper, "", 3)["OK"] and gridpp.submitJob(wrapper, "", 1)["OK"]
+
+    assert slots(belle) == (6, "QuotaWeight")
+    assert belle.submitJob(wrapper, "", 6)["OK"]
+    # the 2 slots Belle II left free a whole cycle, while T2K and GridPP (under their 4 and 2)
+    # started nothing, are lent
+    assert slots(belle)[0] == 2
+    assert t2k.submitJob(wrapper, "", 1)["OK"]  # T2K starts again, under its share of 4
+    assert slots(belle) == (0, "QuotaWeight")  # it wants its share: nothing lent
+
+
+def test_installation_weights_name_the_option(local_cloud, tmp_path):
+    from ce_testkit import ce_parameters, write_cloud_auth
+    from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+
+    auth = write_cloud_auth(tmp_path / "cloud.auth", "u", "p")
+    for options, problem in (
+        ({"QuotaWeight": 3, "InstallationQuotaWeights": "T2KDIRAC"}, "is not installation:weight"),
+        ({"QuotaWeight": 3, "InstallationQuotaWeights": "T2KDIRAC:0"}, "must be a positive number"),
+        ({"QuotaWeight": 3, "InstallationQuotaWeights": "T2KDIRAC:x"}, "is not a number"),
+        ({"QuotaWeight": 3, "InstallationQuotaWeights": "T2KDIRAC:1, T2KDIRAC:2"}, "given twice"),
+        ({"QuotaWeight": 3, "InstallationQuotaWeights": "JenniferTest:1"}, "own installation"),
+        ({"InstallationQuotaWeights": "T2KDIRAC:1"}, "needs this CE's QuotaWeight"),
+    ):
+        result = ComputingElementFactory().getCE(
+            ceType="Cloud", ceName="bad.local.test", ceParametersDict=ce_parameters(local_cloud, auth, **options)
+        )
+        assert not result["OK"], options
+        assert "CS option InstallationQuotaWeights" in result["Message"] and problem in result["Message"], result

@@ -263,6 +263,10 @@ class OpenStackBackend(CloudBackend):
         owned = (vm for vm in vms if vm.owner is not None and vm.owner.installation == installation)
         return [self._with_flavor_id(vm) for vm in owned]
 
+    def list_project_vms(self) -> list[VM]:
+        vms = self._servers("listing servers", name=f"^{_literal(self._name_prefix)}")
+        return [vm for vm in vms if vm.owner is not None]
+
     def list_installation_changes(self, installation: str, since: datetime) -> Changes:
         """Nova's ``changes-since``: servers updated at or after `since`, with the deleted ones
         (status DELETED; one still deleting is listed DELETING, as in a full listing)."""

@@ -169,6 +169,12 @@ class CloudBackend(ABC):
         list_vms). Needed only when listing_scope() is not None."""
         raise NotImplementedError(f"{type(self).__name__} cannot list an installation's VMs")
 
+    def list_project_vms(self) -> list[VM] | None:
+        """Every JenniferDIRAC VM of the project, whatever its installation, in one listing
+        (InstallationQuotaWeights counts them by installation); None (the default): this cloud
+        cannot tell, the other installations are weighed as OthersQuotaWeight."""
+        return None
+
     def list_installation_changes(self, installation: str, since: datetime) -> Changes | None:
         """The installation's VMs changed at or after `since` (the cloud's clock), deleted ones
         included, in one listing; None (the default): this cloud has no such listing, list

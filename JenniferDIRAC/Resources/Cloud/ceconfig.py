@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from JenniferDIRAC.Resources.Cloud.imageselection import is_selection, parse_selection
 from JenniferDIRAC.Resources.Cloud.errors import ConfigurationError
 from JenniferDIRAC.Resources.Cloud.model import TAG_PREFIX, OwnerTags
+from JenniferDIRAC.Resources.Cloud.quotaweights import OPTION as INSTALLATION_WEIGHTS
+from JenniferDIRAC.Resources.Cloud.quotaweights import parse_installation_weights
 from JenniferDIRAC.Resources.Cloud.openstackidentity import DRIVER_PREFIX, OpenStackIdentity, openstack_identity
 from JenniferDIRAC.Resources.Cloud.sharedlisting import FULL_RESYNC_SECONDS
 from JenniferDIRAC.Resources.Cloud.optionnames import DIRAC_CE_OPTIONS, OTHER_CE_OPTIONS, unknown_option_problem
@@ -88,6 +90,8 @@ class CloudCEConfig:
     #: (None: no lending policy, QuotaShare alone)
     quota_weight: float | None = None
     others_quota_weight: float = 1.0
+    #: InstallationQuotaWeights: {other installation on the project: its weight} (quotaweights)
+    installation_quota_weights: Mapping[str, float] = field(default_factory=dict)
     max_starting_vms: int | None = None
     max_submit_threads: int = DEFAULT_MAX_SUBMIT_THREADS
     create_attempts: int = DEFAULT_CREATE_ATTEMPTS
@@ -326,7 +330,17 @@ class _Parser:
             vo=vo,
         )
         self.check_cloud_limits(config)
+        config = self.with_installation_weights(config)
         return dataclasses.replace(config, unknown_options=self.unknown_options())
+
+    def with_installation_weights(self, config: CloudCEConfig) -> CloudCEConfig:
+        weights = parse_installation_weights(self.text(INSTALLATION_WEIGHTS), config.installation)
+        if not weights:
+            return config
+        if config.quota_weight is None:
+            raise ConfigurationError(INSTALLATION_WEIGHTS, "needs this CE's QuotaWeight to weigh against")
+        others = config.others_quota_weight if self.text("OthersQuotaWeight") else 0.0
+        return dataclasses.replace(config, installation_quota_weights=weights, others_quota_weight=others)
 
     def unknown_options(self) -> tuple[tuple[str, str], ...]:
         """Options nobody reads (DIRAC's own and Driver_* aside), each with its closest known name."""

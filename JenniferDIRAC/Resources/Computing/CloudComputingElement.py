@@ -36,7 +36,7 @@ from JenniferDIRAC.Resources.Computing.CloudCE.backendholder import BackendHolde
 from JenniferDIRAC.Resources.Computing.CloudCE.boundary import dirac_boundary
 from JenniferDIRAC.Resources.Computing.CloudCE.creation import Creation
 from JenniferDIRAC.Resources.Computing.CloudCE.joboutput import pilot_output
-from JenniferDIRAC.Resources.Computing.CloudCE.lending import QuotaLending
+from JenniferDIRAC.Resources.Computing.CloudCE.lending import QuotaLending, installation_usage
 from JenniferDIRAC.Resources.Computing.CloudCE.pilotdata import PilotUserData, cores_env, seal_bootstrap
 from JenniferDIRAC.Resources.Computing.CloudCE.pilotoptions import with_flavor_processors
 from JenniferDIRAC.Resources.Computing.CloudCE.pilotstatus import PILOT_STATUS, own_vm_names
@@ -201,7 +201,8 @@ class CloudComputingElement(DIRACCloudComputingElement):
             capacity = dataclasses.replace(capacity, slots=0, limited_by="no capacity for any flavor/zone")
         elif config.quota_weight is not None:
             quota = self._project(backend).quota(backend, config.listing_cache_seconds)
-            capacity = self._lending.apply(config, quota, vms, flavor, capacity)
+            usage = installation_usage(backend, self.ceName, config.listing_cache_seconds) if config.installation_quota_weights else None
+            capacity = self._lending.apply(config, quota, vms, flavor, capacity, usage)
         result = S_OK()
         result["SubmittedJobs"] = 0
         result["RunningJobs"] = capacity.running
