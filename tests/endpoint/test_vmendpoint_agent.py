@@ -55,6 +55,9 @@ Systems
                             timeout=10).status_code == 204
         assert requests.put(base + "/logs/boot", data=b"x", timeout=10).status_code == 401
         assert vmdb.db.getLogs("jdirac-agentvm")["Value"] == {"boot": b"booted"}
+        # Heartbeats are written in batches (HeartbeatFlushMilliseconds after they arrive).
+        wait_until(lambda: vmdb.db.getVMs(names=["jdirac-agentvm"])["Value"][0]["last_heartbeat"] is not None,
+                   30, "the heartbeat's batch", log.read_text)
         record = vmdb.db.getVMs(names=["jdirac-agentvm"])["Value"][0]
         assert record["shutdown_code"] == 200 and record["last_heartbeat"] is not None
         # Housekeeping cycles run alongside the server.

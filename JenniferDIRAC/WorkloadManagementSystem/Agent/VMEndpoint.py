@@ -18,12 +18,16 @@ Tornado services cannot run from a PyPI installation.
 
 from __future__ import annotations
 
+import signal
+import sys
+
 from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.Base.AgentModule import AgentModule
 
 from JenniferDIRAC.WorkloadManagementSystem.Monitoring.metrics import serve_endpoint_metrics
 from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import SecretFileError, TokenAuthority
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.heartbeats import HeartbeatBatching, HeartbeatBuffer
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer, ServerBounds, TLSFiles
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.settings import CS_ENDPOINT_PATH, endpoint_settings
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import VMStateStore
@@ -37,6 +41,7 @@ class VMEndpoint(AgentModule):
         super().__init__(*args, **kwargs)
         self.server: EndpointServer | None = None
         self.app: VMEndpointApp | None = None
+        self.heartbeats: HeartbeatBuffer | None = None
         self.secretFile = ""
 
     def _intOption(self, name: str, default: int, minimum: int) -> int:
@@ -106,16 +111,24 @@ class VMEndpoint(AgentModule):
                 header_timeout_seconds=self._numberOption("HeaderTimeout", 10, 1),
                 keep_alive_seconds=self._numberOption("KeepAliveTimeout", 5, 1),
             )
+            batching = HeartbeatBatching(
+                batch_rows=self._intOption("HeartbeatBatchRows", 200, 1),
+                flush_seconds=self._intOption("HeartbeatFlushMilliseconds", 1000, 1) / 1000,
+                max_buffered=self._intOption("HeartbeatBufferRows", 20000, 1),
+            )
             port = self._intOption("Port", 8449, 0)
             tls = self._tls()
         except (SecretFileError, ValueError) as exc:
             return S_ERROR(str(exc))
+        store = VMStateStore()
+        self.heartbeats = HeartbeatBuffer(store, batching, log=self._log)
         self.app = VMEndpointApp(
             authority,
-            VMStateStore(),
+            store,
             limits,
             context_dir=self.am_getOption("ContextDirectory", "") or None,
             log=self._log,
+            heartbeats=self.heartbeats,
         )
         self.server = EndpointServer(self.app, self.am_getOption("Host", "0.0.0.0"), port, tls=tls, bounds=bounds)
         try:
@@ -130,6 +143,9 @@ class VMEndpoint(AgentModule):
         except (ValueError, OSError) as exc:
             self.server.stop()
             return S_ERROR(f"VMEndpoint MetricsPort: {exc}")
+        # runit and systemd stop a service with SIGTERM, which would end the process without
+        # finalize(): the buffered heartbeats are written first.
+        signal.signal(signal.SIGTERM, self._stopOnSignal)
         if self.server.max_connections < bounds.max_connections:
             self.log.warn(
                 "MaxConnections lowered to fit the open file limit",
@@ -159,7 +175,17 @@ class VMEndpoint(AgentModule):
         )
         return S_OK()
 
+    def _stopOnSignal(self, signum, frame):
+        self.log.notice("VMEndpoint stopping on signal", str(signum))
+        self.finalize()
+        sys.exit(0)
+
     def finalize(self):
         if self.server is not None:
-            self.server.stop()
+            self.server.stop()  # answers the requests in progress, then refuses new ones
+            self.server = None
+        if self.heartbeats is not None:
+            self.heartbeats.close()
+            self.log.notice("VMEndpoint heartbeats written", f"{self.heartbeats.flushes} batches")
+            self.heartbeats = None
         return S_OK()

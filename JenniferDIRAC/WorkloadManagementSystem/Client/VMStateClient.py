@@ -170,6 +170,10 @@ class VMStateClient:
     def addHeartbeat(self, vm_name: str, when: dt.datetime | None = None, load: str = ""):
         return self._call("addHeartbeat", vm_name, when, load)
 
+    def addHeartbeats(self, heartbeats):
+        """``[(vm_name, when, load), ...]`` in one call (VMDB.addHeartbeats)."""
+        return self._call("addHeartbeats", [list(row) for row in heartbeats])
+
     def getHeartbeats(self, vm_name: str):
         result = self._call("getHeartbeats", vm_name)
         if result["OK"]:
@@ -206,6 +210,10 @@ class VMStateClient:
 
     def getBootstrapIncidents(self):
         return self._call("getBootstrapIncidents")
+
+    def getBootstraps(self, names):
+        """S_OK({VM name: when its bootstrap was fetched, None if never}) of those of `names` that have one."""
+        return self._call("getBootstraps", list(names))
 
     def forgetEndedBootstraps(self):
         return self._call("forgetEndedBootstraps")

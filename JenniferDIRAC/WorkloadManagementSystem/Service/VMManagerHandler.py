@@ -134,6 +134,13 @@ class VMManagerHandler(RequestHandler):
     def export_addHeartbeat(cls, vmName, when=None, load=""):
         return cls.vmDB.addHeartbeat(vmName, when, load)
 
+    types_addHeartbeats = [list]
+    auth_addHeartbeats = WRITERS
+
+    @classmethod
+    def export_addHeartbeats(cls, heartbeats):
+        return cls.vmDB.addHeartbeats(heartbeats)
+
     types_getHeartbeats = [str]
     auth_getHeartbeats = READERS
 
@@ -190,6 +197,13 @@ class VMManagerHandler(RequestHandler):
     @classmethod
     def export_getBootstrapIncidents(cls):
         return cls.vmDB.getBootstrapIncidents()
+
+    types_getBootstraps = [list]
+    auth_getBootstraps = READERS
+
+    @classmethod
+    def export_getBootstraps(cls, vmNames):
+        return cls.vmDB.getBootstraps(vmNames)
 
     types_forgetEndedBootstraps = []
     auth_forgetEndedBootstraps = WRITERS

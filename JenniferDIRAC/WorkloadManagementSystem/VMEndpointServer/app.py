@@ -4,7 +4,8 @@ server.py).
 Every VM call carries ``Authorization: Bearer <token>`` (see Security/VMTokens.py) and names its
 own VM in the path; a VM can read or write nothing of another VM.
 
-    POST /vm/v1/<vm>/heartbeat            body: optional load text      -> 204
+    POST /vm/v1/<vm>/heartbeat            body: optional load text      -> 204 (accepted: written,
+                                          or buffered for the next batch, heartbeats.py)
     PUT  /vm/v1/<vm>/logs/<name>          body: the log (replaces it)   -> 204
     PUT  /vm/v1/<vm>/shutdown_message     body: "<code> <text>"         -> 204 (the first one is kept);
                                           under the bootstrap token only code 510 (fetch failed)
@@ -19,7 +20,8 @@ Refusals: 400 malformed or incomplete body; 401 missing, malformed, forged or ex
 token of another VM; 404 unknown path, file or VM; 405 wrong method; 408 body not received within
 BodyTimeout; 409 a different shutdown message was already stored; 410 the VM is deleted or powered
 off (writes only); 413 over a size limit; 429 this VM sends too much (too many at once, too fast,
-heartbeats too close together); 503 store unavailable or too many requests (a VM retries these).
+heartbeats too close together); 503 store unavailable, heartbeat buffer full or too many requests
+(a VM retries these).
 
 Order of the checks, cheapest first, so that what a hostile VM sends costs the least: path and
 method, token (HMAC), per-VM admission, global admission, body (size and total deadline), the
@@ -57,6 +59,7 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import BOOTSTR
 from JenniferDIRAC.WorkloadManagementSystem.Security.VMBootstrap import SealError, unseal
 
 from .body import BodyError, read_body
+from .heartbeats import BufferFull, HeartbeatBuffer
 from .limits import EndpointLimits, PerVMAdmission, Refused
 from .refusals import Log, RefusalLog
 from .shutdownmessage import MalformedShutdownMessage, parse_shutdown_message
@@ -106,9 +109,11 @@ class VMEndpointApp:
         context_dir: str | Path | None = None,
         clock: Callable[[], float] = time.time,
         log: Log = _quiet,
+        heartbeats: HeartbeatBuffer | None = None,
     ):
         self.authority = authority
         self.store = store
+        self.heartbeats = heartbeats  # None: each heartbeat written before it is answered
         self.limits = limits or EndpointLimits()
         self.context_dir = Path(context_dir).resolve() if context_dir else None
         self.clock = clock
@@ -164,6 +169,8 @@ class VMEndpointApp:
                 self._store_limiter = None
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.heartbeats is not None:  # the requests answered 204 are all buffered now
+                    await anyio.to_thread.run_sync(self.heartbeats.flush)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -306,9 +313,16 @@ class VMEndpointApp:
                 wait = max(1, math.ceil(self.limits.min_heartbeat_seconds - (now - last)))
                 return _text(429, f"at most one heartbeat every {self.limits.min_heartbeat_seconds:g} s",
                              **{"Retry-After": str(wait)})
-            await self._require_alive(vm_name)
+            await self._require_alive(vm_name)  # per request, before buffering: 410 stays exact
             when = dt.datetime.fromtimestamp(now, dt.timezone.utc)
-            await self._in_thread(self.store.add_heartbeat, vm_name, when, load)
+            if self.heartbeats is None:
+                await self._in_thread(self.store.add_heartbeat, vm_name, when, load)
+            else:
+                try:
+                    self.heartbeats.add(vm_name, when, load)
+                except BufferFull as exc:
+                    self.refusals.refused("heartbeat buffer full", f"heartbeat of {vm_name} refused: {exc}")
+                    return _text(503, "heartbeats are waiting for storage, retry later", **{"Retry-After": "30"})
             with self._lock:
                 self._last_heartbeat[vm_name] = now
         self._touch(vm_name)

@@ -48,6 +48,10 @@ class VMRecordStore(Protocol):
 
     def add_heartbeat(self, vm_name: str, when: dt.datetime, load: str) -> None: ...
 
+    def add_heartbeats(self, heartbeats: list[tuple[str, dt.datetime, str]]) -> None:
+        """Many heartbeats at once (heartbeats.py); raises StoreError and writes none on failure."""
+        ...
+
     def set_shutdown_message(self, vm_name: str, code: int, text: str) -> None: ...
 
     def store_log(self, vm_name: str, kind: str, content: bytes) -> None: ...
@@ -88,6 +92,9 @@ class VMStateStore:
 
     def add_heartbeat(self, vm_name: str, when: dt.datetime, load: str) -> None:
         self._value(self._client.addHeartbeat(vm_name, when, load), vm_name)
+
+    def add_heartbeats(self, heartbeats: list[tuple[str, dt.datetime, str]]) -> None:
+        self._value(self._client.addHeartbeats(heartbeats), f"{len(heartbeats)} heartbeats")
 
     def set_shutdown_message(self, vm_name: str, code: int, text: str) -> None:
         self._value(self._client.setShutdownMessage(vm_name, code, text), vm_name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from DIRAC import S_ERROR, S_OK
+from DIRAC import S_ERROR, S_OK, gLogger
 
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.schema import LOG_KINDS_LIMIT
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.values import utc_naive, utc_now
@@ -39,6 +39,51 @@ class EndpointData:
         if not result["OK"]:
             return result
         return self._trimHeartbeats(vm_name)
+
+    def addHeartbeats(self, heartbeats):
+        """Record many heartbeats, ``[(vm_name, when, load), ...]``, in three statements whatever
+        their number: one UPDATE of the VMs' last heartbeat (idempotent, so a batch retried after
+        a failed INSERT changes nothing twice), one multi-row INSERT, one DELETE keeping the last
+        ``MaxHeartbeats`` per VM. The caller (the VM endpoint) has checked each
+        VM's record when it accepted the heartbeat; names no longer in VMs are not refused."""
+        rows = []
+        try:
+            for vm_name, when, load in heartbeats:
+                if not isinstance(vm_name, str) or not vm_name:
+                    return S_ERROR("addHeartbeats: each heartbeat needs a VM name")
+                rows.append((vm_name, utc_naive(when) if when else utc_now(), str(load or "")[:128]))
+        except (TypeError, ValueError) as exc:
+            return S_ERROR(f"addHeartbeats: each heartbeat is (vm_name, when, load): {exc}")
+        if not rows:
+            return S_OK(0)
+        newest: dict[str, tuple[dt.datetime, str]] = {}
+        for vm_name, when, load in rows:  # arrival order: the last one of a VM is its load now
+            if vm_name not in newest or when >= newest[vm_name][0]:
+                newest[vm_name] = (when, load)
+        latest = " UNION ALL ".join(["SELECT %s AS n, %s AS t, %s AS l"] * len(newest))
+        result = self._update(
+            f"UPDATE VMs v JOIN ({latest}) b ON v.`VMName` = b.n "
+            "SET v.`LastHeartbeat` = GREATEST(COALESCE(v.`LastHeartbeat`, b.t), b.t), v.`HeartbeatLoad` = b.l",
+            args=tuple(value for name, (when, load) in newest.items() for value in (name, when, load)),
+        )
+        if not result["OK"]:
+            return result
+        result = self._update(
+            "INSERT INTO VMHeartbeats (`VMName`, `HeartbeatTime`, `HeartbeatLoad`) VALUES "
+            + ", ".join(["(%s, %s, %s)"] * len(rows)),
+            args=tuple(value for row in rows for value in row),
+        )
+        if not result["OK"]:
+            return result
+        result = self._update(
+            "DELETE FROM VMHeartbeats WHERE `HeartbeatID` IN (SELECT `HeartbeatID` FROM ("
+            "SELECT `HeartbeatID`, ROW_NUMBER() OVER (PARTITION BY `VMName` ORDER BY `HeartbeatID` DESC) AS rn "
+            f"FROM VMHeartbeats WHERE `VMName` IN ({', '.join(['%s'] * len(newest))})) ranked WHERE rn > %s)",
+            args=(*newest, max(1, int(self.maxHeartbeats))),
+        )
+        if not result["OK"]:  # the rows are in: the next batch of these VMs trims them
+            gLogger.warn("addHeartbeats: old heartbeats not trimmed", result["Message"])
+        return S_OK(len(rows))
 
     def _trimHeartbeats(self, vm_name: str):
         result = self._query(

@@ -1,0 +1,202 @@
+"""Heartbeats are written to VMDB in batches (VMEndpointServer/heartbeats.py), on the real MariaDB,
+over real HTTP: one INSERT per batch, every accepted heartbeat stored, a stop writes the rest."""
+
+import math
+import signal
+import types
+
+import pytest
+import requests
+from diraccfg import CFG
+from waiting import wait_until
+
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority, create_secret_file
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.heartbeats import HeartbeatBatching, HeartbeatBuffer
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import StoreError, VMStateStore
+
+SECRET = b"heartbeat-batch-test-secret-0123456789"
+
+
+def com_insert(db) -> int:
+    """INSERT statements the server has run (MariaDB's own counter)."""
+    result = db._query("SHOW GLOBAL STATUS LIKE 'Com_insert'")
+    assert result["OK"], result
+    return int(result["Value"][0][1])
+
+
+def stored_heartbeats(db, names) -> dict:
+    return {name: len(db.getHeartbeats(name)["Value"]) for name in names}
+
+
+class OutageStore:
+    """The real store, whose batch writes fail while `down` (the database unreachable)."""
+
+    def __init__(self, store):
+        self.store = store
+        self.down = True
+        self.refused_batches = 0
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def add_heartbeats(self, heartbeats):
+        if self.down:
+            self.refused_batches += 1
+            raise StoreError("database unreachable")
+        self.store.add_heartbeats(heartbeats)
+
+
+@pytest.fixture
+def batched_endpoint(vmdb, make_vm_record):
+    """batched_endpoint(batching, store=None) -> a served endpoint whose heartbeats are buffered."""
+    started = []
+
+    def make(batching, store=None, retry_seconds=5.0):
+        authority = TokenAuthority([SECRET])
+        store = store or VMStateStore(vmdb.db)
+        buffer = HeartbeatBuffer(store, batching, retry_seconds=retry_seconds)
+        app = VMEndpointApp(authority, store, EndpointLimits(min_heartbeat_seconds=10), heartbeats=buffer)
+        server = EndpointServer(app, "127.0.0.1", 0)
+        server.start()
+        session = requests.Session()
+        started.append((server, buffer, session))
+
+        def register(names):
+            assert vmdb.db.recordVMs([make_vm_record(name) for name in names])["OK"]
+            return {name: authority.issue(name, 3600) for name in names}
+
+        def heartbeat(name, token):
+            return session.post(f"{server.url}/vm/v1/{name}/heartbeat", data=b"0.5 0.4 0.3 1/99 42",
+                                headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+        return types.SimpleNamespace(server=server, buffer=buffer, register=register, heartbeat=heartbeat,
+                                     db=vmdb.db)
+
+    try:
+        yield make
+    finally:
+        for server, buffer, session in started:
+            session.close()
+            server.stop()
+            buffer.close(timeout=1)
+
+
+def test_heartbeats_over_http_take_one_insert_per_batch(batched_endpoint):
+    endpoint = batched_endpoint(HeartbeatBatching(batch_rows=10, flush_seconds=3600, max_buffered=1000))
+    names = [f"jdirac-hbbatch-{i:03d}" for i in range(95)]
+    tokens = endpoint.register(names)
+    before = com_insert(endpoint.db)
+    for name in names:
+        assert endpoint.heartbeat(name, tokens[name]).status_code == 204
+    # Batches of 10 are written as they fill; the last 5 wait for their time (an hour) or a stop.
+    wait_until(lambda: len(endpoint.buffer) == 5, 60, "the full batches written")
+    assert sum(stored_heartbeats(endpoint.db, names).values()) == 90
+    endpoint.server.stop()  # the app's shutdown writes what is buffered
+    assert len(endpoint.buffer) == 0
+    inserts = com_insert(endpoint.db) - before
+    assert inserts <= math.ceil(len(names) / 10) + 1, f"{inserts} INSERTs for {len(names)} heartbeats"
+    assert stored_heartbeats(endpoint.db, names) == {name: 1 for name in names}
+    records = endpoint.db.getVMs(names=names)["Value"]
+    assert all(r["last_heartbeat"] is not None and r["heartbeat_load"] == "0.5 0.4 0.3 1/99 42" for r in records)
+
+
+def test_a_lone_heartbeat_is_written_after_the_flush_time(batched_endpoint):
+    endpoint = batched_endpoint(HeartbeatBatching(batch_rows=100, flush_seconds=0.2, max_buffered=100))
+    tokens = endpoint.register(["jdirac-hblone"])
+    assert endpoint.heartbeat("jdirac-hblone", tokens["jdirac-hblone"]).status_code == 204
+    wait_until(lambda: len(endpoint.buffer) == 0, 30, "the lone heartbeat written by the time-based flush")
+    assert endpoint.buffer.flushes == 1
+    assert stored_heartbeats(endpoint.db, ["jdirac-hblone"]) == {"jdirac-hblone": 1}
+
+
+def test_a_deleted_vm_gets_410_and_nothing_is_buffered(batched_endpoint):
+    endpoint = batched_endpoint(HeartbeatBatching(batch_rows=50, flush_seconds=3600, max_buffered=100))
+    tokens = endpoint.register(["jdirac-hbgone", "jdirac-hbalive"])
+    assert endpoint.db.markVMsDeleted(["jdirac-hbgone"], "test")["OK"]
+    response = endpoint.heartbeat("jdirac-hbgone", tokens["jdirac-hbgone"])
+    assert response.status_code == 410 and "deleted" in response.text
+    assert endpoint.heartbeat("jdirac-hbalive", tokens["jdirac-hbalive"]).status_code == 204
+    assert len(endpoint.buffer) == 1
+    endpoint.buffer.close()
+    assert stored_heartbeats(endpoint.db, ["jdirac-hbgone", "jdirac-hbalive"]) == {"jdirac-hbgone": 0,
+                                                                                   "jdirac-hbalive": 1}
+
+
+def test_a_full_buffer_refuses_with_503_and_loses_nothing_accepted(batched_endpoint, vmdb):
+    store = OutageStore(VMStateStore(vmdb.db))
+    endpoint = batched_endpoint(HeartbeatBatching(batch_rows=4, flush_seconds=0.05, max_buffered=8), store=store,
+                                retry_seconds=0.05)
+    names = [f"jdirac-hbfull-{i}" for i in range(10)]
+    tokens = endpoint.register(names)
+    answers = [endpoint.heartbeat(name, tokens[name]) for name in names]
+    assert [a.status_code for a in answers] == [204] * 8 + [503] * 2
+    assert answers[-1].headers["Retry-After"] == "30"
+    wait_until(lambda: store.refused_batches >= 2, 30, "the writer retrying while the database is down")
+    assert sum(stored_heartbeats(vmdb.db, names).values()) == 0
+    store.down = False
+    wait_until(lambda: len(endpoint.buffer) == 0, 30, "the buffer written once the database is back")
+    assert stored_heartbeats(vmdb.db, names) == {name: 1 if i < 8 else 0 for i, name in enumerate(names)}
+
+
+def test_bad_batching_options_name_the_option():
+    with pytest.raises(ValueError, match="HeartbeatBufferRows"):
+        HeartbeatBatching(batch_rows=100, max_buffered=10)
+    with pytest.raises(ValueError, match="HeartbeatBatchRows"):
+        HeartbeatBatching(batch_rows=0)
+
+
+def test_the_agent_writes_its_buffer_when_stopped_with_sigterm(tmp_path, vmdb, make_vm_record, agent_tools):
+    BASE_CFG, free_port, start_agent, stop = agent_tools
+    secret = tmp_path / "vm-endpoint.secret"
+    create_secret_file(secret)
+    port = free_port()
+    agent_cfg = f"""
+Systems
+{{
+  WorkloadManagement
+  {{
+    Agents
+    {{
+      VMEndpoint
+      {{
+        PollingTime = 3600
+        Host = 127.0.0.1
+        Port = {port}
+        UseTLS = no
+        TokenSecretFile = {secret}
+        HeartbeatBatchRows = 1000
+        HeartbeatFlushMilliseconds = 3600000
+      }}
+    }}
+  }}
+}}
+"""
+    cfg = str(CFG().loadFromBuffer(BASE_CFG).mergeWith(CFG().loadFromBuffer(vmdb.cfg))
+              .mergeWith(CFG().loadFromBuffer(agent_cfg)))
+    names = [f"jdirac-hbstop-{i}" for i in range(12)]
+    assert vmdb.db.recordVMs([make_vm_record(name) for name in names])["OK"]
+    authority = TokenAuthority.from_secret_file(secret)
+    proc, log = start_agent(tmp_path, cfg, "-o", "MaxCycles=0")
+    try:
+        def healthy() -> bool:
+            assert proc.poll() is None, log.read_text()
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_until(healthy, 90, "the endpoint's /health", log.read_text)
+        for name in names:
+            response = requests.post(f"http://127.0.0.1:{port}/vm/v1/{name}/heartbeat", data=b"1.0",
+                                     headers={"Authorization": f"Bearer {authority.issue(name, 600)}"}, timeout=10)
+            assert response.status_code == 204
+        # Neither the batch size nor its time is reached: all twelve are still in the buffer.
+        assert sum(stored_heartbeats(vmdb.db, names).values()) == 0
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        stop(proc)
+    assert stored_heartbeats(vmdb.db, names) == {name: 1 for name in names}, log.read_text()[-3000:]
+    assert "VMEndpoint heartbeats written" in log.read_text()
