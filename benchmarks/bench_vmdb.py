@@ -2,10 +2,12 @@
 
 Starts a throwaway mariadbd (dev/mariadb.py), creates VMDB through DIRAC's DB class, and times
 recordVMs, setVMStates, getVMs (one CE, active), getAccountingRecords + markAccounted, and
-setBackoff from 8 threads at once. Prints one line per call::
+setBackoff 80 times on one row, from 8 threads at once and from one thread. Prints one line per
+call; ``--repeat R`` times the two setBackoff runs R times (each on rows of their own) and prints
+every time::
 
     .venv/bin/python benchmarks/bench_vmdb.py            # N = 1000, 10000
-    .venv/bin/python benchmarks/bench_vmdb.py --n 500
+    .venv/bin/python benchmarks/bench_vmdb.py --n 500 --repeat 5
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def timed(label: str, call):
     return result["Value"]
 
 
-def run(db, n: int) -> None:
+def run(db, n: int, repeat: int = 1) -> None:
     t0 = dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc)
     records = [
         {"vm_name": f"jdirac-{n:06d}{i:026x}", "vm_id": f"id-{i}", "ce": f"ce{i % 4}.example", "site": "CLOUD.B.uk",
@@ -48,33 +50,36 @@ def run(db, n: int) -> None:
     accounting = timed("getAccountingRecords(limit=N)", lambda: db.getAccountingRecords(limit=n))
     timed("markAccounted (those)", lambda: db.markAccounted([r["vm_name"] for r in accounting]))
 
-    def backoff():
-        for _ in range(10):
-            assert db.setBackoff("ce0.example", "", t0 + dt.timedelta(hours=1), "bench")["OK"]
+    for attempt in range(repeat):
+        contended, alone = f"ce-busy-{attempt}.example", f"ce-alone-{attempt}.example"
 
-    def parallel():
-        threads = [threading.Thread(target=backoff) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return {"OK": True, "Value": None}
+        def backoff(ce=contended):
+            for _ in range(10):
+                assert db.setBackoff(ce, "", t0 + dt.timedelta(hours=1), "bench")["OK"]
 
-    timed("setBackoff x80 from 8 threads", parallel)
-    failures = db.getBackoff("ce0.example")["Value"]["failures"]
-    print(f"  backoff failure counter after the 80 calls: {failures}")
+        def parallel():
+            threads = [threading.Thread(target=backoff) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return {"OK": True, "Value": None}
 
-    def serial():
-        for _ in range(80):
-            assert db.setBackoff("ce1.example", "", t0 + dt.timedelta(hours=1), "bench")["OK"]
-        return {"OK": True, "Value": None}
+        def serial(ce=alone):
+            for _ in range(80):
+                assert db.setBackoff(ce, "", t0 + dt.timedelta(hours=1), "bench")["OK"]
+            return {"OK": True, "Value": None}
 
-    timed("setBackoff x80 from 1 thread", serial)
+        timed("setBackoff x80 from 8 threads (one row)", parallel)
+        failures = db.getBackoff(contended)["Value"]["failures"]
+        assert failures == 80, f"{failures} failures counted of 80"
+        timed("setBackoff x80 from 1 thread", serial)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, action="append", help="number of VMs (repeatable)")
+    parser.add_argument("--repeat", type=int, default=1, help="times the setBackoff runs are repeated")
     args = parser.parse_args()
     from DIRAC import gConfig
     from diraccfg import CFG
@@ -98,7 +103,7 @@ def main() -> int:
                 gLogger.setLevel("ERROR")
                 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
 
-                run(VMDB(), n)
+                run(VMDB(), n, args.repeat)
         finally:
             server.destroy()
     return 0

@@ -220,6 +220,41 @@ def test_concurrent_claims_give_one_probe(vmdb):
     assert ok(db.getBackoff("ce"))["probe_vm"] == f"vm-{winners[0]}"
 
 
+def test_concurrent_backoff_writes_from_two_vmdbs_meet_at_the_database(vmdb):
+    """Two VMDB objects share no in-process turn (as two processes): their threads' writes to one
+    row collide at the compare-and-set; none is lost and only one probe is claimed."""
+    dbs = [vmdb.db, VMDB()]
+    base = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    errors, winners = [], []
+    barrier = threading.Barrier(8)
+
+    def fail(i):
+        barrier.wait()
+        for j in range(5):
+            res = dbs[i % 2].setBackoff("two-ce", "p", base + dt.timedelta(seconds=i * 10 + j), f"failure {i}/{j}")
+            if not res["OK"]:
+                errors.append(res["Message"])
+
+    def claim(i):
+        barrier.wait()
+        if ok(dbs[i % 2].claimProbe("ended-ce", "", f"vm-{i}")):
+            winners.append(i)
+
+    ok(vmdb.db.setBackoff("ended-ce", "", dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5), "x"))
+    for target in (fail, claim):
+        threads = [threading.Thread(target=target, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    row = ok(vmdb.db.getBackoff("two-ce", "p"))
+    assert row["failures"] == 40
+    assert row["until"] == (base + dt.timedelta(seconds=74)).replace(tzinfo=None, microsecond=0)
+    assert len(winners) == 1
+    assert ok(dbs[1].getBackoff("ended-ce"))["probe_vm"] == f"vm-{winners[0]}"
+
+
 def test_concurrent_record_vms(vmdb):
     db = vmdb.db
     errors = []

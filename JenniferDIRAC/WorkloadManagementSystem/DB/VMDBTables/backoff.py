@@ -6,7 +6,8 @@ the next state and writes it back with a compare-and-set on the row it read (the
 DELETE matches the read values; an INSERT of a missing row does nothing when another process
 inserted it first). When the row changed in between, the read and the decision are made again,
 the row locked from read to write (concurrent writers queue up), so concurrent CEs and
-VMDirectors never lose a failure nor claim two probes.
+VMDirectors never lose a failure nor claim two probes. Threads of one process that change one
+row at once do it in one turn (rowturns.py): one read, each change decided in order, one write.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import datetime as dt
 
 from DIRAC import S_ERROR, S_OK
 
+from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.rowturns import RowTurns
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.values import RecordError, check_text, utc_naive, utc_now
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (
     BackoffState,
@@ -74,6 +76,10 @@ def _record(state: BackoffState, updated: dt.datetime) -> dict:
 
 class Backoffs:
     """The methods of ``VMBackoff`` (mixed into VMDB: ``self`` is a DIRAC DB)."""
+
+    def __init__(self, *args, **kwargs):
+        self._backoffTurns = RowTurns()
+        super().__init__(*args, **kwargs)
 
     def getBackoff(self, ce: str, profile: str = ""):
         """S_OK(dict) of the (CE, profile) backoff row, S_OK(None) if there is none.
@@ -160,25 +166,35 @@ class Backoffs:
         return S_OK(result["Value"][0]) if result["OK"] else result
 
     def _backoffTransition(self, method: str, event):
-        """Apply `event` to the stored state of its queue. S_OK((rows written: 0 or 1, the state
-        after it, the time written)). The first attempt reads without a lock (one writer: two
-        statements); once the compare-and-set saw another writer, the row is locked from read to
-        write, so concurrent writers queue up instead of retrying."""
+        """Apply `event` to the stored state of its queue, in one turn with the events other
+        threads of this process apply to it at the same moment. S_OK((rows written: 0 or 1, the
+        state after it, the time written))."""
         try:
             check_text("ce", event.ce)
             check_text("profile", event.profile)
         except RecordError as exc:
             return S_ERROR(f"{method}: {exc}")
         key = (event.ce, event.profile)
-        for attempt in range(MAX_ATTEMPTS):
-            result = self._backoffStep(key, event, locked=attempt > 0)
-            if not result["OK"] or result["Value"] is not None:
-                return result
-        return S_ERROR(f"{method}: the backoff of {key} kept changing under this write ({MAX_ATTEMPTS} attempts)")
+        return self._backoffTurns.change(key, event, lambda events: self._backoffEvents(method, key, events))
 
-    def _backoffStep(self, key: tuple[str, str], event, locked: bool):
-        """One read, decision and write of the queue's row. S_OK((rows written, state, time)), or
-        S_OK(None) when the compare-and-set found the row changed: read and decide again."""
+    def _backoffEvents(self, method: str, key: tuple[str, str], events):
+        """Apply `events`, in order, to the queue's row: one S_OK((rows written, state, time)) per
+        event, or its S_ERROR for each. The first attempt reads without a lock (one writer: two
+        statements); once the compare-and-set saw another writer, the row is locked from read to
+        write, so concurrent writers queue up instead of retrying."""
+        for attempt in range(MAX_ATTEMPTS):
+            result = self._backoffStep(key, events, locked=attempt > 0)
+            if not result["OK"]:
+                return [result] * len(events)
+            if result["Value"] is not None:
+                return [S_OK(outcome) for outcome in result["Value"]]
+        error = S_ERROR(f"{method}: the backoff of {key} kept changing under this write ({MAX_ATTEMPTS} attempts)")
+        return [error] * len(events)
+
+    def _backoffStep(self, key: tuple[str, str], events, locked: bool):
+        """One read of the queue's row, the decision on each event in order and one write.
+        S_OK([(rows written, state, time)] per event), or S_OK(None) when the compare-and-set
+        found the row changed: read and decide again."""
         conn = None
         if locked:
             result = self._getConnection()
@@ -198,20 +214,26 @@ class Backoffs:
             if not result["OK"]:
                 return result
             row = tuple(result["Value"][0]) if result["Value"] else None
-            stored = _state(*key, row)
+            stored = state = _state(*key, row)
             now = utc_now()
-            step: Transition = transition(stored, event, aware(now))
-            if step.refused or step.state == stored:
-                return S_OK((0, stored, now))
+            outcomes = []
+            for event in events:
+                step: Transition = transition(state, event, aware(now))
+                changed = not step.refused and step.state != state
+                if changed:
+                    state = step.state
+                outcomes.append((1 if changed else 0, state, now))
+            if state == stored:
+                return S_OK(outcomes)
             if row is None and conn is not None:
                 # No row to lock: end the transaction (its gap lock would deadlock two inserts)
                 # and insert only if nobody did meanwhile.
                 conn.commit()
                 conn = None
-            result = self._compareAndSet(key, row, step.state, now, conn)
+            result = self._compareAndSet(key, row, state, now, conn)
             if not result["OK"]:
                 return result
-            return S_OK((1, step.state, now)) if result["Value"] == 1 else S_OK(None)
+            return S_OK(outcomes) if result["Value"] == 1 else S_OK(None)
         finally:
             if conn is not None:
                 try:
