@@ -56,6 +56,7 @@ from JenniferDIRAC.WorkloadManagementSystem.Director.sightings import OrphanSigh
 from JenniferDIRAC.WorkloadManagementSystem.Director.thresholds import AgentThresholds
 from JenniferDIRAC.WorkloadManagementSystem.Director.vmrecords import (
     bootstrap_replayed,
+    bootstraps,
     record_states,
     vm_records,
 )
@@ -208,6 +209,7 @@ class VMDirector(AgentModule):
             self.orphanSightings.get(ce, frozenset()),
             queue_thresholds=queueThresholds,
             bootstrap_replayed=bootstrap_replayed(self.vmState, self.log),
+            bootstraps=bootstraps(self.vmState, records),
         )
         decision = decide(view)
         self.orphanSightings[ce] = decision.orphan_sightings

@@ -68,7 +68,7 @@ def close_gone_records(decision, client, log) -> set[str]:
     gone = decision.of_type(RecordGone)
     if not gone:
         return set()
-    result = client.markVMsDeleted({a.vm_name: "gone from the cloud" for a in gone})
+    result = client.markVMsDeleted({a.vm_name: a.reason or "gone from the cloud" for a in gone})
     if not result["OK"]:
         log.warn("Cannot close the records of vanished VMs", result["Message"])
         return set()

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from JenniferDIRAC.Resources.Cloud.model import VM, VMState
 from JenniferDIRAC.WorkloadManagementSystem.Director.report import CENotServedThisCycle
-from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import VMRecord
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import BootstrapRecord, VMRecord
 
 
 def vm_records(client, ce: str) -> dict[str, VMRecord]:
@@ -37,6 +37,17 @@ def record_states(client, vms: Iterable[VM], records: dict[str, VMRecord], log) 
         result = client.setVMStates(states)
         if not result["OK"]:
             log.warn("Cannot record VM states", result["Message"])
+
+
+def bootstraps(client, records: dict[str, VMRecord]) -> dict[str, BootstrapRecord]:
+    """The bootstraps of the recorded VMs created with a contextualization endpoint. Unread, the
+    CE is skipped: its failed boots would otherwise pass for pilots that ended."""
+    if not records:
+        return {}
+    result = client.getBootstraps(sorted(records))
+    if not result["OK"]:
+        raise CENotServedThisCycle(f"cannot read bootstraps: {result['Message']}")
+    return BootstrapRecord.from_fetched(result["Value"])
 
 
 def bootstrap_replayed(client, log) -> frozenset[str]:

@@ -112,6 +112,20 @@ def failure_kind(value) -> FailureKind | None:
 
 
 @dataclass(frozen=True)
+class BootstrapRecord:
+    """A VM's one-time bootstrap (VMDB's VMBootstrap row): only VMs created with a
+    contextualization endpoint have one."""
+
+    vm_name: str
+    fetched: datetime | None = None  # when the endpoint handed it out; None: never
+
+    @classmethod
+    def from_fetched(cls, bootstraps: Mapping) -> dict[str, BootstrapRecord]:
+        """{VM name: BootstrapRecord} of VMDB.getBootstraps' {VM name: fetch time or None}."""
+        return {name: cls(name, aware(fetched)) for name, fetched in bootstraps.items()}
+
+
+@dataclass(frozen=True)
 class CEView:
     """Everything the policy sees of one CE in one cycle."""
 
@@ -128,6 +142,9 @@ class CEView:
     #: VMs whose one-time bootstrap token was presented again (VMDB incidents): someone else
     #: holds what the VM was given
     bootstrap_replayed: frozenset[str] = frozenset()
+    #: the bootstraps of the VMs created with a contextualization endpoint, by VM name (a VM
+    #: without one, its wrapper in user data, has none: the failed-boot rules do not apply)
+    bootstraps: Mapping[str, BootstrapRecord] = field(default_factory=dict)
 
     def thresholds_of(self, vm: VM) -> Thresholds:
         """The thresholds of the queue `vm` was submitted for (its owner metadata); the CE
@@ -165,6 +182,7 @@ class RecordGone:
 
     vm_name: str
     ended: datetime
+    reason: str = ""  # for people; "" for "gone from the cloud"
 
 
 @dataclass(frozen=True)

@@ -352,7 +352,9 @@ class VMEnd(str, Enum):
 
     DELETE_STUCK = "delete stuck"  # still DELETING after DeletingTimeout: delete again
     BOOTSTRAP_REPLAYED = "bootstrap replayed"  # its one-time token was presented again
-    BOOTSTRAP_FAILED = "bootstrap failed"  # powered off after its bootstrap fetch failed: a failed boot
+    #: powered off after its bootstrap fetch failed (or never fetched, or fetched without a word
+    #: after), or running BootTimeout without fetching it: a failed boot
+    BOOTSTRAP_FAILED = "bootstrap failed"
     POWERED_OFF = "powered off"  # the pilot ended (Failed for a shutdown code >= 400)
     CLOUD_ERROR = "cloud error"
     NEVER_BOOTED = "never booted"  # BUILD past BootTimeout
@@ -374,7 +376,7 @@ _LIVE = frozenset({VMPhase.BOOTING, VMPhase.RUNNING})
 VM_ENDS: Mapping[VMEnd, VMEndRule] = {
     VMEnd.DELETE_STUCK: VMEndRule(frozenset({VMPhase.DELETING}), ""),
     VMEnd.BOOTSTRAP_REPLAYED: VMEndRule(_LIVE | {VMPhase.ENDED}, FAILED),
-    VMEnd.BOOTSTRAP_FAILED: VMEndRule(frozenset({VMPhase.ENDED}), ABORTED, may_fail_queue=True),
+    VMEnd.BOOTSTRAP_FAILED: VMEndRule(frozenset({VMPhase.RUNNING, VMPhase.ENDED}), ABORTED, may_fail_queue=True),
     VMEnd.POWERED_OFF: VMEndRule(frozenset({VMPhase.ENDED}), DONE, may_fail_queue=True),
     VMEnd.CLOUD_ERROR: VMEndRule(frozenset({VMPhase.ENDED}), ABORTED, may_fail_queue=True),
     VMEnd.NEVER_BOOTED: VMEndRule(frozenset({VMPhase.BOOTING}), ABORTED, may_fail_queue=True),

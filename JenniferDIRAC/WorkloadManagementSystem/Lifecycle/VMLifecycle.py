@@ -9,6 +9,12 @@ Pilot statuses chosen when the director ends a pilot (DIRAC's PilotStatus values
 
 - VM SHUTOFF after its bootstrap fetch failed (shutdown code BOOTSTRAP_FAILED_CODE, sent with
   the bootstrap token before any heartbeat): no pilot ran -> Aborted, a failed boot of the queue.
+  So is a VM created with a contextualization endpoint (it has a bootstrap in VMDB) that ended
+  without saying so: powered off or gone with its bootstrap never fetched (the endpoint was out
+  of its reach), or fetched but with no heartbeat, no shutdown message and no job matched (it
+  failed after the fetch and could not report); and one still running BootTimeout after its
+  creation that never fetched it. A VM without a bootstrap (its wrapper in user data) is judged
+  as before.
 - VM SHUTOFF: the pilot ended and powered the VM off -> Done (Failed for a shutdown code
   >= 400, which the VM reports as a problem it detected).
 - VM ERROR, or stuck in BUILD: the pilot never ran -> Aborted (what the SiteDirector counts as
@@ -38,6 +44,7 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.CEView import (  # noqa: F
     DEFAULT_LOST_PILOT_GRACE,
     Account,
     Action,
+    BootstrapRecord,
     CEView,
     Decision,
     DeleteVM,
@@ -85,6 +92,30 @@ def still_appearing(born: datetime | None, now: datetime, grace: float = DEFAULT
     """True while a VM created (or recorded) at `born` may be absent from a listing without
     being gone (None, an unknown time, counts as just created)."""
     return born is None or _seconds(now, born) <= grace
+
+
+def failed_boot(record: VMRecord | None, pilot: PilotRecord | None, bootstrap: BootstrapRecord | None) -> str:
+    """Why an ended VM ran no pilot because its bootstrap failed, without being able to say so
+    ("" when it did not fail so, or was not created with a bootstrap)."""
+    if bootstrap is None or record is None:
+        return ""
+    # The boot script heartbeats, and reports with its report token, only once it fetched.
+    if record.last_heartbeat is not None:
+        return ""
+    if record.shutdown_code is not None and record.shutdown_code != BOOTSTRAP_FAILED_CODE:
+        return ""
+    if bootstrap.fetched is None:
+        return "bootstrap never fetched, no pilot ran"
+    if pilot is not None and pilot.job_id > 0:
+        return ""  # its heartbeats were lost, not its pilot (the CE's Running is only the VM's state)
+    return "bootstrap fetched but the VM never reported, no pilot ran"
+
+
+def _failed_boot_failure(vm_name: str, why: str) -> str:
+    """The queue's backoff reason of a failed boot `why` (failed_boot's text)."""
+    if why.startswith("bootstrap never fetched"):
+        return f"VM {vm_name} could not fetch its bootstrap (never fetched)"
+    return f"VM {vm_name} fetched its bootstrap but never reported"
 
 
 @dataclass
@@ -135,6 +166,10 @@ def _ending_of(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view:
                 ended,
                 f"VM {vm.name} could not fetch its bootstrap",
             )
+        why = failed_boot(record, pilot, view.bootstraps.get(vm.name))
+        if why:
+            return _Ending(VMEnd.BOOTSTRAP_FAILED, f"{why} (VM powered off without a word)", ended,
+                           _failed_boot_failure(vm.name, why))
         status = FAILED if code is not None and code >= 400 else None  # None: DONE, from VM_ENDS
         reason = "VM powered off" + (
             f" (shutdown code {code}: {record.shutdown_text})" if code is not None else ""
@@ -156,6 +191,14 @@ def _ending_of(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view:
     if vm.state is VMState.BUILD and age > th.boot_timeout:
         return _Ending(
             VMEnd.NEVER_BOOTED, f"not booted within {th.boot_timeout:.0f} s", now, f"VM {vm.name} never booted"
+        )
+
+    bootstrap = view.bootstraps.get(vm.name)
+    if vm.state is VMState.ACTIVE and age > th.boot_timeout and bootstrap and bootstrap.fetched is None:
+        # no wrapper ever left VMDB: no pilot can be running in it
+        return _Ending(
+            VMEnd.BOOTSTRAP_FAILED, f"bootstrap not fetched within {th.boot_timeout:.0f} s, no pilot ran", now,
+            _failed_boot_failure(vm.name, "bootstrap never fetched"),
         )
 
     if age > th.max_lifetime:
@@ -247,8 +290,14 @@ def decide(view: CEView) -> Decision:
                 Failure(ending.failure, _born(vm, record), ending.failure_kind, view.thresholds_of(vm).backoff_seconds)
             )
 
-    actions.extend(_lost_pilots(view, listed))
-    actions.extend(_gone_records(view, listed))
+    gone_failed = _gone_failed_boots(view, listed)
+    actions.extend(_lost_pilots(view, listed, gone_failed))
+    actions.extend(_gone_records(view, listed, gone_failed))
+    for name, why in sorted(gone_failed.items()):
+        record = view.records[name]
+        failures.setdefault(record.profile, []).append(
+            Failure(_failed_boot_failure(name, why), record.created, None, view.thresholds.backoff_seconds)
+        )
     for record in _create_failures(view, listed):
         failures.setdefault(record.profile, []).append(
             Failure(
@@ -261,7 +310,22 @@ def decide(view: CEView) -> Decision:
     return Decision(actions, frozenset(sightings))
 
 
-def _lost_pilots(view: CEView, listed: set[str]) -> list[Action]:
+def _gone_failed_boots(view: CEView, listed: set[str]) -> dict[str, str]:
+    """{VM name: failed_boot's reason} of this CE's VMs gone on their own (not deleted by the
+    director or the CE) after a failed bootstrap."""
+    gone = {}
+    for name, record in view.records.items():
+        if record.ce != view.owner.ce or name in listed or record.deleted is not None:
+            continue
+        if still_appearing(record.created, view.now, view.thresholds.lost_pilot_grace):
+            continue
+        why = failed_boot(record, view.pilots.get(pilot_reference(view.owner.ce, name)), view.bootstraps.get(name))
+        if why:
+            gone[name] = why
+    return gone
+
+
+def _lost_pilots(view: CEView, listed: set[str], failed_boots: Mapping[str, str]) -> list[Action]:
     actions: list[Action] = []
     for ref, pilot in sorted(view.pilots.items()):
         if pilot.status not in PILOT_TRANSIENT:
@@ -276,12 +340,15 @@ def _lost_pilots(view: CEView, listed: set[str]) -> list[Action]:
         born = pilot.submitted or pilot.last_update
         if still_appearing(born, view.now, view.thresholds.lost_pilot_grace):
             continue
+        if vm_name in failed_boots:  # Running was only the CE's word for the VM's state
+            actions.append(SetPilotStatus(ref, ABORTED, f"VM gone from the cloud: {failed_boots[vm_name]}"))
+            continue
         status = ABORTED if pilot.status in PILOT_WAITING else DELETED
         actions.append(SetPilotStatus(ref, status, "VM gone from the cloud"))
     return actions
 
 
-def _gone_records(view: CEView, listed: set[str]) -> list[Action]:
+def _gone_records(view: CEView, listed: set[str], failed_boots: Mapping[str, str]) -> list[Action]:
     """VM records of this CE whose VM is no longer listed: close them and account them."""
     actions: list[Action] = []
     for name, record in sorted(view.records.items()):
@@ -291,7 +358,8 @@ def _gone_records(view: CEView, listed: set[str]) -> list[Action]:
             # The record is written before the VM is created: give creation time to finish.
             if still_appearing(record.created, view.now, view.thresholds.lost_pilot_grace):
                 continue
-            actions.append(RecordGone(name, view.now))
+            why = failed_boots.get(name)
+            actions.append(RecordGone(name, view.now, f"gone from the cloud: {why}" if why else ""))
             if not record.accounted:
                 actions.append(Account(name, after_delete=True))
         elif not record.accounted:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from DIRAC import S_ERROR, S_OK
 
+from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.values import RecordError, check_names, chunks, placeholders
+
 
 class Bootstrap:
     """Mixed into VMDB (``self`` is a DIRAC DB with ``_requireVM``)."""
@@ -59,6 +61,24 @@ class Bootstrap:
         if not result["OK"]:
             return result
         return S_OK({row[0]: int(row[1]) for row in result["Value"]})
+
+    def getBootstraps(self, names):
+        """S_OK({VM name: when its bootstrap was fetched, None if never}) of the VMs among `names`
+        that have one (a VM created without a contextualization endpoint has none)."""
+        try:
+            names = check_names(names)
+        except RecordError as exc:
+            return S_ERROR(f"getBootstraps: {exc}")
+        fetched = {}
+        for chunk in chunks(sorted(set(names))):
+            result = self._query(
+                f"SELECT `VMName`, `Spent` FROM VMBootstrap WHERE `VMName` IN ({placeholders(len(chunk))})",
+                args=chunk,
+            )
+            if not result["OK"]:
+                return result
+            fetched.update((row[0], row[1]) for row in result["Value"])
+        return S_OK(fetched)
 
     def forgetEndedBootstraps(self):
         """Drop the wrappers of VMs that ended without fetching theirs. S_OK(rows changed)."""
