@@ -3,7 +3,7 @@
 Each VM has a unique name chosen before the create call. When the outcome of a create is
 uncertain (the cloud timed out or failed after the request may have been accepted), the VM is
 looked up by that name before anything is retried: if it exists, it was created. A VM whose
-last create was sent and never answered (CloudNoAnswer), or whose lookup failed, is uncertain,
+create was sent and never answered (CloudNoAnswer), or whose lookup failed, is uncertain,
 never "not created": the create may land after the lookup. If a VM was
 created again after such a lookup found nothing, one listing after the batch catches a late twin
 of the same name and deletes it. A VM that comes back from a create in ERROR is deleted and
@@ -38,9 +38,11 @@ class Outcome:
     kind: FailureKind | None = None
     #: "image", "flavor" or "network" when the cloud said that resolved id no longer exists
     stale: str = ""
-    #: the last create's answer was lost and no lookup found the VM yet: it may exist or appear
-    #: (the CE records it "create uncertain" and returns its pilot; a listing settles it)
+    #: the VM may exist but could not be confirmed: a lookup failed, or a create went unanswered
     uncertain: bool = False
+    #: a create of this name was sent and never answered and no lookup found the VM: it may
+    #: land later (the CE records it "create uncertain" and returns its pilot)
+    unanswered: bool = False
     #: created again after an uncertain create: a late twin may appear
     recreated: bool = False
 
@@ -95,7 +97,7 @@ class _Creator:
     def create(self, spec: VMSpec) -> Outcome:
         outcome = Outcome(spec)
         uncertain = False
-        unanswered = False  # the last create was sent and no answer came: it may still land
+        unanswered = False  # a create was sent and no answer came: it may still land
         for attempt in range(self.attempts):
             if self.quota_full.is_set():
                 outcome.error = outcome.error or "not attempted: the project quota is full"
@@ -118,7 +120,7 @@ class _Creator:
                 return outcome
             except CloudUnreachable as exc:
                 outcome.error, outcome.kind, uncertain = str(exc), exc.kind, True
-                unanswered = isinstance(exc, CloudNoAnswer)
+                unanswered = unanswered or isinstance(exc, CloudNoAnswer)
                 continue
             except StaleReference as exc:
                 outcome.error, outcome.kind, outcome.stale = str(exc), exc.kind, exc.what
@@ -128,6 +130,7 @@ class _Creator:
                 return outcome
             except Exception as exc:  # noqa: BLE001 - a backend bug must not lose the batch
                 outcome.error = f"unexpected {type(exc).__name__} from the backend"
+                # an answer it could not read (a garbled 202) may hide a VM that exists
                 outcome.kind, uncertain, unanswered = FailureKind.CLOUD_FAULT, True, True
                 continue
             return self._checked(outcome)
@@ -138,6 +141,7 @@ class _Creator:
             # a create sent without an answer may land after a lookup that found nothing
             # (Nova still handling the POST; LocalCloud's lost_response): uncertain, not failed
             outcome.uncertain = found is None or unanswered
+            outcome.unanswered = unanswered
         return outcome
 
     def safe_create(self, spec: VMSpec) -> Outcome:

@@ -61,10 +61,12 @@ def not_created(failed: Iterable[Outcome]) -> dict[str, dict[str, str]]:
 
 
 def create_uncertain(outcomes: Iterable[Outcome]) -> dict[str, str]:
-    """``setVMStates`` states of the VMs whose create went unanswered and that no lookup found:
-    they may exist, so their pilots are returned to DIRAC and their records say so, never
-    "deleted" (the VMDirector's listing adopts or closes them)."""
-    return {o.spec.name: CREATE_UNCERTAIN_STATE for o in outcomes if o.uncertain}
+    """``setVMStates`` states of the VMs whose create was sent, never answered, and that no
+    lookup found: they may land, so their pilots are returned to DIRAC and their records say
+    so, never "deleted" (the VMDirector's listing adopts or closes them). A create the cloud
+    answered with an error whose lookup then failed is left uncertain, its pilot not returned,
+    as before (the orphan rule removes it should it exist)."""
+    return {o.spec.name: CREATE_UNCERTAIN_STATE for o in outcomes if o.uncertain and o.unanswered}
 
 
 def lost_pilot_grace(ce_parameters) -> float:
