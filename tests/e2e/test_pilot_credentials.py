@@ -3,21 +3,32 @@ wherever this VM offers user data and finds none that works (issue 21).
 
 Real parts as in test_cloud_pilot.py: the loopback DIRAC server, DIRAC's SiteDirector with the
 cloud CE on LocalCloud (VMs in bubblewrap sandboxes), the VM endpoint serving the one-time
-bootstrap fetch, the real JobAgent. LocalCloud's sandbox serves no metadata service (no
-CAP_NET_ADMIN on this host): the payload tries 169.254.169.254 and reports what it got.
+bootstrap fetch, the real JobAgent, and LocalCloud's metadata service at 169.254.169.254 on the
+VM's side of its sandbox, which the VM's root reads at boot and the boot script then blocks for
+every other uid (nftables, in the VM's own network namespace): the payload tries it too.
+
+It also prints the user-data size of the pilot VM beside v0.1.0's, rendered by v0.1.0's own code
+(``git archive`` of the v0.1.0 release commit) with the wrapper and the report token this VM
+fetched.
 """
 
 from __future__ import annotations
 
 import base64
 import gzip
+import json
 import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
 from dev.loopback.cloudsite import CE, attach_cloud, configure_cloud_site, start_cloud_agents, stop_cloud_agents
+from dev.loopback.config import SITE, VO
 from dev.loopback.jobs import job_jdl, wait_for
 
 pytestmark = pytest.mark.slow
@@ -49,8 +60,10 @@ for f in {looked_at}; do
     for t in $(grep -aoE '{token}' "$f"); do try "$t"; done
 done
 for t in $(env | grep -aoE '{token}'); do echo "TOKEN in the environment"; try "$t"; done
-code=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' http://169.254.169.254/openstack/latest/user_data)
-echo "METADATA http=$code"
+for path in /openstack/latest/user_data /openstack/latest/meta_data.json /latest/user-data; do
+    code=$(curl -s -m 5 -o /dev/null -w '%{{http_code}}' "http://169.254.169.254$path")
+    echo "METADATA $path http=$code exit=$?"
+done
 echo "PAYLOAD DONE"
 """
 
@@ -78,6 +91,34 @@ def _written_files(user_data: bytes):
     for item in yaml.safe_load(user_data)["write_files"]:
         data = base64.b64decode(item["content"])
         yield gzip.decompress(data) if item.get("encoding") == "gz+b64" else data
+
+
+V010 = "e6bb08a"  # "release.notes for v0.1.0"
+V010_RENDER = """
+import gzip, json, sys
+from JenniferDIRAC.Resources.Cloud.UserData import PilotContext, Profile, pack_user_data, render_user_data
+inputs = json.load(sys.stdin)
+profile = Profile(**inputs.pop("profile"))
+text = render_user_data(PilotContext(**inputs), profile)
+raw = text.encode()
+print(json.dumps({"text": len(raw), "gzipped": len(gzip.compress(raw, 9, mtime=0)),
+                  "sent": len(pack_user_data(text, 65535))}))
+"""
+
+
+def v010_user_data_size(tmp_path: Path, inputs: dict) -> dict:
+    """v0.1.0's user data for the same VM: its own code, from git, run in a subprocess."""
+    tree = tmp_path / "v0.1.0"
+    tree.mkdir()
+    repo = Path(__file__).resolve().parents[2]
+    archive = subprocess.run(["git", "-C", str(repo), "archive", V010, "JenniferDIRAC"],
+                             capture_output=True, check=True, timeout=60).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", V010_RENDER], input=json.dumps(inputs), cwd=tree,
+                            env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def _pilots(dirac_server):
@@ -117,7 +158,14 @@ def test_the_payload_finds_no_working_credential(dirac_server, cloud_site, tmp_p
         assert fetch[0] == "4" and beat[0] == "4", report
         if scope == "jdb1":
             assert fetch == "410", report
-    assert re.search(r"^METADATA http=000$", report, re.M), report  # nothing answered it
+    # The metadata service is there: the VM's root read it at boot (the runner, as cloud-init's
+    # datasource does). The boot script blocked it for every other uid: the payload is refused.
+    sandbox = cloud.booter.sandbox(server.id)
+    console = sandbox.read_console()
+    assert f"datasource: OpenStack metadata service at 169.254.169.254, instance {server.id}" in console
+    assert "metadata service 169.254.169.254 blocked for every uid but root (nftables)" in console
+    for path in ("/openstack/latest/user_data", "/openstack/latest/meta_data.json", "/latest/user-data"):
+        assert re.search(rf"^METADATA {path} http=000 exit=7$", report, re.M), report  # connection refused
 
     # User data holds the bootstrap token only, no proxy; replayed now, the token is refused (spent).
     readable = user_data + b"".join(_written_files(user_data))
@@ -127,7 +175,21 @@ def test_the_payload_finds_no_working_credential(dirac_server, cloud_site, tmp_p
     replay = requests.get(f"http://127.0.0.1:{port}/vm/v1/{vm_name}/bootstrap",
                           headers={"Authorization": f"Bearer {bootstrap.decode()}"}, timeout=30)
     assert replay.status_code == 410, replay.text
+    # v0.1.0 put the wrapper (with its proxy) and the report token in user data: the same ones.
+    wrapper = sandbox.read_vm_file("/var/lib/jdirac/pilot-wrapper.sh").decode()
+    header = sandbox.read_vm_file("/etc/jdirac/endpoint.header").decode()
+    (report_token,) = re.findall(r"^Authorization: Bearer (\S+)$", header, re.M)
+    old = v010_user_data_size(tmp_path, {
+        "pilot_reference": ref, "pilot_stamp": uuid.uuid4().hex,  # a DIRAC stamp's length
+        "wrapper": wrapper, "vm_name": vm_name, "ce_name": CE, "site": SITE, "vo": VO,
+        "max_lifetime": 1800, "endpoint_url": f"http://127.0.0.1:{port}", "endpoint_token": report_token,
+        "profile": {"name": "Loopback", "vos": [VO], "template": "el9.cloud-config.j2",
+                    "pilot_user": "diracpilot", "heartbeat_seconds": 60,
+                    "pilot_environment": {"X509_CERT_DIR": str(dirac_server.roots.cert_dir)}}})
+    ours_gzipped = len(gzip.compress(user_data, 9, mtime=0))
     print(f"user data of the pilot VM: {len(sent)} bytes as sent, {len(user_data)} bytes as text, "
-          f"{len(gzip.compress(user_data))} bytes gzipped (v0.1.0: about 16 KB gzipped, not re-measured here)")
+          f"{ours_gzipped} bytes gzipped; v0.1.0 ({V010}) for the same VM: {old['sent']} bytes as sent, "
+          f"{old['text']} bytes as text, {old['gzipped']} bytes gzipped")
+    assert old["text"] > len(wrapper) > len(user_data)  # the wrapper left user data
     wait_for("pilot Done", lambda: [p for p in new_pilots() if p[1] == "Done"], 180)
     assert new_pilots() == [(ref, "Done")]
