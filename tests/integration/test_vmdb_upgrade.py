@@ -182,7 +182,7 @@ def test_a_v010_database_gets_the_current_schema_version_once(mariadb, v010_data
     tables = {row[0] for row in mariadb.execute("SHOW TABLES", database=v010_database)}
     assert "VMDBSchema" not in tables
     db = _use(mariadb, v010_database)
-    assert db.getSchemaVersion()["Value"] == vmdb_module.SCHEMA_VERSION == 2
+    assert db.getSchemaVersion()["Value"] == vmdb_module.SCHEMA_VERSION == 3
     assert _versions(mariadb, v010_database) == [vmdb_module.SCHEMA_VERSION]
     _use(mariadb, v010_database)  # a restart: idempotent
     assert _versions(mariadb, v010_database) == [vmdb_module.SCHEMA_VERSION]
@@ -216,3 +216,19 @@ def test_a_database_newer_than_the_code_is_refused_untouched(mariadb, vmdb):
     tables = {row[0] for row in mariadb.execute("SHOW TABLES", database=name)}
     assert "VMBootstrap" not in tables  # nothing was created or altered
     assert _versions(mariadb, name) == [vmdb_module.SCHEMA_VERSION, newer]
+
+
+def test_a_version_2_database_gets_the_capacity_table(mariadb, vmdb):
+    """Schema version 3 adds VMCapacity: a v0.2.0 database (version 2, no such table) gets it,
+    with its rows kept, and records version 3 beside 2."""
+    db, name = vmdb.db, vmdb.dbname
+    assert db.recordVMs([{"vm_name": "jdirac-kept", "ce": "ce.example", "created": T0}])["OK"]
+    mariadb.execute("DROP TABLE VMCapacity", database=name)
+    mariadb.execute("DELETE FROM VMDBSchema", database=name)
+    mariadb.execute("INSERT INTO VMDBSchema VALUES (2, '2026-11-01 00:00:00')", database=name)
+    upgraded = _use(mariadb, name)
+    assert _versions(mariadb, name) == [2, 3] and vmdb_module.SCHEMA_VERSION == 3
+    assert [vm["vm_name"] for vm in upgraded.getVMs()["Value"]] == ["jdirac-kept"]
+    assert upgraded.setNoCapacity("cloud-key", "name:m1.large", "", 60, "No valid host")["OK"]
+    assert [r["flavor"] for r in upgraded.getNoCapacity("cloud-key")["Value"]] == ["name:m1.large"]
+    _assert_current_schema(mariadb, name)

@@ -34,8 +34,10 @@ class CapacityMemory:
         self._lock = threading.Lock()
 
     def exhausted(self, cloud: Hashable, placement: Placement, seconds: float) -> None:
+        """Skip `placement` for `seconds` more (a longer memory already kept stays)."""
         with self._lock:
-            self._until[(cloud, placement)] = self.clock() + seconds
+            key = (cloud, placement)
+            self._until[key] = max(self._until.get(key, 0.0), self.clock() + seconds)
 
     def is_exhausted(self, cloud: Hashable, placement: Placement) -> bool:
         with self._lock:

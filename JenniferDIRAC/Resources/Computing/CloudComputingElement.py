@@ -62,7 +62,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         self._backends = BackendHolder(self.log, ceName)
         self._vmState = VMStateAdapter(self.log)
         self._recent = pilotrecords.RecentPilots()
-        self._placements = Placements(self.log, ceName)
+        self._placements = Placements(self.log, ceName, self._vmdbCall)  # VMCapacity: every process
         self._lending = QuotaLending()
         self._pilotData = PilotUserData(self.log, ceName)
 

@@ -166,6 +166,13 @@ class VMStateClient:
     def clearBackoff(self, ce: str, profile: str = ""):
         return self._call("clearBackoff", ce, profile or "")
 
+    # --- flavors/zones without capacity (VMCapacity) -----------------------------------------
+    def setNoCapacity(self, cloud: str, flavor: str, zone: str, seconds: int, reason: str = ""):
+        return self._call("setNoCapacity", cloud, flavor, zone or "", int(seconds), reason or "")
+
+    def getNoCapacity(self, cloud: str):
+        return self._call("getNoCapacity", cloud)
+
     # --- heartbeats, shutdown messages, logs -------------------------------------------------
     def addHeartbeat(self, vm_name: str, when: dt.datetime | None = None, load: str = ""):
         return self._call("addHeartbeat", vm_name, when, load)

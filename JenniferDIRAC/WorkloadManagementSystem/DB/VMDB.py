@@ -12,6 +12,8 @@ Tables (created on first connection, like DIRAC's TaskQueueDB; ``VMDB.sql`` is w
 - ``VMLogs``, ``VMHeartbeats`` and the shutdown message (endpointdata.py): what VMs send through
   the VM endpoint, bounded by ``MaxLogBytes`` and ``MaxHeartbeats``.
 - ``VMBootstrap`` (bootstrap.py): the sealed pilot wrapper each VM fetches once at boot.
+- ``VMCapacity`` (capacity.py): the (cloud, flavor, zone) combinations a cloud had no capacity
+  for, until when, written by the CE that saw the refusal and read by the CEs of every process.
 - ``VMDBSchema`` (upgrade.py): the schema version. A database made by an older version is
   upgraded on the first connection of the new one (missing tables created, columns added with
   ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``, ``UPGRADES``); the same ALTERs are in
@@ -31,6 +33,7 @@ from DIRAC.Core.Base.DB import DB
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.accounting import Accounting
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.backoff import Backoffs
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.bootstrap import Bootstrap
+from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.capacity import CapacityMemory
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.endpointdata import EndpointData
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.records import VMRecords
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.schema import (  # noqa: F401 - the schema's public names
@@ -51,7 +54,7 @@ DEFAULT_MAX_HEARTBEATS = 100
 DEFAULT_CONNECT_RETRIES = 1
 
 
-class VMDB(VMRecords, Backoffs, EndpointData, Bootstrap, Accounting, SchemaUpgrade, DB):
+class VMDB(VMRecords, Backoffs, EndpointData, Bootstrap, CapacityMemory, Accounting, SchemaUpgrade, DB):
     """WorkloadManagement/VMDB. Every public method returns S_OK / S_ERROR."""
 
     def __init__(self, parentLogger=None):

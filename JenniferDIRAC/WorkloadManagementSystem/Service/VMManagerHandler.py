@@ -126,6 +126,21 @@ class VMManagerHandler(RequestHandler):
     def export_clearBackoff(cls, ce, profile):
         return cls.vmDB.clearBackoff(ce, profile)
 
+    # --- flavors/zones without capacity (VMCapacity) -----------------------------------------
+    types_setNoCapacity = [str, str, str, int]
+    auth_setNoCapacity = WRITERS
+
+    @classmethod
+    def export_setNoCapacity(cls, cloud, flavor, zone, seconds, reason=""):
+        return cls.vmDB.setNoCapacity(cloud, flavor, zone, seconds, reason)
+
+    types_getNoCapacity = [str]
+    auth_getNoCapacity = READERS
+
+    @classmethod
+    def export_getNoCapacity(cls, cloud):
+        return cls.vmDB.getNoCapacity(cloud)
+
     # --- heartbeats, shutdown messages, logs -------------------------------------------------
     types_addHeartbeat = [str]
     auth_addHeartbeat = WRITERS

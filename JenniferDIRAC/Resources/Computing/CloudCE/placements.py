@@ -1,12 +1,15 @@
 """The flavors and availability zones a CE's VMs may use, in order of preference: the next VMs
 use the first (flavor, zone) the cloud has not answered "no capacity" for (placement.py keeps
-that answer for CapacityCacheSeconds, shared by the CEs of the process). Not a CE failure: no
+that answer for CapacityCacheSeconds, shared by the CEs of the process; with VMDB, its
+VMCapacity table shares it with the CEs of every other process too). Not a CE failure: no
 backoff. Nova reports "No valid host" as an ERROR VM after accepting the create, so the CE
 remembers where each VM it created was placed, to learn it from the next listing."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+import hashlib
+import json
+from collections.abc import Callable, Hashable, Iterable
 
 from JenniferDIRAC.Resources.Cloud import placement
 from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
@@ -19,19 +22,33 @@ MAX_REMEMBERED_PLACEMENTS = 10000
 
 
 class Placements:
-    def __init__(self, log, ce_name: str) -> None:
+    def __init__(self, log, ce_name: str, shared: Callable[..., object] | None = None) -> None:
         self.log = log
         self.ce_name = ce_name
+        #: VMStateAdapter.call: VMDB's VMCapacity (None, or a call answering None: this process only)
+        self.shared = shared
         #: VM name -> the (flavor, zone) it was created on
         self.placed_on: dict[str, placement.Placement] = {}
 
     def cloud_key(self, backend: CloudBackend) -> Hashable:
         return backend.listing_scope() or ("ce", self.ce_name)
 
+    @staticmethod
+    def shared_key(cloud: Hashable) -> str:
+        """The cloud's key in VMCapacity: the same in every process for the same cloud project."""
+        parts = list(cloud) if isinstance(cloud, tuple) else [cloud]
+        return hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()
+
     def open(self, backend: CloudBackend, config: CloudCEConfig) -> list[placement.Placement]:
         """The (flavor, zone) choices with capacity now, in order of preference."""
         options = placement.preferences(config.flavors or (config.flavor,), config.availability_zones)
-        return placement.MEMORY.choose(self.cloud_key(backend), options)
+        cloud = self.cloud_key(backend)
+        if self.shared is not None:
+            for row in self.shared("getNoCapacity", self.shared_key(cloud)) or ():
+                where = placement.Placement(row["flavor"], row["zone"] or None)
+                if where in options:  # another process saw it full
+                    placement.MEMORY.exhausted(cloud, where, row["seconds"])
+        return placement.MEMORY.choose(cloud, options)
 
     def next_flavor(self, backend: CloudBackend, config: CloudCEConfig) -> str:
         """The flavor reference the next VMs use: the first preferred one with capacity."""
@@ -46,7 +63,11 @@ class Placements:
 
     def no_capacity(self, backend: CloudBackend, config: CloudCEConfig, where: placement.Placement, why: str) -> None:
         """The cloud has no host for `where` now: skip it for CapacityCacheSeconds (no backoff)."""
-        placement.MEMORY.exhausted(self.cloud_key(backend), where, config.capacity_cache_seconds)
+        cloud = self.cloud_key(backend)
+        placement.MEMORY.exhausted(cloud, where, config.capacity_cache_seconds)
+        if self.shared is not None:
+            self.shared("setNoCapacity", self.shared_key(cloud), where.flavor, where.zone or "",
+                        config.capacity_cache_seconds, why[:512])
         self.log.info(
             "No capacity for a flavor/zone, falling back to the next",
             f"{self.ce_name}: {where.flavor} zone={where.zone or '-'}: {why[:200]}",

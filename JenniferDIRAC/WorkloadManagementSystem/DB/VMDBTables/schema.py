@@ -108,6 +108,19 @@ TABLES = {
         },
         "PrimaryKey": "VMName",
     },
+    # The (cloud, flavor, zone) combinations a cloud had no capacity for, until when (capacity.py),
+    # shared by the CEs of every process. Added in schema version 3.
+    "VMCapacity": {
+        "Fields": {
+            "Cloud": "VARCHAR(64) NOT NULL",
+            "Flavor": "VARCHAR(128) NOT NULL",
+            "Zone": "VARCHAR(128) NOT NULL DEFAULT ''",
+            "Until": "DATETIME NOT NULL",
+            "Reason": "VARCHAR(512) NOT NULL DEFAULT ''",
+            "Updated": "DATETIME NOT NULL",
+        },
+        "PrimaryKey": ["Cloud", "Flavor", "Zone"],
+    },
     # The schema versions this database was brought to (upgrade.py); the highest is its version.
     # v0.1.0 had no such table: a database without it is at version 1.
     "VMDBSchema": {
@@ -120,8 +133,9 @@ TABLES = {
 }
 
 #: The schema version of this code: 1 = v0.1.0's tables; 2 = v0.2.0 (VMs.FailureKind, the
-#: VMBootstrap and VMDBSchema tables). A new schema change adds its step and bumps this.
-SCHEMA_VERSION = 2
+#: VMBootstrap and VMDBSchema tables); 3 = the VMCapacity table (created as a missing table on
+#: the first connection). A new schema change adds its step and bumps this.
+SCHEMA_VERSION = 3
 #: The version of a database whose tables predate VMDBSchema (v0.1.0, or a v0.2.0 development
 #: database): every step is idempotent, so it is upgraded as if from v0.1.0.
 UNVERSIONED = 1
