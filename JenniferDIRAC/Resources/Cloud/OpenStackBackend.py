@@ -297,6 +297,17 @@ class OpenStackBackend(CloudBackend):
             )
         return self._scope
 
+    def share_discovery(self, cache: dict) -> None:
+        """keystoneauth's discovery cache (version documents by URL, what Session's
+        ``discovery_cache`` argument shares between sessions), swapped in for this session's:
+        the first delete of each CE's connection asks the compute endpoint's version document
+        (``GET /v2.1``, openstacksdk's microversion negotiation), once per project with it."""
+        own = self.session._discovery_cache
+        if own is not cache:
+            for url, document in own.items():
+                cache.setdefault(url, document)
+            self.session._discovery_cache = cache
+
     def _with_flavor_id(self, vm: VM) -> VM:
         # Nova >= 2.47 embeds the flavor without its id: give the id when we know the flavor
         for flavor in self._flavors.values():

@@ -164,6 +164,11 @@ class CloudBackend(ABC):
         (sharedlisting.py). None (the default): this backend's listings are not shared."""
         return None
 
+    def share_discovery(self, cache: dict) -> None:
+        """Use `cache` for what this backend learns of the cloud's API versions, shared by the
+        backends of one project (Director/cloudaccess.py): one discovery for all of them. The
+        default: nothing to share."""
+
     def list_installation_vms(self, installation: str) -> list[VM]:
         """All VMs of this installation, every CE's, in ONE listing (raises CloudError like
         list_vms). Needed only when listing_scope() is not None."""

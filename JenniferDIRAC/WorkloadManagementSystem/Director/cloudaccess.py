@@ -34,6 +34,7 @@ class ProjectListing:
         self.cycle: int | None = None
         self.vms: list[VM] = []
         self.error: CloudError | None = None
+        self.discovery: dict = {}  # the cloud's API version documents, one fetch for the project's CEs
 
     def vms_in_cycle(self, backend: CloudBackend, config: CloudCEConfig, cycle: int | None) -> list[VM]:
         """The listing of `cycle` (None: a new one each call), in full every FullResyncSeconds
@@ -124,6 +125,7 @@ class CEBackends:
             listing = self.projects.get(key)
             if listing is None:
                 listing = self.projects[key] = ProjectListing(shared_project(backend, owner.installation))
+        backend.share_discovery(listing.discovery)
         return listing.vms_in_cycle(backend, config, self._cycle)
 
     def listing(self, ce: str, params: Mapping):
