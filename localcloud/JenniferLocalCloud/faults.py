@@ -7,7 +7,8 @@ holding the request so that the work lands late. VM faults (go to ERROR, stay in
 refused, quota recheck) are a queue the compute state draws from when a server is created, then
 seeded per-create rates. Rules fire a given number of ``times`` and/or with a ``probability``
 drawn from their own seeded generator, so every run with the same seed and requests replays
-the same faults. Everything that fired is appended to :attr:`FaultInjector.events`.
+the same faults. A rule ``armed_by`` another kind waits for a rule of that kind to fire, then
+applies once (a lost create whose lookup fails too: ``armed_by="lost_response"``). Everything that fired is appended to :attr:`FaultInjector.events`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class FaultRule:
     times: int | None = 1
     probability: float = 1.0
     seed: int = 0
+    #: the rule applies only once a rule of this kind has fired (again after each such firing):
+    #: "the lookup after a lost create fails too"
+    armed_by: str | None = None
+    armed: bool = False
     fired: int = 0
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -188,9 +193,15 @@ class FaultInjector:
             for rule in self.rules:
                 if rule.exhausted or not rule.matches(service, method, template):
                     continue
+                if rule.armed_by is not None and not rule.armed:
+                    continue
                 if rule.probability < 1.0 and rule._rng.random() >= rule.probability:
                     continue
                 rule.fired += 1
+                rule.armed = False
+                for follower in self.rules:
+                    if follower.armed_by == rule.kind:
+                        follower.armed = True
                 detail = str(rule.status) if rule.kind == "http_error" else ""
                 self.events.append(FaultEvent(rule.kind, service, method, template, detail))
                 return rule

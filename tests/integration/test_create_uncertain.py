@@ -69,3 +69,18 @@ def test_a_lost_create_whose_lookup_fails_is_adopted_not_deleted(world, local_cl
     assert world.pilot(name)[0] == "Submitted"  # neither aborted nor lost
     wait_until(lambda: server.status == "ACTIVE", 30, "the VM running", interval=0.05)
     assert ce.getJobStatus([ref])["Value"] == {ref: "Running"}  # the pilot's VM is the one that landed
+
+
+def test_a_rule_armed_by_a_lost_response_fails_the_request_after_it_once():
+    from JenniferLocalCloud.faults import FaultInjector
+
+    faults = FaultInjector()
+    faults.lose_response(service="compute", method="POST", path="/v2.1/servers", times=None)
+    faults.add("http_error", status=503, armed_by="lost_response", times=None,
+               service="compute", method="GET", path="/v2.1/servers/detail")
+    lookup = ("compute", "GET", "/v2.1/servers/detail")
+    assert faults.before_request(*lookup) is None  # not armed before a lost create
+    assert faults.before_request("compute", "POST", "/v2.1/servers").kind == "lost_response"
+    assert faults.before_request(*lookup).status == 503
+    assert faults.before_request(*lookup) is None  # once per lost create
+    assert [e.kind for e in faults.events] == ["lost_response", "http_error"]
