@@ -128,3 +128,38 @@ def test_the_service_answers_only_its_vms_documents():
     empty = metadata.documents(InstanceInfo("id-c", "vm-c", "p", "nova", "RegionOne", {}, b""))
     assert metadata.respond(empty, b"GET /openstack/latest/user_data HTTP/1.1\r\n\r\n")[0] == 404
     assert metadata.respond(empty, b"GET /openstack/latest HTTP/1.1\r\n\r\n")[1].body == b"meta_data.json"
+
+
+@pytest.mark.parametrize("local_cloud", BOOT, indirect=True)
+def test_a_vm_holding_connections_open_gets_the_bridges_limit_and_the_request_timeout(local_cloud):
+    """A hostile VM opens more idle connections than the bridge allows one VM: the host holds at
+    most that many, closes each after REQUEST_TIMEOUT without a request, and then serves again."""
+    limit = local_cloud.booter.network.max_connections_per_vm = 40  # the VM's rlimits bound its relay threads
+    source = f"""
+import socket, urllib.request
+held = [socket.create_connection(('169.254.169.254', 80), timeout=5) for _ in range({limit + 20})]
+print('opened', len(held), flush=True)
+for sock in held:
+    sock.settimeout(60)
+    assert sock.recv(1) == b'', 'an idle connection got an answer'
+print('all closed by the host', flush=True)
+with urllib.request.urlopen('http://169.254.169.254/latest/meta-data/instance-id', timeout=10) as r:
+    print('served again', r.status, r.read().decode(), flush=True)
+"""
+    conn = local_cloud.connect()
+    user_data = "#cloud-config\n" + json.dumps({"write_files": [{"path": "/root/hold.py", "content": source}],
+                                                "runcmd": [["python3", "/root/hold.py"]]})
+    server = _create(conn, "md-holder", user_data, {})
+    network = local_cloud.booter.network
+    wait_until(lambda: network.connections(server.id) == limit, 60, f"{limit} connections held",
+               lambda: f"{network.connections(server.id)} held; console: "
+               + conn.compute.get_server_console_output(server.id)["output"][-3000:], interval=0.05)
+    seen = []
+    wait_until(lambda: seen.append(network.connections(server.id)) or seen[-1] == 0,
+               metadata.REQUEST_TIMEOUT + 30, "the idle connections closed", interval=0.05)
+    assert max(seen) <= limit, max(seen)
+    wait_until(lambda: conn.compute.get_server(server.id).status == "SHUTOFF", 60, "md-holder SHUTOFF",
+               interval=0.1)
+    console = conn.compute.get_server_console_output(server.id)["output"]
+    assert f"opened {limit + 20}" in console and "all closed by the host" in console, console[-3000:]
+    assert f"served again 200 {server.id}" in console, console[-3000:]

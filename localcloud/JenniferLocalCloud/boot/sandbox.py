@@ -10,7 +10,9 @@ starts, then handed to the VM's root (host uid ``id_base``).
 
 It has its own PID, IPC, UTS and network namespaces, a private ``/dev``, a read-only
 ``/proc/sys`` and a user namespace (``enter_userns``) in which its root is an unprivileged host
-uid; it reaches only the host addresses ``netbridge`` forwards.
+uid; it reaches only the host addresses ``netbridge`` forwards and its own metadata service
+(``metadata``). Its root holds CAP_NET_ADMIN only in the network namespace its user namespace
+owns (made by ``enter_userns``, not by bubblewrap, which adds no capability for it).
 """
 
 from __future__ import annotations
