@@ -96,3 +96,48 @@ def test_installation_weights_name_the_option(local_cloud, tmp_path):
         )
         assert not result["OK"], options
         assert "CS option InstallationQuotaWeights" in result["Message"] and problem in result["Message"], result
+
+
+def test_the_readme_two_vo_example_gives_each_its_weight():
+    """README's two-VOs example, each column parsed as its CE would: 3/4 and 1/4 of a busy project."""
+    import re
+    from pathlib import Path
+
+    from JenniferDIRAC.Resources.Cloud.capacity import Community, lending_slots
+    from JenniferDIRAC.Resources.Cloud.quotaweights import parse_installation_weights
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = readme.split("### Flavors, zones and images that change: two VOs on one project", 1)[1]
+    (belle_weight, t2k_weight), = re.findall(r"^  QuotaWeight = (\S+) +QuotaWeight = (\S+)$", example, re.M)
+    (belle_others, t2k_others), = re.findall(
+        r"^  InstallationQuotaWeights = (\S+) +InstallationQuotaWeights = (\S+)$", example, re.M)
+    columns = {
+        "Belle2DIRAC": (float(belle_weight), parse_installation_weights(belle_others, "Belle2DIRAC")),
+        "T2KDIRAC": (float(t2k_weight), parse_installation_weights(t2k_others, "T2KDIRAC")),
+    }
+    for me, (weight, others) in columns.items():
+        (other, other_weight), = others.items()
+        assert columns[other][0] == other_weight  # both installations agree on the weights
+        share = {"Belle2DIRAC": 30, "T2KDIRAC": 10}  # of 40 instances, both busy
+        communities = [Community(me, weight, 0), Community(other, other_weight, share[other], started=1)]
+        assert lending_slots(40, me, communities, 0) == share[me]
+
+
+def test_a_cloud_that_cannot_list_every_installation_weighs_the_named_ones_as_others():
+    """Without list_project_vms (the libcloud clouds) the named weights join OthersQuotaWeight."""
+    from JenniferDIRAC.Resources.Cloud.capacity import cloud_capacity
+    from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
+    from JenniferDIRAC.Resources.Cloud.model import Flavor, Quota
+    from JenniferDIRAC.Resources.Computing.CloudCE.lending import QuotaLending
+
+    config = CloudCEConfig.parse("ce", {
+        "CloudType": "OPENSTACK", "Instance_Image": "i", "Instance_Flavor": "f", "InstallationName": "Belle2DIRAC",
+        "QuotaWeight": "3", "InstallationQuotaWeights": "T2KDIRAC:2, GridPPDIRAC:1",
+    })
+    flavor, quota = Flavor("f", "f", 1, 1024), Quota(max_instances=12, used_instances=4)
+    free = cloud_capacity([], quota, flavor)
+    named = QuotaLending().apply(config, quota, [], flavor, free, {"T2KDIRAC": 3, "GridPPDIRAC": 1})
+    unknown = QuotaLending().apply(config, quota, [], flavor, free, None)
+    assert (named.slots, unknown.slots) == (6, 6)  # 3 of 6 either way: the weights are the same
+    alone = QuotaLending().apply(config, quota, [], flavor, free, {"T2KDIRAC": 4})
+    assert alone.slots == 6  # GridPP has nothing: its share is not lent in the first cycle
