@@ -167,3 +167,43 @@ def test_a_vm_whose_fetched_bootstrap_is_cut_short_is_a_failed_boot(local_cloud,
                          "fetched its bootstrap but never reported")
     finally:
         world.close()
+
+
+def test_running_past_boot_timeout_or_gone_without_a_fetch_in_a_real_cycle(local_cloud, mariadb, vmdb, tmp_path):
+    """No boot needed: LocalCloud servers and VMDB rows as a CE leaves them. BootTimeout is 600 s
+    and LostPilotGrace 120 s in the agent's configuration."""
+    import datetime as dt
+
+    from JenniferDIRAC.Resources.Cloud.references import make_vm_name, pilot_reference
+
+    director, world, _ = _world(local_cloud, mariadb, vmdb, tmp_path)
+    db = vmdb.db
+    try:
+        world.add_vm("late", "ACTIVE", 700, started_after=30, pilot="Running", pilot_age=600)
+        world.add_vm("booting", "ACTIVE", 300, started_after=30, pilot="Running", pilot_age=200)
+        world.add_vm("old", "ACTIVE", 700, started_after=30, pilot="Running", pilot_age=600)  # no bootstrap
+        gone = make_vm_name()
+        assert db.recordVMs([{"vm_name": gone, "ce": director.CE, "site": director.SITE, "vo": director.VO,
+                              "pilot_reference": pilot_reference(director.CE, gone), "stamp": "s" * 32,
+                              "created": dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)}])["OK"]
+        world.add_pilot(gone, "Running", update_age=600, submitted_age=3600, ce=director.CE)
+        for name in (world.names["late"], world.names["booting"], gone):
+            assert db.storeBootstrap(name, b"sealed")["OK"]
+
+        out = world.run_agent()
+
+        status, why = world.pilot("late")
+        assert status == "Aborted" and "bootstrap not fetched within 600 s" in why, director.ce_line(out)
+        assert world.names["late"] not in world.servers()
+        status, why = world.pilot(gone)
+        assert status == "Aborted" and "bootstrap never fetched" in why, director.ce_line(out)
+        (record,) = db.getVMs(names=[gone])["Value"]
+        assert record["deleted"] is not None and "bootstrap never fetched" in record["delete_reason"]
+        backoff = db.getBackoff(director.CE, "")["Value"]
+        assert backoff and "could not fetch its bootstrap" in backoff["reason"] and "1 more" in backoff["reason"]
+        # within BootTimeout, and without a bootstrap: left alone
+        for role in ("booting", "old"):
+            assert world.pilot(role)[0] == "Running", role
+            assert world.names[role] in world.servers(), role
+    finally:
+        world.close()

@@ -1,7 +1,8 @@
 """Shares that lend: two installations on one project (then three with different weights), each
 deciding alone every cycle with capacity.lending_slots from what the listing shows (everyone's
-VMs) and its own memory of the slots it left free last cycle. Demand patterns: one idle, both busy, one in backoff, alternating
-bursts; VMs run one job of a seeded random length and end by themselves (none is killed)."""
+VMs) and its own memory of the slots it left free last cycle. Demand patterns: one idle, both
+busy, one in backoff, alternating bursts; VMs run one job of a seeded random length and end by
+themselves (none is killed)."""
 
 from __future__ import annotations
 

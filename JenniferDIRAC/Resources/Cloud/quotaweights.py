@@ -39,7 +39,8 @@ def parse_installation_weights(text: str, own_installation: str) -> Mapping[str,
             raise ConfigurationError(OPTION, f"installation {name} is given twice")
         if name == own_installation:
             raise ConfigurationError(
-                OPTION, f"{name} is this CE's own installation (its CEs are weighed by QuotaWeight / OthersQuotaWeight)"
+                OPTION, f"{name} is this CE's own installation (its CEs are weighed by QuotaWeight, "
+                "OthersQuotaWeight)"
             )
         weights[name] = weight
     return weights

@@ -201,7 +201,9 @@ class CloudComputingElement(DIRACCloudComputingElement):
             capacity = dataclasses.replace(capacity, slots=0, limited_by="no capacity for any flavor/zone")
         elif config.quota_weight is not None:
             quota = self._project(backend).quota(backend, config.listing_cache_seconds)
-            usage = installation_usage(backend, self.ceName, config.listing_cache_seconds) if config.installation_quota_weights else None
+            usage = None
+            if config.installation_quota_weights:
+                usage = installation_usage(backend, self.ceName, config.listing_cache_seconds)
             capacity = self._lending.apply(config, quota, vms, flavor, capacity, usage)
         result = S_OK()
         result["SubmittedJobs"] = 0
@@ -348,7 +350,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         """DIRAC's pilot wrapper, its pilot started with the cores of its VM's flavor (pilotoptions)."""
         changed = with_flavor_processors(wrapper)
         if changed is None:
-            self.log.verbose("Not DIRAC's pilot wrapper: the flavor's cores only in DIRAC_NUMBER_OF_PROCESSORS", self.ceName)
+            self.log.verbose("Not DIRAC's pilot wrapper: its cores only in DIRAC_NUMBER_OF_PROCESSORS", self.ceName)
             return wrapper
         return changed
 

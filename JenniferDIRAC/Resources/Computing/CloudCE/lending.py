@@ -64,9 +64,12 @@ class QuotaLending:
                 return capacity
             total, used = quota.max_cores // flavor.vcpus, quota.used_cores // flavor.vcpus
         weights = {ME: config.quota_weight, **config.installation_quota_weights}
-        named = {name: int(usage.get(name, 0)) for name in config.installation_quota_weights} if usage is not None else {}
+        named = {}
+        if usage is not None:
+            named = {name: int(usage.get(name, 0)) for name in config.installation_quota_weights}
         # the cloud cannot tell the installations apart: the named ones are "others" too
-        weights[OTHERS] = config.others_quota_weight + sum(w for n, w in weights.items() if n != ME and n not in named)
+        unseen = sum(w for n, w in weights.items() if n != ME and n not in named)
+        weights[OTHERS] = config.others_quota_weight + unseen
         now = {ME: mine, **named, OTHERS: max(0, used - mine - sum(named.values()))}
         before, unclaimed = self._before or (dict(now), 0)
         backoff = capacity.slots == 0 and capacity.limited_by == "backoff"
@@ -77,7 +80,8 @@ class QuotaLending:
         ]
         slots = lending_slots(total, ME, communities, unclaimed)
         free = max(0, total - used)
-        self._before = (now, max(0, free - min(slots, capacity.slots if capacity.slots is not None else slots)))
+        taken = min(slots, capacity.slots if capacity.slots is not None else slots)
+        self._before = (now, max(0, free - taken))
         if capacity.slots is None or slots < capacity.slots:
             return dataclasses.replace(capacity, slots=slots, limited_by="QuotaWeight")
         return capacity
