@@ -9,9 +9,10 @@ written by the CE for the flavor each VM was created with):
 - ``--pilotProcessors=N``: DIRAC's Pilot "Number of processors allocated to this pilot"
   (``-N`` is the CE name there, ``-m``/``--maxNumberOfProcessors`` a per-payload limit);
 - ``-o /Resources/Computing/CEDefaults/NumberOfProcessors=N``: what
-  ``JobParameters.getNumberOfProcessors`` reads first, so the pilot's inner CE and its job
-  matching use N even where the queue's NumberOfProcessors says otherwise. It goes first: the
-  Pilot keeps the last ``-o`` as its generic option.
+  ``JobParameters.getNumberOfProcessors`` reads first. The Pilot's ConfigureSite writes every
+  ``-o`` into its configuration after CheckWNCapabilities has written its own count there (the
+  queue's NumberOfProcessors, or 1), so the inner CE the JobAgent runs and its job matching use
+  N. It goes first: the Pilot keeps the last ``-o`` as its generic option.
 
 A wrapper that is not DIRAC's (no single options line) is left as it is.
 """
