@@ -158,3 +158,16 @@ def test_process_wide_db_follows_the_configured_database(vmdb, mariadb, monkeypa
         gConfig.loadCFG(CFG().loadFromBuffer(vmdb.cfg))
         mariadb.drop_database("VMDB_other_cs")
     assert VMStateClient()._db.dbName == vmdb.dbname
+
+
+@pytest.mark.parametrize("encoding", ["json", "dencode"])
+def test_capacity_memory_through_the_wire(vmdb, encoding, monkeypatch):
+    """VMCapacity through the VMManager service, as a CE on the SiteDirector's host reaches it."""
+    handler = VMManagerHandler
+    monkeypatch.setattr(handler, "log", gLogger, raising=False)
+    ok(handler.initializeHandler({}))
+    ok(call(handler, "setNoCapacity", "a" * 64, "name:m1.large", "nova", 300, "No valid host", encoding=encoding))
+    (row,) = wire(ok(call(handler, "getNoCapacity", "a" * 64, encoding=encoding)), encoding=encoding)[0]
+    assert (row["flavor"], row["zone"], row["reason"]) == ("name:m1.large", "nova", "No valid host")
+    assert 290 <= row["seconds"] <= 300
+    assert not call(handler, "setNoCapacity", "a" * 64, "name:m1.large", "nova", 10**6, encoding=encoding)["OK"]
