@@ -36,18 +36,21 @@ def probe_script(marker: str, without_nft: bool) -> str:
         f"# {marker}",
         "md=http://169.254.169.254",
         "get() { curl -s -m 5 -o /tmp/got -w '%{http_code}' \"$md$1\"; echo \" exit=$?\"; }",
-        "as_probe() { runuser -u probe -- curl -s -m 5 -o /dev/null -w '%{http_code}' \"$md$1\"; echo \" exit=$?\"; }",
+        "as_probe() { runuser -u probe -- curl -s -m 5 -o /dev/null -w '%{http_code}' \"$md$1\";"
+        " echo \" exit=$?\"; }",
         "log() { echo \"LOG $*\"; }",
         "nft() { return 1; }" if without_nft else "",
         block_metadata_function(),
-        'echo "root user_data $(get /openstack/latest/user_data) sha256=$(sha256sum < /tmp/got | cut -c1-64)"',
+        "digest() { sha256sum < /tmp/got | cut -c1-64; }",
+        'echo "root user_data $(get /openstack/latest/user_data) sha256=$(digest)"',
         'echo "root meta_data.json $(get /openstack/latest/meta_data.json) $(cat /tmp/got)"',
-        'echo "root ec2 user-data $(get /latest/user-data) sha256=$(sha256sum < /tmp/got | cut -c1-64)"',
+        'echo "root ec2 user-data $(get /latest/user-data) sha256=$(digest)"',
         'echo "root ec2 instance-id $(get /latest/meta-data/instance-id) $(cat /tmp/got)"',
         'echo "root ec2 listing $(get /latest/meta-data/) $(tr "\\n" , < /tmp/got)"',
         'echo "root other path $(get /openstack/latest/vendor_data2.json)"',
-        'echo "root post $(curl -s -m 5 -o /dev/null -w "%{http_code}" -X POST -d x $md/openstack/latest/user_data)"',
-        'echo "root big head $(curl -s -m 5 -o /dev/null -w "%{http_code}" -H "X-Big: $(head -c 9000 /dev/zero | tr "\\0" a)" $md/latest/user-data)"',
+        "code() { curl -s -m 5 -o /dev/null -w '%{http_code}' \"$@\"; }",
+        'echo "root post $(code -X POST -d x $md/openstack/latest/user_data)"',
+        'echo "root big head $(code -H "X-Big: $(head -c 9000 /dev/zero | tr "\\0" a)" $md/latest/user-data)"',
         "useradd --create-home probe",
         'echo "probe before the block $(as_probe /openstack/latest/meta_data.json)"',
         "block_metadata",
@@ -97,7 +100,8 @@ def test_each_vm_reads_its_own_metadata_as_root_and_the_block_refuses_other_uids
         assert status == "200" and meta["uuid"] == server.id and meta["name"] == name
         assert meta["meta"] == {"marker": marker}
         assert _line(console, "root ec2 instance-id ") == f"200 exit=0 {server.id}"
-        assert _line(console, "root ec2 listing ") == "200 exit=0 hostname,instance-id,local-hostname,placement/"
+        assert _line(console, "root ec2 listing ") == \
+            "200 exit=0 hostname,instance-id,local-hostname,placement/"
         assert _line(console, "root other path ") == "404 exit=0"
         assert _line(console, "root post ") == "405"
         assert _line(console, "root big head ") == "431"
@@ -120,7 +124,8 @@ def test_the_service_answers_only_its_vms_documents():
 
     info = InstanceInfo("id-a", "vm-a", "p", "nova", "RegionOne", {"k": "v"}, b"#!/bin/sh\n")
     docs = metadata.documents(info)
-    assert metadata.respond(docs, b"GET /openstack/latest/user_data HTTP/1.1\r\n\r\n")[1].body == b"#!/bin/sh\n"
+    user_data = metadata.respond(docs, b"GET /openstack/latest/user_data HTTP/1.1\r\n\r\n")
+    assert user_data[:2] == (200, metadata.Document(b"#!/bin/sh\n", "application/octet-stream"))
     assert metadata.respond(docs, b"GET /latest/meta-data/instance-id?x=1 HTTP/1.0\r\n\r\n")[1].body == b"id-a"
     assert metadata.respond(docs, b"GET /openstack/id-b/meta_data.json HTTP/1.1\r\n\r\n")[0] == 404
     assert metadata.respond(docs, b"GET http://169.254.169.254/ HTTP/1.1\r\n\r\n")[0] == 400

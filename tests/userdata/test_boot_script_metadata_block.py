@@ -36,7 +36,8 @@ def test_nftables_rejects_every_uid_but_root(tmp_path):
     out = run_block(tmp_path, nft='cat > "$OUT/ruleset"')
     ruleset = (tmp_path / "ruleset").read_text()
     assert "type filter hook output priority 0; policy accept;" in ruleset
-    assert re.search(r"^\s*ip daddr 169\.254\.169\.254 meta skuid != 0 meta l4proto tcp reject with tcp reset\n"
+    assert re.search(r"^\s*ip daddr 169\.254\.169\.254 meta skuid != 0 meta l4proto tcp"
+                     r" reject with tcp reset\n"
                      r"\s*ip daddr 169\.254\.169\.254 meta skuid != 0 reject$", ruleset, re.M), ruleset
     assert "blocked for every uid but root (nftables)" in out
 
@@ -46,7 +47,8 @@ def test_iptables_owner_match_when_nft_refuses(tmp_path):
     # --socket-exists: without it "! --uid-owner" matches the reset itself and drops it.
     assert (tmp_path / "args").read_text().splitlines() == [
         "-I OUTPUT -d 10.0.0.9 -m owner --socket-exists ! --uid-owner 0 -j REJECT",
-        "-I OUTPUT -d 10.0.0.9 -p tcp -m owner --socket-exists ! --uid-owner 0 -j REJECT --reject-with tcp-reset"]
+        "-I OUTPUT -d 10.0.0.9 -p tcp -m owner --socket-exists ! --uid-owner 0"
+        " -j REJECT --reject-with tcp-reset"]
     assert "blocked for every uid but root (iptables)" in out
 
 
