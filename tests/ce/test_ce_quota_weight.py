@@ -141,3 +141,22 @@ def test_a_cloud_that_cannot_list_every_installation_weighs_the_named_ones_as_ot
     assert (named.slots, unknown.slots) == (6, 6)  # 3 of 6 either way: the weights are the same
     alone = QuotaLending().apply(config, quota, [], flavor, free, {"T2KDIRAC": 4})
     assert alone.slots == 6  # GridPP has nothing: its share is not lent in the first cycle
+
+
+def test_the_project_listing_by_installation_is_shared_by_the_ces_of_the_process(make_ce, local_cloud):
+    from JenniferDIRAC.Resources.Cloud.sharedlisting import invalidate_all
+    from JenniferDIRAC.Resources.Computing.CloudCE.lending import forget_usage
+
+    listing = ("compute", "GET", "/v2.1/servers/detail")
+    local_cloud.compute.set_quota(instances=12, cores=-1, ram=-1)
+    ces = [make_ce(ce_name=f"belle{i}.local.test", InstallationName="Belle2DIRAC", QuotaWeight=3,
+                   InstallationQuotaWeights="T2KDIRAC:1", ListingCacheSeconds=60) for i in range(2)]
+    for ce in ces:  # authenticated and resolved, as the SiteDirector's CEs are; then a new cycle
+        assert ce.getCEStatus()["OK"]
+    invalidate_all()
+    forget_usage()
+    local_cloud.counters.reset()
+    for ce in ces:
+        assert ce.getCEStatus()["OK"]
+    # one listing of this installation's VMs and one of the project's, for both CEs
+    assert local_cloud.counters.get(*listing) == 2
