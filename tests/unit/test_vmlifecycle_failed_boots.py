@@ -160,3 +160,19 @@ def test_a_vm_gone_without_a_bootstrap_is_judged_as_before():
 def test_a_vm_gone_just_after_its_creation_is_not_judged_yet():
     decision = judge(listed=False, age=60)
     assert decision.of_type(RecordGone) == [] and pilot_status(decision) is None and backoff(decision) == ""
+
+
+# --- the SiteDirector came first ------------------------------------------------------------------
+def test_a_done_without_a_job_that_the_ce_gave_a_failed_boot_becomes_aborted():
+    """The SiteDirector's getJobStatus maps a SHUTOFF VM to Done, maybe before this cycle: for a
+    failed boot that is a guess the director corrects; other ends leave a final pilot alone."""
+    decision = judge(fetched="never", pilot_status="Done")
+    status, reason = pilot_status(decision)
+    assert status == "Aborted" and "bootstrap never fetched" in reason
+    assert decision.of_type(DeleteVM)[0].after_pilot == REF
+    assert pilot_status(judge(code=510, pilot_status="Done"))[0] == "Aborted"
+
+    assert pilot_status(judge(fetched="never", pilot_status="Done", bootstrap=False)) is None
+    assert pilot_status(judge(fetched="never", pilot_status="Failed")) is None  # a failure already
+    assert end(judge(fetched=ago(1190), pilot_status="Done", job_id=7)) is VMEnd.POWERED_OFF
+    assert pilot_status(judge(fetched=ago(1190), pilot_status="Done", job_id=7)) is None

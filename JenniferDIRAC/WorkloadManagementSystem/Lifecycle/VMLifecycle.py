@@ -57,6 +57,7 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.CEView import (  # noqa: F
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (  # noqa: F401
     ABORTED,
     DELETED,
+    DONE,
     FAILED,
     PILOT_FINAL,
     PILOT_TRANSIENT,
@@ -132,6 +133,16 @@ class _Ending:
     def __post_init__(self):
         if self.pilot_status is None:
             self.pilot_status = VM_ENDS[self.end].pilot_status
+
+    def sets_status_of(self, pilot: PilotRecord) -> bool:
+        """Whether this end sets `pilot`'s status: a transient one; and, for a failed boot, a
+        Done one without a job (the CE's status for a powered-off VM, set by the SiteDirector's
+        getJobStatus before this cycle; no pilot ran)."""
+        if not self.pilot_status:
+            return False
+        if pilot.status in PILOT_TRANSIENT:
+            return True
+        return self.end is VMEnd.BOOTSTRAP_FAILED and pilot.status == DONE and pilot.job_id == 0
 
 
 def _born(vm: VM, record: VMRecord | None) -> datetime | None:
@@ -278,7 +289,7 @@ def decide(view: CEView) -> Decision:
             continue
 
         after_pilot = ""
-        if ending.pilot_status and pilot is not None and pilot.status in PILOT_TRANSIENT:
+        if pilot is not None and ending.sets_status_of(pilot):
             actions.append(SetPilotStatus(ref, ending.pilot_status, ending.reason))
             after_pilot = ref
         ended = ending.ended or now
