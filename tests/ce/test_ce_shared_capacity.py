@@ -80,3 +80,24 @@ def test_a_refusal_seen_by_one_process_is_skipped_by_the_others(shared_vmdb, mak
     assert third.submitJob(wrapper, "", 1)["OK"]
     landed = sorted(s.flavor.name for s in local_cloud.compute.servers.values() if s.status != "DELETED")
     assert landed == ["m1.large", "m1.small", "m1.small"]
+
+
+def test_novas_no_valid_host_learnt_from_a_listing_is_shared_too(shared_vmdb, make_ce, wrapper, local_cloud, monkeypatch):
+    """Nova accepts the create and fails the VM: the CE learns it from its next listing, and
+    writes it for the other processes as well."""
+    local_cloud.compute.set_quota(cores=12, ram=-1, instances=20)
+    local_cloud.faults.no_capacity(flavor="m1.large")
+    flavors = "name:m1.large, name:m1.medium"
+    a_process(monkeypatch)
+    first = make_ce(ce_name="a.local.test", Instance_Flavor=flavors, ListingCacheSeconds=0)
+    assert first.submitJob(wrapper, "", 1)["OK"]  # 202, then ERROR "No valid host"
+    assert first.available()["OK"]  # the next cycle's listing shows the ERROR VM
+    key = first._placements.shared_key(first._placements.cloud_key(first._getBackend()))
+    assert [r["flavor"] for r in shared_vmdb.getNoCapacity(key)["Value"]] == ["name:m1.large"]
+
+    a_process(monkeypatch)
+    local_cloud.faults.capacity_back(flavor="m1.large")  # the other process would not be refused
+    second = make_ce(ce_name="b.local.test", Instance_Flavor=flavors, ListingCacheSeconds=0)
+    assert second.submitJob(wrapper, "", 1)["OK"]
+    landed = sorted((s.flavor.name, s.status) for s in local_cloud.compute.servers.values() if s.status != "DELETED")
+    assert [flavor for flavor, status in landed if status != "ERROR"] == ["m1.medium"], landed
