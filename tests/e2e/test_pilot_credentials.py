@@ -96,7 +96,9 @@ def _written_files(user_data: bytes):
 V010 = "e6bb08a"  # "release.notes for v0.1.0"
 V010_RENDER = """
 import gzip, json, sys
+import JenniferDIRAC
 from JenniferDIRAC.Resources.Cloud.UserData import PilotContext, Profile, pack_user_data, render_user_data
+assert JenniferDIRAC.__version__ == "0.1.0", JenniferDIRAC.__file__
 inputs = json.load(sys.stdin)
 profile = Profile(**inputs.pop("profile"))
 text = render_user_data(PilotContext(**inputs), profile)
