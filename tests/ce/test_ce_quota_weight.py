@@ -160,3 +160,13 @@ def test_the_project_listing_by_installation_is_shared_by_the_ces_of_the_process
         assert ce.getCEStatus()["OK"]
     # one listing of this installation's VMs and one of the project's, for both CEs
     assert local_cloud.counters.get(*listing) == 2
+
+
+def test_others_keep_their_weight_when_set_beside_named_installations():
+    from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
+
+    base = {"CloudType": "OPENSTACK", "Instance_Image": "i", "Instance_Flavor": "f", "InstallationName": "Belle2DIRAC",
+            "QuotaWeight": "3"}
+    named = CloudCEConfig.parse("ce", {**base, "InstallationQuotaWeights": "T2KDIRAC:1", "OthersQuotaWeight": "2"})
+    assert (named.installation_quota_weights, named.others_quota_weight) == ({"T2KDIRAC": 1.0}, 2.0)
+    assert CloudCEConfig.parse("ce", base).others_quota_weight == 1.0  # the option alone, as before
