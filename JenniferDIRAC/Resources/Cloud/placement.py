@@ -3,7 +3,8 @@ cloud has not recently answered "no capacity" for.
 
 A capacity answer ("No valid host", InsufficientInstanceCapacity) is about the cloud's hosts,
 not about the CE: it is remembered per (cloud, flavor, zone) for CapacityCacheSeconds, shared
-by every CE of the process on that cloud, and never counts towards a backoff.
+by every CE of the process on that cloud (and, through VMDB's VMCapacity, by the CEs of other
+processes: CloudCE/placements.py), and never counts towards a backoff.
 """
 
 from __future__ import annotations
