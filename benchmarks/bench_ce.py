@@ -53,6 +53,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated N: VMs of each CE kind in the project (default %(default)s)")
     parser.add_argument("--latency-ms", type=float, default=20.0,
                         help="latency LocalCloud adds to every request (default %(default)s)")
+    parser.add_argument("--per-server-ms", type=float, default=10.0,
+                        help="latency LocalCloud adds to a detailed listing per server it returns "
+                             "(real Nova: ~8-13 ms; default %(default)s)")
+    parser.add_argument("--changes", default="1,10",
+                        help="comma-separated %% of VMs that end between two cycles (default %(default)s)")
+    parser.add_argument("--cycle-submit", type=int, default=5,
+                        help="VMs submitted in each SiteDirector cycle (default %(default)s)")
+    parser.add_argument("--cycle-gap-s", type=float, default=120.0,
+                        help="cloud seconds between two cycles (default %(default)s)")
     parser.add_argument("--repeat", type=int, default=5,
                         help="repetitions of the monitoring pass and the VMDirector cycle "
                              "(default %(default)s)")
@@ -72,6 +81,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.repeat, args.submit, args.submit_repeat = ",".join(map(str, QUICK_SIZES)), 2, 5, 2
+        args.cycle_submit = 2
+    try:
+        args.changes = sorted({float(c) for c in str(args.changes).split(",") if c.strip()})
+    except ValueError:
+        parser.error(f"--changes: expected comma-separated percentages, got {args.changes!r}")
+    if not args.changes or not all(0 < c <= 100 for c in args.changes):
+        parser.error("--changes: each percentage must be in (0, 100]")
+    if args.per_server_ms < 0 or args.cycle_submit < 1:
+        parser.error("--per-server-ms must not be negative, --cycle-submit at least 1")
     try:
         args.sizes = sorted({int(s) for s in str(args.sizes).split(",") if s.strip()})
     except ValueError:
@@ -141,6 +159,7 @@ def _director_backends(fleet: Fleet) -> dict:
 
 def worker(n: int, kind: str, args: argparse.Namespace, workdir: Path) -> dict:
     fleet = start_fleet(args.latency_ms / 1000.0, workdir)
+    fleet.cloud.compute.detail_seconds_per_server = args.per_server_ms / 1000.0
     try:
         # Connect and resolve before seeding: a SiteDirector or an agent pays this once, not per N.
         ces = {name: fleet.make_ce(kind, name) for name in ce_names()}
@@ -172,6 +191,7 @@ def worker(n: int, kind: str, args: argparse.Namespace, workdir: Path) -> dict:
             results.append(_entry(n, kind, "vmdirector", samples, args.repeat))
             for backend, _ in backends.values():
                 backend.close()
+        results += _cycles(fleet, n, kind, ces, args)  # last: its cycles submit and delete VMs
         rss_after = _max_rss_mib()
         for ce in ces.values():
             if hasattr(ce, "shutdown"):
@@ -182,6 +202,46 @@ def worker(n: int, kind: str, args: argparse.Namespace, workdir: Path) -> dict:
     return {"results": results, "warmup": {"n": n, "ce": kind, **warm, "seeding_s": seeding_s},
             "memory": {"n": n, "ce": kind, "max_rss_mib": rss_after, "rss_before_mib": rss_before,
                        "growth_mib": rss_after - rss_before}}
+
+
+def _cycles(fleet: Fleet, n: int, kind: str, ces: dict, args: argparse.Namespace) -> list[dict]:
+    """The SiteDirector's whole cycle: a first one, then one after each change of --changes % of
+    the VMs; then (ours) the VMDirector's cycle through Director/cloudaccess.py the same way."""
+    import random
+
+    from benchmarks.cebench.fleet import change
+
+    rng = random.Random(args.seed + 1)
+    results = []
+
+    def measure(scenario, call):
+        _log(f"N={n} {kind}: {scenario}")
+        results.append(_entry(n, kind, scenario, [call()], 1))
+
+    scenarios.expire_listings(forget_views=True)  # a SiteDirector process starts with full listings
+    measure("sd_first", lambda: scenarios.sitedirector_cycle(fleet, kind, ces, args.cycle_submit))
+    for percent in args.changes:
+        changed = change(fleet, percent / 100, rng, args.cycle_gap_s)
+        scenarios.expire_listings()
+        measure(f"sd_steady_{percent:g}", lambda: scenarios.sitedirector_cycle(fleet, kind, ces, args.cycle_submit))
+        results[-1]["detail"]["changed"] = changed
+    if kind == OURS:
+        from DIRAC import gLogger
+
+        from JenniferDIRAC.WorkloadManagementSystem.Director.cloudaccess import CEBackends
+        from JenniferDIRAC.WorkloadManagementSystem.Monitoring.metrics import NullDirectorMetrics
+
+        cebackends = CEBackends(NullDirectorMetrics(), gLogger)
+        scenarios.expire_listings(forget_views=True)  # a VMDirector process starts with a full listing
+        measure("vmd_first", lambda: scenarios.real_director_cycle(fleet, cebackends, fleet.cloud.clock.utcnow()))
+        for percent in args.changes:
+            changed = change(fleet, percent / 100, rng, args.cycle_gap_s)
+            measure(f"vmd_steady_{percent:g}",
+                    lambda: scenarios.real_director_cycle(fleet, cebackends, fleet.cloud.clock.utcnow()))
+            results[-1]["detail"]["changed"] = changed
+        for config_backend in cebackends.cached.values():
+            config_backend[1].close()
+    return results
 
 
 def _worker_main(args: argparse.Namespace) -> int:
@@ -205,7 +265,9 @@ def _worker_argv(args: argparse.Namespace, n: int, kind: str, output: Path) -> l
     return [sys.executable, str(Path(__file__).resolve()), "--worker", str(n), kind, str(output),
             "--latency-ms", str(args.latency_ms), "--repeat", str(args.repeat), "--submit", str(args.submit),
             "--submit-repeat", str(args.submit_repeat), "--budget-s", str(args.budget_s),
-            "--seed", str(args.seed), "--sizes", str(n)]
+            "--seed", str(args.seed), "--sizes", str(n), "--per-server-ms", str(args.per_server_ms),
+            "--changes", ",".join(f"{c:g}" for c in args.changes), "--cycle-submit", str(args.cycle_submit),
+            "--cycle-gap-s", str(args.cycle_gap_s)]
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -229,6 +291,8 @@ def run(args: argparse.Namespace) -> dict:
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": " ".join(["python", *sys.argv]),
         "settings": {"sizes": args.sizes, "latency_ms": args.latency_ms, "repeat": args.repeat,
+                     "per_server_ms": args.per_server_ms, "changes_percent": args.changes,
+                     "cycle_submit": args.cycle_submit, "cycle_gap_s": args.cycle_gap_s,
                      "submit_count": args.submit, "submit_repeat": args.submit_repeat,
                      "budget_s": args.budget_s,
                      "quick": args.quick, "ces": ce_names(), "seed": args.seed},
@@ -238,7 +302,8 @@ def run(args: argparse.Namespace) -> dict:
         "results": results,
         "memory": memory,
         "ratios": report.ratios(results, args.sizes),
-        "targets": report.targets(results),
+        "targets": report.targets(results, args),
+        "cycles": report.cycle_rows(results, args.sizes, args.changes),
     }
 
 
@@ -264,6 +329,17 @@ def _notes(results: list[dict], args: argparse.Namespace) -> list[str]:
         "process CPU s: client and in-process LocalCloud together (time.process_time)",
         "RunningJobs seen: sum over the 4 CEs of getCEStatus()['RunningJobs'] (actual: ACTIVE VMs of "
         "that kind); the stock CE counts every VMDIRAC3_ VM it lists, of any CE",
+        "real cycles (sd_*, vmd_*): one sample each, in order: a first cycle (full listings), then "
+        "for each --changes %: that share of each kind's VMs turned SHUTOFF one after another over "
+        "--cycle-gap-s of the cloud's clock, then the next cycle; seeded VMs were last updated when "
+        "created (up to 3 days before); monitoring = all of the SiteDirector cycle but submitJob "
+        "(available()/getCEStatus of each CE, cleanupPilots and getJobStatus); bytes: response "
+        "bodies LocalCloud sent",
+        "SiteDirector cycle, ours: no PilotAgentsDB here, so cleanupPilots finds no final pilot and "
+        "deletes nothing (the stock CE deletes every stopped VM it lists)",
+        "VMDirector cycle (vmd_*): Director/cloudaccess.py's CEBackends (one listing per project, "
+        "full then changes-since) + VMLifecycle.decide; without MariaDB: SQL statements, the deletions "
+        "and their cost are not measured",
         "VMDirector cycle: in-process, without MariaDB or PilotAgentsDB: per CE ONE backend listing "
         "(openstacksdk) + VMLifecycle.decide over pilot/VM records prepared in memory; the decided "
         "actions are counted, not applied",
@@ -297,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     report.write_json(doc, json_path)
     report.plot(doc, png_path)
     print(report.table(doc))
+    print(report.cycle_table(doc))
     print(report.targets_text(doc["targets"]))
     print("\n".join(f"note: {note}" for note in doc["notes"]))
     print(f"JSON: {json_path}\nplot: {png_path}")

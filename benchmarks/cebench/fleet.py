@@ -142,6 +142,7 @@ class Fleet:
             name, self.cloud.project_id, self.cloud.credentials.user_id, status=status, flavor=FLAVOR,
             metadata=metadata, created=created, fault=fault,
         )
+        server.updated = created  # a fleet built over days, not all changed at the seeding moment
         return SeededVM(server.id, name, ce_name, status, created)
 
     def remove_servers(self, server_ids: list[str]) -> None:
@@ -178,3 +179,23 @@ def start_fleet(latency_s: float, workdir: str | Path | None = None) -> Fleet:
     wrapper = root / "pilot-wrapper.sh"
     wrapper.write_text(PILOT_WRAPPER)
     return Fleet(cloud=cloud, workdir=root, cloud_auth=cloud_auth, wrapper=wrapper)
+
+
+def change(fleet: Fleet, fraction: float, rng: random.Random, over_s: float) -> int:
+    """`fraction` of each kind's VMs end (SHUTOFF, as a VM whose pilot finished), one after
+    another over `over_s` seconds of the cloud's clock (real changes are spread over the time
+    between two cycles); returns how many of each kind."""
+    chosen = {}
+    for kind in CE_KINDS:
+        active = [vm for vms in fleet.vms.get(kind, {}).values() for vm in vms if vm.status == "ACTIVE"
+                  and vm.server_id in fleet.cloud.compute.servers]
+        count = min(len(active), max(1, round(fraction * fleet.total(kind))))
+        chosen[kind] = rng.sample(active, count)
+    count = max((len(vms) for vms in chosen.values()), default=0)
+    for index in range(count):
+        fleet.cloud.clock.advance(over_s / max(1, count))
+        for vms in chosen.values():
+            if index < len(vms):
+                fleet.cloud.compute.set_state(vms[index].server_id, "SHUTOFF")
+                vms[index].status = "SHUTOFF"
+    return count

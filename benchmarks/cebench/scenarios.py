@@ -191,3 +191,114 @@ def vmdirector_cycle(
     detail = {"vms": listed, "policy_cpu_s": policy_cpu, "listing_cpu_s": cpu - policy_cpu,
               "actions": dict(sorted(actions.items()))}
     return Sample(fleet.cloud.counters.total(), wall, cpu, process_cpu, detail, _by_call(fleet))
+
+
+# --- the SiteDirector's whole cycle --------------------------------------------------------------
+def _tally(fleet: Fleet) -> dict[str, int]:
+    counters = fleet.cloud.counters
+    return {"requests": counters.total(), "compute_requests": counters.total("compute"),
+            "bytes": counters.bytes(), "compute_bytes": counters.bytes("compute"),
+            "listing_bytes": counters.bytes("compute", "GET", "/v2.1/servers/detail")}
+
+
+def _minus(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {key: after[key] - before[key] for key in after}
+
+
+def _cleanup_and_status(ce, refs: list[str]) -> tuple[dict[str, str], float]:
+    cpu = time.thread_time()
+    cleaned = ce.cleanupPilots()
+    if not cleaned["OK"]:
+        raise MeasurementError(f"cleanupPilots failed on {ce.ceName}: {cleaned['Message']}")
+    result = ce.getJobStatus(refs)
+    if not result["OK"]:
+        raise MeasurementError(f"getJobStatus failed on {ce.ceName}: {result['Message']}")
+    return result["Value"], time.thread_time() - cpu
+
+
+def sitedirector_cycle(fleet: Fleet, kind: str, ces: dict, submit: int) -> Sample:
+    """One SiteDirector.execute: submitPilots (``available()``, i.e. getCEStatus, of each queue,
+    then ``submitJob`` of `submit` VMs on the first), then monitorPilots (one thread per queue:
+    ``cleanupPilots`` then ``getJobStatus`` of its pilots). Monitoring = everything but submitJob.
+    The VMs submitted stay (BUILD), as a real cycle's do."""
+    refs = {name: fleet.pilot_refs(kind, name) for name in ce_names()}
+    fleet.cloud.counters.reset()
+    start, process_start = time.perf_counter(), time.process_time()
+    cpu = time.thread_time()
+    for name in ce_names():
+        result = ces[name].available()
+        if not result["OK"]:
+            raise MeasurementError(f"available() failed on {name}: {result['Message']}")
+    before_submit = _tally(fleet)
+    submitted = ces[ce_names()[0]].submitJob(str(fleet.wrapper), "", submit)
+    if not submitted["OK"] or len(submitted["Value"]) != submit:
+        raise MeasurementError(f"submitJob failed on {ce_names()[0]}: {submitted.get('Message', submitted)}")
+    after_submit = _tally(fleet)
+    cpu = time.thread_time() - cpu
+    with ThreadPoolExecutor(max_workers=len(ces), thread_name_prefix="monitor") as pool:
+        futures = {name: pool.submit(_cleanup_and_status, ces[name], refs[name]) for name in ce_names()}
+        answers = {name: future.result() for name, future in futures.items()}
+    cpu += sum(c for _, c in answers.values())
+    wall, process_cpu = time.perf_counter() - start, time.process_time() - process_start
+    total = _tally(fleet)
+    monitoring = _minus(total, _minus(after_submit, before_submit))
+    statuses: Counter[str] = Counter()
+    for name, (states, _) in answers.items():
+        if set(states) != set(refs[name]):
+            raise MeasurementError(f"getJobStatus on {name} answered {len(states)} of {len(refs[name])} pilots")
+        statuses.update(states.values())
+    detail = {"pilots": sum(len(r) for r in refs.values()), "statuses": dict(sorted(statuses.items())),
+              "monitoring": monitoring, "total": total, "submitted": submit,
+              "deletes": fleet.cloud.counters.get("compute", "DELETE", "/v2.1/servers/<server_id>"),
+              "views": views()}
+    return Sample(total["requests"], wall, cpu, process_cpu, detail, _by_call(fleet))
+
+
+def views() -> list[dict]:
+    """Full and incremental listings so far of each of our shared views."""
+    from JenniferDIRAC.Resources.Cloud import sharedlisting
+
+    return [{"full": p.view.full_listings, "incremental": p.view.incremental_listings,
+             "newest": str(p.view._newest)} for p in list(sharedlisting._REGISTRY._projects.values())]
+
+
+def expire_listings(forget_views: bool = False) -> None:
+    """What the minutes between two SiteDirector cycles do to our CEs' shared listing: past
+    ListingCacheSeconds it is asked again, the incremental view kept (a refresh of what changed);
+    `forget_views`: as in a new process, the next listing is a full one."""
+    from JenniferDIRAC.Resources.Cloud import sharedlisting
+
+    for project in list(sharedlisting._REGISTRY._projects.values()):
+        if forget_views:
+            project.invalidate()
+        project.listing.invalidate()
+        project.limits.invalidate()
+
+
+# --- the VMDirector's cycle through its own listing code ------------------------------------------
+def real_director_cycle(fleet: Fleet, cebackends, now: datetime) -> Sample:
+    """One VMDirector cycle's cloud side as Director/cloudaccess.py does it: the CEs of the
+    project share ONE listing (full first, then changes-since), then VMLifecycle.decide per CE
+    over pilot/VM records prepared in memory (no MariaDB: the decided actions are counted, not
+    applied)."""
+    from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import CEView, decide
+
+    inputs = director_inputs(fleet, now)
+    fleet.cloud.counters.reset()
+    start, cpu_start, process_start = time.perf_counter(), time.thread_time(), time.process_time()
+    actions: Counter[str] = Counter()
+    listed = 0
+    with cebackends.one_listing_per_project():
+        for name in ce_names():
+            config, _backend, vms = cebackends.listing(name, fleet.ce_parameters(OURS, name))
+            owner = config.owner()
+            own = [vm for vm in vms if owner.owns(vm.owner)]
+            listed += len(own)
+            view = CEView(owner=owner, vms=own, pilots=inputs[name].pilots, records=inputs[name].records,
+                          backoffs={}, now=now)
+            actions.update(type(action).__name__ for action in decide(view).actions)
+    cpu, process_cpu = time.thread_time() - cpu_start, time.process_time() - process_start
+    wall = time.perf_counter() - start
+    total = _tally(fleet)
+    detail = {"vms": listed, "actions": dict(sorted(actions.items())), "total": total, "monitoring": total}
+    return Sample(total["requests"], wall, cpu, process_cpu, detail, _by_call(fleet))

@@ -47,6 +47,9 @@ class LocalCloudApp:
     def __call__(self, environ, start_response):
         request = Request(environ)
         response = self.dispatch(request, environ)
+        key = environ.get("localcloud.route")
+        if key is not None and not response.is_streamed:
+            self.counters.record_bytes(*key, len(response.get_data()))
         return response(environ, start_response)
 
     def dispatch(self, request: Request, environ) -> Response:
@@ -67,6 +70,7 @@ class LocalCloudApp:
         svc = self.services[service_name]
         template = rule.rule[len(svc.prefix):] or "/"
         self.counters.record(service_name, method, template)
+        environ["localcloud.route"] = (service_name, method, template)
 
         self.faults.wait(self.faults.latency)
         call = Call(request=request, service=service_name, template=template,

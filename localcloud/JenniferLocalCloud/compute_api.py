@@ -241,6 +241,7 @@ class ComputeAPI(CatalogRoutes, ServiceAPI):
         )
         if detail:
             items = [self.server_body(call, s) for s in result.servers]
+            self.state.faults.wait(self.state.detail_seconds_per_server * len(items))
         else:
             items = [{"id": s.id, "name": s.name, "links": self._links(call, "servers", s.id)}
                      for s in result.servers]

@@ -38,6 +38,9 @@ def test_every_measurement_is_there_and_sane(quick_run):
     assert sizes == sorted(sizes) and len(sizes) >= 2
     expected = {(n, k, s) for n in sizes for k in KINDS for s in ("monitoring", "submission")}
     expected |= {(n, "ours", "vmdirector") for n in sizes}
+    cycles = ("sd_first", *(f"sd_steady_{c:g}" for c in doc["settings"]["changes_percent"]))
+    expected |= {(n, k, s) for n in sizes for k in KINDS for s in cycles}
+    expected |= {(n, "ours", s.replace("sd_", "vmd_")) for n in sizes for s in cycles}
     assert {(r["n"], r["ce"], r["scenario"]) for r in doc["results"]} == expected
     for entry in doc["results"]:
         assert entry["repetitions"] >= 1
@@ -106,3 +109,27 @@ def test_ratios_memory_and_outputs(quick_run):
         assert target["met"] == (target["measured"] >= 5)
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "stock/ours" in stdout and f"{sizes[-1]:>5}  monitoring pass requests" in stdout
+
+
+def test_real_cycles_count_requests_and_bytes(quick_run):
+    doc, _, stdout = quick_run
+    assert doc["settings"]["changes_percent"] == [1, 10]
+    for n in doc["settings"]["sizes"]:
+        first = _entry(doc, n, "ours", "sd_first")["detail"]
+        assert first["total"]["listing_bytes"] > 0  # a first cycle lists in full
+        for percent in (1, 10):
+            ours = _entry(doc, n, "ours", f"sd_steady_{percent}")["detail"]
+            stock = _entry(doc, n, "stock", f"sd_steady_{percent}")["detail"]
+            assert ours["changed"] >= 1 and ours["pilots"] == n
+            # ours: one changes-since listing and one quota reading for the project's 4 CEs
+            assert ours["monitoring"]["compute_requests"] <= 2, ours
+            assert 0 < ours["monitoring"]["compute_bytes"] < first["total"]["listing_bytes"]
+            # stock: a listing per CE in cleanupPilots and in getCEStatus, a GET per pilot
+            assert stock["monitoring"]["compute_requests"] >= n + 2 * CES
+            assert stock["monitoring"]["compute_bytes"] > ours["monitoring"]["compute_bytes"]
+            assert stock["deletes"] >= 1  # the stock CE deletes the stopped VMs it lists
+            director = _entry(doc, n, "ours", f"vmd_steady_{percent}")
+            assert director["by_call"] == {"compute GET /v2.1/servers/detail": 1}
+            assert director["detail"]["vms"] >= n
+    assert {r["cycle"] for r in doc["cycles"]} >= {"sd_first", "sd_steady_1", "vmd_steady_10"}
+    assert "Real cycles:" in stdout and "SiteDirector cycle 1% changed: monitoring compute req" in stdout
