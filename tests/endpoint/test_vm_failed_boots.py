@@ -195,7 +195,8 @@ def test_running_past_boot_timeout_or_gone_without_a_fetch_in_a_real_cycle(local
         assert db.recordVMs([{"vm_name": gone, "ce": director.CE, "site": director.SITE, "vo": director.VO,
                               "pilot_reference": pilot_reference(director.CE, gone), "stamp": "s" * 32,
                               "created": dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)}])["OK"]
-        world.add_pilot(gone, "Running", update_age=600, submitted_age=3600, ce=director.CE)
+        # the SiteDirector came first: its getJobStatus says Deleted for a VM missing from the listing
+        world.add_pilot(gone, "Deleted", update_age=600, submitted_age=3600, ce=director.CE)
         for name in (world.names["late"], world.names["booting"], gone):
             assert db.storeBootstrap(name, b"sealed")["OK"]
 

@@ -176,3 +176,11 @@ def test_a_done_without_a_job_that_the_ce_gave_a_failed_boot_becomes_aborted():
     assert pilot_status(judge(fetched="never", pilot_status="Failed")) is None  # a failure already
     assert end(judge(fetched=ago(1190), pilot_status="Done", job_id=7)) is VMEnd.POWERED_OFF
     assert pilot_status(judge(fetched=ago(1190), pilot_status="Done", job_id=7)) is None
+
+
+def test_a_deleted_without_a_job_that_the_ce_gave_a_gone_failed_boot_becomes_aborted():
+    """The CE's getJobStatus says Deleted for a VM gone from its listing."""
+    status, reason = pilot_status(judge(listed=False, pilot_status="Deleted"))
+    assert status == "Aborted" and "bootstrap never fetched" in reason
+    assert pilot_status(judge(listed=False, pilot_status="Deleted", bootstrap=False)) is None
+    assert pilot_status(judge(listed=False, pilot_status="Deleted", fetched=ago(1190), job_id=3)) is None

@@ -190,7 +190,9 @@ class VMDirector(AgentModule):
         if not self.dryRun:
             # a name's VM record is its kept VM's: a twin's state or id must not overwrite it
             record_states(self.vmState, split_twins(vms, records)[0], records, self.log)
-        pilots = self.pilots.records(ce, {pilot_reference(ce, vm.name) for vm in vms})
+        # and those of VMs gone on their own, whatever their status: a failed boot corrects the CE's Deleted
+        gone = {name for name, record in records.items() if record.deleted is None} - {vm.name for vm in vms}
+        pilots = self.pilots.records(ce, {pilot_reference(ce, name) for name in gone | {vm.name for vm in vms}})
         result = self.vmState.getBackoffs(ce=ce)
         if not result["OK"]:
             raise CENotServedThisCycle(f"cannot read backoffs: {result['Message']}")

@@ -339,19 +339,21 @@ def _gone_failed_boots(view: CEView, listed: set[str]) -> dict[str, str]:
 def _lost_pilots(view: CEView, listed: set[str], failed_boots: Mapping[str, str]) -> list[Action]:
     actions: list[Action] = []
     for ref, pilot in sorted(view.pilots.items()):
-        if pilot.status not in PILOT_TRANSIENT:
-            continue
         try:
             ce, vm_name = parse_reference(ref)
         except ValueError:
             continue
         if ce != view.owner.ce or vm_name in listed:
             continue
+        # Deleted without a job is the CE's status for a VM gone from its listing: a guess
+        guessed = vm_name in failed_boots and pilot.status == DELETED and pilot.job_id == 0
+        if pilot.status not in PILOT_TRANSIENT and not guessed:
+            continue
         # A pilot recorded just now may belong to a VM created after the listing was taken.
         born = pilot.submitted or pilot.last_update
         if still_appearing(born, view.now, view.thresholds.lost_pilot_grace):
             continue
-        if vm_name in failed_boots:  # Running was only the CE's word for the VM's state
+        if vm_name in failed_boots:  # Running or Deleted were only the CE's words for the VM's state
             actions.append(SetPilotStatus(ref, ABORTED, f"VM gone from the cloud: {failed_boots[vm_name]}"))
             continue
         status = ABORTED if pilot.status in PILOT_WAITING else DELETED
