@@ -174,8 +174,8 @@ class LibcloudBackend(CloudBackend):
         return CloudError(text)  # a garbled answer (MalformedResponseError), a driver bug
 
     # --- VMs ---------------------------------------------------------------------------------
-    def _vm(self, driver: NodeDriver, node) -> VM:
-        vm = self.profile.node_vm(driver, node)
+    def _vm(self, driver: NodeDriver, node, read=None) -> VM:
+        vm = (read or self.profile.node_vm)(driver, node)
         created = node.created_at
         if created is not None:
             vm.created = (created.replace(tzinfo=UTC) if created.tzinfo is None
@@ -186,6 +186,15 @@ class LibcloudBackend(CloudBackend):
         with self._driver("listing nodes") as driver:
             vms = [self._vm(driver, node) for node in self.profile.list_nodes(driver, owner)]
         return [vm for vm in vms if owner.owns(vm.owner)]
+
+    def list_project_vms(self) -> list[VM]:
+        """Every JenniferDIRAC VM (one with an installation tag) of what this account sees
+        where the CE runs, whatever its installation, in one listing: EC2's region, Azure's
+        resource group, OpenStack's project (DriverProfile.list_project_nodes)."""
+        with self._driver("listing every installation's nodes") as driver:
+            nodes = self.profile.list_project_nodes(driver)
+            vms = [self._vm(driver, node, self.profile.project_vm) for node in nodes]
+        return [vm for vm in vms if vm.owner is not None]
 
     def find_vm_by_name(self, name: str, owner: OwnerTags) -> VM | None:
         with self._driver(f"looking up node {name}") as driver:

@@ -200,6 +200,11 @@ def _power_state(view: Mapping[str, Any]) -> tuple[VMState, str]:
     return VMState.BUILD, ""
 
 
+#: a VM's provisioningState in a listing (lower case) -> its state; any other (Succeeded,
+#: Updating, Migrating) is a VM that exists and runs
+_LISTED_STATES = {"creating": VMState.BUILD, "deleting": VMState.DELETING, "failed": VMState.ERROR}
+
+
 class AzureProfile(DriverProfile):
     provider_names = ("AZURE_ARM",)
     node_driver = AzureNodeDriver
@@ -316,6 +321,14 @@ class AzureProfile(DriverProfile):
         return VM(id=str(node.id), name=node.name or "", state=state, metadata=self.node_metadata(node),
                   fault=fault, flavor_id=str(properties.get("hardwareProfile", {}).get("vmSize", "")),
                   image_id=image)
+
+    def project_vm(self, driver: NodeDriver, node: Node) -> VM:
+        # the listing's provisioningState says enough to count a VM: no InstanceView for each
+        # VM of every installation in the resource group
+        properties = (node.extra or {}).get("properties", {})
+        state = _LISTED_STATES.get(str(properties.get("provisioningState") or "").lower(), VMState.ACTIVE)
+        return VM(id=str(node.id), name=node.name or "", state=state, metadata=self.node_metadata(node),
+                  flavor_id=str(properties.get("hardwareProfile", {}).get("vmSize", "")))
 
     # --- deleting --------------------------------------------------------------------------
     def destroy(self, driver: NodeDriver, vm_id: str) -> None:

@@ -95,6 +95,16 @@ class DriverProfile:
         """Live nodes, narrowed server-side to `owner` / `name` where the API can."""
         return [n for n in driver.list_nodes() if n.state != NodeState.TERMINATED]
 
+    def list_project_nodes(self, driver: NodeDriver) -> list[Node]:
+        """Every live node this account sees where the CE runs, whoever started it:
+        InstallationQuotaWeights tells the installations apart by their tags."""
+        return self.list_nodes(driver, None)
+
+    def project_vm(self, driver: NodeDriver, node: Node) -> VM:
+        """A node of list_project_nodes as a VM: its owner tags and whether it is ending are
+        what is counted, so a profile whose node_vm calls the cloud per node may read less."""
+        return self.node_vm(driver, node)
+
     def node_state(self, driver: NodeDriver, node: Node) -> VMState:
         return NODE_STATES.get(node.state, VMState.UNKNOWN)
 

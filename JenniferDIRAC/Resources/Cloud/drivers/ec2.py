@@ -165,6 +165,11 @@ class EC2Profile(DriverProfile):
         nodes = driver.list_nodes(ex_filters=filters or None)
         return [n for n in nodes if n.state != NodeState.TERMINATED]
 
+    def list_project_nodes(self, driver: NodeDriver) -> list[Node]:
+        # every instance of the account in the region carrying an installation tag, any value
+        nodes = driver.list_nodes(ex_filters={"tag-key": TAG_INSTALLATION})
+        return [n for n in nodes if n.state != NodeState.TERMINATED]
+
     def node_state(self, driver: NodeDriver, node: Node) -> VMState:
         status = (node.extra or {}).get("status")
         if status == "shutting-down":
