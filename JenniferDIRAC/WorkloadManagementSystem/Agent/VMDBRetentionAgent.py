@@ -9,7 +9,8 @@
 Each cycle applies ``DB/VMDBRetention.py``: accounted VMs deleted more than VMRetentionDays ago
 are removed with their logs and heartbeats, logs of VMs deleted more than LogRetentionDays ago
 are removed, heartbeats of VMs deleted more than HeartbeatCompactionDays ago are compacted to
-the first, the last and one per hour. Live VMs and VMs not yet accounted are never touched.
+the first, the last and one per hour, and the VMCapacity rows (a flavor/zone without
+capacity) whose memory has ended are removed. Live VMs and VMs not yet accounted are never touched.
 The first cycle after a start also removes logs and heartbeats left without a VM row; later
 cycles compact only the VMs deleted since the previous one. Run it where VMDB is configured:
 ``dirac-agent WorkloadManagement/VMDBRetentionAgent``.
@@ -56,6 +57,7 @@ class VMDBRetentionAgent(AgentModule):
             "VMDB retention",
             f"{done['vms']} VM(s) purged (deleted > {policy.vm_days:g} days), "
             f"{done['logs']} log(s) removed (> {policy.log_days:g} days), "
-            f"{done['heartbeats']} heartbeat(s) compacted away (> {policy.heartbeat_compaction_days:g} days)",
+            f"{done['heartbeats']} heartbeat(s) compacted away (> {policy.heartbeat_compaction_days:g} days), "
+            f"{done['capacity']} expired capacity memory row(s) removed",
         )
         return S_OK(done)

@@ -9,6 +9,8 @@ Without it VMDB grows for ever: a row per VM, up to ``MaxLogBytes`` per log kind
   logs and heartbeats left without a VM row (an interrupted purge) go once as old.
 - Heartbeats of VMs deleted more than ``heartbeat_compaction_days`` ago are compacted to the
   first, the last and the first of every hour: the shape of the VM's life stays readable.
+- VMCapacity rows (a flavor/zone without capacity) go once their memory has ended, in the
+  database's clock, whether or not a CE writes to that cloud again.
 
 Everything works in batches of ``batch_size`` VMs, so no statement holds a large lock. The
 functions take the ``VMDB`` object (its ``_query``/``_update``) and return S_OK/S_ERROR.
@@ -69,8 +71,8 @@ class RetentionPolicy:
 
 def apply_retention(db, policy: RetentionPolicy, now: dt.datetime, compacted_until: dt.datetime | None = None):
     """Apply every rule once; S_OK({"vms": rows purged, "logs": ..., "heartbeats": ...,
-    "compacted_until": ...}). ``compacted_until`` is the previous pass's value: heartbeats of VMs
-    deleted before it are compacted already (None: a full pass, which also looks at every
+    "capacity": expired VMCapacity rows removed, "compacted_until": ...}). ``compacted_until`` is
+    the previous pass's value: heartbeats of VMs deleted before it are compacted already (None: a full pass, which also looks at every
     deleted VM and for logs and heartbeats left without a VM row)."""
     cutoffs = policy.cutoffs(now)
     full = compacted_until is None
@@ -88,6 +90,10 @@ def apply_retention(db, policy: RetentionPolicy, now: dt.datetime, compacted_unt
     if not result["OK"]:
         return S_ERROR(f"VMDB retention (heartbeats): {result['Message']}")
     done["heartbeats"] = result["Value"]
+    result = db.purgeExpiredCapacity(policy.batch_size)
+    if not result["OK"]:
+        return S_ERROR(f"VMDB retention (capacity): {result['Message']}")
+    done["capacity"] = result["Value"]
     done["compacted_until"] = max(cutoffs["heartbeats"], compacted_until or cutoffs["heartbeats"])
     return S_OK(done)
 

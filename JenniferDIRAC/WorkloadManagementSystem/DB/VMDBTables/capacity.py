@@ -51,6 +51,20 @@ class CapacityMemory:
             "DELETE FROM VMCapacity WHERE `Cloud` = %s AND `Until` < UTC_TIMESTAMP() - INTERVAL 1 DAY", args=(cloud,)
         )
 
+    def purgeExpiredCapacity(self, batch_size: int = 1000):
+        """Remove every row whose memory has ended, `batch_size` rows per statement (the
+        VMDBRetentionAgent's cycle: setNoCapacity purges only the cloud it writes to);
+        S_OK(rows removed)."""
+        total = 0
+        while True:
+            result = self._update("DELETE FROM VMCapacity WHERE `Until` <= UTC_TIMESTAMP() LIMIT %s",
+                                  args=(int(batch_size),))
+            if not result["OK"]:
+                return result
+            total += int(result["Value"])
+            if int(result["Value"]) < batch_size:
+                return S_OK(total)
+
     def getNoCapacity(self, cloud: str):
         """S_OK([{"flavor", "zone", "seconds" (left), "reason"}]) of `cloud`'s full combinations."""
         try:
