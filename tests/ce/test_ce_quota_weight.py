@@ -124,7 +124,8 @@ def test_the_readme_two_vo_example_gives_each_its_weight():
 
 
 def test_a_cloud_that_cannot_list_every_installation_weighs_the_named_ones_as_others():
-    """Without list_project_vms (the libcloud clouds) the named weights join OthersQuotaWeight."""
+    """A backend without list_project_vms (every supported cloud has one now) weighs the named
+    installations with OthersQuotaWeight."""
     from JenniferDIRAC.Resources.Cloud.capacity import cloud_capacity
     from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
     from JenniferDIRAC.Resources.Cloud.model import Flavor, Quota
