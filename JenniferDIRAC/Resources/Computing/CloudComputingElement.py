@@ -49,7 +49,8 @@ class CloudComputingElement(DIRACCloudComputingElement):
 
     #: seconds before retry n of a failed create is n * retryDelay
     retryDelay = 2.0
-    clock = staticmethod(lambda: datetime.now(timezone.utc))  # the backoff checks' now; tests share the cloud's
+    #: the backoff checks' now and the times the CE writes into VMDB; tests share the cloud's
+    clock = staticmethod(lambda: datetime.now(timezone.utc))
 
     #: (sealed wrapper and report token for VMDB, the one-time token for user data)
     _sealBootstrap = staticmethod(seal_bootstrap)
@@ -61,7 +62,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         self.ceType = "Cloud"
         self._backends = BackendHolder(self.log, ceName)
         self._vmState = VMStateAdapter(self.log)
-        self._recent = pilotrecords.RecentPilots()
+        self._recent = pilotrecords.RecentPilots(lambda: self.clock())
         self._placements = Placements(self.log, ceName, self._vmdbCall)  # VMCapacity: every process
         self._lending = QuotaLending()
         self._pilotData = PilotUserData(self.log, ceName)
@@ -123,7 +124,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
             self._showDeletesInListing(backend, ids, errors)
         deleted = [vm for vm in vms if vm.id not in errors]
         if deleted:
-            self._vmdbCall("markVMsDeleted", {vm.name: reason for vm in deleted})
+            self._vmdbCall("markVMsDeleted", {vm.name: reason for vm in deleted}, "", self.clock())
         return errors
 
     def _showDeletesInListing(self, backend, vm_ids, errors):
@@ -161,7 +162,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         """Record VMs in VMDB ({VM name: cloud id}; "" before the cloud has answered)."""
         if self._vmdb() is None:
             return
-        self._vmdbCall("recordVMs", pilotrecords.vm_records(self.cloudConfig, ids, stamps, flavor, datetime.now(timezone.utc)))
+        self._vmdbCall("recordVMs", pilotrecords.vm_records(self.cloudConfig, ids, stamps, flavor, self.clock()))
 
     def _remember(self, appearing=(), settled=()):
         """Note VMs just asked for and VMs seen listed or killed (pilotrecords.RecentPilots)."""
@@ -302,7 +303,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
         unsealed = [name for name, data in sealed.items() if not self._vmdbCall("storeBootstrap", name, data)]
         if unsealed:
             reason = "its bootstrap (the pilot wrapper) could not be stored in VMDB"
-            self._vmdbCall("markVMsDeleted", {n: {"reason": reason, "failure_kind": FailureKind.CLOUD_FAULT.value} for n in unsealed})
+            self._vmdbCall("markVMsDeleted", {n: {"reason": reason, "failure_kind": FailureKind.CLOUD_FAULT.value} for n in unsealed}, "", self.clock())
             return S_ERROR(f"submitJob: no VM created on {self.ceName}: {reason}")
         self._remember(appearing=names)
         submission = None
@@ -327,10 +328,10 @@ class CloudComputingElement(DIRACCloudComputingElement):
             self.log.warn("VM not created" if not note else "VM create uncertain", f"{self.ceName} {outcome.spec.name}: {outcome.error}{note}")
         notCreated = pilotrecords.not_created(submission.failed)
         if notCreated:
-            self._vmdbCall("markVMsDeleted", notCreated)
+            self._vmdbCall("markVMsDeleted", notCreated, "", self.clock())
         uncertain = pilotrecords.create_uncertain(submission.failed)
         if uncertain:
-            self._vmdbCall("setVMStates", uncertain)
+            self._vmdbCall("setVMStates", uncertain, self.clock())
         created = submission.created
         if not created and not uncertain:
             errors = sorted({o.error for o in submission.failed})

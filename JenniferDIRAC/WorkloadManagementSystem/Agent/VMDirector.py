@@ -189,7 +189,7 @@ class VMDirector(AgentModule):
         records = vm_records(self.vmState, ce)
         if not self.dryRun:
             # a name's VM record is its kept VM's: a twin's state or id must not overwrite it
-            record_states(self.vmState, split_twins(vms, records)[0], records, self.log)
+            record_states(self.vmState, split_twins(vms, records)[0], records, self.log, now)
         # and those of VMs gone on their own, whatever their status: a failed boot corrects the CE's Deleted
         gone = {name for name, record in records.items() if record.deleted is None} - {vm.name for vm in vms}
         pilots = self.pilots.records(ce, {pilot_reference(ce, name) for name in gone | {vm.name for vm in vms}})
@@ -224,8 +224,9 @@ class VMDirector(AgentModule):
         if self.dryRun:
             return
         failedPilots = set_pilot_statuses(decision, self.pilots, report, self.log)
-        ended = delete_vms(ce, backend, decision, failedPilots, self.vmState, self.metrics, report, self.log)
-        ended |= close_gone_records(decision, self.vmState, self.log)
+        now = self.clock()  # VMDB's times of this cycle's deletions: the policy's clock
+        ended = delete_vms(ce, backend, decision, failedPilots, self.vmState, self.metrics, report, self.log, now)
+        ended |= close_gone_records(decision, self.vmState, self.log, now)
         self._applyBackoffs(ce, decision, report)
         names = to_account(decision, ended)
         if self.accounting:

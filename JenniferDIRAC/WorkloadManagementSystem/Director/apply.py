@@ -31,10 +31,10 @@ def set_pilot_statuses(decision, pilots, report: CEReport, log) -> set[str]:
 
 
 def delete_vms(
-    ce: str, backend, decision, failed_pilots: set[str], client, metrics, report: CEReport, log
+    ce: str, backend, decision, failed_pilots: set[str], client, metrics, report: CEReport, log, when=None
 ) -> set[str]:
     """Delete the decision's VMs (not those waiting for a pilot status that `failed_pilots`
-    lacks) and close their records; the names of the records closed."""
+    lacks) and close their records, dated `when` (None: now); the names of the records closed."""
     deletes = [
         a for a in decision.of_type(DeleteVM) if not (a.after_pilot and a.after_pilot in failed_pilots)
     ]
@@ -56,19 +56,19 @@ def delete_vms(
     done = [a for a in done if not a.twin]
     if not done:
         return set()
-    result = client.markVMsDeleted({a.vm_name: a.reason for a in done})
+    result = client.markVMsDeleted({a.vm_name: a.reason for a in done}, "", when)
     if not result["OK"]:
         log.warn("Cannot mark VMs deleted", result["Message"])
         return set()
     return {a.vm_name for a in done}
 
 
-def close_gone_records(decision, client, log) -> set[str]:
-    """Close the records of VMs gone from the cloud; the names of the records closed."""
+def close_gone_records(decision, client, log, when=None) -> set[str]:
+    """Close the records of VMs gone from the cloud, dated `when` (None: now); their names."""
     gone = decision.of_type(RecordGone)
     if not gone:
         return set()
-    result = client.markVMsDeleted({a.vm_name: a.reason or "gone from the cloud" for a in gone})
+    result = client.markVMsDeleted({a.vm_name: a.reason or "gone from the cloud" for a in gone}, "", when)
     if not result["OK"]:
         log.warn("Cannot close the records of vanished VMs", result["Message"])
         return set()

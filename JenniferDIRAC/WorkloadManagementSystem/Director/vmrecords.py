@@ -21,8 +21,9 @@ def vm_records(client, ce: str) -> dict[str, VMRecord]:
     return records
 
 
-def record_states(client, vms: Iterable[VM], records: dict[str, VMRecord], log) -> None:
-    """Tell VMDB what the cloud says of the VMs it knows (start and end times come from it)."""
+def record_states(client, vms: Iterable[VM], records: dict[str, VMRecord], log, when=None) -> None:
+    """Tell VMDB what the cloud says of the VMs it knows (start and end times come from it;
+    `when`, the cycle's now, dates a state change: None for the database host's clock)."""
     states = {}
     for vm in vms:
         if vm.name not in records or vm.state in (VMState.DELETING, VMState.UNKNOWN):
@@ -34,7 +35,7 @@ def record_states(client, vms: Iterable[VM], records: dict[str, VMRecord], log) 
             info["ended"] = vm.updated
         states[vm.name] = info
     if states:
-        result = client.setVMStates(states)
+        result = client.setVMStates(states, when)
         if not result["OK"]:
             log.warn("Cannot record VM states", result["Message"])
 

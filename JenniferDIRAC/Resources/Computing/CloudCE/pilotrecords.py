@@ -80,15 +80,17 @@ def lost_pilot_grace(ce_parameters) -> float:
 class RecentPilots:
     """VM name -> when this CE asked for it, until it is seen listed or killed; VM name -> when it
     was seen or killed (then it is never given the "not listed yet" grace). Both forget what is
-    older than LostPilotGrace: VMDB's creation time decides then."""
+    older than LostPilotGrace: VMDB's creation time decides then. Times are read from `clock`
+    (the CE's: VMDB's creation times are written from it too)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.clock = clock
         self.appearing_since: dict[str, datetime] = {}
         self.settled_at: dict[str, datetime] = {}
 
     def remember(self, grace: float, appearing: Iterable[str] = (), settled: Iterable[str] = ()) -> None:
         """Note VMs just asked for (`appearing`) and VMs seen listed or killed (`settled`)."""
-        now = datetime.now(timezone.utc)
+        now = self.clock()
         for memory in (self.appearing_since, self.settled_at):
             for name in [n for n, t in memory.items() if not still_appearing(t, now, grace)]:
                 del memory[name]
@@ -104,7 +106,7 @@ class RecentPilots:
         """The unlisted VMs that may just not be listed yet: created less than `grace` ago (this
         CE's memory of its submissions, else their VMDB `records`), never seen listed nor killed
         by this CE, and not recorded as deleted."""
-        now = datetime.now(timezone.utc)
+        now = self.clock()
         unknown = [n for n in missing if n not in self.appearing_since and n not in self.settled_at]
         born = {n: self.appearing_since[n] for n in missing if n in self.appearing_since}
         for record in (records(unknown) or []) if unknown else []:

@@ -37,7 +37,8 @@ class VMRecords:
 
     def recordVMs(self, records: list[dict]):
         """Record VMs at creation. Recording the same name again updates the creation fields
-        (the CE may learn the cloud id only after the create call), never the lifecycle ones."""
+        (the CE may learn the cloud id only after the create call), never the lifecycle ones.
+        A new record's state time is its ``created`` (the caller's clock, else now)."""
         try:
             rows = [normalise_record(record) for record in records]
         except (RecordError, TypeError) as exc:
@@ -57,8 +58,8 @@ class VMRecords:
             f"INSERT INTO VMs ({columns}, `CloudStateTime`) VALUES ({placeholders(len(RECORD_KEYS) + 1)}) "
             f"ON DUPLICATE KEY UPDATE {updates}"
         )
-        now = utc_now()
-        result = self._manyInTransaction(cmd, [(*row, now) for row in rows])
+        created = RECORD_KEYS.index("created")
+        result = self._manyInTransaction(cmd, [(*row, row[created]) for row in rows])
         if not result["OK"]:
             return result
         return S_OK(len(rows))
