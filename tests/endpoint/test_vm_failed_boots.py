@@ -192,7 +192,7 @@ def test_running_past_boot_timeout_or_gone_without_a_fetch_in_a_real_cycle(local
         world.add_vm("booting", "ACTIVE", 300, started_after=30, pilot="Running", pilot_age=200)
         world.add_vm("old", "ACTIVE", 700, started_after=30, pilot="Running", pilot_age=600)  # no bootstrap
         gone = make_vm_name()
-        assert db.recordVMs([{"vm_name": gone, "ce": director.CE, "site": director.SITE, "vo": director.VO,
+        assert db.recordVMs([{"vm_name": gone, "vm_id": "a-server-gone", "ce": director.CE, "site": director.SITE, "vo": director.VO,
                               "pilot_reference": pilot_reference(director.CE, gone), "stamp": "s" * 32,
                               "created": dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)}])["OK"]
         # the SiteDirector came first: its getJobStatus says Deleted for a VM missing from the listing

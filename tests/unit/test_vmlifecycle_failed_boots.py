@@ -34,11 +34,11 @@ def ago(seconds: float) -> dt.datetime:
 
 
 def judge(state=VMState.SHUTOFF, listed=True, age=1200, lived=900, fetched="never", heartbeat=None, code=None,
-          pilot_status="Submitted", job_id=0, replayed=False, bootstrap=True):
+          pilot_status="Submitted", job_id=0, replayed=False, bootstrap=True, vm_id="id-1"):
     """decide() for one VM of `age` seconds (`lived` from its creation to its power-off)."""
     vm = VM(id="id-1", name=NAME, state=state, metadata=OWNER.to_metadata(), created=ago(age),
             launched=ago(age), updated=ago(age - lived) if state is VMState.SHUTOFF else ago(age))
-    record = VMRecord(NAME, CE, "el9", REF, vm.id, created=ago(age), last_heartbeat=heartbeat, shutdown_code=code,
+    record = VMRecord(NAME, CE, "el9", REF, vm_id, created=ago(age), last_heartbeat=heartbeat, shutdown_code=code,
                       shutdown_text="" if code is None else "bootstrap fetch failed")
     pilots = {REF: PilotRecord(REF, pilot_status, ago(age), ago(age), job_id)} if pilot_status else {}
     bootstraps = {}
@@ -184,3 +184,12 @@ def test_a_deleted_without_a_job_that_the_ce_gave_a_gone_failed_boot_becomes_abo
     assert status == "Aborted" and "bootstrap never fetched" in reason
     assert pilot_status(judge(listed=False, pilot_status="Deleted", bootstrap=False)) is None
     assert pilot_status(judge(listed=False, pilot_status="Deleted", fetched=ago(1190), job_id=3)) is None
+
+
+def test_a_create_that_never_landed_is_no_failed_boot():
+    """A record without a cloud id (the CE's create went unanswered and no listing ever showed
+    the VM): the cloud never had it, so no boot failed; its pilot ends as a lost one."""
+    decision = judge(listed=False, vm_id="")
+    assert pilot_status(decision) == ("Aborted", "VM gone from the cloud")
+    assert decision.of_type(RecordGone)[0].reason == ""
+    assert backoff(decision) == ""

@@ -95,6 +95,15 @@ def still_appearing(born: datetime | None, now: datetime, grace: float = DEFAULT
     return born is None or _seconds(now, born) <= grace
 
 
+#: failed_boot's reasons (for people), and what each adds to its queue's backoff reason
+NEVER_FETCHED = "bootstrap never fetched, no pilot ran"
+FETCHED_SILENT = "bootstrap fetched but the VM never reported, no pilot ran"
+_BACKOFF_REASONS = {
+    NEVER_FETCHED: "could not fetch its bootstrap (never fetched)",
+    FETCHED_SILENT: "fetched its bootstrap but never reported",
+}
+
+
 def failed_boot(record: VMRecord | None, pilot: PilotRecord | None, bootstrap: BootstrapRecord | None) -> str:
     """Why an ended VM ran no pilot because its bootstrap failed, without being able to say so
     ("" when it did not fail so, or was not created with a bootstrap)."""
@@ -106,17 +115,15 @@ def failed_boot(record: VMRecord | None, pilot: PilotRecord | None, bootstrap: B
     if record.shutdown_code is not None and record.shutdown_code != BOOTSTRAP_FAILED_CODE:
         return ""
     if bootstrap.fetched is None:
-        return "bootstrap never fetched, no pilot ran"
+        return NEVER_FETCHED
     if pilot is not None and pilot.job_id > 0:
         return ""  # its heartbeats were lost, not its pilot (the CE's Running is only the VM's state)
-    return "bootstrap fetched but the VM never reported, no pilot ran"
+    return FETCHED_SILENT
 
 
 def _failed_boot_failure(vm_name: str, why: str) -> str:
-    """The queue's backoff reason of a failed boot `why` (failed_boot's text)."""
-    if why.startswith("bootstrap never fetched"):
-        return f"VM {vm_name} could not fetch its bootstrap (never fetched)"
-    return f"VM {vm_name} fetched its bootstrap but never reported"
+    """The queue's backoff reason of a failed boot `why` (one of failed_boot's reasons)."""
+    return f"VM {vm_name} {_BACKOFF_REASONS[why]}"
 
 
 @dataclass
@@ -209,7 +216,7 @@ def _ending_of(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view:
         # no wrapper ever left VMDB: no pilot can be running in it
         return _Ending(
             VMEnd.BOOTSTRAP_FAILED, f"bootstrap not fetched within {th.boot_timeout:.0f} s, no pilot ran", now,
-            _failed_boot_failure(vm.name, "bootstrap never fetched"),
+            _failed_boot_failure(vm.name, NEVER_FETCHED),
         )
 
     if age > th.max_lifetime:
@@ -328,7 +335,8 @@ def _gone_failed_boots(view: CEView, listed: set[str]) -> dict[str, str]:
     for name, record in view.records.items():
         if record.ce != view.owner.ce or name in listed or record.deleted is not None:
             continue
-        if still_appearing(record.created, view.now, view.thresholds.lost_pilot_grace):
+        # no cloud id: the cloud never had it (an uncertain create that never landed), no boot failed
+        if not record.vm_id or still_appearing(record.created, view.now, view.thresholds.lost_pilot_grace):
             continue
         why = failed_boot(record, view.pilots.get(pilot_reference(view.owner.ce, name)), view.bootstraps.get(name))
         if why:
