@@ -12,6 +12,12 @@ SITE = "CLOUD.Local.test"
 VO = "testvo"
 
 
+def ok(result):
+    """The value of an S_OK, failing the test on an S_ERROR with its message."""
+    assert result["OK"], result.get("Message")
+    return result["Value"]
+
+
 def write_cloud_auth(path, key, secret, extra=""):
     path.write_text(f"[DEFAULT]\nkey = {key}\nsecret = {secret}\n{extra}")
     os.chmod(path, 0o600)
@@ -38,6 +44,19 @@ def ce_parameters(cloud, auth_file, **overrides):
     }
     params.update({k: str(v) for k, v in overrides.items()})
     return {k: v for k, v in params.items() if v != "None"}
+
+
+class PilotAgentsDBView:
+    """PilotAgentsDB at the edge: getPilotInfo answers from a dict of statuses (and keeps what
+    it was asked)."""
+
+    def __init__(self, statuses):
+        self.statuses = statuses
+        self.asked = []
+
+    def getPilotInfo(self, refs):
+        self.asked.append(list(refs))
+        return {"OK": True, "Value": {r: {"Status": self.statuses[r]} for r in refs if r in self.statuses}}
 
 
 def owner_metadata(ce_name=CE_NAME, installation=INSTALLATION, stamp=""):

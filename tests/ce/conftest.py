@@ -3,32 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ce_testkit import CE_NAME, ce_parameters, write_cloud_auth
-
-
-@pytest.fixture
-def make_ce(local_cloud, tmp_path):
-    """make_ce(**options) -> our CE through ComputingElementFactory (CEType Cloud), against
-    local_cloud with password credentials in a private CloudAuth file."""
-    from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
-
-    creds = local_cloud.credentials
-    auth_file = write_cloud_auth(tmp_path / "cloud.auth", creds.username, creds.password)
-    made = []
-
-    def make(ce_name=CE_NAME, retry_delay=0.0, **options):
-        result = ComputingElementFactory().getCE(
-            ceType="Cloud", ceName=ce_name, ceParametersDict=ce_parameters(local_cloud, auth_file, **options)
-        )
-        assert result["OK"], result.get("Message")
-        ce = result["Value"]
-        ce.retryDelay = retry_delay
-        made.append(ce)
-        return ce
-
-    yield make
-    for ce in made:
-        ce.shutdown()
+from ce_fixtures import db, make_ce, make_target_ce, wrapper  # noqa: F401 - fixtures of the CE tests
 
 
 @pytest.fixture(params=["localcloud", "realnova"])
@@ -49,39 +24,6 @@ def openstack_target(request):
     finally:
         counter.uninstall()
         cloud.reset()
-
-
-@pytest.fixture
-def make_target_ce(openstack_target, tmp_path):
-    """make_target_ce(auth="password"|"application_credential"|"token", **options) -> our CE
-    through ComputingElementFactory against ``openstack_target``."""
-    from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
-    from targets import target_ce_parameters, write_auth
-
-    made = []
-
-    def make(ce_name=CE_NAME, auth="password", retry_delay=0.0, **options):
-        auth_file = write_auth(openstack_target, auth, tmp_path / f"{ce_name}-{auth}.auth")
-        params = target_ce_parameters(openstack_target, auth_file, auth, **options)
-        result = ComputingElementFactory().getCE(ceType="Cloud", ceName=ce_name, ceParametersDict=params)
-        assert result["OK"], result.get("Message")
-        ce = result["Value"]
-        ce.retryDelay = retry_delay
-        made.append(ce)
-        return ce
-
-    yield make
-    for ce in made:
-        ce.shutdown()
-
-
-@pytest.fixture
-def wrapper(tmp_path):
-    path = tmp_path / "pilot-wrapper.sh"
-    path.write_text("#!/bin/bash\necho 'pilot wrapper running'\n")
-    return str(path)
-
-
 
 
 @pytest.fixture

@@ -8,25 +8,13 @@ import os
 import time
 
 import pytest
-from ce_testkit import CE_NAME, live_servers, write_cloud_auth
+from ce_testkit import CE_NAME, live_servers, ok, write_cloud_auth
 from DIRAC.WorkloadManagementSystem.Client import PilotStatus
 
 from JenniferDIRAC.Resources.Cloud.references import parse_reference
-from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
 
 IMAGES = ("image", "GET", "/v2/images")
 IMAGE_NAME = "EL9-x86_64"
-
-
-@pytest.fixture
-def db(vmdb, monkeypatch):
-    monkeypatch.setattr(client_module, "_db", vmdb.db)
-    return vmdb.db
-
-
-def ok(result):
-    assert result["OK"], result.get("Message")
-    return result["Value"]
 
 
 def replace_image(cloud, name=IMAGE_NAME):

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from ce_testkit import CE_NAME, INSTALLATION, live_servers
 from DIRAC.WorkloadManagementSystem.Client import PilotStatus
 
 from JenniferDIRAC.Resources.Cloud.model import OwnerTags
 from JenniferDIRAC.Resources.Cloud.references import parse_reference
-from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     Account,
     CEView,
@@ -24,12 +22,6 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     VMRecord,
     decide,
 )
-
-
-@pytest.fixture
-def db(vmdb, monkeypatch):
-    monkeypatch.setattr(client_module, "_db", vmdb.db)
-    return vmdb.db
 
 
 class PilotStatuses:

@@ -221,50 +221,6 @@ def test_vm_failing_at_creation_is_a_failed_pilot(make_ce, wrapper, local_cloud)
     assert sorted(statuses.values()) == [PilotStatus.FAILED, PilotStatus.RUNNING, PilotStatus.RUNNING]
 
 
-class PilotAgentsDBView:
-    """PilotAgentsDB at the edge: getPilotInfo answers from a dict of statuses."""
-
-    def __init__(self, statuses):
-        self.statuses = statuses
-        self.asked = []
-
-    def getPilotInfo(self, refs):
-        self.asked.append(list(refs))
-        return {"OK": True, "Value": {r: {"Status": self.statuses[r]} for r in refs if r in self.statuses}}
-
-
-def test_cleanup_deletes_only_stopped_vms_whose_pilots_are_final(make_ce, local_cloud, monkeypatch):
-    import JenniferDIRAC.Resources.Computing.CloudComputingElement as module
-
-    project = local_cloud.project_id
-    cases = {  # VM state, pilot status in PilotAgentsDB (None: no pilot), deleted?
-        "a": ("SHUTOFF", PilotStatus.DONE, True),
-        "b": ("ERROR", PilotStatus.FAILED, True),
-        "c": ("SHUTOFF", PilotStatus.RUNNING, False),  # the SiteDirector has not seen it end yet
-        "d": ("ACTIVE", PilotStatus.DONE, False),  # a zombie: the VMDirector's decision
-        "e": ("SHUTOFF", None, False),  # unknown to PilotAgentsDB: an orphan for the VMDirector
-    }
-    statuses, servers = {}, {}
-    for key, (state, pilot, _) in cases.items():
-        name = "jdirac-" + key * 32
-        servers[key] = local_cloud.compute.add_server(name, project, status=state, metadata=owner_metadata())
-        if pilot:
-            statuses[f"cloud://{CE_NAME}/{name}"] = pilot
-    foreign = local_cloud.compute.add_server("jdirac-" + "f" * 32, project, status="SHUTOFF",
-                                             metadata=owner_metadata(installation="Other"))
-    statuses[f"cloud://{CE_NAME}/{foreign.name}"] = PilotStatus.DONE
-    db = PilotAgentsDBView(statuses)
-    monkeypatch.setattr(module, "getPilotAgentsDB", lambda: db)
-
-    result = make_ce().cleanupPilots()
-    assert result["OK"] and result["Value"] == 2
-    remaining = {s.id for s in live_servers(local_cloud)}
-    for key, (_, _, deleted) in cases.items():
-        assert (servers[key].id not in remaining) == deleted, key
-    assert foreign.id in remaining
-    assert len(db.asked) == 1  # one PilotAgentsDB query for all stopped VMs
-
-
 @pytest.mark.parametrize("fault", ["http_error", "drop_connection"])
 def test_failed_create_is_retried_without_duplicates(make_ce, wrapper, local_cloud, fault):
     ce = make_ce()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from ce_testkit import INSTALLATION, live_servers, owner_metadata
+from ce_testkit import INSTALLATION, PilotAgentsDBView, live_servers, owner_metadata
 from DIRAC.WorkloadManagementSystem.Client import PilotStatus
 
 from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
@@ -80,16 +80,6 @@ def test_just_created_vm_is_never_reported_deleted_and_a_killed_one_is(make_ce, 
     assert status[refs[0]] == PilotStatus.DELETED
     assert status[refs[1]] in (PilotStatus.SUBMITTED, PilotStatus.RUNNING)
     assert len(live_servers(local_cloud)) == 1
-
-
-class PilotAgentsDBView:
-    """PilotAgentsDB at the edge: getPilotInfo answers from a dict of statuses."""
-
-    def __init__(self, statuses):
-        self.statuses = statuses
-
-    def getPilotInfo(self, refs):
-        return {"OK": True, "Value": {r: {"Status": self.statuses[r]} for r in refs if r in self.statuses}}
 
 
 def test_sitedirector_cycle_with_deletions_in_every_ce_lists_the_project_once(

@@ -9,7 +9,7 @@ from DIRAC.WorkloadManagementSystem.Client import PilotStatus
 
 from JenniferDIRAC.Resources.Cloud.references import parse_reference
 
-from ce_testkit import CE_NAME, INSTALLATION, SITE, VO, owner_metadata
+from ce_testkit import CE_NAME, INSTALLATION, SITE, VO, PilotAgentsDBView, owner_metadata
 from cloudconfig_testkit import pilot_environment
 from openstack_testkit import wait_until
 from targets import AUTH_KINDS
@@ -187,18 +187,6 @@ def test_monitoring_n_vms_costs_one_listing(make_target_ce, openstack_target):
     status = ce.getCEStatus()
     assert (status["RunningJobs"], status["WaitingJobs"]) == (2, 0)
     assert openstack_target.counters.total(service="compute") == 2  # one listing + the limits
-
-
-class PilotAgentsDBView:
-    """PilotAgentsDB at the edge: getPilotInfo answers from a dict of statuses."""
-
-    def __init__(self, statuses):
-        self.statuses = statuses
-        self.asked = []
-
-    def getPilotInfo(self, refs):
-        self.asked.append(list(refs))
-        return {"OK": True, "Value": {r: {"Status": self.statuses[r]} for r in refs if r in self.statuses}}
 
 
 def test_cleanup_deletes_only_stopped_vms_whose_pilots_are_final(make_target_ce, openstack_target, monkeypatch):

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-from ce_testkit import CE_NAME, SITE, VO, live_servers
+from ce_testkit import CE_NAME, SITE, VO, live_servers, ok
 
 from JenniferDIRAC.Resources.Cloud.references import parse_reference
 from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
 
 UTC = dt.timezone.utc
-
-
-@pytest.fixture
-def db(vmdb, monkeypatch):
-    monkeypatch.setattr(client_module, "_db", vmdb.db)
-    return vmdb.db
-
-
-def ok(result):
-    assert result["OK"], result.get("Message")
-    return result["Value"]
 
 
 def test_submitted_vms_are_recorded_with_reference_stamp_and_cloud_id(db, make_ce, wrapper, local_cloud):

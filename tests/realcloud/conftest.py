@@ -1,6 +1,13 @@
-"""The real-cloud tests: the conformance table is printed at the end of the run (CI logs)."""
+"""The real-cloud tests: the conformance table is printed at the end of the run (CI logs); the
+CE is made by tests/ce's fixtures (ce_fixtures.py), against the ``openstack_target`` a test gives."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ce"))
+from ce_fixtures import make_target_ce, wrapper  # noqa: E402, F401 - fixtures of the real-cloud tests
 
 
 def pytest_terminal_summary(terminalreporter):

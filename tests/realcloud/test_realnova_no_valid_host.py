@@ -21,10 +21,9 @@ import pytest
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS / "ce"))
 sys.path.insert(0, str(TESTS / "realcloud"))
-from ce_testkit import CE_NAME  # noqa: E402
 from cloudconfig_testkit import pilot_environment  # noqa: E402
 from openstack_testkit import ClientCounter, wait_until  # noqa: E402
-from targets import RealNovaTarget, target_ce_parameters, write_auth  # noqa: E402
+from targets import RealNovaTarget  # noqa: E402
 
 from JenniferDIRAC.Resources.Cloud import placement  # noqa: E402
 from JenniferDIRAC.Resources.Cloud.backends import make_backend  # noqa: E402
@@ -54,33 +53,9 @@ def fresh_capacity_memory(monkeypatch):
 
 
 @pytest.fixture
-def make_realnova_ce(real_openstack, tmp_path, fresh_capacity_memory):
-    from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
-
-    counter = ClientCounter(real_openstack.service_roots)
-    target = RealNovaTarget(real_openstack, counter)
-    made = []
-
-    def make(**options):
-        auth_file = write_auth(target, "password", tmp_path / "realnova.auth")
-        params = target_ce_parameters(target, auth_file, "password", **options)
-        result = ComputingElementFactory().getCE(ceType="Cloud", ceName=CE_NAME, ceParametersDict=params)
-        assert result["OK"], result.get("Message")
-        ce = result["Value"]
-        ce.retryDelay = 0.0
-        made.append(ce)
-        return ce
-
-    yield make
-    for ce in made:
-        ce.shutdown()
-
-
-@pytest.fixture
-def wrapper(tmp_path):
-    path = tmp_path / "pilot-wrapper.sh"
-    path.write_text("#!/bin/bash\necho 'pilot wrapper running'\n")
-    return str(path)
+def openstack_target(real_openstack, fresh_capacity_memory):
+    """Real Keystone + Nova, for tests/ce's make_target_ce (through tests/realcloud/conftest.py)."""
+    return RealNovaTarget(real_openstack, ClientCounter(real_openstack.service_roots))
 
 
 def wait_scheduled(real, server_id: str) -> dict:
@@ -109,9 +84,9 @@ def landed(real) -> dict:
 
 
 def test_no_valid_host_is_capacity_and_the_next_cycle_falls_back(
-        make_realnova_ce, wrapper, real_openstack, no_host_flavor):
+        make_target_ce, wrapper, real_openstack, no_host_flavor):
     name, _ = no_host_flavor
-    ce = make_realnova_ce(Instance_Flavor=f"name:{name}, name:m1.small", CapacityCacheSeconds=600,
+    ce = make_target_ce(Instance_Flavor=f"name:{name}, name:m1.small", CapacityCacheSeconds=600,
                           ListingCacheSeconds=0)
     first = ce.submitJob(wrapper, "", 1)
     assert first["OK"], first.get("Message")  # Nova accepted it (202); the scheduler decides later
@@ -150,9 +125,9 @@ def test_no_valid_host_is_capacity_and_the_next_cycle_falls_back(
 
 
 def test_no_host_for_any_flavor_leaves_no_slots(
-        make_realnova_ce, wrapper, real_openstack, no_host_flavor):
+        make_target_ce, wrapper, real_openstack, no_host_flavor):
     name, _ = no_host_flavor
-    ce = make_realnova_ce(Instance_Flavor=f"name:{name}", ListingCacheSeconds=0)
+    ce = make_target_ce(Instance_Flavor=f"name:{name}", ListingCacheSeconds=0)
     assert ce.available()["Value"] == 10  # Nova's default quota of 10 instances
     assert ce.submitJob(wrapper, "", 1)["OK"]
     (server,) = real_openstack.live_servers()
