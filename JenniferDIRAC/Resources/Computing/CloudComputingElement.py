@@ -28,8 +28,8 @@ from DIRAC.WorkloadManagementSystem.Client.ServerUtils import getPilotAgentsDB
 from JenniferDIRAC.Resources.Cloud.capacity import cloud_capacity
 from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
 from JenniferDIRAC.Resources.Cloud.errors import CloudError, ConfigurationError, FailureKind
-from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, VMSpec, VMState
-from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, pilot_reference
+from JenniferDIRAC.Resources.Cloud.model import VM, Flavor, OwnerTags, VMState
+from JenniferDIRAC.Resources.Cloud.references import make_vm_name, pilot_reference
 from JenniferDIRAC.Resources.Cloud.sharedlisting import SharedProject
 from JenniferDIRAC.Resources.Computing.CloudCE import pilotrecords, resolution
 from JenniferDIRAC.Resources.Computing.CloudCE.backendholder import BackendHolder
@@ -37,9 +37,10 @@ from JenniferDIRAC.Resources.Computing.CloudCE.boundary import dirac_boundary
 from JenniferDIRAC.Resources.Computing.CloudCE.creation import Creation
 from JenniferDIRAC.Resources.Computing.CloudCE.joboutput import pilot_output
 from JenniferDIRAC.Resources.Computing.CloudCE.lending import QuotaLending, installation_usage
-from JenniferDIRAC.Resources.Computing.CloudCE.pilotdata import PilotUserData, cores_env, seal_bootstrap
+from JenniferDIRAC.Resources.Computing.CloudCE.pilotdata import PilotUserData, seal_bootstrap
 from JenniferDIRAC.Resources.Computing.CloudCE.pilotoptions import with_flavor_processors
 from JenniferDIRAC.Resources.Computing.CloudCE.pilotstatus import PILOT_STATUS, own_vm_names
+from JenniferDIRAC.Resources.Computing.CloudCE.pilotvms import PilotVMDesign
 from JenniferDIRAC.Resources.Computing.CloudCE.placements import Placements
 from JenniferDIRAC.Resources.Computing.CloudCE.vmstate import VMStateAdapter
 
@@ -139,7 +140,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
             self.log.verbose("Shared listing not invalidated", f"{self.ceName}: {exc}")
 
     def _creation(self, backend) -> Creation:
-        return Creation(backend, self.cloudConfig, self.log, self._placements, self._pilotData, self.retryDelay)
+        return Creation(backend, self.cloudConfig, self.log, self._placements, self.retryDelay)
 
     def _flavor(self, backend) -> Flavor:
         """The flavor the next VMs use: the first preferred one the cloud has capacity for."""
@@ -250,51 +251,20 @@ class CloudComputingElement(DIRACCloudComputingElement):
             names = self._claimProbeIfNeeded(names)
             if not names:
                 return self._submitted([], {})
-        from JenniferDIRAC.Resources.Cloud.UserData import PilotContext
-
         profile = self._pilotData.profile(config)
         endpointURL, tokens = self._pilotData.endpoint(self.ceParameters)
         bootstrap = tokens is not None and self._vmdb() is not None
         if tokens is not None and not bootstrap:
             self.log.warn("No VM database: the pilot wrapper goes in user data (no bootstrap fetch)", self.ceName)
-        specs, stamps, sealed, contexts = [], {}, {}, {}
-        for name in names:
-            reference, stamp = pilot_reference(self.ceName, name), make_stamp()
-            token = tokens.issue_for_vm(name, config.context_max_lifetime) if tokens else ""
-            if bootstrap:
-                sealed[name], token = self._sealBootstrap(tokens, name, token, wrapper)
-            context = PilotContext(
-                pilot_reference=reference,
-                pilot_stamp=stamp,
-                wrapper=wrapper,
-                vm_name=name,
-                ce_name=self.ceName,
-                site=config.site,
-                vo=config.vo,
-                max_lifetime=config.context_max_lifetime,
-                endpoint_url=endpointURL,
-                endpoint_token=token,
-                extra_packages=config.context_ext_packages,
-                bootstrap=bootstrap,
-                extra_env=cores_env(flavor),
-            )
-            contexts[name] = context
-            stamps[name] = stamp
-            metadata = {**config.extra_metadata, **self._owner(stamp).to_metadata()}
-            specs.append(
-                VMSpec(
-                    name=name,
-                    image_id=image,
-                    flavor_id=flavor.id,
-                    user_data=self._pilotData.render(config, context, profile, backend.max_user_data_bytes),
-                    metadata=metadata,
-                    network_ids=list(networks),
-                    key_name=config.ssh_key,
-                    security_groups=list(config.security_groups),
-                    availability_zone=placements[0].zone,
-                    config_drive=config.config_drive,
-                )
-            )
+        design = PilotVMDesign(
+            config, self._owner(), wrapper, endpointURL, tokens, bootstrap,
+            render=lambda context: self._pilotData.render(config, context, profile, backend.max_user_data_bytes),
+            seal=self._sealBootstrap,
+        )
+        vms = {name: design.vm(name, image, flavor, networks, placements[0].zone) for name in names}
+        specs = [vm.spec for vm in vms.values()]
+        stamps = {name: vm.stamp for name, vm in vms.items()}
+        sealed = {name: vm.sealed for name, vm in vms.items() if vm.sealed is not None}
         self._placements.place([spec.name for spec in specs], placements[0])
 
         # The VM database knows each VM before the cloud does: a VM whose create outcome is
@@ -312,7 +282,7 @@ class CloudComputingElement(DIRACCloudComputingElement):
             stale = {o.stale for o in submission.failed if o.stale}
             if stale:
                 submission = creation.retry_with_fresh_ids(submission, stale)
-            submission, flavors = creation.fall_back(submission, placements, flavor, contexts, profile)
+            submission, flavors = creation.fall_back(submission, placements, flavor, design, vms)
         finally:
             # before any reference is returned: the shared listing holds the new VMs (a listing
             # that may predate the create is never used again); an uncertain create: listed again

@@ -18,7 +18,7 @@ from JenniferDIRAC.Resources.Cloud.errors import CloudError, FailureKind
 from JenniferDIRAC.Resources.Cloud.model import Flavor, VMSpec
 from JenniferDIRAC.Resources.Cloud.submission import Submission, create_vms
 from JenniferDIRAC.Resources.Computing.CloudCE import resolution
-from JenniferDIRAC.Resources.Computing.CloudCE.pilotdata import PilotUserData, cores_env
+from JenniferDIRAC.Resources.Computing.CloudCE.pilotvms import PilotVM, PilotVMDesign
 from JenniferDIRAC.Resources.Computing.CloudCE.placements import Placements
 
 
@@ -28,7 +28,6 @@ class Creation:
     config: CloudCEConfig
     log: object
     placements: Placements
-    user_data: PilotUserData
     #: seconds before retry n of a failed create is n * retry_delay
     retry_delay: float
 
@@ -76,7 +75,8 @@ class Creation:
             return submission
         return self._again(submission, list(retry.values()))
 
-    def fall_back(self, submission: Submission, placements: list, flavor: Flavor, contexts: dict, profile):
+    def fall_back(self, submission: Submission, placements: list, flavor: Flavor, design: PilotVMDesign,
+                  vms: dict[str, PilotVM]):
         """Creates the cloud refused for capacity go to the next flavor/zone (same names: none
         was created), each with the cores of its flavor in its user data. Returns the submission
         and {VM name: the flavor it was created with}."""
@@ -97,11 +97,7 @@ class Creation:
             retry = []
             for outcome in full:
                 name = outcome.spec.name
-                context = dataclasses.replace(contexts[name], extra_env=cores_env(flavor))
-                retry.append(dataclasses.replace(
-                    outcome.spec, flavor_id=flavor.id, availability_zone=following.zone,
-                    user_data=self.user_data.render(self.config, context, profile, self.backend.max_user_data_bytes),
-                ))
+                retry.append(design.on_flavor(vms[name], outcome.spec, flavor, following.zone))
                 flavors[name] = flavor
                 self.placements.placed_on[name] = following
             submission = self._again(submission, retry)
