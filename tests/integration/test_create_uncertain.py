@@ -8,7 +8,7 @@ state) and the pilot has its VM: nothing deleted, nothing aborted, even with Orp
 from __future__ import annotations
 
 import pytest
-from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+from cloudce_testkit import MadeCEs, write_pilot_wrapper
 from waiting import wait_until
 
 from JenniferDIRAC.Resources.Cloud.references import parse_reference
@@ -28,21 +28,19 @@ def _named(cloud, name):
 def ce(world, vmdb, monkeypatch):
     monkeypatch.setattr(client_module, "_db", vmdb.db)
     params = {**world.ce_parameters(), "HTTPTimeout": "1.5", "MaxCreateAttempts": "2", "ListingCacheSeconds": "0"}
-    made = ComputingElementFactory().getCE(ceType="Cloud", ceName=CE, ceParametersDict=params)["Value"]
-    made.retryDelay = 0.0
-    yield made
+    made = MadeCEs()
+    yield made.make(CE, params)
     made.shutdown()
 
 
 def test_a_lost_create_whose_lookup_fails_is_adopted_not_deleted(world, local_cloud, ce, vmdb, tmp_path):
-    wrapper = tmp_path / "pilot-wrapper.sh"
-    wrapper.write_text("#!/bin/bash\necho pilot\n")
+    wrapper = write_pilot_wrapper(tmp_path)
     # the create lands 4 s after it was sent, after the CE's 1.5 s timeout and both its lookups
     local_cloud.faults.lose_response(delay=4.0, service="compute", method="POST", path="/v2.1/servers")
     local_cloud.faults.http_error(503, service="compute", method="GET", path="/v2.1/servers/detail", times=1)
     lookups = local_cloud.counters.get(*LOOKUP)
 
-    result = ce.submitJob(str(wrapper), "", 1)
+    result = ce.submitJob(wrapper, "", 1)
 
     assert result["OK"], result.get("Message")  # was S_ERROR: no pilot for a VM about to exist
     (ref,) = result["Value"]

@@ -6,7 +6,7 @@ recorded, the pilot and its VM record untouched; getJobStatus reports the kept V
 from __future__ import annotations
 
 import pytest
-from DIRAC.Resources.Computing.ComputingElementFactory import ComputingElementFactory
+from cloudce_testkit import MadeCEs, write_pilot_wrapper
 from waiting import wait_until
 
 from JenniferDIRAC.Resources.Cloud.references import parse_reference
@@ -28,21 +28,17 @@ def ce(world, vmdb, monkeypatch, tmp_path):
     monkeypatch.setattr(client_module, "_db", vmdb.db)
     params = {**world.ce_parameters(), "HTTPTimeout": "1.5", "MaxCreateAttempts": "2",
               "ListingCacheSeconds": "0"}
-    result = ComputingElementFactory().getCE(ceType="Cloud", ceName=CE, ceParametersDict=params)
-    assert result["OK"], result.get("Message")
-    made = result["Value"]
-    made.retryDelay = 0.0
-    yield made
+    made = MadeCEs()
+    yield made.make(CE, params)
     made.shutdown()
 
 
 def test_a_late_twin_is_removed_by_the_next_director_cycle(world, local_cloud, ce, vmdb, tmp_path):
-    wrapper = tmp_path / "pilot-wrapper.sh"
-    wrapper.write_text("#!/bin/bash\necho pilot\n")
+    wrapper = write_pilot_wrapper(tmp_path)
     # the first create lands 5 s after it was sent: after the CE's 1.5 s timeout, its lookup
     # by name, its second create and its listing for late twins
     local_cloud.faults.lose_response(delay=5.0, service="compute", method="POST", path="/v2.1/servers")
-    result = ce.submitJob(str(wrapper), "", 1)
+    result = ce.submitJob(wrapper, "", 1)
     assert result["OK"], result.get("Message")
     (ref,) = result["Value"]
     name = parse_reference(ref)[1]
