@@ -207,7 +207,7 @@ class LibcloudBackend(CloudBackend):
     def create_vm(self, spec: VMSpec) -> VM:
         self.check_user_data_size(spec)
         sizes = self._sizes_by_id()
-        networks = [self._networks.get(n, self._find_network) for n in spec.network_ids]
+        networks = [self._network(n) for n in spec.network_ids]
         image = self._images_by_id().get(spec.image_id)
         with self._driver(f"creating node {spec.name}") as driver:
             size = sizes.get(spec.flavor_id) or NodeSize(
@@ -297,10 +297,7 @@ class LibcloudBackend(CloudBackend):
                 self._all_sizes = None
 
     def resolve_image(self, ref: str) -> str:
-        return self._images.get(ref, self._find_image).id
-
-    def _find_image(self, ref: str) -> NodeImage:
-        return self._image_lookup.find(ref, self._driver)
+        return self._images.get(ref, lambda r: self._image_lookup.find(r, self._driver)).id
 
     def resolve_flavor(self, ref: str) -> Flavor:
         name = reference_name(ref)
@@ -310,7 +307,8 @@ class LibcloudBackend(CloudBackend):
         return Flavor(id=size.id, name=size.name or "", vcpus=_vcpus(size), ram_mb=int(size.ram or 0))
 
     def resolve_networks(self, refs: list[str]) -> list[str]:
-        return [self._networks.get(ref, self._find_network).id for ref in refs]
+        return [self._network(ref).id for ref in refs]
 
-    def _find_network(self, ref: str) -> Any:
-        return self._network_lookup.find(ref, self._driver)
+    def _network(self, ref: str) -> Any:
+        """The driver's network object `ref` names (the create takes objects, not ids)."""
+        return self._networks.get(ref, lambda r: self._network_lookup.find(r, self._driver))
