@@ -51,6 +51,25 @@ DEFAULT_TEST_LIMITS = dict(
 
 
 @pytest.fixture
+def live_endpoint(vmdb):
+    """A VM endpoint on 127.0.0.1 over this test's VMDB, as the boot tests' VMs reach it:
+    (server, its token authority, the VMDB, the app)."""
+    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer
+    from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import VMStateStore
+
+    authority = TokenAuthority([SECRET])
+    app = VMEndpointApp(authority, VMStateStore(vmdb.db), EndpointLimits(min_heartbeat_seconds=5))
+    server = EndpointServer(app, "127.0.0.1", 0)
+    server.start()
+    try:
+        yield server, authority, vmdb.db, app
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def make_endpoint(vmdb, tmp_path):
     """make_endpoint(bounds=ServerBounds(...), **EndpointLimits fields) -> a served endpoint
     (namespace: url, server, app, clock, authority, db, register, call, events, limits, session)."""

@@ -12,9 +12,6 @@ from waiting import wait_until as wait_for
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, pilot_reference
 from JenniferDIRAC.Resources.Cloud.UserData import PilotContext, get_profile, pack_user_data, render_user_data
 from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import VMStateStore
 
 CE = "CLOUD.LocalCloud.org"
 # A stand-in for DIRAC's pilot wrapper: shows what it was given, optionally outlives one
@@ -27,18 +24,6 @@ exit "${STUB_EXIT:-0}"
 # The shipped template with a profile that needs no CVMFS (LocalCloud has none) and never
 # schedules a host power-off.
 PROFILE_CS = {"LocalTest": {"CVMFSRepositories": "", "Packages": "", "HeartbeatSeconds": "10", "HardPoweroff": "no"}}
-
-
-@pytest.fixture
-def live_endpoint(vmdb, tmp_path):
-    authority = TokenAuthority([b"boot-test-secret-0123456789abcdefghij"])
-    app = VMEndpointApp(authority, VMStateStore(vmdb.db), EndpointLimits(min_heartbeat_seconds=5))
-    server = EndpointServer(app, "127.0.0.1", 0)
-    server.start()
-    try:
-        yield server, authority, vmdb.db, app
-    finally:
-        server.stop()
 
 
 def let_vms_reach(local_cloud, url):

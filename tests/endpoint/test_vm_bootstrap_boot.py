@@ -13,10 +13,6 @@ from waiting import wait_until as wait_for
 from JenniferDIRAC.Resources.Cloud.references import make_stamp, make_vm_name, pilot_reference
 from JenniferDIRAC.Resources.Cloud.UserData import PilotContext, get_profile, pack_user_data, render_user_data
 from JenniferDIRAC.Resources.Computing.CloudComputingElement import CloudComputingElement
-from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import VMStateStore
 
 CE = "CLOUD.LocalCloud.org"
 PROFILE_CS = {"LocalTest": {"CVMFSRepositories": "", "Packages": "", "HeartbeatSeconds": "10", "HardPoweroff": "no"}}
@@ -60,18 +56,6 @@ def decoded_files(user_data):
     for item in yaml.safe_load(user_data)["write_files"]:
         data = base64.b64decode(item["content"])
         yield gzip.decompress(data) if item.get("encoding") == "gz+b64" else data
-
-
-@pytest.fixture
-def live_endpoint(vmdb):
-    authority = TokenAuthority([b"bootstrap-boot-secret-0123456789abcdef"])
-    app = VMEndpointApp(authority, VMStateStore(vmdb.db), EndpointLimits(min_heartbeat_seconds=5))
-    server = EndpointServer(app, "127.0.0.1", 0)
-    server.start()
-    try:
-        yield server, authority, vmdb.db, app
-    finally:
-        server.stop()
 
 
 def boot_vm(local_cloud, server, authority, db, store_bootstrap=True, ce=CE, owner=None):
