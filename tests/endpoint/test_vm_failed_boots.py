@@ -22,11 +22,6 @@ from waiting import wait_until as wait_for
 
 from JenniferDIRAC.Resources.Cloud.model import OwnerTags
 
-try:  # the live_endpoint fixture, until it is in tests/endpoint/conftest.py
-    from test_vm_bootstrap_boot import live_endpoint  # noqa: F401
-except ImportError:
-    pass
-
 PROFILE = "LocalTest"
 
 
