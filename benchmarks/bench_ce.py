@@ -335,6 +335,9 @@ def _notes(results: list[dict], args: argparse.Namespace) -> list[str]:
         "created (up to 3 days before); monitoring = all of the SiteDirector cycle but submitJob "
         "(available()/getCEStatus of each CE, cleanupPilots and getJobStatus); bytes: response "
         "bodies LocalCloud sent",
+        "SiteDirector cycle, stock: the queues' cleanupPilots threads list the same project and "
+        "delete the same stopped VMs; one that finds a VM already deleted by another gets 404 and "
+        "returns S_ERROR (counted in detail.cleanup_failures; the SiteDirector only logs it)",
         "SiteDirector cycle, ours: no PilotAgentsDB here, so cleanupPilots finds no final pilot and "
         "deletes nothing (the stock CE deletes every stopped VM it lists)",
         "VMDirector cycle (vmd_*): Director/cloudaccess.py's CEBackends (one listing per project, "
