@@ -162,8 +162,9 @@ def test_prometheus_sees_the_fleet_as_cloud_and_vmdb_have_it(world, local_cloud,
             )
 
         prometheus.wait_for(endpoint_match, 30, "endpoint figures", explain)
-        heartbeats = world.vmdb.db.getVMs(names=[healthy])["Value"][0]["last_heartbeat"]
-        assert heartbeats is not None
+        # the endpoint writes heartbeats in batches (HeartbeatFlushMilliseconds after they arrive)
+        prometheus.wait_for(lambda: world.vmdb.db.getVMs(names=[healthy])["Value"][0]["last_heartbeat"] is not None,
+                            30, "the heartbeat written", explain)
         assert prometheus.value('up{job="vmdirector"}') == 1 and prometheus.value('up{job="vmendpoint"}') == 1
     finally:
         if prometheus is not None:
