@@ -176,6 +176,8 @@ class VMEndpoint(AgentModule):
         return S_OK()
 
     def _stopOnSignal(self, signum, frame):
+        # dirac-agent does not call finalize() on SIGTERM (its reactor's finally is not reached):
+        # stop here. server.stop() and close() wait with timeouts, never for ever.
         self.log.notice("VMEndpoint stopping on signal", str(signum))
         self.finalize()
         sys.exit(0)
