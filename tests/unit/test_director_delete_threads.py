@@ -1,0 +1,59 @@
+"""Bulk deletions run MaxDeleteThreads at once: more than the old 8, never more than asked."""
+
+from __future__ import annotations
+
+import threading
+
+from keystoneauth1.identity import v3
+
+from JenniferDIRAC.Resources.Cloud.OpenStackBackend import OpenStackBackend
+from JenniferDIRAC.Resources.Cloud.backend import delete_each
+
+
+def concurrency_of(vm_count: int, max_threads: int, meet: int) -> tuple[int, dict[str, str]]:
+    """(most deletes seen running at once, errors); each delete but the first waits (with a
+    deadline) until `meet` of them are running together."""
+    barrier = threading.Barrier(meet)
+    lock = threading.Lock()
+    running = peak = 0
+    first = True
+
+    def delete_one(vm_id: str) -> str | None:
+        nonlocal running, peak, first
+        with lock:
+            if first:  # delete_each sends the first alone (version discovery)
+                first = False
+                return None
+            running += 1
+            peak = max(peak, running)
+        try:
+            barrier.wait(timeout=20)
+        except threading.BrokenBarrierError:
+            return "fewer deletes at once than expected"
+        finally:
+            with lock:
+                running -= 1
+        return None
+
+    errors = delete_each([f"vm-{i}" for i in range(vm_count)], delete_one, max_threads)
+    return peak, errors
+
+
+def test_sixteen_deletes_run_at_once_when_allowed():
+    peak, errors = concurrency_of(1 + 32, 16, meet=16)
+    assert errors == {}
+    assert peak == 16
+
+
+def test_never_more_than_max_threads_at_once():
+    peak, errors = concurrency_of(1 + 12, 4, meet=4)
+    assert errors == {}
+    assert peak == 4
+
+
+def test_openstack_backend_pools_a_connection_per_delete_thread():
+    auth = v3.Password(auth_url="https://keystone.invalid/v3", username="u", password="p",
+                       project_name="p", user_domain_name="Default", project_domain_name="Default")
+    backend = OpenStackBackend(auth=auth, max_delete_threads=24)
+    assert backend.max_delete_threads == 24
+    assert backend.session.session.get_adapter("https://nova.invalid/")._pool_maxsize == 24
