@@ -131,6 +131,9 @@ def test_libcloud_cloud_types():
         ({"QuotaShare": "lots"}, "QuotaShare"),
         ({"MaxStartingVMs": "0"}, "MaxStartingVMs"),
         ({"MaxSubmitThreads": "many"}, "MaxSubmitThreads"),
+        ({"MaxDeleteThreads": "0"}, "MaxDeleteThreads"),
+        ({"MaxDeleteThreads": "65"}, "MaxDeleteThreads"),
+        ({"MaxDeleteThreads": "many"}, "MaxDeleteThreads"),
         ({"Context_MaxLifetime": "-1"}, "Context_MaxLifetime"),
         ({"Context_Template": "/nonexistent/template.yaml"}, "Context_Template"),
         ({"Instance_Metadata": "novalue"}, "Instance_Metadata"),
@@ -254,3 +257,8 @@ def test_parsing_reads_nothing_but_its_arguments(restore_cs):
     assert CloudCEConfig.parse("ce", params, cs_installation="Given").installation == "Given"
     assert CloudCEConfig.from_ce_parameters("ce", params).installation == "FromTheCS"
     assert CloudCEConfig.from_ce_parameters("ce", DIRAC_EXAMPLE).installation == "Belle2-Prod"
+
+
+def test_max_delete_threads_defaults_to_16_and_is_read():
+    assert parse().max_delete_threads == 16
+    assert parse(MaxDeleteThreads="32").max_delete_threads == 32

@@ -33,9 +33,11 @@ import openstack.connection
 import openstack.exceptions as sdk_exceptions
 from keystoneauth1 import plugin as ks_plugin
 from keystoneauth1 import session as ks_session
+from requests.adapters import DEFAULT_POOLSIZE as REQUESTS_POOL_SIZE
 
 from JenniferDIRAC.Resources.Cloud.backend import (
     DEFAULT_REFERENCE_TTL,
+    DELETE_THREADS,
     Changes,
     CloudBackend,
     ReferenceCache,
@@ -170,8 +172,10 @@ class OpenStackBackend(CloudBackend):
         compute_api_version: str | None = None,
         auth_url_option: str = "AuthURL",
         reference_ttl: float = DEFAULT_REFERENCE_TTL,
+        max_delete_threads: int = DELETE_THREADS,
     ) -> None:
         install_http_log_filters()
+        self.max_delete_threads = max(1, int(max_delete_threads))
         self._auth_url_option = auth_url_option
         self.max_user_data_bytes = max_user_data_bytes
         self._name_prefix = name_prefix
@@ -183,6 +187,12 @@ class OpenStackBackend(CloudBackend):
         else:
             self._exchange = None
         self.session = ks_session.Session(auth=auth, verify=verify, cert=cert, timeout=timeout)
+        if self.max_delete_threads > REQUESTS_POOL_SIZE:
+            # requests keeps 10 connections per host: more concurrent DELETEs would each open
+            # (and TLS-handshake) a connection that is then thrown away
+            adapter = ks_session.TCPKeepAliveAdapter(pool_maxsize=self.max_delete_threads)
+            for scheme in ("https://", "http://"):
+                self.session.session.mount(scheme, adapter)
         overrides = {}
         if compute_endpoint_override:
             overrides["compute_endpoint_override"] = compute_endpoint_override
@@ -355,7 +365,7 @@ class OpenStackBackend(CloudBackend):
         )
 
     def delete_vms(self, vm_ids: list[str]) -> dict[str, str]:
-        """Deletes sent DELETE_THREADS at once: keystoneauth's session (one token, re-auth under
+        """Deletes sent `max_delete_threads` (CE option MaxDeleteThreads) at once: keystoneauth's session (one token, re-auth under
         its lock) and requests' connection pool serve concurrent requests, as creates do."""
         def delete_one(vm_id: str) -> str | None:
             try:
@@ -367,7 +377,7 @@ class OpenStackBackend(CloudBackend):
                 return str(exc)
             return None
 
-        return delete_each(list(vm_ids), delete_one)
+        return delete_each(list(vm_ids), delete_one, self.max_delete_threads)
 
     def console_log(self, vm_id: str) -> str:
         with self._calling(f"reading the console of server {vm_id}"):

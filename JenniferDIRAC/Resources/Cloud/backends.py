@@ -77,6 +77,7 @@ def _make_backend(config: CloudCEConfig) -> tuple[CloudBackend, list[str]]:
             "compute_endpoint_override": identity.compute_endpoint_override or None,
             "compute_api_version": identity.compute_api_version or None,
             "reference_ttl": float(config.reference_cache_seconds),
+            "max_delete_threads": int(config.max_delete_threads),
         }
         if config.clouds_yaml_cloud:
             cloud = credentials.load_clouds_yaml(
