@@ -84,6 +84,26 @@ class VMRecords:
         conn.commit()
         return S_OK()
 
+    def _statementsInTransaction(self, statements: list[tuple[str, list]]):
+        """Run each (cmd, args), all in one transaction."""
+        result = self._getConnection()
+        if not result["OK"]:
+            return result
+        conn = result["Value"]
+        try:
+            cursor = conn.cursor()
+            cursor.execute("START TRANSACTION")
+            cursor.close()
+        except Exception as exc:  # the connection is broken: DIRAC's pool replaces it next time
+            return S_ERROR(f"VMDB: cannot start a transaction: {exc!r}")
+        for cmd, args in statements:
+            result = self._update(cmd, args=args, conn=conn)
+            if not result["OK"]:
+                conn.rollback()
+                return result
+        conn.commit()
+        return S_OK()
+
     def setVMStates(self, states: Mapping, when: dt.datetime | None = None):
         """Record what the cloud says of each VM: ``{vm_name: state}`` or
         ``{vm_name: {"state": s, "fault": text, "started": dt, "ended": dt, "vm_id": id}}``.
@@ -116,14 +136,27 @@ class VMRecords:
         known = len(recorded)
         if not rows:
             return S_OK(known)
-        cmd = (
-            "UPDATE VMs SET "
-            "`CloudStateTime` = IF(`CloudState` = %s, `CloudStateTime`, %s), `CloudState` = %s, "
-            "`Fault` = IF(%s = '', `Fault`, %s), "
-            "`Started` = COALESCE(`Started`, %s), `Ended` = COALESCE(`Ended`, %s), "
-            "`VMID` = IF(%s = '', `VMID`, %s) WHERE `VMName` = %s"
-        )
-        result = self._manyInTransaction(cmd, rows)
+        # one UPDATE per chunk of VMs (a CASE on the name per column), not one per VM: a first
+        # cycle changes hundreds. Single-table, so the assignments run in order (CloudStateTime
+        # reads the CloudState before it is set).
+        statements = []
+        for chunk in chunks(rows):
+            state, stateArgs = _by_name([(r[-1], r[2]) for r in chunk])
+            fault, faultArgs = _by_name([(r[-1], r[3]) for r in chunk])
+            started, startedArgs = _by_name([(r[-1], r[5]) for r in chunk])
+            ended, endedArgs = _by_name([(r[-1], r[6]) for r in chunk])
+            vmId, vmIdArgs = _by_name([(r[-1], r[7]) for r in chunk])
+            names = [r[-1] for r in chunk]
+            cmd = (
+                f"UPDATE VMs SET `CloudStateTime` = IF(`CloudState` = {state}, `CloudStateTime`, %s), "
+                f"`CloudState` = {state}, `Fault` = COALESCE(NULLIF({fault}, ''), `Fault`), "
+                f"`Started` = COALESCE(`Started`, {started}), `Ended` = COALESCE(`Ended`, {ended}), "
+                f"`VMID` = COALESCE(NULLIF({vmId}, ''), `VMID`) "
+                f"WHERE `VMName` IN ({placeholders(len(names))})"
+            )
+            args = [*stateArgs, when, *stateArgs, *faultArgs, *startedArgs, *endedArgs, *vmIdArgs, *names]
+            statements.append((cmd, args))
+        result = self._statementsInTransaction(statements)
         if not result["OK"]:
             return result
         return S_OK(known)
@@ -157,12 +190,22 @@ class VMRecords:
         if not rows:
             return S_OK(0)
         limit = LIMITS["delete_reason"]
-        cmd = (
-            "UPDATE VMs SET `DeleteReason` = IF(`Deleted` IS NULL, %s, `DeleteReason`), "
-            "`FailureKind` = IF(`Deleted` IS NULL, %s, `FailureKind`), "
-            "`Ended` = COALESCE(`Ended`, %s), `Deleted` = COALESCE(`Deleted`, %s) WHERE `VMName` = %s"
-        )
-        result = self._manyInTransaction(cmd, [(r[:limit], k, when, when, n) for n, r, k in rows])
+        rows = list({n: (n, r, k) for n, r, k in rows}.values())  # a name given twice: its last reason
+        # one UPDATE per chunk of VMs, not one per VM (a first cycle deletes hundreds); the
+        # assignments run in order: the reason and kind are set only while Deleted is unset
+        statements = []
+        for chunk in chunks(rows):
+            reason, reasonArgs = _by_name([(n, r[:limit]) for n, r, _ in chunk])
+            kind, kindArgs = _by_name([(n, k) for n, _, k in chunk])
+            names = [n for n, _, _ in chunk]
+            cmd = (
+                f"UPDATE VMs SET `DeleteReason` = IF(`Deleted` IS NULL, {reason}, `DeleteReason`), "
+                f"`FailureKind` = IF(`Deleted` IS NULL, {kind}, `FailureKind`), "
+                "`Ended` = COALESCE(`Ended`, %s), `Deleted` = COALESCE(`Deleted`, %s) "
+                f"WHERE `VMName` IN ({placeholders(len(names))})"
+            )
+            statements.append((cmd, [*reasonArgs, *kindArgs, when, when, *names]))
+        result = self._statementsInTransaction(statements)
         if not result["OK"]:
             return result
         return self._countExisting([n for n, _, _ in rows])
@@ -263,6 +306,13 @@ def normalise_record(record: Mapping) -> tuple:
             value = check_text(key, value, required=key in ("vm_name", "ce"))
         values.append(value)
     return tuple(values)
+
+
+def _by_name(pairs: list[tuple[str, object]]) -> tuple[str, list]:
+    """SQL choosing each row's value by its VM name (``CASE `VMName` WHEN .. THEN .. END``) and
+    its arguments, for one UPDATE of many VMs."""
+    sql = "CASE `VMName` " + " ".join(["WHEN %s THEN %s"] * len(pairs)) + " END"
+    return sql, [value for pair in pairs for value in pair]
 
 
 def _changes(recorded: tuple, row: tuple) -> bool:
