@@ -8,6 +8,9 @@ inserted it first). When the row changed in between, the read and the decision a
 the row locked from read to write (concurrent writers queue up), so concurrent CEs and
 VMDirectors never lose a failure nor claim two probes. Threads of one process that change one
 row at once do it in one turn (rowturns.py): one read, each change decided in order, one write.
+The row this process last read or wrote is remembered: a change decided on it is written with
+the same compare-and-set without reading first (one statement), and the row is read only when
+that write finds it changed or the decision changes nothing (which a write cannot confirm).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (
 MAX_ATTEMPTS = 200
 
 _STATE_COLUMNS = ("`Until`", "`Reason`", "`Failures`", "`Probe`", "`ProbeVM`", "`ProbeStarted`")
+#: No row remembered for a queue (None is a row known to be absent).
+_UNREAD = object()
 _KEYS = ("ce", "profile", "until", "reason", "failures", "probe", "probe_vm", "probe_started", "updated")
 
 
@@ -57,6 +62,11 @@ def _values(state: BackoffState) -> tuple:
     )
 
 
+def _row(state: BackoffState | None) -> tuple | None:
+    """The row as stored after writing `state` (None: no row)."""
+    return None if state is None else _values(state)
+
+
 def _record(state: BackoffState, updated: dt.datetime) -> dict:
     """A row as getBackoff returns it, from the state just written at `updated` (naive UTC)."""
     until, reason, failures, probe, probe_vm, probe_started = _values(state)
@@ -74,11 +84,27 @@ def _record(state: BackoffState, updated: dt.datetime) -> dict:
     }
 
 
+def _decide(key: tuple[str, str], row: tuple | None, events):
+    """The state machine's decision on each event in order, from the stored `row`:
+    (state before, state after, the time decided at, [(rows written, state, time)] per event)."""
+    stored = state = _state(*key, row)
+    now = utc_now()
+    outcomes = []
+    for event in events:
+        step: Transition = transition(state, event, aware(now))
+        changed = not step.refused and step.state != state
+        if changed:
+            state = step.state
+        outcomes.append((1 if changed else 0, state, now))
+    return stored, state, now, outcomes
+
+
 class Backoffs:
     """The methods of ``VMBackoff`` (mixed into VMDB: ``self`` is a DIRAC DB)."""
 
     def __init__(self, *args, **kwargs):
         self._backoffTurns = RowTurns()
+        self._backoffRows: dict[tuple[str, str], tuple | None] = {}  # as last read or written here
         super().__init__(*args, **kwargs)
 
     def getBackoff(self, ce: str, profile: str = ""):
@@ -181,9 +207,23 @@ class Backoffs:
         """Apply `events`, in order, to the queue's row: one S_OK((rows written, state, time)) per
         event, or its S_ERROR for each. The first attempt reads without a lock (one writer: two
         statements); once the compare-and-set saw another writer, the row is locked from read to
-        write, so concurrent writers queue up instead of retrying."""
+        write, so concurrent writers queue up instead of retrying. A change decided on the row
+        remembered from this process's last read or write is written without a read; the
+        compare-and-set makes it the same as one decided on a fresh read."""
+        locked = False
+        known = self._backoffRows.pop(key, _UNREAD)  # kept again only after a read or write succeeds
+        if known is not _UNREAD:
+            stored, state, now, outcomes = _decide(key, known, events)
+            if state != stored:
+                result = self._compareAndSet(key, known, state, now)
+                if not result["OK"]:
+                    return [result] * len(events)
+                if result["Value"] == 1:
+                    self._backoffRows[key] = _row(state)
+                    return [S_OK(outcome) for outcome in outcomes]
+                locked = True  # another writer changed the row since this process last saw it
         for attempt in range(MAX_ATTEMPTS):
-            result = self._backoffStep(key, events, locked=attempt > 0)
+            result = self._backoffStep(key, events, locked=locked or attempt > 0)
             if not result["OK"]:
                 return [result] * len(events)
             if result["Value"] is not None:
@@ -214,16 +254,9 @@ class Backoffs:
             if not result["OK"]:
                 return result
             row = tuple(result["Value"][0]) if result["Value"] else None
-            stored = state = _state(*key, row)
-            now = utc_now()
-            outcomes = []
-            for event in events:
-                step: Transition = transition(state, event, aware(now))
-                changed = not step.refused and step.state != state
-                if changed:
-                    state = step.state
-                outcomes.append((1 if changed else 0, state, now))
+            stored, state, now, outcomes = _decide(key, row, events)
             if state == stored:
+                self._backoffRows[key] = row
                 return S_OK(outcomes)
             if row is None and conn is not None:
                 # No row to lock: end the transaction (its gap lock would deadlock two inserts)
@@ -233,7 +266,10 @@ class Backoffs:
             result = self._compareAndSet(key, row, state, now, conn)
             if not result["OK"]:
                 return result
-            return S_OK(outcomes) if result["Value"] == 1 else S_OK(None)
+            if result["Value"] != 1:
+                return S_OK(None)
+            self._backoffRows[key] = _row(state)
+            return S_OK(outcomes)
         finally:
             if conn is not None:
                 try:
