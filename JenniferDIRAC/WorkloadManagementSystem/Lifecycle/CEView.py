@@ -10,6 +10,7 @@ from datetime import datetime
 
 from JenniferDIRAC.Resources.Cloud.errors import FailureKind
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags
+from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.schema import CREATE_UNCERTAIN_STATE
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (
     RUNNING,
     BackoffState,
@@ -69,6 +70,8 @@ class VMRecord:
     profile: str = ""
     pilot_reference: str = ""
     vm_id: str = ""  # the cloud id the CE kept ("" before the cloud answered)
+    #: the state last recorded (the listing's, or the CE's CREATE_UNCERTAIN_STATE)
+    cloud_state: str = ""
     created: datetime | None = None
     started: datetime | None = None  # first seen running
     ended: datetime | None = None  # first seen SHUTOFF / ERROR
@@ -90,6 +93,7 @@ class VMRecord:
             profile=record.get("profile") or "",
             pilot_reference=record.get("pilot_reference") or "",
             vm_id=record.get("vm_id") or "",
+            cloud_state=record.get("cloud_state") or "",
             created=aware(record.get("created")),
             started=aware(record.get("started")),
             ended=aware(record.get("ended")),
@@ -101,6 +105,12 @@ class VMRecord:
             shutdown_code=record.get("shutdown_code"),
             shutdown_text=record.get("shutdown_message") or "",
         )
+
+
+    @property
+    def create_uncertain(self) -> bool:
+        """Its create went unanswered, no lookup found it, and no listing has shown it since."""
+        return self.cloud_state == CREATE_UNCERTAIN_STATE and not self.vm_id
 
 
 def failure_kind(value) -> FailureKind | None:

@@ -27,6 +27,9 @@ Pilot statuses chosen when the director ends a pilot (DIRAC's PilotStatus values
 - VM gone without the director deleting it (lost pilot): a pilot that never left the waiting
   states never ran -> Aborted; one that was Running (or Unknown) was removed under its feet,
   which DIRAC calls Deleted (not Aborted, so the queue is not penalised for someone else's act).
+- an uncertain create (CREATE_UNCERTAIN, no cloud id) never listed within LostPilotGrace: its
+  pilot is Aborted as a lost one, and the cloud took a create it neither answered nor carried
+  out -> a create failure of the queue (FailureKind.UNREACHABLE). One listed is adopted, no failure.
 """
 
 from __future__ import annotations
@@ -316,6 +319,15 @@ def decide(view: CEView) -> Decision:
         failures.setdefault(record.profile, []).append(
             Failure(_failed_boot_failure(name, why), record.created, None, view.thresholds.backoff_seconds)
         )
+    for record in _never_landed(view, listed):
+        failures.setdefault(record.profile, []).append(
+            Failure(
+                f"VM {record.vm_name} never appeared after a create the cloud did not answer",
+                record.created,
+                FailureKind.UNREACHABLE,
+                view.thresholds.backoff_seconds,
+            )
+        )
     for record in _create_failures(view, listed):
         failures.setdefault(record.profile, []).append(
             Failure(
@@ -386,6 +398,22 @@ def _gone_records(view: CEView, listed: set[str], failed_boots: Mapping[str, str
         elif not record.accounted:
             actions.append(Account(name))
     return actions
+
+
+def _never_landed(view: CEView, listed: set[str]) -> list[VMRecord]:
+    """Records of this CE's uncertain creates (CREATE_UNCERTAIN, no cloud id) still unlisted
+    after LostPilotGrace, which this cycle closes (RecordGone): the cloud took a create it never
+    answered nor carried out, a create failure of the queue. One the listing showed (adopted)
+    has its cloud id and state and is no longer uncertain."""
+    return [
+        record
+        for name, record in sorted(view.records.items())
+        if name not in listed
+        and record.ce == view.owner.ce
+        and record.deleted is None
+        and record.create_uncertain
+        and not still_appearing(record.created, view.now, view.thresholds.lost_pilot_grace)
+    ]
 
 
 def _create_failures(view: CEView, listed: set[str]) -> list[VMRecord]:

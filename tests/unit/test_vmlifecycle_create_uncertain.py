@@ -1,0 +1,83 @@
+"""An uncertain create (sent, never answered, found by no lookup: record CREATE_UNCERTAIN without a
+cloud id) that never lands is, once the policy gives up on it after LostPilotGrace, a create
+failure of its queue (FailureKind.UNREACHABLE through the queue's state machine); one the listing
+shows is adopted and no failure."""
+
+import datetime as dt
+
+from lifecycle_testkit import CE, thresholds
+
+from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
+from JenniferDIRAC.Resources.Cloud.references import pilot_reference
+from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.schema import CREATE_UNCERTAIN_STATE
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import BackoffState, StartBackoff
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
+    CEView,
+    PilotRecord,
+    RecordGone,
+    SetPilotStatus,
+    VMRecord,
+    decide,
+)
+
+NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
+OWNER = OwnerTags(installation="test", ce=CE, profile="el9")
+NAME = "jdirac-uncertain"
+REF = pilot_reference(CE, NAME)
+GRACE = thresholds().lost_pilot_grace
+BACKOFF = thresholds().backoff_seconds
+
+
+def ago(seconds: float) -> dt.datetime:
+    return NOW - dt.timedelta(seconds=seconds)
+
+
+def uncertain(age: float, **fields) -> VMRecord:
+    return VMRecord(NAME, CE, "el9", REF, "", cloud_state=CREATE_UNCERTAIN_STATE, created=ago(age), **fields)
+
+
+def judge(record: VMRecord, vms=(), backoffs=None):
+    pilots = {REF: PilotRecord(REF, "Submitted", record.created, record.created)}
+    return decide(CEView(OWNER, list(vms), pilots, {NAME: record}, backoffs or {}, NOW, thresholds()))
+
+
+def test_one_that_never_landed_backs_its_queue_off_when_its_record_is_closed():
+    decision = judge(uncertain(GRACE + 1))
+
+    assert [a.vm_name for a in decision.of_type(RecordGone)] == [NAME]
+    assert decision.of_type(SetPilotStatus)[0].status == "Aborted"
+    (start,) = decision.of_type(StartBackoff)
+    assert (start.ce, start.profile, start.until) == (CE, "el9", NOW + dt.timedelta(seconds=BACKOFF))
+    assert NAME in start.reason and "did not answer" in start.reason
+
+
+def test_one_within_lost_pilot_grace_is_no_failure_yet():
+    decision = judge(uncertain(GRACE - 1))
+    assert decision.of_type(RecordGone) == [] and decision.of_type(StartBackoff) == []
+
+
+def test_one_adopted_by_the_listing_is_no_failure():
+    vm = VM(id="id-late", name=NAME, state=VMState.ACTIVE, metadata=OWNER.to_metadata(), created=ago(GRACE + 1),
+            launched=ago(GRACE))
+    assert judge(uncertain(GRACE + 1), vms=[vm]).of_type(StartBackoff) == []
+    # the next cycle's record carries the adopted VM's id and state: gone later, it is a lost VM
+    adopted = VMRecord(NAME, CE, "el9", REF, "id-late", cloud_state="ACTIVE", created=ago(GRACE + 1))
+    decision = judge(adopted)
+    assert [a.vm_name for a in decision.of_type(RecordGone)] == [NAME]
+    assert decision.of_type(StartBackoff) == []
+
+
+def test_a_closed_record_is_counted_once():
+    assert judge(uncertain(GRACE + 600, deleted=ago(500), accounted=True)).of_type(StartBackoff) == []
+
+
+def test_a_create_sent_before_the_running_backoff_began_does_not_extend_it():
+    running = BackoffState(CE, "el9", NOW + dt.timedelta(seconds=BACKOFF / 2), "earlier failure", failures=1)
+    decision = judge(uncertain(BACKOFF), backoffs={"el9": running})
+    assert decision.of_type(RecordGone) and decision.of_type(StartBackoff) == []
+    # sent once it began, it does
+    assert decision_reasons(judge(uncertain(BACKOFF / 4), backoffs={"el9": running})) == [NAME]
+
+
+def decision_reasons(decision) -> list[str]:
+    return [NAME for a in decision.of_type(StartBackoff) if NAME in a.reason]
