@@ -38,6 +38,7 @@ def test_an_uncertain_create_that_never_lands_ends_its_pilot_after_lost_pilot_gr
     assert status == "Aborted" and "gone" in reason
     (record,) = world.vmdb.db.getVMs(names=[old])["Value"]
     assert record["deleted"] is not None and record["accounted"]
+    assert "create the cloud did not answer" in record["delete_reason"]
     assert world.pilot(recent)[0] == "Submitted"  # may still land
     (record,) = world.vmdb.db.getVMs(names=[recent])["Value"]
     assert record["deleted"] is None and record["cloud_state"] == CREATE_UNCERTAIN_STATE

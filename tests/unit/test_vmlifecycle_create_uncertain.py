@@ -12,6 +12,7 @@ from JenniferDIRAC.Resources.Cloud.references import pilot_reference
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.schema import CREATE_UNCERTAIN_STATE
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import BackoffState, StartBackoff
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
+    NEVER_LANDED,
     CEView,
     PilotRecord,
     RecordGone,
@@ -44,7 +45,8 @@ def judge(record: VMRecord, vms=(), backoffs=None):
 def test_one_that_never_landed_backs_its_queue_off_when_its_record_is_closed():
     decision = judge(uncertain(GRACE + 1))
 
-    assert [a.vm_name for a in decision.of_type(RecordGone)] == [NAME]
+    (gone,) = decision.of_type(RecordGone)
+    assert gone.vm_name == NAME and gone.reason == "gone from the cloud: " + NEVER_LANDED
     assert decision.of_type(SetPilotStatus)[0].status == "Aborted"
     (start,) = decision.of_type(StartBackoff)
     assert (start.ce, start.profile, start.until) == (CE, "el9", NOW + dt.timedelta(seconds=BACKOFF))
@@ -63,7 +65,7 @@ def test_one_adopted_by_the_listing_is_no_failure():
     # the next cycle's record carries the adopted VM's id and state: gone later, it is a lost VM
     adopted = VMRecord(NAME, CE, "el9", REF, "id-late", cloud_state="ACTIVE", created=ago(GRACE + 1))
     decision = judge(adopted)
-    assert [a.vm_name for a in decision.of_type(RecordGone)] == [NAME]
+    assert [(a.vm_name, a.reason) for a in decision.of_type(RecordGone)] == [(NAME, "")]
     assert decision.of_type(StartBackoff) == []
 
 

@@ -124,6 +124,10 @@ def failed_boot(record: VMRecord | None, pilot: PilotRecord | None, bootstrap: B
     return FETCHED_SILENT
 
 
+#: why an uncertain create's record is closed (and its queue backs off)
+NEVER_LANDED = "never appeared after a create the cloud did not answer"
+
+
 def _failed_boot_failure(vm_name: str, why: str) -> str:
     """The queue's backoff reason of a failed boot `why` (one of failed_boot's reasons)."""
     return f"VM {vm_name} {_BACKOFF_REASONS[why]}"
@@ -312,17 +316,19 @@ def decide(view: CEView) -> Decision:
             )
 
     gone_failed = _gone_failed_boots(view, listed)
+    never_landed = _never_landed(view, listed)
     actions.extend(_lost_pilots(view, listed, gone_failed))
-    actions.extend(_gone_records(view, listed, gone_failed))
+    why_gone = {**gone_failed, **{record.vm_name: NEVER_LANDED for record in never_landed}}
+    actions.extend(_gone_records(view, listed, why_gone))
     for name, why in sorted(gone_failed.items()):
         record = view.records[name]
         failures.setdefault(record.profile, []).append(
             Failure(_failed_boot_failure(name, why), record.created, None, view.thresholds.backoff_seconds)
         )
-    for record in _never_landed(view, listed):
+    for record in never_landed:
         failures.setdefault(record.profile, []).append(
             Failure(
-                f"VM {record.vm_name} never appeared after a create the cloud did not answer",
+                f"VM {record.vm_name} {NEVER_LANDED}",
                 record.created,
                 FailureKind.UNREACHABLE,
                 view.thresholds.backoff_seconds,
@@ -382,7 +388,8 @@ def _lost_pilots(view: CEView, listed: set[str], failed_boots: Mapping[str, str]
 
 
 def _gone_records(view: CEView, listed: set[str], failed_boots: Mapping[str, str]) -> list[Action]:
-    """VM records of this CE whose VM is no longer listed: close them and account them."""
+    """VM records of this CE whose VM is no longer listed: close them (with the reason
+    `failed_boots` gives, if any) and account them."""
     actions: list[Action] = []
     for name, record in sorted(view.records.items()):
         if record.ce != view.owner.ce or name in listed:
