@@ -259,6 +259,6 @@ def test_parsing_reads_nothing_but_its_arguments(restore_cs):
     assert CloudCEConfig.from_ce_parameters("ce", DIRAC_EXAMPLE).installation == "Belle2-Prod"
 
 
-def test_max_delete_threads_defaults_to_16_and_is_read():
-    assert parse().max_delete_threads == 16
-    assert parse(MaxDeleteThreads="32").max_delete_threads == 32
+def test_max_delete_threads_defaults_to_32_and_is_read():
+    assert parse().max_delete_threads == 32
+    assert parse(MaxDeleteThreads="12").max_delete_threads == 12
