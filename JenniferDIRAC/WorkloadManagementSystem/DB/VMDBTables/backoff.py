@@ -37,8 +37,19 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (
 MAX_ATTEMPTS = 200
 
 _STATE_COLUMNS = ("`Until`", "`Reason`", "`Failures`", "`Probe`", "`ProbeVM`", "`ProbeStarted`")
-#: No row remembered for a queue (None is a row known to be absent).
-_UNREAD = object()
+_UNCHANGED = " AND ".join(f"{column} <=> %s" for column in _STATE_COLUMNS)
+_SELECT = f"SELECT {', '.join(_STATE_COLUMNS)} FROM VMBackoff WHERE `CE` = %s AND `Profile` = %s"
+_INSERT = (
+    f"INSERT INTO VMBackoff (`CE`, `Profile`, {', '.join(_STATE_COLUMNS)}, `Updated`) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE `CE` = `CE`"
+)
+_UPDATE = (
+    f"UPDATE VMBackoff SET {', '.join(f'{column} = %s' for column in _STATE_COLUMNS)}, `Updated` = %s "
+    f"WHERE `CE` = %s AND `Profile` = %s AND {_UNCHANGED}"
+)
+_DELETE = f"DELETE FROM VMBackoff WHERE `CE` = %s AND `Profile` = %s AND {_UNCHANGED}"
+#: No row remembered for a queue (a row None is one known to be absent).
+_UNREAD = (object(), None)
 _KEYS = ("ce", "profile", "until", "reason", "failures", "probe", "probe_vm", "probe_started", "updated")
 
 
@@ -84,10 +95,10 @@ def _record(state: BackoffState, updated: dt.datetime) -> dict:
     }
 
 
-def _decide(key: tuple[str, str], row: tuple | None, events):
-    """The state machine's decision on each event in order, from the stored `row`:
-    (state before, state after, the time decided at, [(rows written, state, time)] per event)."""
-    stored = state = _state(*key, row)
+def _decide(stored: BackoffState | None, events):
+    """The state machine's decision on each event in order, from the `stored` state:
+    (state after, the time decided at, [(rows written, state, time)] per event)."""
+    state = stored
     now = utc_now()
     outcomes = []
     for event in events:
@@ -96,7 +107,7 @@ def _decide(key: tuple[str, str], row: tuple | None, events):
         if changed:
             state = step.state
         outcomes.append((1 if changed else 0, state, now))
-    return stored, state, now, outcomes
+    return state, now, outcomes
 
 
 class Backoffs:
@@ -104,7 +115,8 @@ class Backoffs:
 
     def __init__(self, *args, **kwargs):
         self._backoffTurns = RowTurns()
-        self._backoffRows: dict[tuple[str, str], tuple | None] = {}  # as last read or written here
+        # Each queue's (row, its state) as this process last read or wrote it.
+        self._backoffRows: dict[tuple[str, str], tuple[tuple | None, BackoffState | None]] = {}
         super().__init__(*args, **kwargs)
 
     def getBackoff(self, ce: str, profile: str = ""):
@@ -205,21 +217,22 @@ class Backoffs:
 
     def _backoffEvents(self, method: str, key: tuple[str, str], events):
         """Apply `events`, in order, to the queue's row: one S_OK((rows written, state, time)) per
-        event, or its S_ERROR for each. The first attempt reads without a lock (one writer: two
-        statements); once the compare-and-set saw another writer, the row is locked from read to
-        write, so concurrent writers queue up instead of retrying. A change decided on the row
-        remembered from this process's last read or write is written without a read; the
-        compare-and-set makes it the same as one decided on a fresh read."""
+        event, or its S_ERROR for each. The first read is made without a lock; once the
+        compare-and-set saw another writer, the row is locked from read to write, so concurrent
+        writers queue up instead of retrying. A change decided on the row remembered from this
+        process's last read or write is written without a read; the compare-and-set makes it the
+        same as one decided on a fresh read."""
         locked = False
-        known = self._backoffRows.pop(key, _UNREAD)  # kept again only after a read or write succeeds
-        if known is not _UNREAD:
-            stored, state, now, outcomes = _decide(key, known, events)
+        known, stored = self._backoffRows.pop(key, _UNREAD)  # kept again only after a read or write succeeds
+        if known is not _UNREAD[0]:
+            state, now, outcomes = _decide(stored, events)
             if state != stored:
-                result = self._compareAndSet(key, known, state, now)
+                written = _row(state)
+                result = self._compareAndSet(key, known, written, now)
                 if not result["OK"]:
                     return [result] * len(events)
                 if result["Value"] == 1:
-                    self._backoffRows[key] = _row(state)
+                    self._backoffRows[key] = (written, state)
                     return [S_OK(outcome) for outcome in outcomes]
                 locked = True  # another writer changed the row since this process last saw it
         for attempt in range(MAX_ATTEMPTS):
@@ -245,30 +258,27 @@ class Backoffs:
             if not result["OK"]:
                 return result
         try:
-            result = self._query(
-                f"SELECT {', '.join(_STATE_COLUMNS)} FROM VMBackoff WHERE `CE` = %s AND `Profile` = %s"
-                + (" FOR UPDATE" if locked else ""),
-                args=key,
-                conn=conn,
-            )
+            result = self._query(_SELECT + (" FOR UPDATE" if locked else ""), args=key, conn=conn)
             if not result["OK"]:
                 return result
             row = tuple(result["Value"][0]) if result["Value"] else None
-            stored, state, now, outcomes = _decide(key, row, events)
+            stored = _state(*key, row)
+            state, now, outcomes = _decide(stored, events)
             if state == stored:
-                self._backoffRows[key] = row
+                self._backoffRows[key] = (row, stored)
                 return S_OK(outcomes)
             if row is None and conn is not None:
                 # No row to lock: end the transaction (its gap lock would deadlock two inserts)
                 # and insert only if nobody did meanwhile.
                 conn.commit()
                 conn = None
-            result = self._compareAndSet(key, row, state, now, conn)
+            written = _row(state)
+            result = self._compareAndSet(key, row, written, now, conn)
             if not result["OK"]:
                 return result
             if result["Value"] != 1:
                 return S_OK(None)
-            self._backoffRows[key] = _row(state)
+            self._backoffRows[key] = (written, state)
             return S_OK(outcomes)
         finally:
             if conn is not None:
@@ -277,23 +287,11 @@ class Backoffs:
                 except Exception:  # noqa: BLE001 - a broken connection: DIRAC's pool replaces it next time
                     pass
 
-    def _compareAndSet(self, key: tuple[str, str], row: tuple | None, new, updated: dt.datetime, conn=None):
-        """Write `new` (None: delete) over the stored `row` (None: no row) only if the row is still
-        as it was read. S_OK(rows written)."""
+    def _compareAndSet(self, key: tuple[str, str], row: tuple | None, new: tuple | None, updated, conn=None):
+        """Write the row `new` (None: delete) over the stored `row` (None: no row) only if the row
+        is still as it was read. S_OK(rows written)."""
         if row is None:
-            return self._update(
-                f"INSERT INTO VMBackoff (`CE`, `Profile`, {', '.join(_STATE_COLUMNS)}, `Updated`) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE `CE` = `CE`",
-                args=(*key, *_values(new), updated),
-            )
-        unchanged = " AND ".join(f"{column} <=> %s" for column in _STATE_COLUMNS)
+            return self._update(_INSERT, args=(*key, *new, updated))
         if new is None:
-            return self._update(
-                f"DELETE FROM VMBackoff WHERE `CE` = %s AND `Profile` = %s AND {unchanged}", args=(*key, *row), conn=conn
-            )
-        assignments = ", ".join(f"{column} = %s" for column in _STATE_COLUMNS)
-        return self._update(
-            f"UPDATE VMBackoff SET {assignments}, `Updated` = %s WHERE `CE` = %s AND `Profile` = %s AND {unchanged}",
-            args=(*_values(new), updated, *key, *row),
-            conn=conn,
-        )
+            return self._update(_DELETE, args=(*key, *row), conn=conn)
+        return self._update(_UPDATE, args=(*new, updated, *key, *row), conn=conn)
