@@ -49,6 +49,10 @@ def _localDB():
         return _db
 
 
+#: values passed as they are, without a call per value (a cycle converts ~30,000 at N=5,000)
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_wire(value):
     """Datetimes as naive UTC (what VMDB and DIPS carry), recursively."""
     if isinstance(value, dt.datetime):
@@ -56,9 +60,9 @@ def to_wire(value):
             value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
         return value
     if isinstance(value, Mapping):
-        return {k: to_wire(v) for k, v in value.items()}
+        return {k: v if type(v) in _PLAIN else to_wire(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_wire(v) for v in value]
+        return [v if type(v) in _PLAIN else to_wire(v) for v in value]
     return value
 
 
@@ -67,9 +71,9 @@ def from_wire(value):
     if isinstance(value, dt.datetime):
         return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
     if isinstance(value, dict):
-        return {k: from_wire(v) for k, v in value.items()}
+        return {k: v if type(v) in _PLAIN else from_wire(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [from_wire(v) for v in value]
+        return [v if type(v) in _PLAIN else from_wire(v) for v in value]
     if isinstance(value, tuple):
         return tuple(from_wire(v) for v in value)
     return value
