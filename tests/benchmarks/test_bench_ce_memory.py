@@ -36,8 +36,10 @@ def test_both_ces_ran_every_cycle_and_were_sampled(quick_run):
         for sample in run["samples"]:
             assert sample["rss_mib"] > 0 and sample["traced_mib"] >= 0
         assert all(s["traced_mib"] > 0 for s in run["samples"][1:])  # traced after the first cycle
-        # the fleet stays at N pilots: as many submitted per cycle as ended (and dropped) a cycle before
-        assert run["live_pilots_at_end"] == settings["n"] + run["ended_per_cycle"] - run["not_submitted"]
+        # the fleet stays near N pilots: as many submitted per cycle as end (a VM submitted is
+        # ACTIVE, and may end, a cycle later); without VMs ending it would grow by one batch a cycle
+        per_cycle = run["ended_per_cycle"]
+        assert settings["n"] - run["not_submitted"] <= run["live_pilots_at_end"] <= settings["n"] + 2 * per_cycle
         v = run["verdict"]
         assert (v["from_cycle"], v["to_cycle"]) == (settings["from_cycle"], settings["cycles"])
         assert v["flat"] == (v["traced"]["growth_mib"] < settings["flat_mib"])
