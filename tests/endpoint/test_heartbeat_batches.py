@@ -111,6 +111,22 @@ def test_a_lone_heartbeat_is_written_after_the_flush_time(batched_endpoint):
     assert stored_heartbeats(endpoint.db, ["jdirac-hblone"]) == {"jdirac-hblone": 1}
 
 
+def test_a_shutdown_message_is_stored_after_the_vms_buffered_heartbeats(batched_endpoint):
+    """Whoever reads a VM's shutdown message also reads the heartbeats answered before it: the
+    lifecycle tells a VM that never reported ("no heartbeat") from one that ran."""
+    endpoint = batched_endpoint(HeartbeatBatching(batch_rows=100, flush_seconds=3600, max_buffered=100))
+    tokens = endpoint.register(["jdirac-hbthenbye", "jdirac-hbother"])
+    for name in tokens:
+        assert endpoint.heartbeat(name, tokens[name]).status_code == 204
+    assert len(endpoint.buffer) == 2  # the flush is an hour away
+    response = requests.put(f"{endpoint.server.url}/vm/v1/jdirac-hbthenbye/shutdown_message", data=b"200 done",
+                            headers={"Authorization": f"Bearer {tokens['jdirac-hbthenbye']}"}, timeout=30)
+    assert response.status_code == 204, response.text
+    (record,) = endpoint.db.getVMs(names=["jdirac-hbthenbye"])["Value"]
+    assert record["shutdown_code"] == 200 and record["last_heartbeat"] is not None, record
+    assert len(endpoint.buffer) == 0
+
+
 def test_a_deleted_vm_gets_410_and_nothing_is_buffered(batched_endpoint):
     endpoint = batched_endpoint(HeartbeatBatching(batch_rows=50, flush_seconds=3600, max_buffered=100))
     tokens = endpoint.register(["jdirac-hbgone", "jdirac-hbalive"])

@@ -342,6 +342,11 @@ class VMEndpointApp:
                 if (status.shutdown_code, status.shutdown_message) == (message.code, message.text):
                     return Response(status_code=204)  # the same message again (a retry)
                 return _text(409, f"a shutdown message ({status.shutdown_code}) was already recorded; the first one is kept")
+            # Whoever reads the shutdown message must also see the heartbeats answered before it
+            # (the lifecycle tells a failed boot by "no heartbeat"): write this VM's first.
+            if self.heartbeats is not None and self.heartbeats.holds(vm_name):
+                if not await self._in_thread(self.heartbeats.flush):
+                    return _text(503, "heartbeats are waiting for storage, retry later", **{"Retry-After": "30"})
             await self._in_thread(self.store.set_shutdown_message, vm_name, message.code, message.text)
         self.log("info", f"{vm_name} shutdown message {message.code} {message.text[:80]}")
         self._touch(vm_name)

@@ -83,6 +83,11 @@ class HeartbeatBuffer:
             if len(self._rows) == 1 or len(self._rows) >= self.batching.batch_rows:
                 self._condition.notify()  # the writer's deadline starts, or its batch is full
 
+    def holds(self, vm_name: str) -> bool:
+        """Whether a heartbeat of this VM is waiting to be written."""
+        with self._condition:
+            return any(row[0] == vm_name for _, row in self._rows)
+
     def flush(self) -> bool:
         """Write everything buffered now, batch by batch; False if the store refused a batch
         (its rows stay buffered)."""
