@@ -7,7 +7,9 @@ returned as naive UTC datetimes (DIRAC's convention); aware datetimes are conver
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from DIRAC import S_ERROR, S_OK
 
@@ -30,6 +32,21 @@ from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.values import (
     placeholders,
     utc_naive,
 )
+
+
+@dataclass
+class _Transaction:
+    """What ``VMRecords._transaction()`` yields: a connection in a transaction, or the S_ERROR why
+    there is none."""
+
+    conn: object = None
+    error: dict | None = None
+    failed: dict | None = None  # the S_ERROR of the statement that failed: the transaction rolls back
+
+    def rollback(self, result: dict) -> dict:
+        """Roll the transaction back when the block ends, for the failed `result` (returned)."""
+        self.failed = result
+        return result
 
 
 class VMRecords:
@@ -66,43 +83,54 @@ class VMRecords:
 
     def _manyInTransaction(self, cmd: str, rows: list[tuple]):
         """Run ``cmd`` for every row, in chunks, all in one transaction (one commit, not one per row)."""
-        result = self._getConnection()
-        if not result["OK"]:
-            return result
-        conn = result["Value"]
-        try:
-            cursor = conn.cursor()
-            cursor.execute("START TRANSACTION")
-            cursor.close()
-        except Exception as exc:  # the connection is broken: DIRAC's pool replaces it next time
-            return S_ERROR(f"VMDB: cannot start a transaction: {exc!r}")
-        for chunk in chunks(rows):
-            result = self._updatemany(cmd, chunk, conn=conn)
-            if not result["OK"]:
-                conn.rollback()
-                return result
-        conn.commit()
+        with self._transaction() as tx:
+            if tx.error is not None:
+                return tx.error
+            for chunk in chunks(rows):
+                result = self._updatemany(cmd, chunk, conn=tx.conn)
+                if not result["OK"]:
+                    return tx.rollback(result)
         return S_OK()
 
     def _statementsInTransaction(self, statements: list[tuple[str, list]]):
         """Run each (cmd, args), all in one transaction."""
+        with self._transaction() as tx:
+            if tx.error is not None:
+                return tx.error
+            for cmd, args in statements:
+                result = self._update(cmd, args=args, conn=tx.conn)
+                if not result["OK"]:
+                    return tx.rollback(result)
+        return S_OK()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[_Transaction]:
+        """A connection with a transaction started, for the statements of the ``with`` block:
+        committed when the block ends, rolled back when a statement failed (``tx.rollback``) or
+        the block raised. No transaction (``tx.error``, the block returns it) when there is no
+        connection or it cannot start one."""
         result = self._getConnection()
         if not result["OK"]:
-            return result
+            yield _Transaction(error=result)
+            return
         conn = result["Value"]
         try:
             cursor = conn.cursor()
             cursor.execute("START TRANSACTION")
             cursor.close()
         except Exception as exc:  # the connection is broken: DIRAC's pool replaces it next time
-            return S_ERROR(f"VMDB: cannot start a transaction: {exc!r}")
-        for cmd, args in statements:
-            result = self._update(cmd, args=args, conn=conn)
-            if not result["OK"]:
-                conn.rollback()
-                return result
-        conn.commit()
-        return S_OK()
+            yield _Transaction(error=S_ERROR(f"VMDB: cannot start a transaction: {exc!r}"))
+            return
+        tx = _Transaction(conn=conn)
+        try:
+            yield tx
+        except BaseException:
+            conn.rollback()
+            raise
+        if tx.failed is not None:
+            conn.rollback()
+        else:
+            conn.commit()
 
     def setVMStates(self, states: Mapping, when: dt.datetime | None = None):
         """Record what the cloud says of each VM: ``{vm_name: state}`` or
