@@ -1,6 +1,7 @@
 """Heartbeats are written to VMDB in batches (VMEndpointServer/heartbeats.py), on the real MariaDB,
 over real HTTP: one INSERT per batch, every accepted heartbeat stored, a stop writes the rest."""
 
+import datetime as dt
 import math
 import signal
 import types
@@ -12,7 +13,11 @@ from waiting import wait_until
 
 from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority, create_secret_file
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
-from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.heartbeats import HeartbeatBatching, HeartbeatBuffer
+from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.heartbeats import (
+    BufferFull,
+    HeartbeatBatching,
+    HeartbeatBuffer,
+)
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.server import EndpointServer
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import StoreError, VMStateStore
 
@@ -154,6 +159,42 @@ def test_a_full_buffer_refuses_with_503_and_loses_nothing_accepted(batched_endpo
     store.down = False
     wait_until(lambda: len(endpoint.buffer) == 0, 30, "the buffer written once the database is back")
     assert stored_heartbeats(vmdb.db, names) == {name: 1 if i < 8 else 0 for i, name in enumerate(names)}
+
+
+class OneBatchStore(OutageStore):
+    """An OutageStore that, once up, takes one batch and is down again."""
+
+    def add_heartbeats(self, heartbeats):
+        super().add_heartbeats(heartbeats)
+        self.down = True
+
+
+def test_the_buffer_holds_a_vm_until_its_last_buffered_heartbeat_is_written(vmdb, make_vm_record):
+    names = ["jdirac-hbheld-a", "jdirac-hbheld-b", "jdirac-hbheld-c"]
+    assert vmdb.db.recordVMs([make_vm_record(name) for name in names])["OK"]
+    a, b, c = names
+    store = OneBatchStore(VMStateStore(vmdb.db))
+    buffer = HeartbeatBuffer(store, HeartbeatBatching(batch_rows=2, flush_seconds=3600, max_buffered=3),
+                             retry_seconds=3600)
+    try:
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        for name in (a, b):
+            buffer.add(name, now, "1.0")
+        wait_until(lambda: store.refused_batches == 1, 30, "the writer's first batch refused")
+        buffer.add(a, now, "2.0")
+        with pytest.raises(BufferFull):
+            buffer.add(c, now, "1.0")  # refused: not held
+        assert [buffer.holds(name) for name in names] == [True, True, False]
+
+        store.down = False
+        assert buffer.flush() is False  # [a, b] written, then [a] refused
+        assert [buffer.holds(name) for name in names] == [True, False, False]
+        store.down = False
+        assert buffer.flush() is True
+        assert [buffer.holds(name) for name in names] == [False, False, False]
+    finally:
+        buffer.close(timeout=1)
+    assert stored_heartbeats(vmdb.db, names) == {a: 2, b: 1, c: 0}
 
 
 def test_bad_batching_options_name_the_option():

@@ -61,6 +61,8 @@ class HeartbeatBuffer:
         self.flushes = 0  # batches written
         self.refused = 0  # heartbeats refused because the buffer was full
         self._rows: deque[tuple[float, tuple[str, dt.datetime, str]]] = deque()  # (arrival, row)
+        # heartbeats waiting per VM (only VMs with one or more: never more keys than _rows)
+        self._waiting: dict[str, int] = {}
         self._condition = threading.Condition()
         self._write_lock = threading.Lock()  # one batch at a time, in arrival order
         self._closing = False
@@ -80,13 +82,14 @@ class HeartbeatBuffer:
                 self.refused += 1
                 raise BufferFull(f"{len(self._rows)} heartbeats are waiting for the database")
             self._rows.append((time.monotonic(), (vm_name, when, load)))
+            self._waiting[vm_name] = self._waiting.get(vm_name, 0) + 1
             if len(self._rows) == 1 or len(self._rows) >= self.batching.batch_rows:
                 self._condition.notify()  # the writer's deadline starts, or its batch is full
 
     def holds(self, vm_name: str) -> bool:
         """Whether a heartbeat of this VM is waiting to be written."""
         with self._condition:
-            return any(row[0] == vm_name for _, row in self._rows)
+            return vm_name in self._waiting
 
     def flush(self) -> bool:
         """Write everything buffered now, batch by batch; False if the store refused a batch
@@ -158,7 +161,10 @@ class HeartbeatBuffer:
                 return False
             with self._condition:
                 for _ in batch:
-                    self._rows.popleft()
+                    _, (vm_name, _, _) = self._rows.popleft()
+                    left = self._waiting.pop(vm_name) - 1
+                    if left:
+                        self._waiting[vm_name] = left
                 if self._failing_since is not None:
                     self.log("info", "heartbeats written again")
                 self._failing_since = None
