@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from waiting import wait_until
 
 SECRET = b"endpoint-test-secret-0123456789abcdef"
 
@@ -181,7 +182,43 @@ def stop(proc):
             proc.wait(timeout=20)
 
 
+def endpoint_agent(tmp_path, vmdb_cfg: str, **options):
+    """A VMEndpoint agent's set-up: a new token secret file, a free port on 127.0.0.1 and the whole
+    CS text (BASE_CFG, the test's VMDB `vmdb_cfg`, the agent without TLS; `options`: more agent
+    options, e.g. PollingTime). A namespace: cfg, port, secret (its path), url."""
+    from diraccfg import CFG
+
+    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import create_secret_file
+
+    secret = tmp_path / "vm-endpoint.secret"
+    create_secret_file(secret)
+    port = free_port()
+    agent = {"Host": "127.0.0.1", "Port": port, "UseTLS": "no", "TokenSecretFile": secret, **options}
+    agent_cfg = (
+        "Systems\n{\n  WorkloadManagement\n  {\n    Agents\n    {\n      VMEndpoint\n      {\n"
+        + "".join(f"        {name} = {value}\n" for name, value in agent.items())
+        + "      }\n    }\n  }\n}\n"
+    )
+    cfg = CFG().loadFromBuffer(BASE_CFG).mergeWith(CFG().loadFromBuffer(vmdb_cfg))
+    cfg = str(cfg.mergeWith(CFG().loadFromBuffer(agent_cfg)))
+    return types.SimpleNamespace(cfg=cfg, port=port, secret=secret, url=f"http://127.0.0.1:{port}")
+
+
+def wait_serving(proc, log: Path, url: str, seconds: float = 90) -> None:
+    """Wait until the agent started as `proc` answers its /health; fails at once with its log if it exits."""
+    def healthy() -> bool:
+        assert proc.poll() is None, log.read_text()
+        try:
+            return requests.get(f"{url}/health", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    wait_until(healthy, seconds, "the endpoint's /health", log.read_text)
+
+
 @pytest.fixture
 def agent_tools():
-    """(BASE_CFG, free_port, start_agent, stop) for tests that run dirac-agent WorkloadManagement/VMEndpoint."""
-    return BASE_CFG, free_port, start_agent, stop
+    """What the tests running dirac-agent WorkloadManagement/VMEndpoint use: base_cfg, free_port,
+    endpoint_agent, start_agent, wait_serving, stop."""
+    return types.SimpleNamespace(base_cfg=BASE_CFG, free_port=free_port, endpoint_agent=endpoint_agent,
+                                 start_agent=start_agent, wait_serving=wait_serving, stop=stop)

@@ -8,10 +8,9 @@ import types
 
 import pytest
 import requests
-from diraccfg import CFG
 from waiting import wait_until
 
-from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority, create_secret_file
+from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
 from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.heartbeats import (
     BufferFull,
@@ -205,48 +204,16 @@ def test_bad_batching_options_name_the_option():
 
 
 def test_the_agent_writes_its_buffer_when_stopped_with_sigterm(tmp_path, vmdb, make_vm_record, agent_tools):
-    BASE_CFG, free_port, start_agent, stop = agent_tools
-    secret = tmp_path / "vm-endpoint.secret"
-    create_secret_file(secret)
-    port = free_port()
-    agent_cfg = f"""
-Systems
-{{
-  WorkloadManagement
-  {{
-    Agents
-    {{
-      VMEndpoint
-      {{
-        PollingTime = 3600
-        Host = 127.0.0.1
-        Port = {port}
-        UseTLS = no
-        TokenSecretFile = {secret}
-        HeartbeatBatchRows = 1000
-        HeartbeatFlushMilliseconds = 3600000
-      }}
-    }}
-  }}
-}}
-"""
-    cfg = str(CFG().loadFromBuffer(BASE_CFG).mergeWith(CFG().loadFromBuffer(vmdb.cfg))
-              .mergeWith(CFG().loadFromBuffer(agent_cfg)))
+    agent = agent_tools.endpoint_agent(tmp_path, vmdb.cfg, PollingTime=3600, HeartbeatBatchRows=1000,
+                                       HeartbeatFlushMilliseconds=3600000)
     names = [f"jdirac-hbstop-{i}" for i in range(12)]
     assert vmdb.db.recordVMs([make_vm_record(name) for name in names])["OK"]
-    authority = TokenAuthority.from_secret_file(secret)
-    proc, log = start_agent(tmp_path, cfg, "-o", "MaxCycles=0")
+    authority = TokenAuthority.from_secret_file(agent.secret)
+    proc, log = agent_tools.start_agent(tmp_path, agent.cfg, "-o", "MaxCycles=0")
     try:
-        def healthy() -> bool:
-            assert proc.poll() is None, log.read_text()
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        wait_until(healthy, 90, "the endpoint's /health", log.read_text)
+        agent_tools.wait_serving(proc, log, agent.url)
         for name in names:
-            response = requests.post(f"http://127.0.0.1:{port}/vm/v1/{name}/heartbeat", data=b"1.0",
+            response = requests.post(f"{agent.url}/vm/v1/{name}/heartbeat", data=b"1.0",
                                      headers={"Authorization": f"Bearer {authority.issue(name, 600)}"}, timeout=10)
             assert response.status_code == 204
         # Neither the batch size nor its time is reached: all twelve are still in the buffer.
@@ -254,6 +221,6 @@ Systems
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     finally:
-        stop(proc)
+        agent_tools.stop(proc)
     assert stored_heartbeats(vmdb.db, names) == {name: 1 for name in names}, log.read_text()[-3000:]
     assert "VMEndpoint heartbeats written" in log.read_text()

@@ -4,7 +4,6 @@ end, then it powers off."""
 
 import base64
 import re
-import types
 
 import pytest
 from waiting import wait_until as wait_for
@@ -109,33 +108,16 @@ def test_vm_reports_through_the_agent_and_dirac_vm_logs_shows_it(local_cloud, vm
     import sys
     from pathlib import Path
 
-    import requests
-    from diraccfg import CFG
-
-    from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import create_secret_file
-
-    base_cfg, free_port, start_agent, stop = agent_tools
-    secret = tmp_path / "vm-endpoint.secret"
-    create_secret_file(secret)
-    port = free_port()
-    agent_cfg = (
-        "Systems\n{\n  WorkloadManagement\n  {\n    Agents\n    {\n      VMEndpoint\n      {\n"
-        f"        PollingTime = 5\n        Host = 127.0.0.1\n        Port = {port}\n        UseTLS = no\n"
-        f"        TokenSecretFile = {secret}\n      }}\n    }}\n  }}\n}}\n"
-    )
-    cfg = CFG().loadFromBuffer(base_cfg).mergeWith(CFG().loadFromBuffer(vmdb.cfg))
-    cfg = cfg.mergeWith(CFG().loadFromBuffer(agent_cfg))
+    agent = agent_tools.endpoint_agent(tmp_path, vmdb.cfg, PollingTime=5)
     (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "dirac.cfg").write_text(str(cfg))
-    proc, log = start_agent(tmp_path, str(cfg), "-o", "MaxCycles=0")
+    (tmp_path / "etc" / "dirac.cfg").write_text(agent.cfg)
+    proc, log = agent_tools.start_agent(tmp_path, agent.cfg, "-o", "MaxCycles=0")
     try:
-        wait_for(lambda: _healthy(requests, port) or proc.poll() is not None, 90, "the VMEndpoint agent")
-        assert proc.poll() is None, log.read_text()
+        agent_tools.wait_serving(proc, log, agent.url)
 
-        agent = types.SimpleNamespace(url=f"http://127.0.0.1:{port}")
         conn = local_cloud.connect()
         let_vms_reach(local_cloud, agent.url)
-        ctx, vm = boot_vm(conn, agent, TokenAuthority.from_secret_file(secret), vmdb.db, template=template)
+        ctx, vm = boot_vm(conn, agent, TokenAuthority.from_secret_file(agent.secret), vmdb.db, template=template)
         wait_for(lambda: conn.compute.get_server(vm.id).status == "SHUTOFF", 120, "the VM to power off")
         console = local_cloud.booter.sandbox(vm.id).console.read_text()
         record = vmdb.db.getVMs(names=[ctx.vm_name])["Value"][0]
@@ -153,11 +135,4 @@ def test_vm_reports_through_the_agent_and_dirac_vm_logs_shows_it(local_cloud, vm
         assert "shutdown message: 200 Intended work completed ok" in shown.stdout
         assert ctx.endpoint_token not in log.read_text() + shown.stdout
     finally:
-        stop(proc)
-
-
-def _healthy(requests, port):
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False
+        agent_tools.stop(proc)

@@ -3,52 +3,21 @@
 import os
 
 import requests
-from diraccfg import CFG
 from waiting import wait_until
 
 from JenniferDIRAC.WorkloadManagementSystem.Security.VMTokens import TokenAuthority, create_secret_file
 
 
 def test_agent_serves_vms_into_vmdb(tmp_path, vmdb, make_vm_record, agent_tools):
-    BASE_CFG, free_port, start_agent, stop = agent_tools
-    secret = tmp_path / "vm-endpoint.secret"
-    create_secret_file(secret)
-    port = free_port()
-    agent_cfg = f"""
-Systems
-{{
-  WorkloadManagement
-  {{
-    Agents
-    {{
-      VMEndpoint
-      {{
-        PollingTime = 2
-        Host = 127.0.0.1
-        Port = {port}
-        UseTLS = no
-        TokenSecretFile = {secret}
-      }}
-    }}
-  }}
-}}
-"""
-    merged = CFG().loadFromBuffer(BASE_CFG).mergeWith(CFG().loadFromBuffer(vmdb.cfg))
-    cfg = str(merged.mergeWith(CFG().loadFromBuffer(agent_cfg)))
+    agent = agent_tools.endpoint_agent(tmp_path, vmdb.cfg, PollingTime=2)
+    secret = agent.secret
     assert vmdb.db.recordVMs([make_vm_record("jdirac-agentvm")])["OK"]
     token = TokenAuthority.from_secret_file(secret).issue("jdirac-agentvm", 600)
-    proc, log = start_agent(tmp_path, cfg, "-o", "MaxCycles=0")
+    proc, log = agent_tools.start_agent(tmp_path, agent.cfg, "-o", "MaxCycles=0")
     try:
-        def healthy() -> bool:
-            assert proc.poll() is None, log.read_text()
-            try:
-                return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        wait_until(healthy, 90, "the endpoint's /health", log.read_text)
+        agent_tools.wait_serving(proc, log, agent.url)
         headers = {"Authorization": f"Bearer {token}"}
-        base = f"http://127.0.0.1:{port}/vm/v1/jdirac-agentvm"
+        base = f"{agent.url}/vm/v1/jdirac-agentvm"
         assert requests.post(base + "/heartbeat", data=b"0.1 0.1 0.1 1/1 1", headers=headers, timeout=10).status_code == 204
         assert requests.put(base + "/logs/boot", data=b"booted", headers=headers, timeout=10).status_code == 204
         assert requests.put(base + "/shutdown_message", data=b"200 Intended work completed ok", headers=headers,
@@ -76,34 +45,34 @@ Systems
         assert requests.put(base + "/logs/boot", data=b"old token still good", headers=headers,
                             timeout=10).status_code == 204
     finally:
-        stop(proc)
+        agent_tools.stop(proc)
 
 
 def test_agent_refuses_to_start_with_a_readable_secret(tmp_path, agent_tools):
-    BASE_CFG, free_port, start_agent, stop = agent_tools
     secret = tmp_path / "open.secret"
     secret.write_text("x" * 40 + "\n")
     os.chmod(secret, 0o644)
-    proc, log = start_agent(tmp_path, BASE_CFG, "-o", "MaxCycles=1", "-o", f"TokenSecretFile={secret}",
-                            "-o", "UseTLS=no", "-o", f"Port={free_port()}")
+    proc, log = agent_tools.start_agent(tmp_path, agent_tools.base_cfg, "-o", "MaxCycles=1",
+                                        "-o", f"TokenSecretFile={secret}", "-o", "UseTLS=no",
+                                        "-o", f"Port={agent_tools.free_port()}")
     try:
         proc.wait(timeout=120)
     finally:
-        stop(proc)
+        agent_tools.stop(proc)
     out = log.read_text()
     assert "chmod 600" in out, out
     assert "x" * 40 not in out
 
 
 def test_agent_refuses_a_bad_bound_naming_the_option(tmp_path, agent_tools):
-    BASE_CFG, free_port, start_agent, stop = agent_tools
     secret = tmp_path / "vm-endpoint.secret"
     create_secret_file(secret)
-    proc, log = start_agent(tmp_path, BASE_CFG, "-o", "MaxCycles=1", "-o", f"TokenSecretFile={secret}",
-                            "-o", "UseTLS=no", "-o", f"Port={free_port()}", "-o", "BodyTimeout=soon")
+    proc, log = agent_tools.start_agent(tmp_path, agent_tools.base_cfg, "-o", "MaxCycles=1",
+                                        "-o", f"TokenSecretFile={secret}", "-o", "UseTLS=no",
+                                        "-o", f"Port={agent_tools.free_port()}", "-o", "BodyTimeout=soon")
     try:
         proc.wait(timeout=120)
     finally:
-        stop(proc)
+        agent_tools.stop(proc)
     out = log.read_text()
     assert "option BodyTimeout: 'soon' is not a number" in out, out[-3000:]
