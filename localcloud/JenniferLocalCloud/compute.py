@@ -299,6 +299,8 @@ class ComputeState(FlavorsKeypairsQuotas):
 
     def _refresh(self, server: Server) -> None:
         """Apply the transitions that time or the boot process have made due."""
+        if server.status == "DELETED":  # final: its updated time must not move at each listing
+            return
         if server.delete_at is not None:
             if self.clock.now() >= server.delete_at:
                 self._finish_delete(server)

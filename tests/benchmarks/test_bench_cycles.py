@@ -28,12 +28,18 @@ def test_bench_heartbeats_counts_one_insert_per_batch(tmp_path):
 
 
 def test_bench_vmdirector_runs_real_cycles(tmp_path):
-    out = _run("bench_vmdirector.py", "--n", "40", "--ended", "8", "--latency-ms", "0", "--per-server-ms", "0",
-               "--delete-ms", "0", "--json", str(tmp_path / "vmd.json"))
+    out = _run("bench_vmdirector.py", "--n", "40", "--ended", "8", "--changed", "10", "--steady", "2",
+               "--polling", "1", "--latency-ms", "0", "--per-server-ms", "0", "--delete-ms", "0",
+               "--json", str(tmp_path / "vmd.json"))
     doc = json.loads((tmp_path / "vmd.json").read_text())
     assert doc["first"]["deleted"] == 8
     assert doc["first"]["by_call"]["compute DELETE /v2.1/servers/<server_id>"] == 8
-    assert doc["steady"]["cloud_requests"] <= 2  # one listing of the project per cycle
-    assert doc["steady"]["sql_total"] > 0 and len(doc["steady"]["cycle_s"]) == 2
+    steady = doc["steady_cycles"]
+    assert len(steady) == 2 and doc["steady"]["cycles"] == 2
+    for cycle in steady:  # each steady cycle follows 10% of the VMs ending, and deletes them
+        assert cycle["ended_before"] == 4 and cycle["deleted"] == 4
+        assert cycle["delete_requests"] == 4
+        assert cycle["listing_requests"] <= 2  # one listing of the project per cycle
+        assert cycle["sql_total"] > 0 and cycle["cpu_s"] >= 0
     assert {row["status"] for row in doc["targets"]} <= {"PASS", "FAIL"}
-    assert "target VMDirector steady cycle: SQL statements" in out
+    assert "target VMDirector steady cycle (median): SQL statements" in out

@@ -96,6 +96,11 @@ def test_list_filters_name_status_and_changes_since(local_cloud):
     local_cloud.compute.finish_deletions()
     changed = {s.id: s.status for s in conn.compute.servers(changes_since=since)}
     assert changed == {a.id: "ERROR", c.id: "DELETED"}
+    # a deleted server's record is final: a later changes-since no longer shows it (its
+    # updated time once moved at every listing, so every deletion was reported forever)
+    local_cloud.advance_time(60)
+    later = local_cloud.clock.utcnow().isoformat()
+    assert [s.id for s in conn.compute.servers(changes_since=later)] == []
 
 
 def test_tags_filters(local_cloud):
