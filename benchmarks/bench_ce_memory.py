@@ -1,19 +1,25 @@
 """Memory of a CE process over many SiteDirector cycles: JenniferDIRAC's CE and DIRAC's stock CloudCE.
 
-For each CE kind a worker process starts LocalCloud in-process, seeds N VMs of each kind over 4 CEs
-in one project (benchmarks/cebench, as bench_ce.py), keeps the 4 CE objects as a SiteDirector does
-and runs ``--cycles`` SiteDirector cycles: ``--ended`` % of the kind's VMs end (SHUTOFF) over the
-gap between two cycles and the ones ended in the cycle before are deleted (as the VMDirector, or
-the stock CE's own cleanupPilots, does); then ``available()`` of each CE, ``submitJob`` of as many
-VMs as ended on one CE (in turn), and per CE in threads ``cleanupPilots`` then ``getJobStatus``
-over its live pilots. So the fleet stays at N VMs while its VMs change.
+For each CE kind a worker process (the CE process) starts LocalCloud in a process of its own, as
+a site's cloud is (benchmarks/cebench/cloudprocess.py), which seeds N VMs of each kind over 4 CEs
+in one project (benchmarks/cebench, as bench_ce.py); the worker keeps the 4 CE objects as a
+SiteDirector does and runs ``--cycles`` SiteDirector cycles: ``--ended`` % of the kind's VMs end
+(SHUTOFF) over the gap between two cycles and the ones ended in the cycle before are deleted (as
+the VMDirector, or the stock CE's own cleanupPilots, does); then ``available()`` of each CE,
+``submitJob`` of as many VMs as ended on one CE (in turn), and per CE in threads
+``cleanupPilots`` then ``getJobStatus`` over its live pilots. So the fleet stays at N VMs while
+its VMs change.
 
-Every ``--sample-every`` cycles (after ``gc.collect()``) it records the process's resident memory
-(/proc/self/statm) and the memory tracemalloc traces, and judges the growth from ``--from-cycle``
-to the last cycle: the least-squares slope of traced memory over those samples times the cycles
-between them must stay under ``--flat-mib``. The tracemalloc snapshot diff between those two
-cycles (top entries) says what grew. Prints a table, writes JSON to
-``benchmarks/results/<UTC timestamp>-ce-memory.json``::
+tracemalloc traces the CE process from before its CE objects are built (what they hold from the
+first cycle on is traced: a VM's state replaced later is not counted as growth). Every
+``--sample-every`` cycles (after ``gc.collect()``) it records the CE process's resident memory
+(/proc/<pid>/statm), the memory tracemalloc traces, and the cloud process's resident memory
+(reported, not judged), and judges the growth from ``--from-cycle`` to the last cycle: the
+least-squares slope of traced memory over those samples times the cycles between them must stay
+under ``--flat-mib``. The tracemalloc snapshot diff between those two cycles (top entries) says
+what grew. The cloud's tokens last the run's cloud time plus an hour (the cloud's clock runs
+``--cycle-gap-s`` ahead per cycle while the CEs' run in real time; at a site both read one clock).
+Prints a table, writes JSON to ``benchmarks/results/<UTC timestamp>-ce-memory.json``::
 
     .venv/bin/python benchmarks/bench_ce_memory.py                    # N = 1000, 200 cycles, both CEs
     .venv/bin/python benchmarks/bench_ce_memory.py --ce ours --n 5000
@@ -25,13 +31,10 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import logging
 import os
-import platform
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +48,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cebench import scenarios  # noqa: E402
-from benchmarks.cebench.fleet import CE_KINDS, OURS, Fleet, ce_names, start_fleet  # noqa: E402
+from benchmarks.cebench.cloudprocess import CloudProcess  # noqa: E402
+from benchmarks.cebench.fleet import CE_KINDS, OURS, ce_class, ce_names, make_ce, shutdown_ces  # noqa: E402
+from benchmarks.cebench.workers import environment, log, quiet_ce_logging, run_worker  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results"
@@ -55,8 +60,10 @@ WORKER_TIMEOUT_S = 3600
 TOP_GROWTH = 10
 SEED_BATCH = 100  # VMs per submitJob when the fleet is built through the CE
 #: Deleted servers stay listed (changes-since) this many cycles, then LocalCloud forgets them, as
-#: Nova's archiving does; otherwise the cloud, in this same process, would grow by itself.
+#: Nova's archiving does; otherwise the cloud would grow by itself.
 DELETED_KEPT_CYCLES = 3
+#: Tokens outlive the run's cloud time by this much (seconds).
+TOKEN_MARGIN_S = 3600.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -103,33 +110,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _rss_mib() -> float:
-    """Resident memory now (not the peak: ru_maxrss never goes down)."""
-    with open("/proc/self/statm") as statm:
+def _rss_mib(pid: int | str = "self") -> float:
+    """Resident memory of a process now (not the peak: ru_maxrss never goes down)."""
+    with open(f"/proc/{pid}/statm") as statm:
         return int(statm.read().split()[1]) * PAGE / MIB
+
+
+def token_ttl(args: argparse.Namespace) -> float:
+    """The cloud time the run covers (the set-up's gap and every cycle's) and TOKEN_MARGIN_S."""
+    return (args.cycles + 1) * args.cycle_gap_s + TOKEN_MARGIN_S
 
 
 # --- worker: one CE kind in its own process ------------------------------------------------------
 class Pilots:
     """The live pilots of one CE kind, per CE: reference -> server id (what PilotAgentsDB holds)."""
 
-    def __init__(self, fleet: Fleet, kind: str) -> None:
-        self.fleet, self.kind = fleet, kind
-        self.by_ce: dict[str, dict[str, str]] = {}
-        for name in ce_names():
-            refs = fleet.pilot_refs(kind, name)
-            self.by_ce[name] = dict(zip(refs, (vm.server_id for vm in fleet.vms[kind][name])))
+    def __init__(self, cloud: CloudProcess, kind: str) -> None:
+        self.cloud, self.kind = cloud, kind
+        self.by_ce: dict[str, dict[str, str]] = {name: {} for name in ce_names()}
 
     def add(self, ce_name: str, refs: list[str]) -> None:
         if self.kind == OURS:
             from JenniferDIRAC.Resources.Cloud.references import parse_reference
 
             names = {parse_reference(ref)[1]: ref for ref in refs}
-            ids = {s.name: s.id for s in list(self.fleet.cloud.compute.servers.values()) if s.name in names}
+            ids = self.cloud.call("ids_named", list(names))
             if len(ids) != len(refs):
                 raise scenarios.MeasurementError(f"submitJob on {ce_name}: {len(ids)} of {len(refs)} VMs found")
             self.by_ce[ce_name].update({ref: ids[name] for name, ref in names.items()})
@@ -137,9 +142,9 @@ class Pilots:
             self.by_ce[ce_name].update({ref: ref[len(scenarios.STOCK_REF_PREFIX):] for ref in refs})
 
     def active(self) -> list[tuple[str, str, str]]:
-        servers = self.fleet.cloud.compute.servers
-        return [(ce, ref, sid) for ce, pilots in self.by_ce.items() for ref, sid in pilots.items()
-                if sid in servers and servers[sid].status == "ACTIVE" and servers[sid].delete_at is None]
+        pilots = [(ce, ref, sid) for ce, by_ref in self.by_ce.items() for ref, sid in by_ref.items()]
+        active = set(self.cloud.call("active", [sid for _, _, sid in pilots]))
+        return [pilot for pilot in pilots if pilot[2] in active]
 
     def drop(self, ended: list[tuple[str, str, str]]) -> None:
         for ce, ref, _ in ended:
@@ -149,48 +154,40 @@ class Pilots:
         return sum(len(p) for p in self.by_ce.values())
 
 
-def _end(fleet: Fleet, pilots: Pilots, count: int, rng: random.Random, gap_s: float) -> list:
+def _end(cloud: CloudProcess, pilots: Pilots, count: int, rng: random.Random, gap_s: float) -> list:
     """`count` ACTIVE VMs of the kind stop, one after another over the gap between two cycles."""
     active = pilots.active()
     chosen = rng.sample(active, min(count, len(active)))
-    for _, _, server_id in chosen:
-        fleet.cloud.clock.advance(gap_s / max(1, len(chosen)))
-        fleet.cloud.compute.set_state(server_id, "SHUTOFF")
+    cloud.call("power_off", [server_id for _, _, server_id in chosen], gap_s)
     return chosen
 
 
-def _delete(fleet: Fleet, ended: list, gone: deque) -> None:
+def _delete(cloud: CloudProcess, ended: list, gone: deque) -> None:
     """The VMs that ended a cycle ago are deleted (the stock CE's cleanupPilots may have done it);
     LocalCloud forgets the servers deleted DELETED_KEPT_CYCLES cycles ago (`gone`: their ids)."""
-    compute = fleet.cloud.compute
-    for _, _, server_id in ended:
-        server = compute.servers.get(server_id)
-        if server is not None and server.delete_at is None:
-            compute.delete_server(None, server_id)
-    compute.finish_deletions()
     gone.append([server_id for _, _, server_id in ended])
+    forget: list[str] = []
     while len(gone) > DELETED_KEPT_CYCLES:
-        for server_id in gone.popleft():
-            compute.deleted.pop(server_id, None)
+        forget += gone.popleft()
+    cloud.call("delete", gone[-1], forget)
 
 
-def _steady_fleet(fleet: Fleet, kind: str, ces: dict, pilots: Pilots, gap_s: float) -> None:
-    """Make the in-process cloud's own memory steady, so that what grows is the CE's: the kind's
-    seeded VMs (made behind the CE's back, without user data, addresses...) are replaced by as many
-    submitted through the CE (else each VM submitted in a cycle, held by LocalCloud, would replace a
-    smaller seeded one: measured ~20 KiB each), and VMs are ACTIVE a cycle after their creation."""
-    fleet.cloud.compute.build_seconds = gap_s
-    seeded = {name: len(by_ref) for name, by_ref in pilots.by_ce.items()}
-    fleet.remove_servers([sid for by_ref in pilots.by_ce.values() for sid in by_ref.values()])
-    pilots.by_ce = {name: {} for name in seeded}
-    for name, count in seeded.items():
-        while len(pilots.by_ce[name]) < count:
-            batch = min(SEED_BATCH, count - len(pilots.by_ce[name]))
-            submitted = ces[name].submitJob(str(fleet.wrapper), "", batch)
+def _steady_fleet(cloud: CloudProcess, ces: dict, pilots: Pilots, seeded: dict[str, list[str]],
+                  gap_s: float) -> None:
+    """Make the cloud's fleet steady: the kind's seeded VMs (made behind the CE's back, without
+    user data, addresses...) are replaced by as many submitted through the CE (else each VM
+    submitted in a cycle would replace a smaller seeded one in the CE's listings, and the
+    cloud's), and VMs are ACTIVE a cycle after their creation."""
+    cloud.call("configure", gap_s, None)
+    cloud.call("remove_servers", [sid for ids in seeded.values() for sid in ids])
+    for name, ids in seeded.items():
+        while len(pilots.by_ce[name]) < len(ids):
+            batch = min(SEED_BATCH, len(ids) - len(pilots.by_ce[name]))
+            submitted = ces[name].submitJob(str(cloud.wrapper), "", batch)
             if not submitted["OK"] or not submitted["Value"]:
                 raise scenarios.MeasurementError(f"seeding submitJob failed on {name}: {submitted.get('Message', '')}")
             pilots.add(name, submitted["Value"])
-    fleet.cloud.clock.advance(gap_s)
+    cloud.call("advance", gap_s)
 
 
 def _cycle(ces: dict, pilots: Pilots, submit_ce: str, count: int, wrapper: str) -> dict:
@@ -218,11 +215,37 @@ def _cycle(ces: dict, pilots: Pilots, submit_ce: str, count: int, wrapper: str) 
     return {"cleanup_failures": cleaned.count(False), "not_submitted": count - len(submitted["Value"])}
 
 
-def _sample(cycle: int, started: float) -> dict:
-    gc.collect()
-    traced, _ = tracemalloc.get_traced_memory()
-    return {"cycle": cycle, "rss_mib": _rss_mib(), "traced_mib": traced / MIB,
-            "elapsed_s": time.perf_counter() - started}
+class Sampler:
+    """The memory samples of one run: after gc.collect(), this (the CE) process's RSS and traced
+    memory and the cloud process's RSS; a tracemalloc snapshot at the cycles judged between,
+    kept in a file (held in memory, it would be most of the RSS growth it is meant to explain)."""
+
+    def __init__(self, kind: str, cloud_pid: int, snapshot_cycles: tuple[int, int], workdir: Path) -> None:
+        self.kind, self.cloud_pid, self.snapshot_cycles = kind, cloud_pid, snapshot_cycles
+        self.samples: list[dict] = []
+        self.snapshots: dict[int, Path] = {}
+        self.workdir = workdir
+        self.started = time.perf_counter()
+
+    def take(self, cycle: int) -> None:
+        gc.collect()
+        traced, _ = tracemalloc.get_traced_memory()
+        sample = {"cycle": cycle, "rss_mib": _rss_mib(), "traced_mib": traced / MIB,
+                  "cloud_rss_mib": _rss_mib(self.cloud_pid), "elapsed_s": time.perf_counter() - self.started}
+        self.samples.append(sample)
+        if cycle in self.snapshot_cycles:
+            self.snapshots[cycle] = self.workdir / f"snapshot-{cycle}.tracemalloc"
+            tracemalloc.take_snapshot().dump(str(self.snapshots[cycle]))
+        log(f"{self.kind}: cycle {cycle}: RSS {sample['rss_mib']:.1f} MiB, traced "
+            f"{sample['traced_mib']:.2f} MiB, cloud RSS {sample['cloud_rss_mib']:.1f} MiB")
+
+    def growth(self) -> list[dict]:
+        """What grew between the two snapshots (none if a snapshot was not taken)."""
+        first, last = self.snapshot_cycles
+        if first not in self.snapshots or last not in self.snapshots:
+            return []
+        load = tracemalloc.Snapshot.load
+        return _growth_entries(load(str(self.snapshots[first])), load(str(self.snapshots[last])))
 
 
 def _growth_entries(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> list[dict]:
@@ -237,50 +260,46 @@ def _growth_entries(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -
 
 
 def worker(kind: str, args: argparse.Namespace, workdir: Path) -> dict:
-    fleet = start_fleet(args.latency_ms / 1000.0, workdir)
-    fleet.cloud.compute.detail_seconds_per_server = 0.0
+    cloud = CloudProcess(args.latency_ms / 1000.0, workdir, token_ttl(args))
     rng = random.Random(args.seed + 1)
     per_cycle = max(1, round(args.ended / 100 * args.n))
-    samples, failures, not_submitted, snapshots = [], 0, 0, {}
+    failures = not_submitted = 0
     try:
-        ces = {name: fleet.make_ce(kind, name) for name in ce_names()}
-        fleet.seed(args.n, args.seed)
-        pilots = Pilots(fleet, kind)
-        _steady_fleet(fleet, kind, ces, pilots, args.cycle_gap_s)
+        cloud.call("configure", None, 0.0)
+        ce_class(kind)  # its modules imported before: code, not the CE's state
+        # traced from here: the CE objects and all they come to hold (an allocation made before,
+        # freed later, would make what replaces it look like growth)
         tracemalloc.start(args.frames)
-        started = time.perf_counter()
-        samples.append(_sample(0, started))
+        ces = {name: make_ce(kind, name, cloud.ce_parameters(kind, name)) for name in ce_names()}
+        seeded = cloud.call("seed", args.n, args.seed)[kind]
+        pilots = Pilots(cloud, kind)
+        _steady_fleet(cloud, ces, pilots, seeded, args.cycle_gap_s)
+        sampler = Sampler(kind, cloud.process.pid, (args.from_cycle, args.cycles), workdir)
+        sampler.take(0)
         ended: list = []
         gone: deque = deque()
         for cycle in range(1, args.cycles + 1):
-            _delete(fleet, ended, gone)
+            _delete(cloud, ended, gone)
             pilots.drop(ended)
-            ended = _end(fleet, pilots, per_cycle, rng, args.cycle_gap_s)
+            ended = _end(cloud, pilots, per_cycle, rng, args.cycle_gap_s)
             if kind == OURS:
                 scenarios.expire_listings()
             submit_ce = ce_names()[cycle % len(ce_names())]
-            outcome = _cycle(ces, pilots, submit_ce, per_cycle, str(fleet.wrapper))
+            outcome = _cycle(ces, pilots, submit_ce, per_cycle, str(cloud.wrapper))
             failures += outcome["cleanup_failures"]
             not_submitted += outcome["not_submitted"]
             if cycle % args.sample_every == 0:
-                samples.append(_sample(cycle, started))
-                _log(f"{kind}: cycle {cycle}: RSS {samples[-1]['rss_mib']:.1f} MiB, "
-                     f"traced {samples[-1]['traced_mib']:.2f} MiB")
-                if cycle in (args.from_cycle, args.cycles):
-                    snapshots[cycle] = tracemalloc.take_snapshot()
-        growth = _growth_entries(snapshots[args.from_cycle], snapshots[args.cycles]) \
-            if args.from_cycle in snapshots else []
+                sampler.take(cycle)
+        growth = sampler.growth()
         tracemalloc.stop()
-        for ce in ces.values():
-            if hasattr(ce, "shutdown"):
-                ce.shutdown()
+        shutdown_ces(ces)
         live = pilots.count()
     finally:
-        fleet.cloud.stop()
-        shutil.rmtree(fleet.workdir, ignore_errors=True)
-    return {"ce": kind, "samples": samples, "growth_top": growth, "ended_per_cycle": per_cycle,
+        cloud.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {"ce": kind, "samples": sampler.samples, "growth_top": growth, "ended_per_cycle": per_cycle,
             "cleanup_failures": failures, "not_submitted": not_submitted, "live_pilots_at_end": live,
-            "verdict": verdict(samples, args.from_cycle, args.cycles, args.flat_mib)}
+            "verdict": verdict(sampler.samples, args.from_cycle, args.cycles, args.flat_mib)}
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -308,11 +327,8 @@ def verdict(samples: list[dict], first: int, last: int, flat_mib: float) -> dict
 
 def _worker_main(args: argparse.Namespace) -> int:
     kind, output = args.worker[0], Path(args.worker[1])
-    from DIRAC import gLogger
-
-    gLogger.setLevel("ERROR")
-    logging.getLogger("openstack").setLevel(logging.ERROR)
-    workdir = output.parent / f"{kind}-work"
+    quiet_ce_logging()
+    workdir = output.parent / f"{kind}-work"  # under the parent's temporary directory
     workdir.mkdir()
     output.write_text(json.dumps(worker(kind, args, workdir)))
     return 0
@@ -333,66 +349,54 @@ def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-ce-memory-") as tmp:
         for kind in kinds:
             output = Path(tmp) / f"{kind}.json"
-            _log(f"{kind}: worker process, N={args.n}, {args.cycles} cycles")
-            completed = subprocess.run(_worker_argv(args, kind, output), cwd=REPO, stdout=subprocess.PIPE,
-                                       text=True, timeout=WORKER_TIMEOUT_S)
-            if completed.returncode != 0 or not output.exists():
-                sys.stderr.write(completed.stdout[-4000:])
-                raise RuntimeError(f"the worker for {kind} failed (exit {completed.returncode})")
-            runs.append(json.loads(output.read_text()))
+            log(f"{kind}: worker process, N={args.n}, {args.cycles} cycles")
+            runs.append(run_worker(_worker_argv(args, kind, output), output, kind, WORKER_TIMEOUT_S))
     return {
-        "schema": 1,
+        "schema": 2,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": " ".join(["python", *sys.argv]),
         "settings": {"n": args.n, "cycles": args.cycles, "sample_every": args.sample_every,
                      "from_cycle": args.from_cycle, "ended_percent": args.ended,
                      "cycle_gap_s": args.cycle_gap_s, "latency_ms": args.latency_ms,
                      "flat_mib": args.flat_mib, "frames": args.frames, "quick": args.quick,
-                     "ces": ce_names(), "seed": args.seed},
-        "environment": _environment(),
+                     "token_ttl_s": token_ttl(args), "ces": ce_names(), "seed": args.seed},
+        "environment": environment(),
         "runs": runs,
         "targets": [{"target": f"{r['ce']} CE: memory flat over {args.cycles} cycles",
                      "measured": r["verdict"]["traced"]["growth_mib"], "limit": args.flat_mib,
                      "unit": f"MiB traced growth, cycle {args.from_cycle} to {args.cycles}",
                      "met": r["verdict"]["flat"]} for r in runs],
         "notes": [
-            "one worker process per CE kind; LocalCloud runs in that process (2N VMs), so its "
-            "memory is part of the figures: flat figures mean flat CE and cloud together",
-            "traced: tracemalloc's traced memory after gc.collect(); RSS: /proc/self/statm now, "
-            "reported, not judged (the allocator keeps freed pages, tracemalloc's own tables grow)",
+            "one worker process (the CE process) per CE kind; LocalCloud (2N VMs) runs in a process "
+            "of its own, as a site's cloud does: the figures are the CE process's; cloud RSS is the "
+            "cloud process's, reported, not judged",
+            "traced: tracemalloc's traced memory after gc.collect(), traced from before the CE "
+            "objects were built; RSS: /proc/<pid>/statm now, reported, not judged (the allocator "
+            "keeps freed pages, tracemalloc's own tables grow)",
             f"flat: least-squares slope of traced memory over the samples from cycle {args.from_cycle} "
             f"to {args.cycles}, times the cycles between them, under {args.flat_mib:g} MiB",
             "each cycle: --ended % of the kind's ACTIVE VMs stop over --cycle-gap-s of the cloud's "
             "clock, those stopped a cycle before are deleted, as many are submitted on one CE, "
             "then available(), cleanupPilots and getJobStatus of every CE (4 threads)",
+            f"the cloud's tokens last {token_ttl(args):g} s (the run's cloud time and an hour): its "
+            "clock runs --cycle-gap-s ahead per cycle while the CEs' (libcloud judges a token's "
+            "expiry by it) run in real time; at a site both read one clock",
             "our CE ran without VMDB or PilotAgentsDB; our CEs' shared listing is expired before "
             "every cycle (cycles are minutes apart; the incremental view is kept)",
         ],
     }
 
 
-def _environment() -> dict:
-    from importlib.metadata import version
-
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = ""
-    return {"python": platform.python_version(), "machine": platform.machine(),
-            "cpus": len(os.sched_getaffinity(0)), "git_commit": commit,
-            **{name: version(name) for name in ("DIRAC", "apache-libcloud", "openstacksdk")}}
-
-
 def table(doc: dict) -> str:
     runs = doc["runs"]
-    header = "cycle" + "".join(f"  {r['ce'] + ' RSS MiB':>14}  {r['ce'] + ' traced MiB':>17}" for r in runs)
+    header = "cycle" + "".join(
+        f"  {r['ce'] + ' RSS MiB':>14}  {r['ce'] + ' traced MiB':>17}  {'cloud RSS MiB':>13}" for r in runs)
     lines = [header]
     for index, sample in enumerate(runs[0]["samples"]):
         row = f"{sample['cycle']:>5}"
         for r in runs:
             s = r["samples"][index]
-            row += f"  {s['rss_mib']:>14.1f}  {s['traced_mib']:>17.2f}"
+            row += f"  {s['rss_mib']:>14.1f}  {s['traced_mib']:>17.2f}  {s['cloud_rss_mib']:>13.1f}"
         lines.append(row)
     settings = doc["settings"]
     for r in runs:

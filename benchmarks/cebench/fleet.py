@@ -65,38 +65,11 @@ class Fleet:
 
     # --- CE parameters as the CS would give them ------------------------------------------
     def ce_parameters(self, kind: str, ce_name: str) -> dict[str, str]:
-        """DIRAC's CloudCE options for an OpenStack endpoint, as DIRAC's docstring documents them
-        (the same options configure ours, plus InstallationName/Site/VO)."""
-        params = {
-            "CEType": "Cloud",
-            "CloudType": "OPENSTACK",
-            "CloudAuth": str(self.cloud_auth),
-            "Driver_ex_force_auth_url": f"{self.cloud.base_url}/identity",
-            "Driver_ex_force_auth_version": "3.x_password",
-            "Driver_ex_tenant_name": self.cloud.credentials.project_name,
-            "Instance_Image": f"name:{IMAGE}",
-            "Instance_Flavor": f"name:{FLAVOR}",
-            "Instance_Networks": f"name:{NETWORK}",
-            "Site": SITE,
-            "VO": VO,
-        }
-        if kind == OURS:
-            params["InstallationName"] = INSTALLATION
-        return params
+        return ce_parameters(kind, self.cloud.base_url, self.cloud.credentials.project_name, self.cloud_auth)
 
     def make_ce(self, kind: str, ce_name: str):
         """A configured CE object of `kind` for `ce_name` (DIRAC's CE API)."""
-        if kind == OURS:
-            from JenniferDIRAC.Resources.Computing.CloudComputingElement import CloudComputingElement
-        elif kind == STOCK:
-            from DIRAC.Resources.Computing.CloudComputingElement import CloudComputingElement
-        else:
-            raise ValueError(f"unknown CE kind {kind!r}: use {' or '.join(CE_KINDS)}")
-        ce = CloudComputingElement(ce_name)
-        result = ce.setParameters(self.ce_parameters(kind, ce_name))
-        if not result["OK"]:
-            raise RuntimeError(f"configuring the {kind} CE {ce_name} failed: {result['Message']}")
-        return ce
+        return make_ce(kind, ce_name, self.ce_parameters(kind, ce_name))
 
     # --- pilots ------------------------------------------------------------------------------
     def pilot_refs(self, kind: str, ce_name: str) -> list[str]:
@@ -157,6 +130,54 @@ class Fleet:
         return [s.id for s in list(self.cloud.compute.servers.values()) if s.name in names]
 
 
+def ce_parameters(kind: str, base_url: str, project_name: str, cloud_auth: Path) -> dict[str, str]:
+    """DIRAC's CloudCE options for an OpenStack endpoint, as DIRAC's docstring documents them
+    (the same options configure ours, plus InstallationName/Site/VO)."""
+    params = {
+        "CEType": "Cloud",
+        "CloudType": "OPENSTACK",
+        "CloudAuth": str(cloud_auth),
+        "Driver_ex_force_auth_url": f"{base_url}/identity",
+        "Driver_ex_force_auth_version": "3.x_password",
+        "Driver_ex_tenant_name": project_name,
+        "Instance_Image": f"name:{IMAGE}",
+        "Instance_Flavor": f"name:{FLAVOR}",
+        "Instance_Networks": f"name:{NETWORK}",
+        "Site": SITE,
+        "VO": VO,
+    }
+    if kind == OURS:
+        params["InstallationName"] = INSTALLATION
+    return params
+
+
+def ce_class(kind: str) -> type:
+    """The CloudComputingElement class of `kind` (imported on the first call)."""
+    if kind == OURS:
+        from JenniferDIRAC.Resources.Computing.CloudComputingElement import CloudComputingElement
+    elif kind == STOCK:
+        from DIRAC.Resources.Computing.CloudComputingElement import CloudComputingElement
+    else:
+        raise ValueError(f"unknown CE kind {kind!r}: use {' or '.join(CE_KINDS)}")
+    return CloudComputingElement
+
+
+def make_ce(kind: str, ce_name: str, parameters: dict[str, str]):
+    """A CE object of `kind` for `ce_name`, configured with `parameters` (DIRAC's CE API)."""
+    ce = ce_class(kind)(ce_name)
+    result = ce.setParameters(parameters)
+    if not result["OK"]:
+        raise RuntimeError(f"configuring the {kind} CE {ce_name} failed: {result['Message']}")
+    return ce
+
+
+def shutdown_ces(ces: dict) -> None:
+    """Stop the CEs' own threads (ours has some; DIRAC's stock CE none)."""
+    for ce in ces.values():
+        if hasattr(ce, "shutdown"):
+            ce.shutdown()
+
+
 def _pick_state(rng: random.Random) -> tuple[str, dict | None]:
     draw = rng.random()
     for status, share in STATE_MIX:
@@ -167,9 +188,10 @@ def _pick_state(rng: random.Random) -> tuple[str, dict | None]:
     return "ACTIVE", None
 
 
-def start_fleet(latency_s: float, workdir: str | Path | None = None) -> Fleet:
-    """A started LocalCloud (quota unlimited, `latency_s` per request) and the files the CEs read."""
-    cloud = LocalCloud(latency=latency_s, build_seconds=BUILD_SECONDS).start()
+def start_fleet(latency_s: float, workdir: str | Path | None = None, token_ttl: float = 3600.0) -> Fleet:
+    """A started LocalCloud (quota unlimited, `latency_s` per request, tokens valid `token_ttl`
+    seconds of its clock) and the files the CEs read."""
+    cloud = LocalCloud(latency=latency_s, build_seconds=BUILD_SECONDS, token_ttl=token_ttl).start()
     cloud.compute.set_quota(instances=-1, cores=-1, ram=-1)
     root = Path(workdir or tempfile.mkdtemp(prefix="bench-ce-"))
     creds = cloud.credentials

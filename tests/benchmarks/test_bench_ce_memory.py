@@ -1,5 +1,6 @@
 """Smoke test of benchmarks/bench_ce_memory.py: a few cycles at a small N, both CEs, end to end;
-its JSON holds the samples, the verdict and the snapshot diff (no timing or memory figures checked)."""
+its JSON holds the samples (the CE process's, the cloud's in a process of its own), the verdict
+and the snapshot diff (no timing or memory figures checked)."""
 
 import json
 import subprocess
@@ -34,7 +35,7 @@ def test_both_ces_ran_every_cycle_and_were_sampled(quick_run):
     for run in doc["runs"]:
         assert [s["cycle"] for s in run["samples"]] == expected_cycles
         for sample in run["samples"]:
-            assert sample["rss_mib"] > 0 and sample["traced_mib"] >= 0
+            assert sample["rss_mib"] > 0 and sample["traced_mib"] >= 0 and sample["cloud_rss_mib"] > 0
         assert all(s["traced_mib"] > 0 for s in run["samples"][1:])  # traced after the first cycle
         # the fleet stays near N pilots: as many submitted per cycle as end (a VM submitted is
         # ACTIVE, and may end, a cycle later); without VMs ending it would grow by one batch a cycle
@@ -45,6 +46,10 @@ def test_both_ces_ran_every_cycle_and_were_sampled(quick_run):
         assert v["flat"] == (v["traced"]["growth_mib"] < settings["flat_mib"])
         assert {"slope_mib_per_100_cycles", "growth_mib", "endpoints_diff_mib"} <= set(v["rss"])
         assert run["growth_top"] and all("where" in e and "size_diff_kib" in e for e in run["growth_top"])
+        # the CE process traces no cloud: LocalCloud serves from its own process
+        assert not [e for e in run["growth_top"] if "JenniferLocalCloud" in " ".join(e["traceback"])]
+    # the tokens outlive the run's cloud time (the cloud's clock runs ahead of the CEs')
+    assert settings["token_ttl_s"] > (settings["cycles"] + 1) * settings["cycle_gap_s"]
     assert [t["met"] for t in doc["targets"]] == [r["verdict"]["flat"] for r in doc["runs"]]
     assert "cycle    ours RSS MiB" in stdout and ("PASS" in stdout or "FAIL" in stdout)
 
