@@ -5,41 +5,33 @@ shows is adopted and no failure."""
 
 import datetime as dt
 
-from lifecycle_testkit import CE, thresholds
+from lifecycle_testkit import (CE, EL9_OWNER, NOW, ago, by_reference, cloud_vm, el9_record, pilot_record,
+                              thresholds)
 
-from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
-from JenniferDIRAC.Resources.Cloud.references import pilot_reference
+from JenniferDIRAC.Resources.Cloud.model import VMState
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.schema import CREATE_UNCERTAIN_STATE
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import BackoffState, StartBackoff
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     NEVER_LANDED,
     CEView,
-    PilotRecord,
     RecordGone,
     SetPilotStatus,
     VMRecord,
     decide,
 )
 
-NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
-OWNER = OwnerTags(installation="test", ce=CE, profile="el9")
 NAME = "jdirac-uncertain"
-REF = pilot_reference(CE, NAME)
 GRACE = thresholds().lost_pilot_grace
 BACKOFF = thresholds().backoff_seconds
 
 
-def ago(seconds: float) -> dt.datetime:
-    return NOW - dt.timedelta(seconds=seconds)
-
-
 def uncertain(age: float, **fields) -> VMRecord:
-    return VMRecord(NAME, CE, "el9", REF, "", cloud_state=CREATE_UNCERTAIN_STATE, created=ago(age), **fields)
+    return el9_record(NAME, ago(age), cloud_state=CREATE_UNCERTAIN_STATE, **fields)
 
 
 def judge(record: VMRecord, vms=(), backoffs=None):
-    pilots = {REF: PilotRecord(REF, "Submitted", record.created, record.created)}
-    return decide(CEView(OWNER, list(vms), pilots, {NAME: record}, backoffs or {}, NOW, thresholds()))
+    pilots = by_reference([pilot_record(NAME, "Submitted", record.created)])
+    return decide(CEView(EL9_OWNER, list(vms), pilots, {NAME: record}, backoffs or {}, NOW, thresholds()))
 
 
 def test_one_that_never_landed_backs_its_queue_off_when_its_record_is_closed():
@@ -59,11 +51,10 @@ def test_one_within_lost_pilot_grace_is_no_failure_yet():
 
 
 def test_one_adopted_by_the_listing_is_no_failure():
-    vm = VM(id="id-late", name=NAME, state=VMState.ACTIVE, metadata=OWNER.to_metadata(), created=ago(GRACE + 1),
-            launched=ago(GRACE))
+    vm = cloud_vm(NAME, VMState.ACTIVE, ago(GRACE + 1), EL9_OWNER, vm_id="id-late", launched=ago(GRACE))
     assert judge(uncertain(GRACE + 1), vms=[vm]).of_type(StartBackoff) == []
     # the next cycle's record carries the adopted VM's id and state: gone later, it is a lost VM
-    adopted = VMRecord(NAME, CE, "el9", REF, "id-late", cloud_state="ACTIVE", created=ago(GRACE + 1))
+    adopted = el9_record(NAME, ago(GRACE + 1), vm_id="id-late", cloud_state="ACTIVE")
     decision = judge(adopted)
     assert [(a.vm_name, a.reason) for a in decision.of_type(RecordGone)] == [(NAME, "")]
     assert decision.of_type(StartBackoff) == []

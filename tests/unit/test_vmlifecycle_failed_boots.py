@@ -4,47 +4,38 @@ from what VMDB knows: whether its bootstrap was ever fetched, whether it ever he
 a shutdown message. Each case is set beside the same VM without a bootstrap (its wrapper in user
 data, the old way), which is judged as before."""
 
-import datetime as dt
-
 import pytest
-from lifecycle_testkit import CE, thresholds
+from lifecycle_testkit import (CE, EL9_OWNER, NOW, ago, by_reference, cloud_vm, el9_record, pilot_record,
+                              thresholds)
 
-from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
+from JenniferDIRAC.Resources.Cloud.model import VMState
 from JenniferDIRAC.Resources.Cloud.references import pilot_reference
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import StartBackoff, VMEnd
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     BootstrapRecord,
     CEView,
     DeleteVM,
-    PilotRecord,
     RecordGone,
     SetPilotStatus,
-    VMRecord,
     decide,
 )
 
-NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
-OWNER = OwnerTags(installation="test", ce=CE, profile="el9")
 NAME = "jdirac-bootfail"
 REF = pilot_reference(CE, NAME)
-
-
-def ago(seconds: float) -> dt.datetime:
-    return NOW - dt.timedelta(seconds=seconds)
 
 
 def judge(state=VMState.SHUTOFF, listed=True, age=1200, lived=900, fetched="never", heartbeat=None, code=None,
           pilot_status="Submitted", job_id=0, replayed=False, bootstrap=True, vm_id="id-1"):
     """decide() for one VM of `age` seconds (`lived` from its creation to its power-off)."""
-    vm = VM(id="id-1", name=NAME, state=state, metadata=OWNER.to_metadata(), created=ago(age),
-            launched=ago(age), updated=ago(age - lived) if state is VMState.SHUTOFF else ago(age))
-    record = VMRecord(NAME, CE, "el9", REF, vm_id, created=ago(age), last_heartbeat=heartbeat, shutdown_code=code,
-                      shutdown_text="" if code is None else "bootstrap fetch failed")
-    pilots = {REF: PilotRecord(REF, pilot_status, ago(age), ago(age), job_id)} if pilot_status else {}
+    vm = cloud_vm(NAME, state, ago(age), EL9_OWNER, vm_id="id-1", launched=ago(age),
+                  updated=ago(age - lived) if state is VMState.SHUTOFF else ago(age))
+    record = el9_record(NAME, ago(age), vm_id, last_heartbeat=heartbeat, shutdown_code=code,
+                        shutdown_text="" if code is None else "bootstrap fetch failed")
+    pilots = by_reference([pilot_record(NAME, pilot_status, ago(age), job_id=job_id)] if pilot_status else [])
     bootstraps = {}
     if bootstrap:
         bootstraps[NAME] = BootstrapRecord(NAME, None if fetched == "never" else fetched)
-    view = CEView(OWNER, [vm] if listed else [], pilots, {NAME: record}, {}, NOW, thresholds(),
+    view = CEView(EL9_OWNER, [vm] if listed else [], pilots, {NAME: record}, {}, NOW, thresholds(),
                   bootstrap_replayed=frozenset({NAME}) if replayed else frozenset(), bootstraps=bootstraps)
     return decide(view)
 

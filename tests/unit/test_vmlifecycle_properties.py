@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
-from JenniferDIRAC.Resources.Cloud.references import parse_reference, pilot_reference
+from JenniferDIRAC.Resources.Cloud.references import parse_reference
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     PILOT_TRANSIENT,
     CEView,
@@ -25,7 +25,7 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     decide,
 )
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import VM_ENDS, vm_phase
-from lifecycle_testkit import CE, thresholds
+from lifecycle_testkit import CE, ago, cloud_vm, pilot_record, thresholds, vm_record
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 OWNER = OwnerTags("inst-a", CE)
@@ -73,35 +73,20 @@ class World:
         for i, s in enumerate(spec["vms"]):
             name = f"jdirac-{i:032x}"
             owner = s["owner"]
-            self.vms[name] = VM(
-                id=f"id-{i}",
-                name=name,
-                state=s["state"],
-                created=START - timedelta(seconds=s["age"]),
-                updated=START - timedelta(seconds=s["age"] // 2),
-                metadata=owner.to_metadata() if owner else {},
-            )
+            self.vms[name] = cloud_vm(name, s["state"], ago(s["age"], START), owner, vm_id=f"id-{i}",
+                                      updated=ago(s["age"] // 2, START))
             if owner != OWNER:
                 self.foreign.add(name)
                 continue
             if s["pilot"]:
-                ref = pilot_reference(CE, name)
-                self.pilots[ref] = PilotRecord(
-                    ref,
-                    s["pilot"],
-                    START - timedelta(seconds=s["age"] // 3),
-                    START - timedelta(seconds=s["age"]),
-                )
+                pilot = pilot_record(name, s["pilot"], ago(s["age"] // 3, START), ago(s["age"], START))
+                self.pilots[pilot.reference] = pilot
             if s["record"]:
-                hb = None if s["heartbeat"] is None else START - timedelta(seconds=s["heartbeat"])
-                self.records[name] = VMRecord(
-                    name, CE, created=START - timedelta(seconds=s["age"]), last_heartbeat=hb
-                )
+                hb = None if s["heartbeat"] is None else ago(s["heartbeat"], START)
+                self.records[name] = vm_record(name, ago(s["age"], START), last_heartbeat=hb)
         for j, status in enumerate(spec["lost_pilots"]):
-            ref = pilot_reference(CE, f"jdirac-lost{j:028x}")
-            self.pilots[ref] = PilotRecord(
-                ref, status, START - timedelta(seconds=50), START - timedelta(seconds=500)
-            )
+            pilot = pilot_record(f"jdirac-lost{j:028x}", status, ago(50, START), ago(500, START))
+            self.pilots[pilot.reference] = pilot
         self.note_terminal()
 
     def fails(self) -> bool:
