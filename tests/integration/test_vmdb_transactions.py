@@ -25,7 +25,8 @@ def test_a_failing_statement_rolls_back_the_ones_before_it(vmdb):
     assert not result["OK"]
     assert reasons(db, ["jdirac-a"]) == {"jdirac-a": ""}
 
-    ok(db._statementsInTransaction([(SET_REASON, ["first", "jdirac-a"]), (SET_REASON, ["second", "jdirac-b"])]))
+    both = [(SET_REASON, ["first", "jdirac-a"]), (SET_REASON, ["second", "jdirac-b"])]
+    ok(db._statementsInTransaction(both))
     assert reasons(db, ["jdirac-a", "jdirac-b"]) == {"jdirac-a": "first", "jdirac-b": "second"}
 
 

@@ -60,4 +60,5 @@ def vm_record(name: str, created: dt.datetime, **fields) -> VMRecord:
 
 def el9_record(name: str, created: dt.datetime, vm_id: str = "", **fields) -> VMRecord:
     """VMDB's record of VM `name`, created by the CE for its el9 queue, with its pilot's reference."""
-    return vm_record(name, created, profile="el9", pilot_reference=pilot_reference(CE, name), vm_id=vm_id, **fields)
+    return vm_record(name, created, profile="el9", pilot_reference=pilot_reference(CE, name), vm_id=vm_id,
+                     **fields)
