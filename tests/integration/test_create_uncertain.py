@@ -8,29 +8,24 @@ state) and the pilot has its VM: nothing deleted, nothing aborted, even with Orp
 from __future__ import annotations
 
 import pytest
-from cloudce_testkit import MadeCEs, write_pilot_wrapper
+from cloudce_testkit import (  # noqa: F401 - make_recording_ce is a fixture
+    LOST_RESPONSE_OPTIONS,
+    make_recording_ce,
+    servers_named,
+    write_pilot_wrapper,
+)
 from waiting import wait_until
 
 from JenniferDIRAC.Resources.Cloud.references import parse_reference
-from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.schema import CREATE_UNCERTAIN_STATE
 from test_vmdirector_cycle import CE, World, world  # noqa: F401 - world is a fixture
 
 LOOKUP = ("compute", "GET", "/v2.1/servers/detail")
 
 
-def _named(cloud, name):
-    return [s for s in cloud.compute.servers.values()
-            if s.name == name and s.status != "DELETED" and s.task_state != "deleting"]
-
-
 @pytest.fixture
-def ce(world, vmdb, monkeypatch):
-    monkeypatch.setattr(client_module, "_db", vmdb.db)
-    params = {**world.ce_parameters(), "HTTPTimeout": "1.5", "MaxCreateAttempts": "2", "ListingCacheSeconds": "0"}
-    made = MadeCEs()
-    yield made.make(CE, params)
-    made.shutdown()
+def ce(world, make_recording_ce):
+    return make_recording_ce(CE, {**world.ce_parameters(), **LOST_RESPONSE_OPTIONS})
 
 
 def test_a_lost_create_whose_lookup_fails_is_adopted_not_deleted(world, local_cloud, ce, vmdb, tmp_path):
@@ -48,13 +43,14 @@ def test_a_lost_create_whose_lookup_fails_is_adopted_not_deleted(world, local_cl
     assert set(result["PilotStampDict"]) == {ref}
     assert local_cloud.faults.count("http_error") == 1 and local_cloud.counters.get(*LOOKUP) - lookups == 2
     assert local_cloud.counters.get("compute", "POST", "/v2.1/servers") == 1  # never created blind
-    assert _named(local_cloud, name) == []  # not landed yet
+    assert servers_named(local_cloud, name) == []  # not landed yet
     (record,) = vmdb.db.getVMs(names=[name])["Value"]
     assert record["deleted"] is None and record["delete_reason"] in ("", None)  # was: deleted
     assert record["cloud_state"] == CREATE_UNCERTAIN_STATE and record["vm_id"] == ""
     assert record["stamp"] == result["PilotStampDict"][ref]
 
-    (server,) = wait_until(lambda: _named(local_cloud, name) or None, 30, "the late create", interval=0.05)
+    (server,) = wait_until(lambda: servers_named(local_cloud, name) or None, 30, "the late create",
+                           interval=0.05)
     world.add_pilot(name, "Submitted", update_age=1, submitted_age=1)  # what the SiteDirector records
 
     out = world.run_agent()
@@ -62,7 +58,7 @@ def test_a_lost_create_whose_lookup_fails_is_adopted_not_deleted(world, local_cl
     (after,) = vmdb.db.getVMs(names=[name])["Value"]
     assert after["vm_id"] == server.id and after["cloud_state"] != CREATE_UNCERTAIN_STATE  # adopted
     assert after["deleted"] is None and not after["accounted"]
-    assert [s.id for s in _named(local_cloud, name)] == [server.id]  # neither orphan nor twin
+    assert [s.id for s in servers_named(local_cloud, name)] == [server.id]  # neither orphan nor twin
     assert "orphan" not in out
     assert world.pilot(name)[0] == "Submitted"  # neither aborted nor lost
     wait_until(lambda: server.status == "ACTIVE", 30, "the VM running", interval=0.05)

@@ -6,17 +6,16 @@ recorded, the pilot and its VM record untouched; getJobStatus reports the kept V
 from __future__ import annotations
 
 import pytest
-from cloudce_testkit import MadeCEs, write_pilot_wrapper
+from cloudce_testkit import (  # noqa: F401 - make_recording_ce is a fixture
+    LOST_RESPONSE_OPTIONS,
+    make_recording_ce,
+    servers_named,
+    write_pilot_wrapper,
+)
 from waiting import wait_until
 
 from JenniferDIRAC.Resources.Cloud.references import parse_reference
-from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
 from test_vmdirector_cycle import CE, World, world  # noqa: F401 - world is a fixture
-
-
-def _named(cloud, name):
-    return [s for s in cloud.compute.servers.values()
-            if s.name == name and s.status != "DELETED" and s.task_state != "deleting"]
 
 
 def _poll(predicate, seconds=30.0):
@@ -24,13 +23,8 @@ def _poll(predicate, seconds=30.0):
 
 
 @pytest.fixture
-def ce(world, vmdb, monkeypatch, tmp_path):
-    monkeypatch.setattr(client_module, "_db", vmdb.db)
-    params = {**world.ce_parameters(), "HTTPTimeout": "1.5", "MaxCreateAttempts": "2",
-              "ListingCacheSeconds": "0"}
-    made = MadeCEs()
-    yield made.make(CE, params)
-    made.shutdown()
+def ce(world, make_recording_ce):
+    return make_recording_ce(CE, {**world.ce_parameters(), **LOST_RESPONSE_OPTIONS})
 
 
 def test_a_late_twin_is_removed_by_the_next_director_cycle(world, local_cloud, ce, vmdb, tmp_path):
@@ -42,9 +36,9 @@ def test_a_late_twin_is_removed_by_the_next_director_cycle(world, local_cloud, c
     assert result["OK"], result.get("Message")
     (ref,) = result["Value"]
     name = parse_reference(ref)[1]
-    assert len(_named(local_cloud, name)) == 1  # the twin has not landed yet
+    assert len(servers_named(local_cloud, name)) == 1  # the twin has not landed yet
 
-    twins = _poll(lambda: servers if len(servers := _named(local_cloud, name)) == 2 else None)
+    twins = _poll(lambda: servers if len(servers := servers_named(local_cloud, name)) == 2 else None)
     (record,) = vmdb.db.getVMs(names=[name])["Value"]
     kept = next(s for s in twins if s.id == record["vm_id"])
     late = next(s for s in twins if s.id != record["vm_id"])
@@ -60,7 +54,7 @@ def test_a_late_twin_is_removed_by_the_next_director_cycle(world, local_cloud, c
     out = world.run_agent()
 
     assert "twin" in out
-    assert [s.id for s in _named(local_cloud, name)] == [kept.id]
+    assert [s.id for s in servers_named(local_cloud, name)] == [kept.id]
     (after,) = vmdb.db.getVMs(names=[name])["Value"]
     assert after["deleted"] is None and after["vm_id"] == kept.id and not after["accounted"]
     assert after["delete_reason"] in ("", None)
@@ -71,5 +65,5 @@ def test_a_late_twin_is_removed_by_the_next_director_cycle(world, local_cloud, c
     deletes = local_cloud.counters.get("compute", "DELETE", "/v2.1/servers/<server_id>")
     world.run_agent()
     assert local_cloud.counters.get("compute", "DELETE", "/v2.1/servers/<server_id>") == deletes
-    assert [s.id for s in _named(local_cloud, name)] == [kept.id]
+    assert [s.id for s in servers_named(local_cloud, name)] == [kept.id]
     assert world.pilot(name)[0] == "Running"
