@@ -17,7 +17,8 @@ from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
 from JenniferDIRAC.Resources.Cloud.errors import FailureKind
 from JenniferDIRAC.Resources.Cloud.model import VM, VMState
 
-#: VMs whose placement is remembered at most (those that never went to ERROR are forgotten first)
+#: VMs whose placement is remembered at most (the oldest are forgotten first: VMs deleted while
+#: building, never listed past BUILD)
 MAX_REMEMBERED_PLACEMENTS = 10000
 
 
@@ -74,7 +75,12 @@ class Placements:
         )
 
     def note_capacity_errors(self, backend: CloudBackend, config: CloudCEConfig, vms: Iterable[VM]) -> None:
-        """The listing shows VMs in ERROR for lack of capacity: their (flavor, zone) is full."""
+        """The listing shows VMs in ERROR for lack of capacity: their (flavor, zone) is full. A VM
+        listed past BUILD was scheduled (or failed): its placement is forgotten, so the names
+        remembered are those of the VMs still building, not of every VM the CE created."""
         for vm in vms:
-            if vm.state is VMState.ERROR and vm.fault_kind is FailureKind.CAPACITY and vm.name in self.placed_on:
-                self.no_capacity(backend, config, self.placed_on.pop(vm.name), vm.fault)
+            if vm.state is VMState.BUILD or vm.name not in self.placed_on:
+                continue
+            where = self.placed_on.pop(vm.name)
+            if vm.state is VMState.ERROR and vm.fault_kind is FailureKind.CAPACITY:
+                self.no_capacity(backend, config, where, vm.fault)
