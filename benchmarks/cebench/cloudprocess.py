@@ -11,6 +11,8 @@ HTTP as before.
 from __future__ import annotations
 
 import multiprocessing
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .fleet import CE_KINDS, Fleet, ce_parameters, start_fleet
@@ -60,11 +62,13 @@ class FleetHost:
         return [sid for sid in server_ids
                 if sid in servers and servers[sid].status == "ACTIVE" and servers[sid].delete_at is None]
 
-    def power_off(self, server_ids: list[str], over_s: float) -> None:
-        """The VMs power off (SHUTOFF) one after another over `over_s` seconds of the cloud's clock."""
+    def power_off(self, server_ids: list[str], over_s: float) -> float:
+        """The VMs power off (SHUTOFF) one after another over `over_s` seconds of the cloud's
+        clock; how far that clock is ahead of the real one."""
         for server_id in server_ids:
             self.fleet.cloud.clock.advance(over_s / max(1, len(server_ids)))
             self.compute.set_state(server_id, "SHUTOFF")
+        return self.clock_offset()
 
     def delete(self, server_ids: list[str], forget_ids: list[str]) -> None:
         """Delete the VMs not yet being deleted (a CE may have), finish every deletion, and let
@@ -78,8 +82,13 @@ class FleetHost:
         for server_id in forget_ids:
             self.compute.deleted.pop(server_id, None)
 
-    def advance(self, seconds: float) -> None:
+    def advance(self, seconds: float) -> float:
         self.fleet.cloud.clock.advance(seconds)
+        return self.clock_offset()
+
+    def clock_offset(self) -> float:
+        """Seconds the cloud's clock is ahead of the real one."""
+        return self.fleet.cloud.clock.now() - time.time()
 
 
 def _serve(connection, latency_s: float, workdir: str, token_ttl: float) -> None:
@@ -110,6 +119,8 @@ class CloudProcess:
                                        name="localcloud", daemon=True)
         self.process.start()
         child.close()
+        #: seconds the cloud's clock is ahead of the real one (power_off and advance tell)
+        self.clock_offset_s = 0.0
         settings = self.call("settings")
         self.base_url, self.project_name = settings["base_url"], settings["project_name"]
         self.cloud_auth, self.wrapper = Path(settings["cloud_auth"]), Path(settings["wrapper"])
@@ -129,6 +140,10 @@ class CloudProcess:
 
     def ce_parameters(self, kind: str, ce_name: str) -> dict[str, str]:
         return ce_parameters(kind, self.base_url, self.project_name, self.cloud_auth)
+
+    def utcnow(self) -> datetime:
+        """The cloud's time (the clock a site's CE and cloud share)."""
+        return datetime.now(timezone.utc) + timedelta(seconds=self.clock_offset_s)
 
     def stop(self) -> None:
         try:
