@@ -21,13 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
-import platform
 import resource
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,7 +34,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cebench import report, scenarios  # noqa: E402
-from benchmarks.cebench.fleet import CE_KINDS, OURS, STOCK, Fleet, ce_names, start_fleet  # noqa: E402
+from benchmarks.cebench.fleet import (  # noqa: E402
+    CE_KINDS, OURS, STOCK, Fleet, ce_names, shutdown_ces, start_fleet,
+)
+from benchmarks.cebench.workers import environment, log, quiet_ce_logging, run_worker  # noqa: E402
 from benchmarks.cebench.stats import Summary  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -104,10 +103,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def _max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -171,19 +166,19 @@ def worker(n: int, kind: str, args: argparse.Namespace, workdir: Path) -> dict:
         rss_before = _max_rss_mib()
         results = []
 
-        _log(f"N={n} {kind}: monitoring pass")
+        log(f"N={n} {kind}: monitoring pass")
         samples = scenarios.repeat(lambda: scenarios.monitoring_pass(fleet, kind, ces),
                                    args.repeat, args.budget_s)
         results.append(_entry(n, kind, "monitoring", samples, args.repeat))
 
-        _log(f"N={n} {kind}: submission of {args.submit} VMs")
+        log(f"N={n} {kind}: submission of {args.submit} VMs")
         first = ces[ce_names()[0]]
         samples = scenarios.repeat(lambda: scenarios.submission(fleet, kind, first, args.submit),
                                    args.submit_repeat, args.budget_s)
         results.append(_entry(n, kind, "submission", samples, args.submit_repeat))
 
         if kind == OURS:
-            _log(f"N={n} {kind}: VMDirector cycle")
+            log(f"N={n} {kind}: VMDirector cycle")
             now = fleet.cloud.clock.utcnow()
             inputs = scenarios.director_inputs(fleet, now)
             samples = scenarios.repeat(lambda: scenarios.vmdirector_cycle(fleet, backends, inputs, now),
@@ -193,9 +188,7 @@ def worker(n: int, kind: str, args: argparse.Namespace, workdir: Path) -> dict:
                 backend.close()
         results += _cycles(fleet, n, kind, ces, args)  # last: its cycles submit and delete VMs
         rss_after = _max_rss_mib()
-        for ce in ces.values():
-            if hasattr(ce, "shutdown"):
-                ce.shutdown()
+        shutdown_ces(ces)
     finally:
         fleet.cloud.stop()
         shutil.rmtree(fleet.workdir, ignore_errors=True)
@@ -215,7 +208,7 @@ def _cycles(fleet: Fleet, n: int, kind: str, ces: dict, args: argparse.Namespace
     results = []
 
     def measure(scenario, call):
-        _log(f"N={n} {kind}: {scenario}")
+        log(f"N={n} {kind}: {scenario}")
         results.append(_entry(n, kind, scenario, [call()], 1))
 
     scenarios.expire_listings(forget_views=True)  # a SiteDirector process starts with full listings
@@ -248,11 +241,7 @@ def _worker_main(args: argparse.Namespace) -> int:
     n, kind, output = int(args.worker[0]), args.worker[1], Path(args.worker[2])
     if kind not in CE_KINDS:
         raise SystemExit(f"--worker: unknown CE kind {kind!r}")
-    # The CEs log every VM they touch; the benchmark reports its own figures.
-    from DIRAC import gLogger
-
-    gLogger.setLevel("ERROR")
-    logging.getLogger("openstack").setLevel(logging.ERROR)
+    quiet_ce_logging()
     # Files under the parent's temporary directory, so they go even if this process is killed.
     workdir = output.parent / f"{n}-{kind}"
     workdir.mkdir()
@@ -276,13 +265,9 @@ def run(args: argparse.Namespace) -> dict:
         for n in args.sizes:
             for kind in CE_KINDS:
                 output = Path(tmp) / f"{n}-{kind}.json"
-                _log(f"N={n} {kind}: worker process")
-                completed = subprocess.run(_worker_argv(args, n, kind, output), cwd=REPO,
-                                           stdout=subprocess.PIPE, text=True, timeout=WORKER_TIMEOUT_S)
-                if completed.returncode != 0 or not output.exists():
-                    sys.stderr.write(completed.stdout[-4000:])
-                    raise RuntimeError(f"the worker for N={n} {kind} failed (exit {completed.returncode})")
-                part = json.loads(output.read_text())
+                log(f"N={n} {kind}: worker process")
+                part = run_worker(_worker_argv(args, n, kind, output), output, f"N={n} {kind}",
+                                  WORKER_TIMEOUT_S)
                 results += part["results"]
                 memory.append(part["memory"])
                 warmup.append(part["warmup"])
@@ -296,7 +281,7 @@ def run(args: argparse.Namespace) -> dict:
                      "submit_count": args.submit, "submit_repeat": args.submit_repeat,
                      "budget_s": args.budget_s,
                      "quick": args.quick, "ces": ce_names(), "seed": args.seed},
-        "environment": _environment(),
+        "environment": environment(),
         "notes": _notes(results, args),
         "warmup": warmup,
         "results": results,
@@ -349,19 +334,6 @@ def _notes(results: list[dict], args: argparse.Namespace) -> list[str]:
         "memory: ru_maxrss of the worker process (one per N and CE kind, LocalCloud with 2N VMs "
         "in-process included) at the end, and its growth during the measurements",
     ]
-
-
-def _environment() -> dict:
-    from importlib.metadata import version
-
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = ""
-    return {"python": platform.python_version(), "machine": platform.machine(),
-            "cpus": len(os.sched_getaffinity(0)), "git_commit": commit,
-            **{name: version(name) for name in ("DIRAC", "apache-libcloud", "openstacksdk")}}
 
 
 def main(argv: list[str] | None = None) -> int:
