@@ -88,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default %(default)s)")
     parser.add_argument("--frames", type=int, default=1,
                         help="tracemalloc frames per allocation (more: a slower run, deeper diff)")
+    parser.add_argument("--trace-cloud", action="store_true",
+                        help="tracemalloc in the cloud process too: its traced memory is reported "
+                             "(slower cloud; tells the cloud's own growth from its allocator's)")
     parser.add_argument("--ce", choices=(*CE_KINDS, "both"), default="both",
                         help="which CE kind to run (default %(default)s)")
     parser.add_argument("--quick", action="store_true",
@@ -222,8 +225,9 @@ class Sampler:
     memory and the cloud process's RSS; a tracemalloc snapshot at the cycles judged between,
     kept in a file (held in memory, it would be most of the RSS growth it is meant to explain)."""
 
-    def __init__(self, kind: str, cloud_pid: int, snapshot_cycles: tuple[int, int], workdir: Path) -> None:
-        self.kind, self.cloud_pid, self.snapshot_cycles = kind, cloud_pid, snapshot_cycles
+    def __init__(self, kind: str, cloud: CloudProcess, snapshot_cycles: tuple[int, int],
+                 workdir: Path) -> None:
+        self.kind, self.cloud, self.snapshot_cycles = kind, cloud, snapshot_cycles
         self.samples: list[dict] = []
         self.snapshots: dict[int, Path] = {}
         self.workdir = workdir
@@ -233,13 +237,17 @@ class Sampler:
         gc.collect()
         traced, _ = tracemalloc.get_traced_memory()
         sample = {"cycle": cycle, "rss_mib": _rss_mib(), "traced_mib": traced / MIB,
-                  "cloud_rss_mib": _rss_mib(self.cloud_pid), "elapsed_s": time.perf_counter() - self.started}
+                  "cloud_rss_mib": _rss_mib(self.cloud.process.pid),
+                  "cloud_traced_mib": self.cloud.call("traced_mib"),
+                  "elapsed_s": time.perf_counter() - self.started}
         self.samples.append(sample)
         if cycle in self.snapshot_cycles:
             self.snapshots[cycle] = self.workdir / f"snapshot-{cycle}.tracemalloc"
             tracemalloc.take_snapshot().dump(str(self.snapshots[cycle]))
+        cloud_traced = sample["cloud_traced_mib"]
         log(f"{self.kind}: cycle {cycle}: RSS {sample['rss_mib']:.1f} MiB, traced "
-            f"{sample['traced_mib']:.2f} MiB, cloud RSS {sample['cloud_rss_mib']:.1f} MiB")
+            f"{sample['traced_mib']:.2f} MiB, cloud RSS {sample['cloud_rss_mib']:.1f} MiB"
+            + (f", cloud traced {cloud_traced:.2f} MiB" if cloud_traced is not None else ""))
 
     def growth(self) -> list[dict]:
         """What grew between the two snapshots (none if a snapshot was not taken)."""
@@ -262,7 +270,7 @@ def _growth_entries(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -
 
 
 def worker(kind: str, args: argparse.Namespace, workdir: Path) -> dict:
-    cloud = CloudProcess(args.latency_ms / 1000.0, workdir, token_ttl(args))
+    cloud = CloudProcess(args.latency_ms / 1000.0, workdir, token_ttl(args), trace=args.trace_cloud)
     rng = random.Random(args.seed + 1)
     per_cycle = max(1, round(args.ended / 100 * args.n))
     failures = not_submitted = 0
@@ -279,7 +287,7 @@ def worker(kind: str, args: argparse.Namespace, workdir: Path) -> dict:
         seeded = cloud.call("seed", args.n, args.seed)[kind]
         pilots = Pilots(cloud, kind)
         _steady_fleet(cloud, ces, pilots, seeded, args.cycle_gap_s)
-        sampler = Sampler(kind, cloud.process.pid, (args.from_cycle, args.cycles), workdir)
+        sampler = Sampler(kind, cloud, (args.from_cycle, args.cycles), workdir)
         sampler.take(0)
         ended: list = []
         gone: deque = deque()
@@ -345,7 +353,8 @@ def _worker_argv(args: argparse.Namespace, kind: str, output: Path) -> list[str]
             "--n", str(args.n), "--cycles", str(args.cycles), "--sample-every", str(args.sample_every),
             "--from-cycle", str(args.from_cycle), "--ended", str(args.ended),
             "--cycle-gap-s", str(args.cycle_gap_s), "--latency-ms", str(args.latency_ms),
-            "--flat-mib", str(args.flat_mib), "--frames", str(args.frames), "--seed", str(args.seed)]
+            "--flat-mib", str(args.flat_mib), "--frames", str(args.frames), "--seed", str(args.seed),
+            *(["--trace-cloud"] if args.trace_cloud else [])]
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -364,6 +373,7 @@ def run(args: argparse.Namespace) -> dict:
                      "from_cycle": args.from_cycle, "ended_percent": args.ended,
                      "cycle_gap_s": args.cycle_gap_s, "latency_ms": args.latency_ms,
                      "flat_mib": args.flat_mib, "frames": args.frames, "quick": args.quick,
+                     "trace_cloud": args.trace_cloud,
                      "token_ttl_s": token_ttl(args), "ces": ce_names(), "seed": args.seed},
         "environment": environment(),
         "runs": runs,

@@ -10,8 +10,10 @@ HTTP as before.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import time
+import tracemalloc
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -82,6 +84,13 @@ class FleetHost:
         for server_id in forget_ids:
             self.compute.deleted.pop(server_id, None)
 
+    def traced_mib(self) -> float | None:
+        """The cloud process's memory tracemalloc traces (after gc.collect()), None untraced."""
+        if not tracemalloc.is_tracing():
+            return None
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] / (1024 * 1024)
+
     def advance(self, seconds: float) -> float:
         self.fleet.cloud.clock.advance(seconds)
         return self.clock_offset()
@@ -91,8 +100,11 @@ class FleetHost:
         return self.fleet.cloud.clock.now() - time.time()
 
 
-def _serve(connection, latency_s: float, workdir: str, token_ttl: float) -> None:
-    """The cloud process: start the fleet, then answer calls until told to stop."""
+def _serve(connection, latency_s: float, workdir: str, token_ttl: float, trace: bool) -> None:
+    """The cloud process: start the fleet (traced by tracemalloc if `trace`), then answer calls
+    until told to stop."""
+    if trace:
+        tracemalloc.start()
     fleet = start_fleet(latency_s, workdir, token_ttl=token_ttl)
     host = FleetHost(fleet)
     try:
@@ -112,10 +124,10 @@ def _serve(connection, latency_s: float, workdir: str, token_ttl: float) -> None
 class CloudProcess:
     """In the CE process: the cloud process and the calls it answers (FleetHost's methods)."""
 
-    def __init__(self, latency_s: float, workdir: Path, token_ttl: float) -> None:
+    def __init__(self, latency_s: float, workdir: Path, token_ttl: float, trace: bool = False) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: none of the CE's state
         self._connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child, latency_s, str(workdir), token_ttl),
+        self.process = context.Process(target=_serve, args=(child, latency_s, str(workdir), token_ttl, trace),
                                        name="localcloud", daemon=True)
         self.process.start()
         child.close()
