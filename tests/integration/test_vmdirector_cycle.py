@@ -632,6 +632,44 @@ def test_ces_of_one_project_share_one_listing_per_cycle(world, local_cloud):
     assert {world.names[f"healthy-{ce}"] for ce in (CE, OTHER_CE)} == set(world.servers())
 
 
+def test_ces_of_one_project_delete_at_once(world, local_cloud):
+    """Two CEs of one project, one VM to delete each: the first DELETE the cloud receives is held
+    until the second arrives, so the CEs' deletions overlap (served one after another, the other
+    CE's DELETE would only come once the first was answered); both VMs deleted, records closed."""
+    import threading
+
+    second, overlapped, lock = threading.Event(), threading.Event(), threading.Lock()
+    seen = []
+    rules = local_cloud.faults.before_request
+
+    def on_delete(service, method, template):
+        if service == "compute" and method == "DELETE":
+            with lock:
+                seen.append(template)
+                first = len(seen) == 1
+            if not first:
+                second.set()
+            elif second.wait(60):
+                overlapped.set()
+        return rules(service, method, template)
+
+    local_cloud.faults.before_request = on_delete
+    for ce in (CE, OTHER_CE):
+        world.add_vm(f"healthy-{ce}", "ACTIVE", 600, started_after=30, pilot="Running", pilot_age=60, ce=ce)
+        world.add_vm(f"stopped-{ce}", "SHUTOFF", 7200, started_after=60, pilot="Done", pilot_age=600, ce=ce)
+    params = world.ce_parameters
+    world.ce_parameters = lambda ce=CE, auth_url=None: dict(params(ce, auth_url), HTTPTimeout="90")
+
+    out = world.run_agent(extra_ces=[(OTHER_CE, world.ce_parameters(OTHER_CE))])
+
+    assert overlapped.is_set(), out
+    assert len(seen) == 2
+    assert "2 VMs, 1 deleted" in ce_line(out, CE) and "2 VMs, 1 deleted" in ce_line(out, OTHER_CE)
+    for ce in (CE, OTHER_CE):
+        assert world.vmdb.db.getVMs(names=[world.names[f"stopped-{ce}"]])["Value"][0]["deleted"] is not None
+    assert {world.names[f"healthy-{ce}"] for ce in (CE, OTHER_CE)} == set(world.servers())
+
+
 def test_ces_of_different_projects_are_handled_at_once(world, local_cloud, tmp_path):
     """Project A's listing is held until project B's cloud receives the DELETE of B's cycle:
     B's CE is served while A's listing is under way (served one after another, B's DELETE would

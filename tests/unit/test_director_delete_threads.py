@@ -57,3 +57,54 @@ def test_openstack_backend_pools_a_connection_per_delete_thread():
     backend = OpenStackBackend(auth=auth, max_delete_threads=24)
     assert backend.max_delete_threads == 24
     assert backend.session.session.get_adapter("https://nova.invalid/")._pool_maxsize == 24
+
+
+class CountingBackend:
+    """A backend whose deletes meet at a barrier of `meet` (the edge of this unit test)."""
+
+    def __init__(self, meet: int, state: dict, fail: str = ""):
+        self.barrier, self.state, self.fail = threading.Barrier(meet), state, fail
+        self.calls = 0
+
+    def delete_vms(self, vm_ids):
+        self.calls += 1
+        if self.calls == 1:  # the backend's first DELETE is sent alone
+            return {}
+        with self.state["lock"]:
+            self.state["running"] += 1
+            self.state["peak"] = max(self.state["peak"], self.state["running"])
+        try:
+            self.barrier.wait(timeout=20)
+        except threading.BrokenBarrierError:
+            pass
+        finally:
+            with self.state["lock"]:
+                self.state["running"] -= 1
+        if vm_ids == [self.fail]:
+            raise RuntimeError("cloud said no")
+        return {}
+
+
+def test_the_ces_of_a_project_share_its_delete_threads():
+    from JenniferDIRAC.WorkloadManagementSystem.Director.deletions import ProjectDeletions
+
+    state = {"lock": threading.Lock(), "running": 0, "peak": 0}
+    deletions = ProjectDeletions(3)
+    backends = [CountingBackend(3, state, fail="a-2"), CountingBackend(3, state)]
+    results = {}
+
+    def one_ce(index):  # two CEs deleting at once, 1 + 6 VMs each
+        prefix = "ab"[index]
+        results[prefix] = deletions.delete(backends[index], [f"{prefix}-{i}" for i in range(7)])
+
+    threads = [threading.Thread(target=one_ce, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert state["peak"] == 3  # never more than the project's bound, both CEs together
+    assert results == {"a": {"a-2": "cloud said no"}, "b": {}}  # one VM's failure is its own
+    deletions.resize(1)
+    state["peak"] = 0
+    assert deletions.delete(CountingBackend(1, state), ["c-0", "c-1", "c-2"]) == {} and state["peak"] == 1
+    deletions.close()

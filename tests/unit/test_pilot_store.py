@@ -74,3 +74,60 @@ def test_pilotagentsdb_configured_on_this_host_is_read_directly(local_cs, vmdb, 
     assert isinstance(chosen.store, PilotAgentsDB) and chosen.name == "WorkloadManagement/PilotAgentsDB"
     assert pilot_info(chosen.store, [REF])["Value"][REF]["Status"] == "Running"
     assert pilot_info(chosen.store, [REF.replace("c" * 32, "e" * 32)]) == S_OK({})  # DIRAC's EWMSNOPILOT
+
+
+def test_pilot_records_in_one_statement_read_what_dirac_s_calls_read(local_cs, vmdb, pilotdb, mariadb):
+    """pilot_records on DIRAC's PilotAgentsDB schema: one statement of ours answers as
+    selectPilots + getPilotInfo do (the referenced pilots, the CE's transient ones; the newest job)."""
+    from DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
+
+    from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import _pilot_records_by_calls, pilot_records
+
+    local_cs.loadCFG(
+        CFG().loadFromBuffer(
+            "Systems\n{\n  WorkloadManagement\n  {\n    Databases\n    {\n      PilotAgentsDB\n      {\n"
+            f"        DBName = {pilotdb}\n      }}\n    }}\n  }}\n}}\n"
+        )
+    )
+    ce, other = "cloud.store.test", "other.store.test"
+
+    def ref(letter, site=ce):
+        return f"cloud://{site}/jdirac-{letter * 32}"
+
+    pilots = [  # (reference, site, status, jobs)
+        (ref("a"), ce, "Running", [7, 12]),  # referenced, two jobs
+        (ref("b"), ce, "Done", []),  # referenced, final, no job
+        (ref("c"), ce, "Submitted", []),  # transient, not referenced
+        (ref("d"), ce, "Done", [3]),  # final, not referenced: not read
+        (ref("e", other), other, "Running", []),  # another CE's transient: not read
+    ]
+    for number, (reference, site, status, jobs) in enumerate(pilots, 1):
+        mariadb.execute(
+            "INSERT INTO PilotAgents (PilotID, PilotJobReference, VO, GridType, DestinationSite, Status, "
+            "PilotStamp, SubmissionTime, LastUpdateTime) VALUES "
+            f"({number}, '{reference}', 'belle', 'Cloud', '{site}', '{status}', '{'d' * 32}', "
+            f"UTC_TIMESTAMP() - INTERVAL {number} HOUR, UTC_TIMESTAMP() - INTERVAL {number} MINUTE)",
+            database=pilotdb,
+        )
+        for job in jobs:
+            mariadb.execute(f"INSERT INTO JobToPilotMapping (PilotID, JobID, StartTime) VALUES ({number}, {job}, "
+                            "UTC_TIMESTAMP())", database=pilotdb)
+    db = PilotAgentsDB()
+    transient = ["Running", "Scheduled", "Submitted", "Waiting"]
+    referenced = [ref("a"), ref("b"), ref("z")]  # z: unknown
+
+    ours = pilot_records(db, ce, transient, referenced)
+    theirs = _pilot_records_by_calls(db, ce, transient, referenced)
+
+    assert ours["OK"] and theirs["OK"]
+    assert sorted(ours["Value"]) == sorted(theirs["Value"]) == [ref("a"), ref("b"), ref("c")]
+    for reference, info in ours["Value"].items():
+        dirac = theirs["Value"][reference]
+        assert info["Status"] == dirac["Status"]
+        assert info["LastUpdateTime"] == dirac["LastUpdateTime"]
+        assert info["SubmissionTime"] == dirac["SubmissionTime"]
+        assert max(info["Jobs"], default=0) == max(dirac.get("Jobs") or [], default=0)
+    assert ours["Value"][ref("a")]["Jobs"] == [12]
+    transient_only = pilot_records(db, ce, transient, [ref("z")])["Value"]  # the CE's transient pilots
+    assert transient_only == {r: ours["Value"][r] for r in (ref("a"), ref("c"))}
+    assert pilot_records(db, other, [], []) == {"OK": True, "Value": {}}

@@ -12,8 +12,11 @@ matching pilot records (PilotAgentsDB) and VM records (VMDB), asks the lifecycle
 answer: pilot statuses first, then deletions in one bulk call, VM records, backoffs, accounting.
 A CE whose configuration, cloud or databases cannot be read is skipped for the cycle: nothing is
 ever decided from a failed listing, and the other CEs carry on.
-The CEs of up to ``ProjectsInParallel`` cloud projects are handled at once (those of one project
-one after another): a slow cloud does not hold up the others.
+The CEs of up to ``ProjectsInParallel`` cloud projects are handled at once: a slow cloud does not
+hold up the others. The CEs of one project are handled at once too (up to ``CEsInParallel``):
+they wait for the project's one listing, then send their deletions to the project's one pool of
+DELETE threads (the smallest MaxDeleteThreads of its CEs), so one CE's deletions run while
+another still decides and the cloud never gets more than that many DELETEs at once.
 
 Per-CE and per-queue overrides: a CE or queue option of the same name as BootTimeout,
 ZombieGrace, OrphanGrace, LostPilotGrace, HeartbeatTimeout, FizzleSeconds, BackoffSeconds,
@@ -101,6 +104,9 @@ class VMDirector(AgentModule):
         self.projectsInParallel = self.am_getOption("ProjectsInParallel", 4)
         if not isinstance(self.projectsInParallel, int) or self.projectsInParallel < 1:
             return S_ERROR(f"VMDirector ProjectsInParallel: {self.projectsInParallel!r} is not a whole number >= 1")
+        self.cesInParallel = self.am_getOption("CEsInParallel", 8)
+        if not isinstance(self.cesInParallel, int) or self.cesInParallel < 1:
+            return S_ERROR(f"VMDirector CEsInParallel: {self.cesInParallel!r} is not a whole number >= 1")
         self.accounting = self.am_getOption("Accounting", True)
         apelDirectory = self.am_getOption("ApelDirectory", "")
         diracAccounting = self.am_getOption("DIRACAccounting", True)
@@ -149,7 +155,7 @@ class VMDirector(AgentModule):
             groups = self.backends.by_project([(ce, o.with_first_queue) for ce, o in sorted(ces.items())])
             with ThreadPoolExecutor(max_workers=max(1, min(self.projectsInParallel, len(groups))),
                                     thread_name_prefix="vmdirector-project") as pool:
-                for served in pool.map(lambda group: [self._serveCE(ce, ces[ce]) for ce in group], groups):
+                for served in pool.map(lambda group: self._serveProject(group, ces), groups):
                     reports += served
         if ces and not self.dryRun:
             self._sightingsFile().save(self.orphanSightings, self.log)
@@ -160,6 +166,14 @@ class VMDirector(AgentModule):
             + (" (dry run)" if self.dryRun else ""),
         )
         return S_OK()
+
+    def _serveProject(self, group: list[str], ces: dict[str, CEParameters]) -> list[CEReport]:
+        """The CEs of one cloud project, at once (they share its listing and DELETE threads)."""
+        if len(group) == 1 or self.cesInParallel == 1:
+            return [self._serveCE(ce, ces[ce]) for ce in group]
+        with ThreadPoolExecutor(max_workers=min(self.cesInParallel, len(group)),
+                                thread_name_prefix="vmdirector-ce") as pool:
+            return list(pool.map(lambda ce: self._serveCE(ce, ces[ce]), group))
 
     def _serveCE(self, ce: str, options: CEParameters) -> CEReport:
         """One CE's part of the cycle; its failure is its report's, never the other CEs'."""
@@ -215,17 +229,19 @@ class VMDirector(AgentModule):
         )
         decision = decide(view)
         self.orphanSightings[ce] = decision.orphan_sightings
-        self._apply(ce, backend, decision, report, params, thresholds)
+        self._apply(ce, backend, decision, report, params, thresholds, self.backends.deletions(ce, config))
 
     # --- applying the decision ---------------------------------------------------------------
-    def _apply(self, ce: str, backend, decision, report: CEReport, params, thresholds: Thresholds):
+    def _apply(self, ce: str, backend, decision, report: CEReport, params, thresholds: Thresholds, deletions=None):
         for action in decision.actions:
             self.log.info(f"{'Would apply' if self.dryRun else 'Applying'} on {ce}", repr(action))
         if self.dryRun:
             return
         failedPilots = set_pilot_statuses(decision, self.pilots, report, self.log)
         now = self.clock()  # VMDB's times of this cycle's deletions: the policy's clock
-        ended = delete_vms(ce, backend, decision, failedPilots, self.vmState, self.metrics, report, self.log, now)
+        ended = delete_vms(
+            ce, backend, decision, failedPilots, self.vmState, self.metrics, report, self.log, now, deletions
+        )
         ended |= close_gone_records(decision, self.vmState, self.log, now)
         self._applyBackoffs(ce, decision, report)
         names = to_account(decision, ended)

@@ -2,6 +2,9 @@
 this host, the PilotManager service otherwise (the VMDirector and the admin commands alike).
 
 Both answer the same calls the same way (``selectPilots``, ``getPilotInfo``, ``setPilotStatus``).
+``pilot_records`` reads what the VMDirector needs of a CE's pilots: from PilotAgentsDB in one
+statement of our own (DIRAC's getPilotInfo escapes each reference with a call of its own: 0.4 s
+of a 1 s cycle at 1,250 pilots per CE), from the service with its two calls.
 DIRAC's ``ServerUtils.getPilotAgentsDB`` is not used: it falls back to the service when the
 configured database cannot be reached, hiding the outage this choice must report.
 """
@@ -46,3 +49,60 @@ def pilot_info(store, references: list[str]):
     if not result["OK"] and cmpError(result, EWMSNOPILOT):
         return S_OK({})
     return result
+
+
+#: references per statement (a CE's VMs; MariaDB's packet holds far more)
+REFERENCES_PER_STATEMENT = 5000
+_PILOT_COLUMNS = (
+    "SELECT p.PilotJobReference, p.Status, p.LastUpdateTime, p.SubmissionTime, MAX(m.JobID) "
+    "FROM PilotAgents p LEFT JOIN JobToPilotMapping m ON m.PilotID = p.PilotID "
+)
+_PILOT_GROUP = " GROUP BY p.PilotID, p.PilotJobReference, p.Status, p.LastUpdateTime, p.SubmissionTime"
+
+
+def _is_database(store) -> bool:
+    from DIRAC.Core.Base.DB import DB
+
+    return isinstance(store, DB)
+
+
+def pilot_records(store, site: str, statuses: list[str], references: list[str]):
+    """S_OK({reference: {"Status", "LastUpdateTime", "SubmissionTime", "Jobs"}}) of `references`
+    and of every pilot sent to `site` (DestinationSite) whose status is one of `statuses`:
+    "Jobs" holds the newest job id when the pilot ran one (getPilotInfo's keys, its Jobs list
+    reduced to that job)."""
+    if not _is_database(store):
+        return _pilot_records_by_calls(store, site, statuses, references)
+    references = sorted(set(references))
+    chunks = [references[i:i + REFERENCES_PER_STATEMENT]
+              for i in range(0, len(references), REFERENCES_PER_STATEMENT)] or [[]]
+    records = {}
+    for index, chunk in enumerate(chunks):
+        parts, args = [], []
+        if chunk:
+            parts.append(f"{_PILOT_COLUMNS}WHERE p.PilotJobReference IN ({', '.join(['%s'] * len(chunk))})"
+                         f"{_PILOT_GROUP}")
+            args += chunk
+        if index == 0 and statuses:
+            parts.append(f"{_PILOT_COLUMNS}WHERE p.DestinationSite = %s AND p.Status IN "
+                         f"({', '.join(['%s'] * len(statuses))}){_PILOT_GROUP}")
+            args += [site, *statuses]
+        if not parts:
+            continue
+        result = store._query(" UNION ".join(parts), args=args)
+        if not result["OK"]:
+            return result
+        for reference, status, updated, submitted, job in result["Value"]:
+            records[reference] = {"Status": status, "LastUpdateTime": updated, "SubmissionTime": submitted,
+                                  "Jobs": [job] if job else []}
+    return S_OK(records)
+
+
+def _pilot_records_by_calls(store, site: str, statuses: list[str], references: list[str]):
+    result = store.selectPilots({"DestinationSite": site, "Status": sorted(statuses)})
+    if not result["OK"]:
+        return result
+    wanted = sorted(set(references) | set(result["Value"]))
+    if not wanted:
+        return S_OK({})
+    return pilot_info(store, wanted)

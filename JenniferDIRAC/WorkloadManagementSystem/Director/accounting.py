@@ -4,6 +4,7 @@ cloud project (the CEs of one project share them)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -32,6 +33,7 @@ class VMAccounting:
         self.flavor_cache: dict[
             tuple[str, str], tuple[float, dict | None]
         ] = {}  # (project or CE, flavor) -> (read, properties)
+        self._flavor_lock = threading.Lock()  # CEs of a project served at once read a flavor once
 
     def account(self, client, ce: str, names: set[str], params: Mapping, thresholds: Thresholds) -> int:
         """Account the VMs `names` of `ce`; how many were accounted (failures retried next cycle)."""
@@ -83,10 +85,11 @@ class VMAccounting:
             try:
                 config, backend = self.backends.backend(ce, params)
                 key = (self.backends.project_key(config, backend) or ce, flavor)
-                read, found = self.flavor_cache.get(key, (0.0, None))
-                if found is None or time.time() - read > FLAVOR_PROPERTIES_SECONDS:
-                    found = backend.flavor_properties(f"name:{flavor}")
-                    self.flavor_cache[key] = (time.time(), found)
+                with self._flavor_lock:
+                    read, found = self.flavor_cache.get(key, (0.0, None))
+                    if found is None or time.time() - read > FLAVOR_PROPERTIES_SECONDS:
+                        found = backend.flavor_properties(f"name:{flavor}")
+                        self.flavor_cache[key] = (time.time(), found)
             except (CloudError, CENotServedThisCycle) as exc:
                 self.log.warn("Cannot read the flavor's properties", f"{ce} {flavor}: {exc}")
                 found = {}

@@ -2,7 +2,8 @@
 ``_applyBackoffs``; accounting: ``accounting.py``).
 
 Pilot statuses go first: a VM whose deletion waits for its pilot's final status is kept while
-that status could not be set. Deletions go in one bulk call.
+that status could not be set. Deletions go to the project's DELETE threads (deletions.py), or
+in one bulk call of the backend.
 """
 
 from __future__ import annotations
@@ -31,17 +32,20 @@ def set_pilot_statuses(decision, pilots, report: CEReport, log) -> set[str]:
 
 
 def delete_vms(
-    ce: str, backend, decision, failed_pilots: set[str], client, metrics, report: CEReport, log, when=None
+    ce: str, backend, decision, failed_pilots: set[str], client, metrics, report: CEReport, log, when=None,
+    deletions=None,
 ) -> set[str]:
     """Delete the decision's VMs (not those waiting for a pilot status that `failed_pilots`
-    lacks) and close their records, dated `when` (None: now); the names of the records closed."""
+    lacks) and close their records, dated `when` (None: now); the names of the records closed.
+    `deletions`: the project's ProjectDeletions (None: the backend's own bulk call)."""
     deletes = [
         a for a in decision.of_type(DeleteVM) if not (a.after_pilot and a.after_pilot in failed_pilots)
     ]
     if not deletes:
         return set()
     try:
-        errors = backend.delete_vms([a.vm_id for a in deletes])
+        ids = [a.vm_id for a in deletes]
+        errors = deletions.delete(backend, ids) if deletions is not None else backend.delete_vms(ids)
     except CloudError as exc:
         errors = {a.vm_id: str(exc) for a in deletes}
     done = [a for a in deletes if a.vm_id not in errors]

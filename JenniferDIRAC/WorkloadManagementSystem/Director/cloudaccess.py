@@ -3,7 +3,9 @@
 CEs of one cloud project (the backend's ``listing_scope()``) and installation share one listing
 per cycle (``one_listing_per_project``): the first CE to ask lists the installation's VMs
 (incrementally where the cloud can: sharedlisting.IncrementalView, kept between cycles), the
-others take their VMs from it. A backend without a scope lists its own CE's VMs.
+others take their VMs from it. A backend without a scope lists its own CE's VMs. The CEs of a
+project also share one pool of DELETE threads (deletions.py), as large as the smallest
+MaxDeleteThreads of the project's CEs.
 
 A rotated CloudAuth file (or clouds.yaml) is read again at the next cycle, and at once when the
 cloud refuses the credentials (one retry of the listing with the file read again).
@@ -22,6 +24,7 @@ from JenniferDIRAC.Resources.Cloud.ceconfig import CloudCEConfig
 from JenniferDIRAC.Resources.Cloud.errors import CloudAuthError, CloudError
 from JenniferDIRAC.Resources.Cloud.model import VM
 from JenniferDIRAC.Resources.Cloud.sharedlisting import SharedProject, shared_project
+from JenniferDIRAC.WorkloadManagementSystem.Director.deletions import ProjectDeletions
 from JenniferDIRAC.WorkloadManagementSystem.Director.report import CENotServedThisCycle
 
 
@@ -33,6 +36,7 @@ class ProjectListing:
         self.lock = threading.Lock()  # CEs of the project handled at once wait for one listing
         self.cycle: int | None = None
         self.vms: list[VM] = []
+        self._by_ce: dict[str, list[VM]] | None = None  # the listing's VMs by owner CE, made once
         self.error: CloudError | None = None
         self.discovery: dict = {}  # the cloud's API version documents, one fetch for the project's CEs
 
@@ -53,8 +57,25 @@ class ProjectListing:
             except CloudError as exc:
                 self.cycle, self.vms, self.error = cycle, [], exc
                 raise
-            self.cycle, self.vms, self.error = cycle, vms, None
+            self.cycle, self.vms, self.error, self._by_ce = cycle, vms, None, None
             return vms
+
+    def ce_vms_in_cycle(self, backend: CloudBackend, config: CloudCEConfig, cycle: int | None) -> list[VM]:
+        """The VMs of `cycle`'s listing tagged with `config`'s CE: the listing split by CE once
+        (each VM's owner read once a cycle, not once per CE of the project)."""
+        vms = self.vms_in_cycle(backend, config, cycle)
+        with self.lock:
+            if self._by_ce is None or self.vms is not vms:
+                by_ce: dict[str, list[VM]] = {}
+                for vm in vms:
+                    owner = vm.owner
+                    if owner is not None:
+                        by_ce.setdefault(owner.ce, []).append(vm)
+                if self.vms is vms:
+                    self._by_ce = by_ce
+            else:
+                by_ce = self._by_ce
+        return by_ce.get(config.owner().ce, [])
 
 
 class CEBackends:
@@ -67,6 +88,8 @@ class CEBackends:
         self.cached: dict[str, tuple[CloudCEConfig, CloudBackend]] = {}
         self._lock = threading.Lock()
         self.projects: dict[Hashable, ProjectListing] = {}  # (scope, installation) -> listing
+        self.deleters: dict[Hashable, ProjectDeletions] = {}  # project (or ("CE", name)) -> pool
+        self._ce_project: dict[str, Hashable] = {}  # CE -> its project, as by_project found it
         self._cycles = itertools.count(1)
         self._cycle: int | None = None
 
@@ -108,13 +131,32 @@ class CEBackends:
         """The CE names grouped by cloud project (in their order); a CE whose project cannot be
         told now (configuration, cloud unreachable) is a group of its own, skipped later."""
         groups: dict[Hashable, list[str]] = {}
+        threads: dict[Hashable, int] = {}  # the smallest MaxDeleteThreads of the project's CEs
         for ce, params in ces:
             try:
-                key = self.project_key(*self.backend(ce, params)) or ("CE", ce)
+                config, backend = self.backend(ce, params)
+                key = self.project_key(config, backend) or ("CE", ce)
+                threads[key] = min(threads.get(key, config.max_delete_threads), config.max_delete_threads)
             except (CloudError, CENotServedThisCycle):
                 key = ("CE", ce)
             groups.setdefault(key, []).append(ce)
+            self._ce_project[ce] = key
+        with self._lock:
+            for key, count in threads.items():
+                if key in self.deleters:
+                    self.deleters[key].resize(count)
+                else:
+                    self.deleters[key] = ProjectDeletions(count)
         return list(groups.values())
+
+    def deletions(self, ce: str, config: CloudCEConfig) -> ProjectDeletions:
+        """The DELETE threads of `ce`'s project (by_project's grouping; its own otherwise)."""
+        key = self._ce_project.get(ce, ("CE", ce))
+        with self._lock:
+            deleter = self.deleters.get(key)
+            if deleter is None:
+                deleter = self.deleters[key] = ProjectDeletions(config.max_delete_threads)
+            return deleter
 
     def _list(self, config: CloudCEConfig, backend: CloudBackend) -> list[VM]:
         owner = config.owner()
@@ -126,7 +168,7 @@ class CEBackends:
             if listing is None:
                 listing = self.projects[key] = ProjectListing(shared_project(backend, owner.installation))
         backend.share_discovery(listing.discovery)
-        return listing.vms_in_cycle(backend, config, self._cycle)
+        return listing.ce_vms_in_cycle(backend, config, self._cycle)
 
     def listing(self, ce: str, params: Mapping):
         """(config, backend, the listing of the CE's project: filter it on the CE's owner);

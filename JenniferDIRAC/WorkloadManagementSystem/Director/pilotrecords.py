@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import pilot_info, pilot_store
+from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import pilot_records, pilot_store
 from JenniferDIRAC.WorkloadManagementSystem.Director.report import CENotServedThisCycle
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import aware
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import PILOT_TRANSIENT, PilotRecord
@@ -17,13 +17,7 @@ class PilotRecords:
 
     def records(self, ce: str, references: set[str]) -> dict[str, PilotRecord]:
         """The records of `references` and of every transient pilot sent to `ce`."""
-        result = self.store.selectPilots({"DestinationSite": ce, "Status": sorted(PILOT_TRANSIENT)})
-        if not result["OK"]:
-            raise CENotServedThisCycle(f"cannot select pilots: {result['Message']}")
-        wanted = sorted(references | set(result["Value"]))
-        if not wanted:
-            return {}
-        result = pilot_info(self.store, wanted)
+        result = pilot_records(self.store, ce, sorted(PILOT_TRANSIENT), sorted(references))
         if not result["OK"]:
             raise CENotServedThisCycle(f"cannot read pilot records: {result['Message']}")
         records = {}

@@ -26,7 +26,8 @@ def record_states(client, vms: Iterable[VM], records: dict[str, VMRecord], log, 
     `when`, the cycle's now, dates a state change: None for the database host's clock)."""
     states = {}
     for vm in vms:
-        if vm.name not in records or vm.state in (VMState.DELETING, VMState.UNKNOWN):
+        record = records.get(vm.name)
+        if record is None or vm.state in (VMState.DELETING, VMState.UNKNOWN) or _recorded(vm, record):
             continue
         info = {"state": vm.state.value, "vm_id": vm.id, "fault": vm.fault}
         if vm.launched:  # the cloud's launch time: right even for a VM never seen ACTIVE
@@ -38,6 +39,19 @@ def record_states(client, vms: Iterable[VM], records: dict[str, VMRecord], log, 
         result = client.setVMStates(states, when)
         if not result["OK"]:
             log.warn("Cannot record VM states", result["Message"])
+
+
+def _recorded(vm: VM, record: VMRecord) -> bool:
+    """Whether the record, as read this cycle, already holds all that setVMStates would write
+    of `vm` (its state, id, start and end; a fault is always sent): a steady cycle then sends
+    the few VMs that changed, not the thousands listed."""
+    return (
+        record.cloud_state == vm.state.value
+        and not vm.fault
+        and (not vm.id or vm.id == record.vm_id)
+        and (record.started is not None or (vm.launched is None and vm.state is not VMState.ACTIVE))
+        and (record.ended is not None or not vm.state.is_terminal)
+    )
 
 
 def bootstraps(client, records: dict[str, VMRecord]) -> dict[str, BootstrapRecord]:

@@ -1,0 +1,74 @@
+"""What a VMDirector cycle tells VMDB of the listed VMs (Director/vmrecords.record_states): only
+what the records read this cycle do not hold yet; the database keeps its own rules."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from DIRAC import S_OK
+
+from JenniferDIRAC.Resources.Cloud.model import VM, VMState
+from JenniferDIRAC.WorkloadManagementSystem.Director.vmrecords import record_states
+from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import VMRecord
+
+CE = "cloud.example.org"
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+T1 = datetime(2026, 6, 1, 13, 0, tzinfo=timezone.utc)
+
+
+class Client:
+    """Takes setVMStates (the edge of this unit test)."""
+
+    def __init__(self):
+        self.sent = None
+
+    def setVMStates(self, states, when=None):
+        self.sent = states
+        return S_OK(len(states))
+
+
+class Log:
+    def warn(self, *args):
+        raise AssertionError(args)
+
+
+def test_only_what_the_records_lack_is_sent():
+    def vm(name, state, **extra):
+        return VM(id=extra.pop("id", f"id-{name}"), name=name, state=state, **extra)
+
+    def record(name, state, **extra):
+        return VMRecord(vm_name=name, ce=CE, vm_id=extra.pop("vm_id", f"id-{name}"), cloud_state=state, **extra)
+
+    vms = [
+        vm("same", VMState.ACTIVE, launched=T0),
+        vm("same-off", VMState.SHUTOFF, launched=T0, updated=T1),
+        vm("booting", VMState.BUILD),
+        vm("now-off", VMState.SHUTOFF, launched=T0, updated=T1),  # state changed
+        vm("no-start", VMState.ACTIVE),  # running, no start recorded
+        vm("no-end", VMState.SHUTOFF, updated=T1),  # terminal, no end recorded
+        vm("faulty", VMState.ERROR, fault="No valid host", updated=T1),
+        vm("new-id", VMState.BUILD, id="id-2"),  # the record has another id
+        vm("deleting", VMState.DELETING),
+        vm("unrecorded", VMState.ACTIVE),
+    ]
+    records = {r.vm_name: r for r in [
+        record("same", "ACTIVE", started=T0),
+        record("same-off", "SHUTOFF", started=T0, ended=T1),
+        record("booting", "BUILD"),
+        record("now-off", "ACTIVE", started=T0),
+        record("no-start", "ACTIVE"),
+        record("no-end", "SHUTOFF", started=T0),
+        record("faulty", "ERROR", started=T0, ended=T1),
+        record("new-id", "BUILD", vm_id=""),
+        record("deleting", "ACTIVE", started=T0),
+    ]}
+    client = Client()
+    record_states(client, vms, records, Log(), T1)
+    assert sorted(client.sent) == ["faulty", "new-id", "no-end", "no-start", "now-off"]
+    assert client.sent["now-off"] == {"state": "SHUTOFF", "vm_id": "id-now-off", "fault": "", "started": T0,
+                                      "ended": T1}
+    assert client.sent["faulty"]["fault"] == "No valid host"
+
+    client = Client()
+    record_states(client, vms[:3], records, Log(), T1)
+    assert client.sent is None  # nothing changed: no call at all
