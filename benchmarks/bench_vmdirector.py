@@ -161,6 +161,10 @@ def run_cycles(world, cloud, mariadb, names, args, rng) -> list[dict]:
     """One agent process, 1 + args.steady cycles; between cycles, args.changed %% of the VMs end."""
     cycles = 1 + args.steady
     cfg = world.tmp / "agent.cfg"
+    params = world.ce_parameters
+    if args.max_delete_threads:  # the CE option, on each CE (the project's pool takes the smallest)
+        world.ce_parameters = lambda ce=CES[0], auth_url=None: dict(params(ce, auth_url),
+                                                                    MaxDeleteThreads=str(args.max_delete_threads))
     text = world.cfg([(ce, world.ce_parameters(ce)) for ce in CES[1:]])
     text = text.replace("PollingTime = 60", f"PollingTime = {args.polling}")
     cfg.write_text(text.replace("HTTPTimeout = 5", "HTTPTimeout = 120"))
@@ -243,6 +247,8 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=20.0, help="per request")
     parser.add_argument("--per-server-ms", type=float, default=10.0, help="per server of a detailed listing")
     parser.add_argument("--delete-ms", type=float, default=200.0, help="added to each DELETE")
+    parser.add_argument("--max-delete-threads", type=int, default=0,
+                        help="the CEs' MaxDeleteThreads (0: the CE's default)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="the whole agent run, s")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--verbose", action="store_true", help="the agent's output, timed, on stderr")
@@ -294,7 +300,8 @@ def main() -> int:
     doc = {"settings": vars(args) | {"json": str(args.json) if args.json else None}, "first": first,
            "steady_cycles": steady_cycles, "steady": steady}
     print(f"VMDirector, real dirac-agent cycles, N = {args.n}, 4 CEs of one project; {args.latency_ms:g} ms per "
-          f"request, {args.per_server_ms:g} ms per listed server, +{args.delete_ms:g} ms per DELETE")
+          f"request, {args.per_server_ms:g} ms per listed server, +{args.delete_ms:g} ms per DELETE, MaxDeleteThreads "
+          f"{args.max_delete_threads or 'default'}")
     print(f"  first cycle: {first['deleted']} VMs deleted in {first['cycle_s']:.2f} s, {first['cpu_s']:.2f} s CPU, "
           f"{first['listing_requests']} listing + {first['delete_requests']} DELETE + {first['other_requests']} other "
           f"requests, "

@@ -113,6 +113,7 @@ class VMDirector(AgentModule):
         self.vmState = None
         self.pilots = None
         self.orphanSightings = None  # CE name -> VM names without pilot record last cycle
+        self.replayedBootstraps = frozenset()  # this cycle's VMs whose bootstrap was presented again
         try:
             self.metrics = start_director_metrics(
                 self.am_getOption("MetricsPort", 0),
@@ -151,6 +152,8 @@ class VMDirector(AgentModule):
         if self.orphanSightings is None:
             self.orphanSightings = self._sightingsFile().load(self.am_getPollingTime())
         reports = []
+        # VMDB-wide, read once a cycle for every CE (not once per CE)
+        self.replayedBootstraps = bootstrap_replayed(self.vmState, self.log) if ces else frozenset()
         with self.backends.one_listing_per_project():
             groups = self.backends.by_project([(ce, o.with_first_queue) for ce, o in sorted(ces.items())])
             with ThreadPoolExecutor(max_workers=max(1, min(self.projectsInParallel, len(groups))),
@@ -224,7 +227,7 @@ class VMDirector(AgentModule):
             thresholds,
             self.orphanSightings.get(ce, frozenset()),
             queue_thresholds=queueThresholds,
-            bootstrap_replayed=bootstrap_replayed(self.vmState, self.log),
+            bootstrap_replayed=self.replayedBootstraps,
             bootstraps=bootstraps(self.vmState, records),
         )
         decision = decide(view)

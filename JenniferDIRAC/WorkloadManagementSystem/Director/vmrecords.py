@@ -13,7 +13,7 @@ def vm_records(client, ce: str) -> dict[str, VMRecord]:
     """The CE's live VM records and the ended ones not yet accounted, by VM name."""
     records = {}
     for query in ({"active_only": True}, {"unaccounted_only": True}):
-        result = client.getVMs(ce=ce, **query)
+        result = client.getVMRows(ce=ce, **query)  # VMRecord.from_record reads the naive times as UTC
         if not result["OK"]:
             raise CENotServedThisCycle(f"cannot read VM records: {result['Message']}")
         for row in result["Value"]:
