@@ -61,3 +61,11 @@ def test_bad_ce_threshold_skips_the_ce_naming_the_option():
     agent.initialize()
     with pytest.raises(CENotServedThisCycle, match="CS option FizzleSeconds of CE cloud.example.org"):
         agent.thresholdOptions.thresholds({"FizzleSeconds": "soon"}, _Config())
+
+
+@pytest.mark.parametrize("option", ["ProjectsInParallel", "CEsInParallel"])
+@pytest.mark.parametrize("value", [0, -1, "four", 2.5])
+def test_a_bad_parallelism_is_refused_naming_the_option(option, value):
+    agent, _ = _agent({option: value})
+    result = agent.initialize()
+    assert not result["OK"] and option in result["Message"] and repr(value) in result["Message"]
