@@ -431,3 +431,46 @@ def test_type_rejects_more_cpu_than_cores_times_wall():
     forged.setValuesFromDict({**values, "CPUTime": values["CoreWallTime"] + 1})
     result = forged.checkValues()
     assert not result["OK"] and "CPUTime" in result["Message"]
+
+
+def test_sync_counts_of_two_ces_accounting_at_once_add_up(tmp_path, monkeypatch):
+    """The VMDirector's CEs account at once (CEsInParallel): the first to read the sync counts
+    waits (up to 2 s) for the second to read them too. Serialised, the second only reads them
+    once the first has saved its count: no overlap, NumberOfJobs 1 then 2, the file says 2.
+    Unserialised, both read {} and both wrote "1" (or one failed renaming the other's
+    .sync-counts.json.new), and the VM was accounted again the next cycle."""
+    import threading
+
+    load = APEL._load_counts
+    second_read, overlapped, lock = threading.Event(), threading.Event(), threading.Lock()
+    readers = []
+
+    def load_counts(path):
+        counts = load(path)
+        with lock:
+            readers.append(threading.current_thread().name)
+            first = len(readers) == 1
+        if not first:
+            second_read.set()
+        elif second_read.wait(2):
+            overlapped.set()
+        return counts
+
+    monkeypatch.setattr(APEL, "_load_counts", load_counts)
+    mode = _mode_settings(tmp_path, "Jobs")
+    results = {}
+
+    def account(name):
+        results[name] = APEL.write_apel([finished_vm(name=name)], mode)
+
+    threads = [threading.Thread(target=account, args=("jdirac-" + c * 32,)) for c in "12"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert all(result["OK"] for result in results.values()), results
+    assert not overlapped.is_set()
+    messages = [split_message(m) for m in read_messages(str(tmp_path / "apel"))]
+    syncs = [r for header, records in messages if header == SYNC_HEADER for r in records]
+    assert sorted(s["NumberOfJobs"] for s in syncs) == ["1", "2"]
+    assert sum(load(APEL.sync_counts_path(str(tmp_path / "apel"))).values()) == 2

@@ -35,6 +35,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -317,6 +318,12 @@ def apel_records(vms: list[dict], settings: AccountingSettings) -> dict[str, lis
     return chosen
 
 
+#: the sync counts file is read, added to and replaced (through one ``.new`` file): the VMDirector's
+#: CEs account at once (CEsInParallel, ProjectsInParallel), and two at once lost a count or
+#: failed on the other's rename of ``.new``
+_SYNC_COUNTS_LOCK = threading.Lock()
+
+
 def write_apel(vms: list[dict], settings: AccountingSettings):
     """Write the APEL messages of these VMs into the ApelDirectory: job records followed by
     their sync records (the site's count for the month so far), cloud records (APEL's server
@@ -331,10 +338,11 @@ def write_apel(vms: list[dict], settings: AccountingSettings):
     try:
         if chosen[PUBLISH_JOBS]:
             counts_path = sync_counts_path(settings.apel_directory)
-            counts = _load_counts(counts_path)
-            paths.append(write_message(chosen[PUBLISH_JOBS], settings.apel_directory))
-            paths.append(write_message(sync_records(chosen[PUBLISH_JOBS], counts), settings.apel_directory))
-            _save_counts(counts_path, counts)
+            with _SYNC_COUNTS_LOCK:
+                counts = _load_counts(counts_path)
+                paths.append(write_message(chosen[PUBLISH_JOBS], settings.apel_directory))
+                paths.append(write_message(sync_records(chosen[PUBLISH_JOBS], counts), settings.apel_directory))
+                _save_counts(counts_path, counts)
         if chosen[PUBLISH_CLOUD]:
             paths.append(write_message(chosen[PUBLISH_CLOUD], settings.apel_directory))
     except OSError as exc:
