@@ -341,7 +341,8 @@ def write_apel(vms: list[dict], settings: AccountingSettings):
             with _SYNC_COUNTS_LOCK:
                 counts = _load_counts(counts_path)
                 paths.append(write_message(chosen[PUBLISH_JOBS], settings.apel_directory))
-                paths.append(write_message(sync_records(chosen[PUBLISH_JOBS], counts), settings.apel_directory))
+                syncs = sync_records(chosen[PUBLISH_JOBS], counts)
+                paths.append(write_message(syncs, settings.apel_directory))
                 _save_counts(counts_path, counts)
         if chosen[PUBLISH_CLOUD]:
             paths.append(write_message(chosen[PUBLISH_CLOUD], settings.apel_directory))
