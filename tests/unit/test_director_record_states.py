@@ -72,3 +72,42 @@ def test_only_what_the_records_lack_is_sent():
     client = Client()
     record_states(client, vms[:3], records, Log(), T1)
     assert client.sent is None  # nothing changed: no call at all
+
+
+def test_records_of_unchanged_rows_are_the_last_reads():
+    """vm_records with KeptRecords: a row read again unchanged gives back the last read's
+    (frozen) record; a changed row a new record of its new values; a row no longer read is
+    forgotten; each CE keeps its own."""
+    from datetime import datetime as naive
+
+    from JenniferDIRAC.WorkloadManagementSystem.Director.vmrecords import KeptRecords, vm_records
+
+    def row(name, state, ended=None, ce=CE):
+        return {"vm_name": name, "ce": ce, "vm_id": f"id-{name}", "cloud_state": state,
+                "created": naive(2026, 6, 1, 11), "started": naive(2026, 6, 1, 12), "ended": ended,
+                "deleted": None, "accounted": 0}
+
+    class Rows:
+        def __init__(self, rows):
+            self.rows = rows
+
+        def getVMRows(self, ce, active_only=False, unaccounted_only=False):
+            return S_OK([r for r in self.rows if r["ce"] == ce] if active_only else [])
+
+    kept = KeptRecords()
+    client = Rows([row("a", "ACTIVE"), row("b", "ACTIVE"), row("c", "ACTIVE"),
+                   row("d", "ACTIVE", ce="other")])
+    first = vm_records(client, CE, kept)
+    other = vm_records(client, "other", kept)
+    client.rows = [row("a", "ACTIVE"), row("b", "SHUTOFF", ended=naive(2026, 6, 1, 13)),
+                   row("d", "ACTIVE", ce="other")]
+    second = vm_records(client, CE, kept)
+
+    assert sorted(second) == ["a", "b"]
+    assert second["a"] is first["a"]
+    assert second["b"] is not first["b"]
+    assert (second["b"].cloud_state, second["b"].ended) == ("SHUTOFF", T1)
+    assert second["a"].started == T0  # made aware once, kept aware
+    client.rows.append(row("c", "ACTIVE"))  # forgotten: a record made again
+    assert vm_records(client, CE, kept)["c"] is not first["c"]
+    assert vm_records(client, "other", kept)["d"] is other["d"]

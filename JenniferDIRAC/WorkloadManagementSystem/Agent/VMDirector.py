@@ -58,6 +58,7 @@ from JenniferDIRAC.WorkloadManagementSystem.Director.report import CENotServedTh
 from JenniferDIRAC.WorkloadManagementSystem.Director.sightings import OrphanSightingsFile
 from JenniferDIRAC.WorkloadManagementSystem.Director.thresholds import AgentThresholds
 from JenniferDIRAC.WorkloadManagementSystem.Director.vmrecords import (
+    KeptRecords,
     bootstrap_replayed,
     bootstraps,
     record_states,
@@ -114,6 +115,7 @@ class VMDirector(AgentModule):
         self.pilots = None
         self.orphanSightings = None  # CE name -> VM names without pilot record last cycle
         self.replayedBootstraps = frozenset()  # this cycle's VMs whose bootstrap was presented again
+        self.keptRecords = KeptRecords()  # each CE's VM records of the last cycle, reused when unchanged
         try:
             self.metrics = start_director_metrics(
                 self.am_getOption("MetricsPort", 0),
@@ -203,7 +205,7 @@ class VMDirector(AgentModule):
         report.vms = len(vms)
         now = self.clock()
 
-        records = vm_records(self.vmState, ce)
+        records = vm_records(self.vmState, ce, self.keptRecords)
         if not self.dryRun:
             # a name's VM record is its kept VM's: a twin's state or id must not overwrite it
             record_states(self.vmState, split_twins(vms, records)[0], records, self.log, now)

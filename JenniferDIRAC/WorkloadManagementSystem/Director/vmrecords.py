@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 from JenniferDIRAC.Resources.Cloud.model import VM, VMState
@@ -9,15 +10,46 @@ from JenniferDIRAC.WorkloadManagementSystem.Director.report import CENotServedTh
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import BootstrapRecord, VMRecord
 
 
-def vm_records(client, ce: str) -> dict[str, VMRecord]:
-    """The CE's live VM records and the ended ones not yet accounted, by VM name."""
+class KeptRecords:
+    """The VMRecords of each CE's last read, by VM name with the row they were made of: a row
+    read again unchanged (most of a steady cycle's 5,000) gives back the same (frozen) record
+    instead of a new one with its times made aware again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_ce: dict[str, dict[str, tuple[tuple, VMRecord]]] = {}
+
+    def of(self, ce: str) -> dict[str, tuple[tuple, VMRecord]]:
+        with self._lock:
+            return self._by_ce.get(ce, {})
+
+    def keep(self, ce: str, kept: dict[str, tuple[tuple, VMRecord]]) -> None:
+        with self._lock:
+            self._by_ce[ce] = kept
+
+
+def vm_records(client, ce: str, kept: KeptRecords | None = None) -> dict[str, VMRecord]:
+    """The CE's live VM records and the ended ones not yet accounted, by VM name; `kept`: the
+    records of unchanged rows are the last read's."""
     records = {}
+    last = kept.of(ce) if kept is not None else {}
+    made: dict[str, tuple[tuple, VMRecord]] = {}
     for query in ({"active_only": True}, {"unaccounted_only": True}):
         result = client.getVMRows(ce=ce, **query)  # VMRecord.from_record reads the naive times as UTC
         if not result["OK"]:
             raise CENotServedThisCycle(f"cannot read VM records: {result['Message']}")
         for row in result["Value"]:
-            records[row["vm_name"]] = VMRecord.from_record(row)
+            name = row["vm_name"]
+            values = tuple(row.values())
+            before = last.get(name)
+            if before is not None and before[0] == values:
+                record = before[1]
+            else:
+                record = VMRecord.from_record(row)
+            records[name] = record
+            made[name] = (values, record)
+    if kept is not None:
+        kept.keep(ce, made)
     return records
 
 
