@@ -433,30 +433,27 @@ def test_type_rejects_more_cpu_than_cores_times_wall():
     assert not result["OK"] and "CPUTime" in result["Message"]
 
 
-def test_sync_counts_of_two_ces_accounting_at_once_add_up(tmp_path, monkeypatch):
-    """The VMDirector's CEs account at once (CEsInParallel): the first to read the sync counts
-    waits (up to 2 s) for the second to read them too. Serialised, the second only reads them
-    once the first has saved its count: no overlap, NumberOfJobs 1 then 2, the file says 2.
-    Unserialised, both read {} and both wrote "1" (or one failed renaming the other's
-    .sync-counts.json.new), and the VM was accounted again the next cycle."""
+def test_sync_counts_are_read_added_to_and_saved_under_one_lock(tmp_path, monkeypatch):
+    """The VMDirector's CEs account at once (CEsInParallel): unserialised, two read {} and both
+    wrote "1" (or one failed renaming the other's .sync-counts.json.new) and the VM was
+    accounted again the next cycle. The counts are read and saved with the module's lock held
+    (seen from inside the read and the save, no timing involved), and two CEs accounting in
+    threads add up: NumberOfJobs 1 and 2, the file says 2."""
     import threading
 
-    load = APEL._load_counts
-    second_read, overlapped, lock = threading.Event(), threading.Event(), threading.Lock()
-    readers = []
+    load, save = APEL._load_counts, APEL._save_counts
+    held = []
 
     def load_counts(path):
-        counts = load(path)
-        with lock:
-            readers.append(threading.current_thread().name)
-            first = len(readers) == 1
-        if not first:
-            second_read.set()
-        elif second_read.wait(2):
-            overlapped.set()
-        return counts
+        held.append(("load", APEL._SYNC_COUNTS_LOCK.locked()))
+        return load(path)
+
+    def save_counts(path, counts):
+        held.append(("save", APEL._SYNC_COUNTS_LOCK.locked()))
+        return save(path, counts)
 
     monkeypatch.setattr(APEL, "_load_counts", load_counts)
+    monkeypatch.setattr(APEL, "_save_counts", save_counts)
     mode = _mode_settings(tmp_path, "Jobs")
     results = {}
 
@@ -467,9 +464,10 @@ def test_sync_counts_of_two_ces_accounting_at_once_add_up(tmp_path, monkeypatch)
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(30)
+        thread.join()
     assert all(result["OK"] for result in results.values()), results
-    assert not overlapped.is_set()
+    assert sorted(held) == [("load", True), ("load", True), ("save", True), ("save", True)]
+    assert not APEL._SYNC_COUNTS_LOCK.locked()
     messages = [split_message(m) for m in read_messages(str(tmp_path / "apel"))]
     syncs = [r for header, records in messages if header == SYNC_HEADER for r in records]
     assert sorted(s["NumberOfJobs"] for s in syncs) == ["1", "2"]
