@@ -19,9 +19,6 @@ class ProjectDeletions:
     def __init__(self, threads: int, name: str = "vm-delete") -> None:
         self._name = name
         self._lock = threading.Lock()
-        # one backend's first DELETE at a time: the next finds the version document the first
-        # fetched in the project's shared discovery cache (CEs served at once both missed it)
-        self._first_delete = threading.Lock()
         self.threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix=name)
         self._used: set[int] = set()  # id() of the backends that have sent a DELETE
@@ -44,9 +41,8 @@ class ProjectDeletions:
         if vm_ids and id(backend) not in self._used:
             # a backend's first DELETE alone: it settles the SDK's version discovery, which
             # concurrent first requests would each repeat
-            with self._first_delete:
-                errors.update(self._submit(backend, vm_ids[:1])[0].result())
-                self._used.add(id(backend))
+            errors.update(self._submit(backend, vm_ids[:1])[0].result())
+            self._used.add(id(backend))
             vm_ids = vm_ids[1:]
         for future in self._submit(backend, vm_ids):
             errors.update(future.result())
