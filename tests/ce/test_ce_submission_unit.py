@@ -155,6 +155,9 @@ def test_quota_stops_the_batch_and_is_not_retried():
     assert result.quota_exceeded
     assert cloud.creates == 2  # the three after the refusal were never sent
     assert all(o.quota_exceeded for o in result.failed)
+    # those never sent say so, with the cloud's refusal that stopped them
+    assert [o.error for o in result.failed] == ["quota exceeded for instances"] + [
+        "not attempted: the project quota is full (quota exceeded for instances)"] * 3
 
 
 class GarbledLookups(MemoryCloud):

@@ -77,6 +77,7 @@ class _Creator:
         self.retry_delay = retry_delay
         self.sleep = sleep
         self.quota_full = threading.Event()
+        self.quota_error = ""  # the cloud's refusal, in the reason of the creates not sent after it
 
     def lookup(self, outcome: Outcome) -> bool | None:
         """True: the VM exists (outcome filled); False: it does not; None: cannot tell."""
@@ -100,7 +101,7 @@ class _Creator:
         unanswered = False  # a create was sent and no answer came: it may still land
         for attempt in range(self.attempts):
             if self.quota_full.is_set():
-                outcome.error = outcome.error or "not attempted: the project quota is full"
+                outcome.error = outcome.error or f"not attempted: the project quota is full ({self.quota_error})"
                 outcome.kind = FailureKind.QUOTA
                 break
             if attempt:
@@ -115,8 +116,9 @@ class _Creator:
             try:
                 outcome.vm = self.backend.create_vm(spec)
             except QuotaExceeded as exc:
-                self.quota_full.set()
                 outcome.error, outcome.kind = str(exc), exc.kind
+                self.quota_error = outcome.error  # before the event: a create that sees it reads this
+                self.quota_full.set()
                 return outcome
             except CloudUnreachable as exc:
                 outcome.error, outcome.kind, uncertain = str(exc), exc.kind, True
