@@ -171,3 +171,37 @@ def test_capacity_memory_through_the_wire(vmdb, encoding, monkeypatch):
     assert (row["flavor"], row["zone"], row["reason"]) == ("name:m1.large", "nova", "No valid host")
     assert 290 <= row["seconds"] <= 300
     assert not call(handler, "setNoCapacity", "a" * 64, "name:m1.large", "nova", 10**6, encoding=encoding)["OK"]
+
+
+class WireService:
+    """The client's RPC end: each call crosses DIRAC's DEncode both ways to the handler."""
+
+    def __init__(self, handler):
+        self.handler = handler
+
+    def __getattr__(self, method):
+        def remote(*args):
+            (reply,) = wire(getattr(self.handler, f"export_{method}")(*wire(*args, encoding="dencode")),
+                            encoding="dencode")
+            return reply
+        return remote
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["in-process", "through-the-service"])
+def test_vm_rows_are_getvms_rows_with_naive_utc_times(client, direct, monkeypatch):
+    ok(client.recordVMs([rec("a"), rec("b")]))
+    ok(client.setVMStates({"a": "ACTIVE"}, when=T0 + dt.timedelta(minutes=5)))
+    ok(client.markVMsDeleted("b", "orphan", when=T0 + dt.timedelta(minutes=10)))
+    if not direct:
+        monkeypatch.setattr(VMManagerHandler, "log", gLogger, raising=False)
+        ok(VMManagerHandler.initializeHandler({}))
+        monkeypatch.setattr(client, "_db", None)
+        monkeypatch.setattr(client, "_rpc", WireService(VMManagerHandler))
+    (row,) = ok(client.getVMRows(ce="ce.example", active_only=True, names={"a", "b"}))
+    (aware,) = ok(client.getVMs(ce="ce.example", active_only=True))
+    assert row["vm_name"] == aware["vm_name"] == "a"
+    assert row["started"] == (T0 + dt.timedelta(minutes=5)).replace(tzinfo=None)
+    assert aware["started"] == T0 + dt.timedelta(minutes=5) and aware["started"].tzinfo is not None
+    assert {k: v for k, v in row.items() if not isinstance(v, dt.datetime)} == {
+        k: v for k, v in aware.items() if not isinstance(v, dt.datetime)}
+    assert "colour" in client.getVMRows(colour="red")["Message"]

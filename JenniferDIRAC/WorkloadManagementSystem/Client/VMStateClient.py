@@ -104,7 +104,9 @@ class VMStateClient:
         """True when calls go straight to the database."""
         return self._db is not None
 
-    def _call(self, method: str, *args):
+    def _call(self, method: str, *args, convert: bool = True):
+        """`method` in VMDB or the service; `convert`: the answer's times as aware datetimes,
+        else as they travel (naive UTC)."""
         args = tuple(to_wire(a) for a in args)
         try:
             if self._db is not None:
@@ -114,7 +116,7 @@ class VMStateClient:
         except Exception as exc:  # a bug or a broken connection must not escape into agents
             gLogger.exception(f"VMStateClient.{method} failed", lException=exc)
             return S_ERROR(f"VMStateClient.{method}: {exc}")
-        if not result["OK"]:
+        if not result["OK"] or not convert:
             return result
         return S_OK(from_wire(result["Value"]))
 
@@ -132,31 +134,23 @@ class VMStateClient:
     def getVMs(self, ce=None, names=None, active_only=False, **filters):
         """Filters: ``ce, names, active_only, states, site, vo, pilot_references,
         unaccounted_only, limit``."""
-        query = {"ce": ce, "names": names, "active_only": active_only, **filters}
-        query = {k: (list(v) if isinstance(v, (set, tuple)) else v) for k, v in query.items() if v is not None}
-        if self._db is None:
-            return self._call("getVMs", query)
-        try:
-            result = self._db.getVMs(**to_wire(query))
-        except TypeError as exc:  # an unknown filter
-            return S_ERROR(f"getVMs: {exc}")
-        return S_OK(from_wire(result["Value"])) if result["OK"] else result
+        return self._vms({"ce": ce, "names": names, "active_only": active_only, **filters}, convert=True)
 
     def getVMRows(self, ce=None, **filters):
-        """getVMs' dicts with their times as naive UTC, as VMDB keeps them: in-process, no value
-        is converted (a caller that makes its own objects, VMRecord.from_record, reads them as
-        UTC; 1,250 rows of 26 fields per CE and cycle for the VMDirector)."""
+        """getVMs' dicts with their times as naive UTC, as VMDB keeps them and as they travel: no
+        value is converted (a caller that makes its own objects, VMRecord.from_record, reads them
+        as UTC; 1,250 rows of 26 fields per CE and cycle for the VMDirector)."""
+        return self._vms({"ce": ce, **filters}, convert=False)
+
+    def _vms(self, query: dict, convert: bool):
+        query = {k: (list(v) if isinstance(v, (set, tuple)) else v) for k, v in query.items() if v is not None}
         if self._db is None:
-            result = self.getVMs(ce=ce, **filters)
-            if result["OK"]:
-                result["Value"] = [to_wire(row) for row in result["Value"]]
-            return result
-        query = {k: (list(v) if isinstance(v, (set, tuple)) else v) for k, v in {"ce": ce, **filters}.items()
-                 if v is not None}
-        try:
-            return self._db.getVMs(**query)
-        except TypeError as exc:  # an unknown filter
+            return self._call("getVMs", query, convert=convert)
+        try:  # in-process the filters are keyword arguments: an unknown one is a TypeError
+            result = self._db.getVMs(**to_wire(query))
+        except TypeError as exc:
             return S_ERROR(f"getVMs: {exc}")
+        return S_OK(from_wire(result["Value"])) if convert and result["OK"] else result
 
     def getVM(self, name: str):
         """S_OK(dict) of one VM, S_ERROR if unknown."""
