@@ -318,6 +318,12 @@ class OpenStackBackend(CloudBackend):
                 cache.setdefault(url, document)
             self.session._discovery_cache = cache
 
+    def settle_discovery(self) -> None:
+        """The compute endpoint's version document (``GET /v2.1``), what openstacksdk's
+        microversion negotiation asks before a connection's first DELETE."""
+        with self._calling("discovering the compute API versions"):
+            self.connection.compute.get_endpoint_data()
+
     def _with_flavor_id(self, vm: VM) -> VM:
         # Nova >= 2.47 embeds the flavor without its id: give the id when we know the flavor
         for flavor in self._flavors.values():

@@ -169,6 +169,11 @@ class CloudBackend(ABC):
         backends of one project (Director/cloudaccess.py): one discovery for all of them. The
         default: nothing to share."""
 
+    def settle_discovery(self) -> None:
+        """Learn now what the first request of a kind would ask the cloud first (its API
+        versions), into the cache given to ``share_discovery``; raises CloudError. The
+        default: nothing to learn."""
+
     def list_installation_vms(self, installation: str) -> list[VM]:
         """All VMs of this installation, every CE's, in ONE listing (raises CloudError like
         list_vms). Needed only when listing_scope() is not None."""

@@ -128,6 +128,12 @@ class VMDirector(AgentModule):
         self.vmAccounting = VMAccounting(self.backends, self.log, apelDirectory, diracAccounting)
         return S_OK()
 
+    def finalize(self):
+        """The graceful exit: DELETE threads and cloud connections end with the agent."""
+        if getattr(self, "backends", None) is not None:  # None: initialize failed before making them
+            self.backends.close()
+        return S_OK()
+
     def _sightingsFile(self) -> OrphanSightingsFile:
         return OrphanSightingsFile(self.am_getWorkDirectory())
 

@@ -147,7 +147,21 @@ class CEBackends:
                     self.deleters[key].resize(count)
                 else:
                     self.deleters[key] = ProjectDeletions(count)
+            # a project (or CE) gone from the CS: its idle DELETE threads end with it
+            gone = [self.deleters.pop(key) for key in list(self.deleters) if key not in groups]
+        for deleter in gone:
+            deleter.close()
         return list(groups.values())
+
+    def close(self) -> None:
+        """End every DELETE pool and backend connection (the agent's finalize)."""
+        with self._lock:
+            deleters, self.deleters = list(self.deleters.values()), {}
+            backends, self.cached = [backend for _, backend in self.cached.values()], {}
+        for deleter in deleters:
+            deleter.close()
+        for backend in backends:
+            backend.close()
 
     def deletions(self, ce: str, config: CloudCEConfig) -> ProjectDeletions:
         """The DELETE threads of `ce`'s project (by_project's grouping; its own otherwise)."""
