@@ -506,7 +506,7 @@ def test_deletes_are_sent_concurrently_and_each_outcome_is_kept(local_cloud, bac
     barrier = threading.Barrier(DELETE_THREADS, timeout=20)
     real_delete = local_cloud.compute.delete_server
 
-    held = {s.id for s in servers[1:]}  # the first is sent alone (it settles version discovery)
+    held = {s.id for s in servers[1:]}  # the first is not held: its thread then takes the last
 
     def held_delete(project_id, server_id):
         if server_id in held:

@@ -1,6 +1,8 @@
-"""One version discovery per cloud project in a VMDirector cycle: the first DELETE of each CE's
-connection needs the compute endpoint's version document (openstacksdk's microversion
-negotiation, ``GET /v2.1``); the CEs of one project share it (Director/cloudaccess.py)."""
+"""One version discovery per cloud project in a VMDirector cycle. DELETEs need none (the same call
+in every microversion, sent without openstacksdk's negotiation), even when the project's CEs
+send their first ones at once; what negotiates (the accounting's flavor read) asks the compute
+endpoint's version document (``GET /v2.1``) once for all the project's CEs: they share it
+(Director/cloudaccess.py)."""
 
 from test_vmdirector_cycle import CE, OTHER_CE, ce_line, world  # noqa: F401 - the fixture
 

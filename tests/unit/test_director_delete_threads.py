@@ -11,19 +11,15 @@ from JenniferDIRAC.Resources.Cloud.backend import delete_each
 
 
 def concurrency_of(vm_count: int, max_threads: int, meet: int) -> tuple[int, dict[str, str]]:
-    """(most deletes seen running at once, errors); each delete but the first waits (with a
-    deadline) until `meet` of them are running together."""
+    """(most deletes seen running at once, errors); each delete waits (with a deadline) until
+    `meet` of them are running together."""
     barrier = threading.Barrier(meet)
     lock = threading.Lock()
     running = peak = 0
-    first = True
 
     def delete_one(vm_id: str) -> str | None:
-        nonlocal running, peak, first
+        nonlocal running, peak
         with lock:
-            if first:  # delete_each sends the first alone (version discovery)
-                first = False
-                return None
             running += 1
             peak = max(peak, running)
         try:
@@ -40,13 +36,13 @@ def concurrency_of(vm_count: int, max_threads: int, meet: int) -> tuple[int, dic
 
 
 def test_sixteen_deletes_run_at_once_when_allowed():
-    peak, errors = concurrency_of(1 + 32, 16, meet=16)
+    peak, errors = concurrency_of(32, 16, meet=16)
     assert errors == {}
     assert peak == 16
 
 
 def test_never_more_than_max_threads_at_once():
-    peak, errors = concurrency_of(1 + 12, 4, meet=4)
+    peak, errors = concurrency_of(12, 4, meet=4)
     assert errors == {}
     assert peak == 4
 
@@ -64,9 +60,6 @@ class CountingBackend:
 
     def __init__(self, state: dict, fail: str = ""):
         self.state, self.fail = state, fail
-
-    def settle_discovery(self):
-        pass
 
     def delete_vms(self, vm_ids):
         with self.state["lock"]:
@@ -107,57 +100,4 @@ def test_the_ces_of_a_project_share_its_delete_threads():
     deletions.resize(1)
     state.update(peak=0, barrier=threading.Barrier(1))
     assert deletions.delete(CountingBackend(state), ["c-0", "c-1", "c-2"]) == {} and state["peak"] == 1
-    deletions.close()
-
-
-class DiscoveringBackend:
-    """One CE's backend of a project whose backends share one discovery cache (share_discovery):
-    the first to settle fetches the version document, the others find it."""
-
-    def __init__(self, name, cache, events, deletions, refuse=False):
-        self.name, self.cache, self.events, self.deletions, self.refuse = name, cache, events, deletions, refuse
-
-    def settle_discovery(self):
-        from JenniferDIRAC.Resources.Cloud.errors import CloudError
-
-        self.events.append(("settle", self.name, self.deletions._discovery_lock.locked()))
-        if self.refuse:
-            raise CloudError("version document: 503")
-        if "compute" not in self.cache:
-            self.events.append(("fetch", self.name, True))
-            self.cache["compute"] = "v2.1"
-
-    def delete_vms(self, vm_ids):
-        self.events.append(("delete", self.name, "compute" in self.cache))
-        return {}
-
-
-def test_a_projects_backends_settle_discovery_one_at_a_time_before_their_first_delete():
-    from JenniferDIRAC.WorkloadManagementSystem.Director.deletions import ProjectDeletions
-
-    deletions, cache, events = ProjectDeletions(8), {}, []
-    backends = [DiscoveringBackend(f"ce{i}", cache, events, deletions) for i in range(3)]
-    start = threading.Barrier(3)
-
-    def one_ce(backend):  # the CEs' deletions start together, as CEsInParallel serves them
-        start.wait(timeout=20)
-        assert deletions.delete(backend, [f"{backend.name}-1", f"{backend.name}-2"]) == {}
-
-    threads = [threading.Thread(target=one_ce, args=(b,)) for b in backends]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert len([e for e in events if e[0] == "fetch"]) == 1
-    settles = [e for e in events if e[0] == "settle"]
-    assert sorted(name for _, name, _ in settles) == ["ce0", "ce1", "ce2"]
-    assert all(held for _, _, held in settles)  # one backend at a time
-    deletes = [e for e in events if e[0] == "delete"]
-    assert len(deletes) == 6 and all(known for _, _, known in deletes)  # none before the document
-    events.clear()
-    assert deletions.delete(backends[0], ["ce0-3"]) == {}
-    assert events == [("delete", "ce0", True)]  # settled once per backend, not per cycle
-    refused = DiscoveringBackend("ce3", {}, events, deletions, refuse=True)
-    assert deletions.delete(refused, ["ce3-1"]) == {}  # a failed discovery leaves the DELETE to tell
-    assert events[-1] == ("delete", "ce3", False)
     deletions.close()

@@ -28,6 +28,7 @@ import contextlib
 import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 import openstack.connection
 import openstack.exceptions as sdk_exceptions
@@ -310,19 +311,14 @@ class OpenStackBackend(CloudBackend):
     def share_discovery(self, cache: dict) -> None:
         """keystoneauth's discovery cache (version documents by URL, what Session's
         ``discovery_cache`` argument shares between sessions), swapped in for this session's:
-        the first delete of each CE's connection asks the compute endpoint's version document
-        (``GET /v2.1``, openstacksdk's microversion negotiation), once per project with it."""
+        the first SDK call of each CE's connection that negotiates a microversion (a flavor or
+        quota read) asks the compute endpoint's version document (``GET /v2.1``), once per
+        project with it."""
         own = self.session._discovery_cache
         if own is not cache:
             for url, document in own.items():
                 cache.setdefault(url, document)
             self.session._discovery_cache = cache
-
-    def settle_discovery(self) -> None:
-        """The compute endpoint's version document (``GET /v2.1``), what openstacksdk's
-        microversion negotiation asks before a connection's first DELETE."""
-        with self._calling("discovering the compute API versions"):
-            self.connection.compute.get_endpoint_data()
 
     def _with_flavor_id(self, vm: VM) -> VM:
         # Nova >= 2.47 embeds the flavor without its id: give the id when we know the flavor
@@ -374,9 +370,14 @@ class OpenStackBackend(CloudBackend):
         """Deletes sent `max_delete_threads` (CE option MaxDeleteThreads) at once: keystoneauth's session (one token, re-auth under
         its lock) and requests' connection pool serve concurrent requests, as creates do."""
         def delete_one(vm_id: str) -> str | None:
+            # DELETE /servers/{id} through the SDK's compute proxy (token, endpoint, errors),
+            # without building a Server resource: that and its microversion negotiation were
+            # half of a DELETE's CPU (1.9 of 4.1 ms), and the call is the same in every microversion
             try:
                 with self._calling(f"deleting server {vm_id}"):
-                    self.connection.compute.delete_server(vm_id, ignore_missing=True)
+                    response = self.connection.compute.delete(f"/servers/{quote(vm_id, safe='')}")
+                    if response.status_code != 404:  # already gone: what the delete wanted
+                        sdk_exceptions.raise_from_response(response)
             except NotFound:
                 return None
             except CloudError as exc:

@@ -34,15 +34,11 @@ def delete_each(vm_ids: list[str], delete_one: Callable[[str], str | None],
         except Exception as exc:  # noqa: BLE001 - one delete failing never hides the others
             return str(exc) or type(exc).__name__
 
-    if len(vm_ids) <= 2 or max_threads <= 1:
+    if len(vm_ids) <= 1 or max_threads <= 1:
         outcomes = [attempt(vm_id) for vm_id in vm_ids]
     else:
-        # the first alone: it settles the SDK's version discovery, which concurrent first
-        # requests would each repeat
-        outcomes = [attempt(vm_ids[0])]
-        rest = vm_ids[1:]
-        with ThreadPoolExecutor(max_workers=min(max_threads, len(rest)), thread_name_prefix="vm-delete") as pool:
-            outcomes += pool.map(attempt, rest)
+        with ThreadPoolExecutor(max_workers=min(max_threads, len(vm_ids)), thread_name_prefix="vm-delete") as pool:
+            outcomes = list(pool.map(attempt, vm_ids))
     return {vm_id: error for vm_id, error in zip(vm_ids, outcomes) if error is not None}
 
 
@@ -168,11 +164,6 @@ class CloudBackend(ABC):
         """Use `cache` for what this backend learns of the cloud's API versions, shared by the
         backends of one project (Director/cloudaccess.py): one discovery for all of them. The
         default: nothing to share."""
-
-    def settle_discovery(self) -> None:
-        """Learn now what the first request of a kind would ask the cloud first (its API
-        versions), into the cache given to ``share_discovery``; raises CloudError. The
-        default: nothing to learn."""
 
     def list_installation_vms(self, installation: str) -> list[VM]:
         """All VMs of this installation, every CE's, in ONE listing (raises CloudError like

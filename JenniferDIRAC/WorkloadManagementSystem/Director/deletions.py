@@ -8,11 +8,9 @@ many CEs delete in the same cycle, and one CE's deletions start while another CE
 from __future__ import annotations
 
 import threading
-import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from JenniferDIRAC.Resources.Cloud.backend import CloudBackend
-from JenniferDIRAC.Resources.Cloud.errors import CloudError
 
 
 class ProjectDeletions:
@@ -23,8 +21,6 @@ class ProjectDeletions:
         self._lock = threading.Lock()
         self.threads = max(1, int(threads))
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix=name)
-        self._discovery_lock = threading.Lock()
-        self._discovered: weakref.WeakSet = weakref.WeakSet()  # backends whose discovery is settled
 
     def resize(self, threads: int) -> None:
         """Bound the next deletions at `threads` (those under way finish in the old pool)."""
@@ -41,27 +37,9 @@ class ProjectDeletions:
         failed (an exception is that VM's error, never the others')."""
         errors: dict[str, str] = {}
         vm_ids = list(vm_ids)
-        if vm_ids:
-            self._settle_discovery(backend)
         for future in self._submit(backend, vm_ids):
             errors.update(future.result())
         return errors
-
-    def _settle_discovery(self, backend: CloudBackend) -> None:
-        """Before a backend's first DELETE, one backend of the project at a time: the first
-        fetches the cloud's API version document into the project's shared cache
-        (``share_discovery``), the others find it there; the first DELETEs of the project's CEs,
-        sent at once, would each fetch it. DELETEs themselves are never held back."""
-        if backend in self._discovered:
-            return
-        with self._discovery_lock:
-            if backend in self._discovered:
-                return
-            try:
-                backend.settle_discovery()
-            except CloudError:
-                pass  # the DELETEs that follow report what the cloud says
-            self._discovered.add(backend)
 
     def _submit(self, backend: CloudBackend, vm_ids: list[str]) -> list[Future]:
         with self._lock:  # not resized while submitting
