@@ -12,6 +12,7 @@ configured database cannot be reached, hiding the outage this choice must report
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from DIRAC import S_OK
 from DIRAC.Core.Utilities.DErrno import EWMSNOPILOT, cmpError
@@ -53,11 +54,18 @@ def pilot_info(store, references: list[str]):
 
 #: references per statement (a CE's VMs; MariaDB's packet holds far more)
 REFERENCES_PER_STATEMENT = 5000
+# The times as the server writes them (text): MySQLdb's Python converter of a DATETIME, run for
+# every row (2,500 per CE), cost more than the rest of the read; a caller converts the rows it
+# has not seen unchanged (pilot_time)
 _PILOT_COLUMNS = (
-    "SELECT p.PilotJobReference, p.Status, p.LastUpdateTime, p.SubmissionTime, MAX(m.JobID) "
-    "FROM PilotAgents p LEFT JOIN JobToPilotMapping m ON m.PilotID = p.PilotID "
+    "SELECT p.PilotJobReference, p.Status, CAST(p.LastUpdateTime AS CHAR), CAST(p.SubmissionTime AS CHAR), "
+    "MAX(m.JobID) FROM PilotAgents p LEFT JOIN JobToPilotMapping m ON m.PilotID = p.PilotID "
 )
 _PILOT_GROUP = " GROUP BY p.PilotID, p.PilotJobReference, p.Status, p.LastUpdateTime, p.SubmissionTime"
+
+#: one pilot as pilot_rows gives it: (reference, status, last update, submission, newest job id
+#: or 0), its times as pilot_time reads them
+PilotRow = tuple
 
 
 def _is_database(store) -> bool:
@@ -66,17 +74,41 @@ def _is_database(store) -> bool:
     return isinstance(store, DB)
 
 
+def pilot_time(value) -> datetime | None:
+    """A PilotRow's time as a naive datetime: the database's text read as MySQLdb reads a
+    DATETIME (None for NULL or a zero date), the service's datetime as it is."""
+    if value is None or isinstance(value, datetime):
+        return value
+    from MySQLdb.times import DateTime_or_None
+
+    return DateTime_or_None(value)
+
+
 def pilot_records(store, site: str, statuses: list[str], references: list[str]):
     """S_OK({reference: {"Status", "LastUpdateTime", "SubmissionTime", "Jobs"}}) of `references`
     and of every pilot sent to `site` (DestinationSite) whose status is one of `statuses`:
     "Jobs" holds the newest job id when the pilot ran one (getPilotInfo's keys, its Jobs list
     reduced to that job)."""
+    result = pilot_rows(store, site, statuses, references)
+    if not result["OK"]:
+        return result
+    return S_OK({
+        reference: {"Status": status, "LastUpdateTime": pilot_time(updated), "SubmissionTime": pilot_time(submitted),
+                    "Jobs": [job] if job else []}
+        for reference, status, updated, submitted, job in result["Value"]
+    })
+
+
+def pilot_rows(store, site: str, statuses: list[str], references):
+    """S_OK([PilotRow]) of what pilot_records reads (one row per reference), the rows as cheap
+    to compare as to make: a reader keeps what it made of a row and makes it again only for a
+    row that changed."""
     if not _is_database(store):
-        return _pilot_records_by_calls(store, site, statuses, references)
+        return _pilot_rows_by_calls(store, site, statuses, references)
     references = sorted(set(references))
     chunks = [references[i:i + REFERENCES_PER_STATEMENT]
               for i in range(0, len(references), REFERENCES_PER_STATEMENT)] or [[]]
-    records = {}
+    rows: dict[str, PilotRow] = {}
     for index, chunk in enumerate(chunks):
         parts, args = [], []
         if chunk:
@@ -92,10 +124,9 @@ def pilot_records(store, site: str, statuses: list[str], references: list[str]):
         result = store._query(" UNION ".join(parts), args=args)
         if not result["OK"]:
             return result
-        for reference, status, updated, submitted, job in result["Value"]:
-            records[reference] = {"Status": status, "LastUpdateTime": updated, "SubmissionTime": submitted,
-                                  "Jobs": [job] if job else []}
-    return S_OK(records)
+        for row in result["Value"]:
+            rows[row[0]] = row if row[4] is not None else (*row[:4], 0)
+    return S_OK(list(rows.values()))
 
 
 def _pilot_records_by_calls(store, site: str, statuses: list[str], references: list[str]):
@@ -106,3 +137,15 @@ def _pilot_records_by_calls(store, site: str, statuses: list[str], references: l
     if not wanted:
         return S_OK({})
     return pilot_info(store, wanted)
+
+
+def _pilot_rows_by_calls(store, site: str, statuses: list[str], references):
+    result = _pilot_records_by_calls(store, site, statuses, references)
+    if not result["OK"]:
+        return result
+    rows = []
+    for reference, info in result["Value"].items():
+        jobs = info.get("Jobs") or []
+        rows.append((reference, info["Status"], info.get("LastUpdateTime"), info.get("SubmissionTime"),
+                     max(jobs) if jobs else 0))
+    return S_OK(rows)

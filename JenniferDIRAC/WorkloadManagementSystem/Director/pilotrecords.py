@@ -2,34 +2,56 @@
 
 from __future__ import annotations
 
-from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import pilot_records, pilot_store
+import threading
+
+from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import PilotRow, pilot_rows, pilot_store, pilot_time
 from JenniferDIRAC.WorkloadManagementSystem.Director.report import CENotServedThisCycle
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import aware
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import PILOT_TRANSIENT, PilotRecord
 
+_TRANSIENT = sorted(PILOT_TRANSIENT)
+
 
 class PilotRecords:
     """Reads and sets pilot records in `store` (default: PilotAgentsDB directly where it is
-    configured on this host, PilotManager otherwise)."""
+    configured on this host, PilotManager otherwise).
+
+    It keeps the PilotRecords of each CE's last read with the row each was made of: a row read
+    again unchanged (most of a steady cycle's 1,250 per CE) gives back the same (frozen) record
+    instead of a new one with its times read and made aware again. Only the last read of each
+    CE is kept."""
 
     def __init__(self, store=None):
         self.store = store if store is not None else pilot_store().store
+        self._lock = threading.Lock()
+        self._kept: dict[str, dict[str, tuple[PilotRow, PilotRecord]]] = {}
 
     def records(self, ce: str, references: set[str]) -> dict[str, PilotRecord]:
         """The records of `references` and of every transient pilot sent to `ce`."""
-        result = pilot_records(self.store, ce, sorted(PILOT_TRANSIENT), sorted(references))
+        result = pilot_rows(self.store, ce, _TRANSIENT, references)
         if not result["OK"]:
             raise CENotServedThisCycle(f"cannot read pilot records: {result['Message']}")
-        records = {}
-        for ref, info in result["Value"].items():
-            jobs = info.get("Jobs") or []
-            records[ref] = PilotRecord(
-                reference=ref,
-                status=info["Status"],
-                last_update=aware(info.get("LastUpdateTime")),
-                submitted=aware(info.get("SubmissionTime")),
-                job_id=max(jobs) if jobs else 0,
-            )
+        with self._lock:
+            last = self._kept.get(ce, {})
+        made: dict[str, tuple[PilotRow, PilotRecord]] = {}
+        records: dict[str, PilotRecord] = {}
+        for row in result["Value"]:
+            reference = row[0]
+            before = last.get(reference)
+            if before is not None and before[0] == row:
+                record = before[1]
+            else:
+                record = PilotRecord(
+                    reference=reference,
+                    status=row[1],
+                    last_update=aware(pilot_time(row[2])),
+                    submitted=aware(pilot_time(row[3])),
+                    job_id=row[4],
+                )
+            records[reference] = record
+            made[reference] = (row, record)
+        with self._lock:
+            self._kept[ce] = made
         return records
 
     def set_status(self, reference: str, status: str, reason: str):

@@ -1,0 +1,107 @@
+"""PilotRecords keeps each CE's last read: a pilot read again unchanged is the same (frozen)
+PilotRecord, a changed one a new record, and only the references of the last read are kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from DIRAC import S_OK
+from diraccfg import CFG
+
+from JenniferDIRAC.WorkloadManagementSystem.Director.pilotrecords import PilotRecords
+
+CE, OTHER = "cloud.kept.test", "other.kept.test"
+WHEN = datetime(2026, 6, 1, 12, 0)
+
+
+@pytest.fixture
+def local_cs():
+    """gConfig's local configuration, given back as it was after the test."""
+    from DIRAC import gConfig
+    from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
+
+    saved = gConfigurationData.localCFG.clone()
+    yield gConfig
+    gConfigurationData.localCFG = saved
+    gConfigurationData.sync()
+
+
+def ref(letter: str, ce: str = CE) -> str:
+    return f"cloud://{ce}/jdirac-{letter * 32}"
+
+
+class Store:
+    """The PilotManager service's answers (the edge of this unit test): `pilots` {reference: info}."""
+
+    def __init__(self, pilots):
+        self.pilots = pilots
+
+    def selectPilots(self, cond):
+        return S_OK([])
+
+    def getPilotInfo(self, refs):
+        return S_OK({r: dict(self.pilots[r]) for r in refs if r in self.pilots})
+
+
+def info(status="Running", updated=WHEN, jobs=(7,)):
+    return {"Status": status, "LastUpdateTime": updated, "SubmissionTime": WHEN, "Jobs": list(jobs)}
+
+
+def test_an_unchanged_pilot_is_the_same_record_a_changed_one_a_new_one():
+    store = Store({ref("a"): info(), ref("b"): info(), ref("c"): info(jobs=())})
+    pilots = PilotRecords(store)
+    first = pilots.records(CE, {ref("a"), ref("b"), ref("c")})
+    store.pilots[ref("b")] = info("Done", WHEN.replace(minute=5))
+    second = pilots.records(CE, {ref("a"), ref("b"), ref("c")})
+
+    assert second[ref("a")] is first[ref("a")] and second[ref("c")] is first[ref("c")]
+    assert second[ref("b")] is not first[ref("b")]
+    assert second[ref("b")].status == "Done" and second[ref("b")].last_update == datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
+    assert second[ref("c")].job_id == 0 and second[ref("a")].job_id == 7
+    assert first[ref("b")].status == "Running"  # what the first read gave is left as it was
+
+
+def test_only_the_last_read_of_each_ce_is_kept():
+    store = Store({ref("a"): info(), ref("b"): info(), ref("x", OTHER): info()})
+    pilots = PilotRecords(store)
+    pilots.records(CE, {ref("a"), ref("b")})
+    other = pilots.records(OTHER, {ref("x", OTHER)})
+    pilots.records(CE, {ref("a")})
+
+    assert set(pilots._kept[CE]) == {ref("a")}  # b was not read again: forgotten
+    assert pilots.records(OTHER, {ref("x", OTHER)})[ref("x", OTHER)] is other[ref("x", OTHER)]
+    again = pilots.records(CE, {ref("a"), ref("b")})
+    assert again[ref("b")].status == "Running" and set(pilots._kept[CE]) == {ref("a"), ref("b")}
+
+
+def test_pilotagentsdb_rows_are_kept_until_they_change(local_cs, vmdb, pilotdb, mariadb):
+    """On DIRAC's PilotAgentsDB: the same records while nothing changes, a new one for the pilot
+    whose status, time or job changed, with the times DIRAC's getPilotInfo reads."""
+    from DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
+
+    local_cs.loadCFG(CFG().loadFromBuffer(
+        "Systems\n{\n  WorkloadManagement\n  {\n    Databases\n    {\n      PilotAgentsDB\n      {\n"
+        f"        DBName = {pilotdb}\n      }}\n    }}\n  }}\n}}\n"))
+    for number, letter in enumerate("abc", 1):
+        mariadb.execute(
+            "INSERT INTO PilotAgents (PilotID, PilotJobReference, VO, GridType, DestinationSite, Status, PilotStamp, "
+            f"SubmissionTime, LastUpdateTime) VALUES ({number}, '{ref(letter)}', 'belle', 'Cloud', '{CE}', 'Running', "
+            f"'{'d' * 32}', '2026-06-01 10:00:0{number}', '2026-06-01 11:00:0{number}')", database=pilotdb)
+    db = PilotAgentsDB()
+    pilots = PilotRecords(db)
+    wanted = {ref("a"), ref("b"), ref("c")}
+    first = pilots.records(CE, wanted)
+    mariadb.execute("UPDATE PilotAgents SET Status = 'Done' WHERE PilotID = 2", database=pilotdb)
+    mariadb.execute("INSERT INTO JobToPilotMapping (PilotID, JobID, StartTime) VALUES (3, 42, UTC_TIMESTAMP())",
+                    database=pilotdb)
+    second = pilots.records(CE, wanted)
+
+    assert second[ref("a")] is first[ref("a")]
+    assert second[ref("b")].status == "Done" and second[ref("b")] is not first[ref("b")]
+    assert second[ref("c")].job_id == 42 and first[ref("c")].job_id == 0
+    dirac = db.getPilotInfo(sorted(wanted))["Value"]
+    for reference, record in second.items():
+        assert record.last_update == dirac[reference]["LastUpdateTime"].replace(tzinfo=UTC)
+        assert record.submitted == dirac[reference]["SubmissionTime"].replace(tzinfo=UTC)
+    assert second[ref("a")].submitted == datetime(2026, 6, 1, 10, 0, 1, tzinfo=UTC)
