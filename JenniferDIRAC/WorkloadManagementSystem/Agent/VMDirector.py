@@ -204,6 +204,10 @@ class VMDirector(AgentModule):
 
     def _cycleCE(self, ce: str, options: CEParameters, report: CEReport):
         params = options.with_first_queue  # what the CE has once: credentials, listing, accounting
+        # the records first, read while another CE of the project lists it; a VM created since
+        # is listed without its record this cycle, which decide() leaves alone (orphans need two
+        # sightings past their grace)
+        records = vm_records(self.vmState, ce, self.keptRecords)
         config, backend, vms = self.backends.listing(ce, params)
         thresholds, queueThresholds = self.thresholdOptions.per_queue(ce, options, config)
         owner = config.owner()
@@ -211,7 +215,6 @@ class VMDirector(AgentModule):
         report.vms = len(vms)
         now = self.clock()
 
-        records = vm_records(self.vmState, ce, self.keptRecords)
         if not self.dryRun:
             # a name's VM record is its kept VM's: a twin's state or id must not overwrite it
             record_states(self.vmState, split_twins(vms, records)[0], records, self.log, now)
