@@ -163,9 +163,12 @@ def _born(vm: VM, record: VMRecord | None) -> datetime | None:
     return vm.created or (record.created if record else None)
 
 
-def _ending_of(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEView) -> _Ending | None:
-    """How `vm`'s life ends this cycle, None while it goes on."""
-    now, th = view.now, view.thresholds_of(vm)
+def _ending_of(
+    vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view: CEView, th: Thresholds | None = None
+) -> _Ending | None:
+    """How `vm`'s life ends this cycle, None while it goes on (`th`: view.thresholds_of(vm))."""
+    now = view.now
+    th = th if th is not None else view.thresholds_of(vm)
     born = _born(vm, record)
     age = _seconds(now, born)
 
@@ -249,6 +252,8 @@ def _ending_of(vm: VM, pilot: PilotRecord | None, record: VMRecord | None, view:
 def split_twins(vms: Sequence[VM], records: Mapping[str, VMRecord]) -> tuple[list[VM], list[VM]]:
     """(the VMs that stand for their name, in listing order; the extra VMs of a name). Of VMs
     sharing a name the one whose id VMDB recorded is kept, else the oldest (ties: lowest id)."""
+    if len({vm.name for vm in vms}) == len(vms):
+        return list(vms), []  # no name twice (every cycle but the rare one with a twin)
     groups: dict[str, list[VM]] = {}
     for vm in vms:
         groups.setdefault(vm.name, []).append(vm)
@@ -283,20 +288,25 @@ def decide(view: CEView) -> Decision:
     sightings: set[str] = set()
     failures: dict[str, list[Failure]] = {}  # by profile, in the order they were seen
     listed = set()
+    listed_references = set()  # of the listed VMs' pilots: no lost pilot among them
 
     # never touch another installation's or another CE's VM
-    kept, twins = split_twins([vm for vm in view.vms if view.owner.owns(vm.owner)], view.records)
+    owned = [vm for vm in view.vms if view.owner.owns(vm.owner)]
+    kept, twins = split_twins(owned, view.records)
     actions.extend(_twin_deletes(twins, view))
     for vm in kept:
         listed.add(vm.name)
         ref = pilot_reference(ce, vm.name)
+        if ":::" not in ref and "\n" not in ref:  # what parse_reference reads back as (ce, vm.name)
+            listed_references.add(ref)
         pilot = view.pilots.get(ref)
         record = view.records.get(vm.name)
-        ending = _ending_of(vm, pilot, record, view)
+        th = view.thresholds_of(vm)
+        ending = _ending_of(vm, pilot, record, view, th)
 
         if ending is None and pilot is None and vm.state is not VMState.DELETING:
             sightings.add(vm.name)
-            grace = view.thresholds_of(vm).orphan_grace
+            grace = th.orphan_grace
             if vm.name in view.orphan_sightings and _seconds(now, _born(vm, record)) > grace:
                 ending = _Ending(VMEnd.ORPHAN, f"orphan: no pilot record for more than {grace:.0f} s", now)
         if ending is None:
@@ -312,14 +322,16 @@ def decide(view: CEView) -> Decision:
             actions.append(Account(vm.name, after_delete=True))
         if ending.failure:
             failures.setdefault(vm.owner.profile, []).append(
-                Failure(ending.failure, _born(vm, record), ending.failure_kind, view.thresholds_of(vm).backoff_seconds)
+                Failure(ending.failure, _born(vm, record), ending.failure_kind, th.backoff_seconds)
             )
 
-    gone_failed = _gone_failed_boots(view, listed)
-    never_landed = _never_landed(view, listed)
-    actions.extend(_lost_pilots(view, listed, gone_failed))
+    # the CE's records whose VM is not listed (a steady cycle's few), by name
+    unlisted = dict(sorted(item for item in view.records.items() if item[0] not in listed and item[1].ce == ce))
+    gone_failed = _gone_failed_boots(view, unlisted)
+    never_landed = _never_landed(view, unlisted)
+    actions.extend(_lost_pilots(view, listed, gone_failed, listed_references))
     why_gone = {**gone_failed, **{record.vm_name: NEVER_LANDED for record in never_landed}}
-    actions.extend(_gone_records(view, listed, why_gone))
+    actions.extend(_gone_records(view, unlisted, why_gone))
     for name, why in sorted(gone_failed.items()):
         record = view.records[name]
         failures.setdefault(record.profile, []).append(
@@ -334,7 +346,7 @@ def decide(view: CEView) -> Decision:
                 view.thresholds.backoff_seconds,
             )
         )
-    for record in _create_failures(view, listed):
+    for record in _create_failures(unlisted):
         failures.setdefault(record.profile, []).append(
             Failure(
                 f"VM {record.vm_name} not created ({record.failure_kind.value}): {record.delete_reason}",
@@ -342,16 +354,16 @@ def decide(view: CEView) -> Decision:
                 record.failure_kind,
             )
         )
-    actions.extend(_queue_effects(view, failures))
+    actions.extend(_queue_effects(view, failures, owned, listed))
     return Decision(actions, frozenset(sightings))
 
 
-def _gone_failed_boots(view: CEView, listed: set[str]) -> dict[str, str]:
+def _gone_failed_boots(view: CEView, unlisted: Mapping[str, VMRecord]) -> dict[str, str]:
     """{VM name: failed_boot's reason} of this CE's VMs gone on their own (not deleted by the
-    director or the CE) after a failed bootstrap."""
+    director or the CE) after a failed bootstrap; `unlisted`: the CE's records of VMs not listed."""
     gone = {}
-    for name, record in view.records.items():
-        if record.ce != view.owner.ce or name in listed or record.deleted is not None:
+    for name, record in unlisted.items():
+        if record.deleted is not None:
             continue
         # no cloud id: the cloud never had it (an uncertain create that never landed), no boot failed
         if not record.vm_id or still_appearing(record.created, view.now, view.thresholds.lost_pilot_grace):
@@ -362,9 +374,13 @@ def _gone_failed_boots(view: CEView, listed: set[str]) -> dict[str, str]:
     return gone
 
 
-def _lost_pilots(view: CEView, listed: set[str], failed_boots: Mapping[str, str]) -> list[Action]:
+def _lost_pilots(
+    view: CEView, listed: set[str], failed_boots: Mapping[str, str], listed_references: set[str] = frozenset()
+) -> list[Action]:
+    """`listed_references`: references that parse_reference reads back as the CE and a listed
+    VM's name (skipped without parsing them)."""
     actions: list[Action] = []
-    for ref, pilot in sorted(view.pilots.items()):
+    for ref, pilot in sorted(item for item in view.pilots.items() if item[0] not in listed_references):
         try:
             ce, vm_name = parse_reference(ref)
         except ValueError:
@@ -387,13 +403,11 @@ def _lost_pilots(view: CEView, listed: set[str], failed_boots: Mapping[str, str]
     return actions
 
 
-def _gone_records(view: CEView, listed: set[str], failed_boots: Mapping[str, str]) -> list[Action]:
-    """VM records of this CE whose VM is no longer listed: close them (with the reason
-    `failed_boots` gives, if any) and account them."""
+def _gone_records(view: CEView, unlisted: Mapping[str, VMRecord], failed_boots: Mapping[str, str]) -> list[Action]:
+    """VM records of this CE whose VM is no longer listed (`unlisted`, by name in order): close
+    them (with the reason `failed_boots` gives, if any) and account them."""
     actions: list[Action] = []
-    for name, record in sorted(view.records.items()):
-        if record.ce != view.owner.ce or name in listed:
-            continue
+    for name, record in unlisted.items():
         if record.deleted is None:
             # The record is written before the VM is created: give creation time to finish.
             if still_appearing(record.created, view.now, view.thresholds.lost_pilot_grace):
@@ -407,39 +421,38 @@ def _gone_records(view: CEView, listed: set[str], failed_boots: Mapping[str, str
     return actions
 
 
-def _never_landed(view: CEView, listed: set[str]) -> list[VMRecord]:
+def _never_landed(view: CEView, unlisted: Mapping[str, VMRecord]) -> list[VMRecord]:
     """Records of this CE's uncertain creates (CREATE_UNCERTAIN, no cloud id) still unlisted
     after LostPilotGrace, which this cycle closes (RecordGone): the cloud took a create it never
     answered nor carried out, a create failure of the queue. One the listing showed (adopted)
     has its cloud id and state and is no longer uncertain."""
     return [
         record
-        for name, record in sorted(view.records.items())
-        if name not in listed
-        and record.ce == view.owner.ce
-        and record.deleted is None
+        for record in unlisted.values()
+        if record.deleted is None
         and record.create_uncertain
         and not still_appearing(record.created, view.now, view.thresholds.lost_pilot_grace)
     ]
 
 
-def _create_failures(view: CEView, listed: set[str]) -> list[VMRecord]:
+def _create_failures(unlisted: Mapping[str, VMRecord]) -> list[VMRecord]:
     """Records of VMs the CE failed to create (closed with a FailureKind), not yet accounted (so
     each is seen once); whether each counts towards backoff is the state machine's call."""
     return [
         record
-        for name, record in sorted(view.records.items())
-        if name not in listed
-        and record.ce == view.owner.ce
-        and not record.accounted
+        for record in unlisted.values()
+        if not record.accounted
         and record.deleted is not None
         and record.failure_kind is not None
     ]
 
 
-def _queue_effects(view: CEView, failures: dict[str, list[Failure]]) -> list[Action]:
+def _queue_effects(
+    view: CEView, failures: dict[str, list[Failure]], owned: Sequence[VM], listed: set[str]
+) -> list[Action]:
     """The queues' state machine fed with this cycle's observations: failures first, then (for
-    the queues whose backoff ended and did not restart) the probe's fate."""
+    the queues whose backoff ended and did not restart) the probe's fate. `owned`: the listed
+    VMs of this installation and CE, `listed` their names."""
     now, th, ce = view.now, view.thresholds, view.owner.ce
     actions: list[Action] = []
     restarted = set()
@@ -448,14 +461,13 @@ def _queue_effects(view: CEView, failures: dict[str, list[Failure]]) -> list[Act
         if step.effects:
             restarted.add(profile)
             actions.extend(step.effects)
-    listed = {vm.name for vm in view.vms if view.owner.owns(vm.owner)}
     for profile, state in sorted(view.backoffs.items()):
         if profile in restarted or state.in_backoff(now):
             continue
         if any(
             probe_passed(vm, _born(vm, view.records.get(vm.name)), state, now, th.fizzle_seconds)
-            for vm in view.vms
-            if view.owner.owns(vm.owner) and vm.owner.profile == profile
+            for vm in owned
+            if vm.owner.profile == profile
         ):
             actions.extend(transition(state, ProbePassed(ce, profile), now).effects)
         elif probe_vanished(state, listed, now, th.lost_pilot_grace):
