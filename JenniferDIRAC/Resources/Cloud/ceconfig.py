@@ -16,6 +16,8 @@ import dataclasses
 import math
 import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -147,8 +149,88 @@ class CloudCEConfig:
         cls, ce_name: str, params: Mapping[str, object], installation: str | None = None, cs_installation: str = ""
     ) -> CloudCEConfig:
         """`from_ce_parameters` without the CS: the installation name is `installation`, else the
-        InstallationName option, else `cs_installation` (what the CS names)."""
-        return _Parser(ce_name, params).build(installation, cs_installation)
+        InstallationName option, else `cs_installation` (what the CS names).
+
+        Parameters parsed before (the same items in the same order, the same Context_Template
+        file, present or not) give back the same frozen configuration, or raise the same
+        ConfigurationError again: a VMDirector cycle parses each CE's parameters three times."""
+        key = _parse_key(ce_name, params, installation, cs_installation)
+        if key is None:
+            return _Parser(ce_name, params).build(installation, cs_installation)
+        with _PARSED_LOCK:
+            parsed = _PARSED.get(key)
+            if parsed is not None:
+                _PARSED.move_to_end(key)
+        if parsed is None:
+            try:
+                parsed = _Parser(ce_name, params).build(installation, cs_installation)
+            except ConfigurationError as exc:
+                refusal = _refusal(exc)
+                if refusal is not None:
+                    _keep(key, refusal)
+                raise
+            _keep(key, parsed)
+        if isinstance(parsed, CloudCEConfig):
+            return parsed
+        raise ConfigurationError(*parsed)
+
+
+#: parses kept (CloudCEConfig.parse), the least recently used forgotten first: a process's CEs,
+#: each at its CE level and its queues'
+PARSED_CONFIGURATIONS = 512
+_PARSED: OrderedDict[tuple, CloudCEConfig | tuple[str, str]] = OrderedDict()
+_PARSED_LOCK = threading.Lock()
+_UNKEYED = object()
+
+
+def _keep(key: tuple, parsed: CloudCEConfig | tuple[str, str]) -> None:
+    with _PARSED_LOCK:
+        _PARSED[key] = parsed
+        while len(_PARSED) > PARSED_CONFIGURATIONS:
+            _PARSED.popitem(last=False)
+
+
+def _parse_key(ce_name: str, params: Mapping, installation: str | None, cs_installation: str) -> tuple | None:
+    """What a parse of `params` depends on, hashable; None for parameters not kept (a key that
+    is not a string, a value neither a string, an integer, a boolean, None nor a list or tuple
+    of those: a set's order, a float's text may differ between equal values)."""
+    if not ce_name:
+        return None
+    items = []
+    for option, value in params.items():
+        if type(option) is not str:
+            return None
+        frozen = _frozen(value)
+        if frozen is _UNKEYED:
+            return None
+        items.append((option, frozen))
+    template = None
+    if "Context_Template" in params:  # a file: whether it exists is read again every time
+        path = _Parser(ce_name, params).text("Context_Template")
+        if path:
+            path = os.path.expandvars(os.path.expanduser(path))
+            template = (path, os.path.isfile(path))
+    return ce_name, installation, cs_installation, template, tuple(items)
+
+
+def _frozen(value):
+    if type(value) is str:
+        return value
+    if value is None or type(value) in (bool, int):
+        return type(value), value
+    if type(value) in (list, tuple):
+        parts = tuple(_frozen(part) for part in value)
+        return _UNKEYED if any(part is _UNKEYED for part in parts) else (type(value), parts)
+    return _UNKEYED
+
+
+def _refusal(exc: ConfigurationError) -> tuple[str, str] | None:
+    """(option, problem) to raise `exc` again from; None for a subclass or another message."""
+    prefix = f"CS option {exc.option}: "
+    message = str(exc)
+    if type(exc) is not ConfigurationError or not message.startswith(prefix) or len(exc.args) != 1:
+        return None
+    return exc.option, message[len(prefix):]
 
 
 def installation_name_from_cs() -> str:
