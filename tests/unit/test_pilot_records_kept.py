@@ -105,3 +105,15 @@ def test_pilotagentsdb_rows_are_kept_until_they_change(local_cs, vmdb, pilotdb, 
         assert record.last_update == dirac[reference]["LastUpdateTime"].replace(tzinfo=UTC)
         assert record.submitted == dirac[reference]["SubmissionTime"].replace(tzinfo=UTC)
     assert second[ref("a")].submitted == datetime(2026, 6, 1, 10, 0, 1, tzinfo=UTC)
+
+
+def test_the_database_s_times_are_read_as_mysqldb_reads_a_datetime():
+    from MySQLdb.times import DateTime_or_None
+
+    from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import pilot_time
+
+    texts = ["2026-12-03 11:00:00", "0000-00-00 00:00:00", "2026-02-30 11:00:00", "2026-12-03 24:00:00",
+             "2026-12-03 11:00:00.5", "2026-12-03 11:00:00.123456", "9999-12-31 23:59:59"]
+    assert [pilot_time(text) for text in texts] == [DateTime_or_None(text) for text in texts]
+    assert pilot_time(texts[0]) == datetime(2026, 12, 3, 11) and pilot_time(texts[1]) is None
+    assert pilot_time(None) is None and pilot_time(WHEN) is WHEN  # the service's datetimes as they are

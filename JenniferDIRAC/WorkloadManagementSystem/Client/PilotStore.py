@@ -79,6 +79,11 @@ def pilot_time(value) -> datetime | None:
     DATETIME (None for NULL or a zero date), the service's datetime as it is."""
     if value is None or isinstance(value, datetime):
         return value
+    if len(value) == 19:  # "YYYY-MM-DD HH:MM:SS", the server's text of a DATETIME: read in C
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:  # a zero date: MySQLdb's reader says None
+            pass
     from MySQLdb.times import DateTime_or_None
 
     return DateTime_or_None(value)
@@ -121,7 +126,9 @@ def pilot_rows(store, site: str, statuses: list[str], references):
             args += [site, *statuses]
         if not parts:
             continue
-        result = store._query(" UNION ".join(parts), args=args)
+        # logArgs: DIRAC's debug line of the statement (formatted even when not logged) without
+        # the 1,250 references written into it
+        result = store._query(" UNION ".join(parts), args=args, logArgs=())
         if not result["OK"]:
             return result
         for row in result["Value"]:
