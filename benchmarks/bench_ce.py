@@ -35,7 +35,7 @@ if __package__ in (None, ""):
 
 from benchmarks.cebench import report, scenarios  # noqa: E402
 from benchmarks.cebench.fleet import (  # noqa: E402
-    CE_KINDS, OURS, STOCK, Fleet, ce_names, shutdown_ces, start_fleet,
+    CE_KINDS, OURS, Fleet, ce_names, shutdown_ces, start_fleet,
 )
 from benchmarks.cebench.workers import environment, log, quiet_ce_logging, run_worker  # noqa: E402
 from benchmarks.cebench.stats import Summary  # noqa: E402
@@ -43,7 +43,6 @@ from benchmarks.cebench.stats import Summary  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 QUICK_SIZES = (8, 20)
-WORKER_TIMEOUT_S = 1800  # a worker that hangs (a CE stuck on a call) ends the run instead of stalling it
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,6 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "5 VMs per submission")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="results directory (default benchmarks/results)")
+    parser.add_argument("--worker-timeout-s", type=float, default=1800.0,
+                        help="a worker process still running after this many seconds (a CE stuck on a "
+                             "call, or the stock CE at a large N with a high --per-server-ms) ends the "
+                             "run instead of stalling it (default %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the fleet's states and ages")
     parser.add_argument("--worker", nargs=3, metavar=("N", "KIND", "OUTPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -100,6 +103,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{option.replace('_', '-')} must be at least 1")
     if args.latency_ms < 0 or args.budget_s < 0:
         parser.error("--latency-ms and --budget-s must not be negative")
+    if args.worker_timeout_s <= 0:
+        parser.error("--worker-timeout-s must be positive")
     return args
 
 
@@ -267,7 +272,7 @@ def run(args: argparse.Namespace) -> dict:
                 output = Path(tmp) / f"{n}-{kind}.json"
                 log(f"N={n} {kind}: worker process")
                 part = run_worker(_worker_argv(args, n, kind, output), output, f"N={n} {kind}",
-                                  WORKER_TIMEOUT_S)
+                                  args.worker_timeout_s)
                 results += part["results"]
                 memory.append(part["memory"])
                 warmup.append(part["warmup"])
@@ -279,7 +284,7 @@ def run(args: argparse.Namespace) -> dict:
                      "per_server_ms": args.per_server_ms, "changes_percent": args.changes,
                      "cycle_submit": args.cycle_submit, "cycle_gap_s": args.cycle_gap_s,
                      "submit_count": args.submit, "submit_repeat": args.submit_repeat,
-                     "budget_s": args.budget_s,
+                     "budget_s": args.budget_s, "worker_timeout_s": args.worker_timeout_s,
                      "quick": args.quick, "ces": ce_names(), "seed": args.seed},
         "environment": environment(),
         "notes": _notes(results, args),
