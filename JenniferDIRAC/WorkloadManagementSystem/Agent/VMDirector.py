@@ -208,6 +208,9 @@ class VMDirector(AgentModule):
         # is listed without its record this cycle, which decide() leaves alone (orphans need two
         # sightings past their grace)
         records = vm_records(self.vmState, ce, self.keptRecords)
+        # and the pilots of the VMs the records say are live (before the listing too)
+        recorded = {pilot_reference(ce, name) for name, record in records.items() if record.deleted is None}
+        pilots = self.pilots.records(ce, recorded)
         config, backend, vms = self.backends.listing(ce, params)
         thresholds, queueThresholds = self.thresholdOptions.per_queue(ce, options, config)
         owner = config.owner()
@@ -218,9 +221,11 @@ class VMDirector(AgentModule):
         if not self.dryRun:
             # a name's VM record is its kept VM's: a twin's state or id must not overwrite it
             record_states(self.vmState, split_twins(vms, records)[0], records, self.log, now)
-        # and those of VMs gone on their own, whatever their status: a failed boot corrects the CE's Deleted
-        gone = {name for name, record in records.items() if record.deleted is None} - {vm.name for vm in vms}
-        pilots = self.pilots.records(ce, {pilot_reference(ce, name) for name in gone | {vm.name for vm in vms}})
+        # the pilots of all listed VMs and of live records' VMs gone on their own, whatever their
+        # status (a failed boot corrects the CE's Deleted)
+        unread = {pilot_reference(ce, vm.name) for vm in vms} - recorded
+        if unread:
+            pilots.update(self.pilots.records(ce, unread))
         result = self.vmState.getBackoffs(ce=ce)
         if not result["OK"]:
             raise CENotServedThisCycle(f"cannot read backoffs: {result['Message']}")
