@@ -65,3 +65,14 @@ def test_pilots_and_records_of_unlisted_vms_among_thousands_listed():
     assert decision.of_type(RecordGone) == [RecordGone(gone, NOW, "")]
     assert decision.of_type(Account) == [Account(closed.vm_name), Account(gone, after_delete=True)]
     assert not decision.of_type(DeleteVM)
+
+
+def test_thresholds_of_a_queue_are_those_of_its_vms():
+    el8 = thresholds(boot_timeout=100)
+    view = CEView(OWNER, [], {}, {}, {}, NOW, thresholds(), queue_thresholds={"el8": el8})
+    assert view.thresholds_of_queue("el8") is el8
+    assert view.thresholds_of_queue("") is view.thresholds_of_queue("gone") is view.thresholds
+    for queue, expected in (("el8", el8), ("gone", view.thresholds), ("", view.thresholds)):
+        vm = cloud_vm("jdirac-" + "c" * 32, VMState.ACTIVE, NOW, replace(OWNER, queue=queue))
+        assert view.thresholds_of(vm) is expected
+    assert view.thresholds_of(cloud_vm("jdirac-" + "d" * 32, VMState.ACTIVE, NOW, None)) is view.thresholds

@@ -161,7 +161,10 @@ class CEView:
         level's for a VM without a queue (created before VMs carried it) or of a queue the CE
         no longer has."""
         owner = vm.owner
-        queue = owner.queue if owner is not None else ""
+        return self.thresholds_of_queue(owner.queue if owner is not None else "")
+
+    def thresholds_of_queue(self, queue: str) -> Thresholds:
+        """The thresholds of the VMs submitted for `queue` ("" : the CE level's)."""
         return self.queue_thresholds.get(queue, self.thresholds) if queue else self.thresholds
 
 

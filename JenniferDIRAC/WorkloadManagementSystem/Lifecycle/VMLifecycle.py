@@ -291,17 +291,24 @@ def decide(view: CEView) -> Decision:
     listed_references = set()  # of the listed VMs' pilots: no lost pilot among them
 
     # never touch another installation's or another CE's VM
-    owned = [vm for vm in view.vms if view.owner.owns(vm.owner)]
+    owned, owners = [], []  # and each one's owner, read once
+    for vm in view.vms:
+        owner = vm.owner
+        if view.owner.owns(owner):
+            owned.append(vm)
+            owners.append(owner)
     kept, twins = split_twins(owned, view.records)
     actions.extend(_twin_deletes(twins, view))
-    for vm in kept:
+    if twins:
+        owners = [vm.owner for vm in kept]
+    for vm, owner in zip(kept, owners):
         listed.add(vm.name)
         ref = pilot_reference(ce, vm.name)
         if ":::" not in ref and "\n" not in ref:  # what parse_reference reads back as (ce, vm.name)
             listed_references.add(ref)
         pilot = view.pilots.get(ref)
         record = view.records.get(vm.name)
-        th = view.thresholds_of(vm)
+        th = view.thresholds_of_queue(owner.queue)
         ending = _ending_of(vm, pilot, record, view, th)
 
         if ending is None and pilot is None and vm.state is not VMState.DELETING:
@@ -321,7 +328,7 @@ def decide(view: CEView) -> Decision:
         if vm.state is not VMState.DELETING and not (record and record.accounted):
             actions.append(Account(vm.name, after_delete=True))
         if ending.failure:
-            failures.setdefault(vm.owner.profile, []).append(
+            failures.setdefault(owner.profile, []).append(
                 Failure(ending.failure, _born(vm, record), ending.failure_kind, th.backoff_seconds)
             )
 
