@@ -117,3 +117,27 @@ def test_the_database_s_times_are_read_as_mysqldb_reads_a_datetime():
     assert [pilot_time(text) for text in texts] == [DateTime_or_None(text) for text in texts]
     assert pilot_time(texts[0]) == datetime(2026, 12, 3, 11) and pilot_time(texts[1]) is None
     assert pilot_time(None) is None and pilot_time(WHEN) is WHEN  # the service's datetimes as they are
+
+
+def test_references_that_need_escaping_are_read_too(local_cs, vmdb, pilotdb, mariadb):
+    """Plain cloud:// references go into the statement quoted as they are; a chunk with any
+    other one (a quote, a %) is sent as arguments and read all the same."""
+    from DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
+
+    from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import pilot_rows
+
+    local_cs.loadCFG(CFG().loadFromBuffer(
+        "Systems\n{\n  WorkloadManagement\n  {\n    Databases\n    {\n      PilotAgentsDB\n      {\n"
+        f"        DBName = {pilotdb}\n      }}\n    }}\n  }}\n}}\n"))
+    odd = f"cloud://{CE}/it's-100%"
+    for number, reference in enumerate((ref("a"), odd), 1):
+        mariadb.execute(
+            "INSERT INTO PilotAgents (PilotID, PilotJobReference, VO, GridType, DestinationSite, Status, PilotStamp) "
+            "VALUES (%s, %s, 'belle', 'Cloud', %s, 'Done', %s)", database=pilotdb,
+            params=(number, reference, CE, "d" * 32))
+    db = PilotAgentsDB()
+    plain = pilot_rows(db, CE, [], [ref("a"), ref("z")])
+    both = pilot_rows(db, CE, [], [ref("a"), odd, "x' OR '1'='1"])
+    assert plain["OK"] and [row[:2] for row in plain["Value"]] == [(ref("a"), "Done")]
+    assert both["OK"] and sorted(row[:2] for row in both["Value"]) == sorted([(ref("a"), "Done"), (odd, "Done")])
+    assert PilotRecords(db).records(CE, {odd})[odd].status == "Done"
