@@ -62,17 +62,27 @@ def test_an_unchanged_pilot_is_the_same_record_a_changed_one_a_new_one():
     assert first[ref("b")].status == "Running"  # what the first read gave is left as it was
 
 
-def test_only_the_last_read_of_each_ce_is_kept():
-    store = Store({ref("a"): info(), ref("b"): info(), ref("x", OTHER): info()})
-    pilots = PilotRecords(store)
-    pilots.records(CE, {ref("a"), ref("b")})
-    other = pilots.records(OTHER, {ref("x", OTHER)})
-    pilots.records(CE, {ref("a")})
+def kept(pilots: PilotRecords, ce: str) -> set[str]:
+    return {reference for read in pilots._kept[ce] for reference in read}
 
-    assert set(pilots._kept[CE]) == {ref("a")}  # b was not read again: forgotten
+
+def test_only_the_last_two_reads_of_each_ce_are_kept():
+    store = Store({ref(letter): info() for letter in "abcd"} | {ref("x", OTHER): info()})
+    pilots = PilotRecords(store)
+    first = pilots.records(CE, {ref("a"), ref("b")})
+    other = pilots.records(OTHER, {ref("x", OTHER)})
+    pilots.records(CE, {ref("c")})  # a cycle's second read: listed VMs without a VM record
+    again = pilots.records(CE, {ref("a"), ref("b")})  # the next cycle's first
+
+    assert again[ref("a")] is first[ref("a")] and again[ref("b")] is first[ref("b")]
+    assert kept(pilots, CE) == {ref("a"), ref("b"), ref("c")}
+    pilots.records(CE, {ref("d")})
+    assert kept(pilots, CE) == {ref("a"), ref("b"), ref("d")}  # c was in neither of the last two reads
+    pilots.records(CE, {ref("d")})
+    assert kept(pilots, CE) == {ref("d")}
     assert pilots.records(OTHER, {ref("x", OTHER)})[ref("x", OTHER)] is other[ref("x", OTHER)]
-    again = pilots.records(CE, {ref("a"), ref("b")})
-    assert again[ref("b")].status == "Running" and set(pilots._kept[CE]) == {ref("a"), ref("b")}
+    fresh = pilots.records(CE, {ref("a")})[ref("a")]
+    assert fresh is not first[ref("a")] and fresh == first[ref("a")]  # forgotten, read again
 
 
 def test_pilotagentsdb_rows_are_kept_until_they_change(local_cs, vmdb, pilotdb, mariadb):
