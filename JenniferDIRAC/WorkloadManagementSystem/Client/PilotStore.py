@@ -2,9 +2,11 @@
 this host, the PilotManager service otherwise (the VMDirector and the admin commands alike).
 
 Both answer the same calls the same way (``selectPilots``, ``getPilotInfo``, ``setPilotStatus``).
-``pilot_records`` reads what the VMDirector needs of a CE's pilots: from PilotAgentsDB in one
+``pilot_rows`` reads what the VMDirector needs of a CE's pilots: from PilotAgentsDB in one
 statement of our own (DIRAC's getPilotInfo escapes each reference with a call of its own: 0.4 s
-of a 1 s cycle at 1,250 pilots per CE), from the service with its two calls.
+of a 1 s cycle at 1,250 pilots per CE), from the service with its two calls; as tuples cheap to
+compare with the last cycle's (Director/pilotrecords.py keeps what it made of them).
+``pilot_records`` gives them as getPilotInfo's dicts.
 DIRAC's ``ServerUtils.getPilotAgentsDB`` is not used: it falls back to the service when the
 configured database cannot be reached, hiding the outage this choice must report.
 """
