@@ -490,7 +490,7 @@ def test_a_v010_database_is_upgraded_on_first_connection(mariadb, vmdb):
     )
     assert "FailureKind" not in _columns(mariadb, dbname)
     upgraded = VMDB()  # what the new version does on its first connection
-    assert _columns(mariadb, dbname)[-1] == "FailureKind"
+    assert _columns(mariadb, dbname)[-2:] == ["FailureKind", "Changed"]
     (old,) = ok(upgraded.getVMs(names="old"))
     assert old["delete_reason"] == "create failed: boom" and old["failure_kind"] == ""
     ok(upgraded.recordVMs([record("new")]))

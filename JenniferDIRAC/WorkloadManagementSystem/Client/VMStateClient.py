@@ -142,6 +142,12 @@ class VMStateClient:
         as UTC; 1,250 rows of 26 fields per CE and cycle for the VMDirector)."""
         return self._vms({"ce": ce, **filters}, convert=False)
 
+    def getVMChanges(self, ce: str, since: dt.datetime | None = None):
+        """One CE's rows for a reader that keeps them between reads (VMDB.getVMChanges): the
+        rows with their times as naive UTC (as getVMRows), the database's "now" at the read
+        (naive UTC, microseconds), and the count and change stamps sum of the rows a full read gives."""
+        return self._call("getVMChanges", ce, since, convert=False)
+
     def _vms(self, query: dict, convert: bool):
         query = {k: (list(v) if isinstance(v, (set, tuple)) else v) for k, v in query.items() if v is not None}
         if self._db is None:

@@ -6,7 +6,9 @@ Tables (created on first connection, like DIRAC's TaskQueueDB; ``VMDB.sql`` is w
 
 - ``VMs`` (records.py): one row per VM name (names are unique and chosen before creation), with
   what the CE knew at creation, what the cloud last said and deletion; accounting.py keeps its
-  accounting bookkeeping (whether the VM has been accounted) and the purge of old rows.
+  accounting bookkeeping (whether the VM has been accounted) and the purge of old rows. Its
+  ``Changed`` column, kept by MariaDB on every write, lets the VMDirector read only a CE's rows
+  changed since its last read (``getVMChanges``, checked against the CE's count and stamps).
 - ``VMBackoff`` (backoff.py): the stored state of each (CE, profile) queue's backoff state
   machine (Lifecycle/StateMachine.py decides every change; the SQL only stores it).
 - ``VMLogs``, ``VMHeartbeats`` and the shutdown message (endpointdata.py): what VMs send through
@@ -16,7 +18,7 @@ Tables (created on first connection, like DIRAC's TaskQueueDB; ``VMDB.sql`` is w
   for, until when, written by the CE that saw the refusal and read by the CEs of every process.
 - ``VMDBSchema`` (upgrade.py): the schema version. A database made by an older version is
   upgraded on the first connection of the new one (missing tables created, columns added with
-  ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``, ``UPGRADES``); the same ALTERs are in
+  ``ALTER TABLE ... ADD COLUMN / INDEX IF NOT EXISTS``, ``upgrade_statements``); the same ALTERs are in
   ``VMDB.sql``, so ``dirac-install-db VMDB`` on an existing database upgrades it too. Both are
   idempotent. A database newer than the code is refused, untouched.
 

@@ -17,3 +17,8 @@ USE VMDB;
 
 -- v0.2.0: the typed reason of a failed create (a FailureKind value), read by the VMDirector
 ALTER TABLE IF EXISTS `VMs` ADD COLUMN IF NOT EXISTS `FailureKind` VARCHAR(16) NOT NULL DEFAULT '';
+
+-- VMs.Changed (after v0.2.0): when each VM row last changed (kept by MariaDB itself), and the index a reader of one
+-- CE's changes uses (VMDirector: the rows changed since its last read); existing rows get now
+ALTER TABLE IF EXISTS `VMs` ADD COLUMN IF NOT EXISTS `Changed` TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6);
+ALTER TABLE IF EXISTS `VMs` ADD INDEX IF NOT EXISTS `CEChanged` (`CE`, `Changed`);

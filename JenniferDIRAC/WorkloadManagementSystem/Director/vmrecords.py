@@ -2,22 +2,61 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from JenniferDIRAC.Resources.Cloud.model import VM, VMState
 from JenniferDIRAC.WorkloadManagementSystem.Director.report import CENotServedThisCycle
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import BootstrapRecord, VMRecord
 
 
+#: An incremental read asks for the rows changed since the last read's time less this: a row's
+#: change time is its statement's start, and its transaction may commit a little later. A row
+#: committed later still, or purged, is caught by the check of every incremental read (the count
+#: of the CE's wanted rows and the sum of their change stamps): a full read follows at once.
+CHANGE_MARGIN = dt.timedelta(seconds=10)
+#: A CE's rows are all read again after this many incremental reads (and after any error).
+FULL_READ_EVERY = 30
+
+
+@dataclass(slots=True)
+class _Kept:
+    """One kept row: its change stamp (VMDB's CHANGE_STAMP), its record, its place in a full read."""
+
+    stamp: int
+    record: VMRecord
+    order: tuple  # (deleted, -created, name): getVMChanges' full read order
+
+    @classmethod
+    def of_row(cls, row: dict) -> _Kept:
+        record = VMRecord.from_record(row)  # reads the naive times as UTC
+        order = (record.deleted is not None, -record.created.timestamp(), record.vm_name)
+        return cls(row["changed_us"], record, order)
+
+
+@dataclass(slots=True)
+class _CERead:
+    """What a CE's reads kept: its wanted rows, when to ask changes from, the sum of their stamps."""
+
+    rows: dict[str, _Kept]
+    since: dt.datetime
+    stamps: int
+    incremental_reads: int = 0
+    records: dict[str, VMRecord] = field(default_factory=dict)  # the last read's answer, in order
+
+
 class KeptRecords:
     """The VMRecords of each CE's last read, by VM name with the row they were made of: a row
     read again unchanged (most of a steady cycle's 5,000) gives back the same (frozen) record
-    instead of a new one with its times made aware again."""
+    instead of a new one with its times made aware again. With a client that reads changes
+    (getVMChanges), a CE's next reads ask only the rows changed since."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_ce: dict[str, dict[str, tuple[tuple, VMRecord]]] = {}
+        self._reads: dict[str, _CERead] = {}
 
     def of(self, ce: str) -> dict[str, tuple[tuple, VMRecord]]:
         with self._lock:
@@ -27,10 +66,106 @@ class KeptRecords:
         with self._lock:
             self._by_ce[ce] = kept
 
+    def read_of(self, ce: str) -> _CERead | None:
+        with self._lock:
+            return self._reads.get(ce)
+
+    def keep_read(self, ce: str, read: _CERead | None) -> None:
+        with self._lock:
+            if read is None:
+                self._reads.pop(ce, None)
+            else:
+                self._reads[ce] = read
+
 
 def vm_records(client, ce: str, kept: KeptRecords | None = None) -> dict[str, VMRecord]:
-    """The CE's live VM records and the ended ones not yet accounted, by VM name; `kept`: the
-    records of unchanged rows are the last read's."""
+    """The CE's live VM records and the ended ones not yet accounted, by VM name (the live
+    first, each group newest first); `kept`: the records of unchanged rows are the last read's,
+    and, with a client that reads changes, only the rows changed since the last read are read
+    (its answer is what reading them all gives: checked on every read)."""
+    if kept is None or not hasattr(client, "getVMChanges"):
+        return _read_all_rows(client, ce, kept)
+    last = kept.read_of(ce)
+    kept.keep_read(ce, None)  # an error, whatever it is, makes the next read a full one
+    try:
+        records = None
+        if last is not None and last.incremental_reads < FULL_READ_EVERY:
+            records = _read_changes(client, ce, last)
+        if records is None:
+            last = _read_full(client, ce, last)
+            records = last.records
+    except _ChangesUnread:  # e.g. a VMManager service older than getVMChanges: read every row
+        return _read_all_rows(client, ce, kept)
+    kept.keep_read(ce, last)
+    return dict(records)
+
+
+class _ChangesUnread(Exception):
+    """getVMChanges answered an error."""
+
+
+def _changes(client, ce: str, since: dt.datetime | None) -> dict:
+    result = client.getVMChanges(ce, since)
+    if not result["OK"]:
+        raise _ChangesUnread(result["Message"])
+    return result["Value"]
+
+
+def _read_full(client, ce: str, last: _CERead | None) -> _CERead:
+    """Every wanted row of the CE, the records of unchanged ones the last read's."""
+    value = _changes(client, ce, None)
+    before = last.rows if last is not None else {}
+    rows = {}
+    for row in value["rows"]:
+        name = row["vm_name"]
+        kept = before.get(name)
+        rows[name] = kept if kept is not None and kept.stamp == row["changed_us"] else _Kept.of_row(row)
+    records = {name: kept.record for name, kept in rows.items()}
+    return _CERead(rows, value["now"] - CHANGE_MARGIN, value["stamps"], 0, records)
+
+
+def _read_changes(client, ce: str, last: _CERead) -> dict[str, VMRecord] | None:
+    """The rows changed since `last`'s read merged into it (changed in place); None when the
+    merged rows are not the database's (a full read must follow)."""
+    value = _changes(client, ce, last.since)
+    rows, total, reordered, changed = last.rows, last.stamps, False, False
+    for row in value["rows"]:
+        name = row["vm_name"]
+        before = rows.get(name)
+        if row["deleted"] is not None and row["accounted"]:  # no longer read (a deleted row is ended)
+            if before is not None:
+                del rows[name]
+                total -= before.stamp
+                reordered = True
+            continue
+        if before is not None:
+            if before.stamp == row["changed_us"]:
+                continue
+            total -= before.stamp
+        now_kept = _Kept.of_row(row)
+        rows[name] = now_kept
+        total += now_kept.stamp
+        changed = True
+        reordered = reordered or before is None or before.order != now_kept.order
+    last.since = value["now"] - CHANGE_MARGIN
+    last.incremental_reads += 1
+    last.stamps = total
+    if len(rows) != value["count"] or total != value["stamps"]:
+        return None
+    if reordered:
+        order = sorted(rows.values(), key=_order)
+        last.records = {kept.record.vm_name: kept.record for kept in order}
+    elif changed:
+        last.records = {name: rows[name].record for name in last.records}
+    return last.records
+
+
+def _order(kept: _Kept) -> tuple:
+    return kept.order
+
+
+def _read_all_rows(client, ce: str, kept: KeptRecords | None) -> dict[str, VMRecord]:
+    """Every wanted row through getVMRows (a client without getVMChanges)."""
     records = {}
     last = kept.of(ce) if kept is not None else {}
     made: dict[str, tuple[tuple, VMRecord]] = {}

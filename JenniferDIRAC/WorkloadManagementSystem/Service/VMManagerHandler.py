@@ -83,6 +83,13 @@ class VMManagerHandler(RequestHandler):
             return S_ERROR(f"getVMs: unknown filter(s) {', '.join(sorted(unknown))}")
         return cls.vmDB.getVMs(**filters)
 
+    types_getVMChanges = [str]
+    auth_getVMChanges = READERS
+
+    @classmethod
+    def export_getVMChanges(cls, ce, since=None):
+        return cls.vmDB.getVMChanges(ce, since)
+
     # --- backoff -----------------------------------------------------------------------------
     types_getBackoff = [str, str]
     auth_getBackoff = READERS

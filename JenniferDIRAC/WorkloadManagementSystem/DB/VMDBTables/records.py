@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from DIRAC import S_ERROR, S_OK
 
 from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.schema import (
+    CHANGE_STAMP,
+    CHANGED_COLUMN,
     FAILURE_KINDS,
     LIMITS,
     RECORD_KEYS,
     RUNNING_STATE,
     TERMINAL_STATES,
+    UTC_STATEMENT,
     VM_COLUMNS,
     VM_KEYS,
     VM_SELECT,
@@ -289,6 +292,90 @@ class VMRecords:
             return result
         return S_OK([_vm_dict(row) for row in result["Value"]])
 
+    def getVMChanges(self, ce: str, since: dt.datetime | None = None):
+        """One CE's VM rows as a reader that keeps them between reads needs them, all read in one
+        consistent snapshot: S_OK({"now": the database's UTC time at the snapshot (naive, with
+        microseconds), "rows": [...], "count": n, "stamps": s}).
+
+        ``since`` None: the rows ``vm_records`` reads (live, or ended or deleted and not
+        accounted: ``WANTED``), the live first, each group newest first. ``since`` a naive UTC
+        datetime (an earlier "now" less a margin): every row of the CE changed at or after it,
+        wanted or not. Each row is a getVMs dict plus ``changed_us`` (CHANGE_STAMP: every change
+        moves it); ``count`` and ``stamps`` are the number of the wanted rows of the snapshot
+        and the sum of their stamps, for the reader to check that what it merged is what a full
+        read gives (a row purged, or changed in a transaction that committed later than its
+        time less the margin, shows as a difference)."""
+        try:
+            check_text("ce", ce, required=True)
+            if since is not None and not isinstance(since, dt.datetime):
+                raise TypeError(f"since must be a datetime, not {type(since).__name__}")
+            since = _utc_naive_exact(since)
+        except (RecordError, TypeError) as exc:
+            return S_ERROR(f"getVMChanges: {exc}")
+        select = f"SELECT {VM_SELECT}, {CHANGE_STAMP} FROM VMs"
+        with self._snapshot() as snapshot:
+            if snapshot.error is not None:
+                return snapshot.error
+            conn = snapshot.conn
+            result = self._query("SELECT UTC_TIMESTAMP(6)", conn=conn)
+            if not result["OK"]:
+                return result
+            now = result["Value"][0][0]
+            if since is None:
+                result = self._query(
+                    f"{select} WHERE `CE` = %s AND ({WANTED}) "
+                    "ORDER BY `Deleted` IS NOT NULL, `Created` DESC, `VMName`",
+                    args=(ce,), conn=conn,
+                )
+            else:
+                result = self._query(
+                    f"{UTC_STATEMENT}{select} WHERE `CE` = %s AND `{CHANGED_COLUMN}` >= %s",
+                    args=(ce, since), conn=conn,
+                )
+            if not result["OK"]:
+                return result
+            rows = [_vm_dict_with_stamp(row) for row in result["Value"]]
+            if since is None:
+                count, stamps = len(rows), sum(row["changed_us"] for row in rows)
+            else:
+                # the wanted rows as two disjoint ranges: the live, the deleted not accounted
+                result = self._query(
+                    f"SELECT COUNT(*), COALESCE(SUM(`s`), 0) FROM ("
+                    f"SELECT {CHANGE_STAMP} AS `s` FROM VMs WHERE `CE` = %s AND `Deleted` IS NULL UNION ALL "
+                    f"SELECT {CHANGE_STAMP} FROM VMs WHERE `CE` = %s AND `Deleted` IS NOT NULL AND `Accounted` = 0"
+                    ") AS `wanted`",
+                    args=(ce, ce), conn=conn,
+                )
+                if not result["OK"]:
+                    return result
+                count, stamps = int(result["Value"][0][0]), int(result["Value"][0][1])
+        return S_OK({"now": now, "rows": rows, "count": count, "stamps": stamps})
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[_Transaction]:
+        """A connection in a read-only REPEATABLE READ transaction with its consistent snapshot
+        taken: every statement of the ``with`` block reads the same committed state."""
+        result = self._getConnection()
+        if not result["OK"]:
+            yield _Transaction(error=result)
+            return
+        conn = result["Value"]
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            cursor.close()
+        except Exception as exc:  # the connection is broken: DIRAC's pool replaces it next time
+            yield _Transaction(error=S_ERROR(f"VMDB: cannot start a read snapshot: {exc!r}"))
+            return
+        try:
+            yield _Transaction(conn=conn)
+        finally:
+            try:
+                conn.rollback()  # it changed nothing: ends the snapshot
+            except Exception:  # a broken connection: the pool replaces it next time
+                pass  # nosec B110
+
     def _countExisting(self, names: list[str]):
         total = 0
         for chunk in chunks(sorted(set(names))):
@@ -374,6 +461,24 @@ def _reason_and_kind(value, default_reason: str) -> tuple[str, str]:
 
 def _col_map() -> list[tuple[str, str]]:
     return [(key, col) for key, col, _ in VM_COLUMNS]
+
+
+#: The rows a VMDirector cycle reads of a CE (``getVMChanges``): live, or ended or deleted and not
+#: accounted (getVMs' ``active_only`` and ``unaccounted_only`` together).
+WANTED = "`Deleted` IS NULL OR (`Accounted` = 0 AND (`Ended` IS NOT NULL OR `Deleted` IS NOT NULL))"
+
+
+def _utc_naive_exact(value: dt.datetime | None) -> dt.datetime | None:
+    """utc_naive keeping the microseconds (a time read from the database, given back)."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _vm_dict_with_stamp(row: tuple) -> dict:
+    vm = _vm_dict(row[:-1])
+    vm["changed_us"] = int(row[-1])
+    return vm
 
 
 def _vm_dict(row: tuple) -> dict:

@@ -51,14 +51,32 @@ RECORD_KEYS = (
     "flavor", "cores", "ram_mb", "created",
 )  # fmt: skip
 
+#: When the row last changed, kept by MariaDB itself (every INSERT and every UPDATE that changes
+#: a value sets it, whoever writes), in the database's clock with microseconds: what a reader asks
+#: for to read only the rows changed since its last read (``getVMChanges``). A TIMESTAMP, so it
+#: is the same instant whatever the session's time zone (compared in UTC, ``UTC_STATEMENT``).
+#: Not one of ``VM_COLUMNS``: it never leaves VMDB in a VM's dict.
+CHANGED_COLUMN = "Changed"
+CHANGED_SQL = "TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)"
+#: A statement's prefix that makes it read and compare TIMESTAMPs in UTC (MariaDB's SET STATEMENT:
+#: the session's time zone is left as it is).
+UTC_STATEMENT = "SET STATEMENT time_zone = '+00:00' FOR "
+
+#: A row's Changed as integer microseconds since the epoch (the same whatever the time zone): a
+#: row whose stamp is the one a reader kept is the row it read (every change moves it), and a
+#: reader that merged changed rows into the ones it kept checks that its stamps sum to the
+#: database's (``getVMChanges``).
+CHANGE_STAMP = f"CAST(UNIX_TIMESTAMP(`{CHANGED_COLUMN}`) * 1000000 AS UNSIGNED)"
+
 TABLES = {
     "VMs": {
-        "Fields": {col: sql for _, col, sql in VM_COLUMNS},
+        "Fields": {**{col: sql for _, col, sql in VM_COLUMNS}, CHANGED_COLUMN: CHANGED_SQL},
         "PrimaryKey": "VMName",
         "Indexes": {
             "CE": ["CE", "Deleted"],
             "PilotReference": ["PilotReference"],
             "Unaccounted": ["Accounted", "Ended"],
+            "CEChanged": ["CE", CHANGED_COLUMN],
         },
     },
     "VMBackoff": {
@@ -134,22 +152,45 @@ TABLES = {
 
 #: The schema version of this code: 1 = v0.1.0's tables; 2 = v0.2.0 (VMs.FailureKind, the
 #: VMBootstrap and VMDBSchema tables); 3 = the VMCapacity table (created as a missing table on
-#: the first connection). A new schema change adds its step and bumps this.
+#: the first connection). A new schema change adds its step and bumps this. VMs.Changed and its
+#: index CEChanged (TRACKED_UPGRADES, INDEX_UPGRADES) need no version: they only add to the VMs
+#: table, code of version 3 reads and writes it as before, and MariaDB keeps Changed for its
+#: writes too.
 SCHEMA_VERSION = 3
 #: The version of a database whose tables predate VMDBSchema (v0.1.0, or a v0.2.0 development
 #: database): every step is idempotent, so it is upgraded as if from v0.1.0.
 UNVERSIONED = 1
 
 #: Columns added after v0.1.0: (table, column). Their SQL types are the ones in TABLES.
+#: Existing rows take the column's default.
 UPGRADES: tuple[tuple[str, str], ...] = (("VMs", "FailureKind"),)
+#: Columns added after v0.1.0 that MariaDB sets itself (existing rows get the time of the upgrade).
+TRACKED_UPGRADES: tuple[tuple[str, str], ...] = (("VMs", CHANGED_COLUMN),)
+#: Indexes added after v0.1.0: (table, index), on the columns TABLES gives; added after the columns.
+INDEX_UPGRADES: tuple[tuple[str, str], ...] = (("VMs", "CEChanged"),)
+
+
+def column_upgrade_statements() -> list[tuple[str, str, str]]:
+    """(table, column, the idempotent ALTER adding it) of every column added after v0.1.0."""
+    return [
+        (table, column,
+         f"ALTER TABLE `{table}` ADD COLUMN IF NOT EXISTS `{column}` {TABLES[table]['Fields'][column]}")
+        for table, column in UPGRADES + TRACKED_UPGRADES
+    ]
+
+
+def index_upgrade_statements() -> list[tuple[str, str, str]]:
+    """(table, index, the idempotent ALTER adding it) of every index added after v0.1.0."""
+    return [
+        (table, index, f"ALTER TABLE `{table}` ADD INDEX IF NOT EXISTS `{index}` "
+         f"({', '.join(f'`{col}`' for col in TABLES[table]['Indexes'][index])})")
+        for table, index in INDEX_UPGRADES
+    ]
 
 
 def upgrade_statements() -> list[str]:
     """The idempotent ALTERs that bring an older VMDB to this schema (also in VMDB.sql)."""
-    return [
-        f"ALTER TABLE `{table}` ADD COLUMN IF NOT EXISTS `{column}` {TABLES[table]['Fields'][column]}"
-        for table, column in UPGRADES
-    ]
+    return [cmd for _, _, cmd in column_upgrade_statements() + index_upgrade_statements()]
 
 
 #: FailureKind values VMDB accepts (errors.FailureKind; kept as strings, the DB needs no enum)

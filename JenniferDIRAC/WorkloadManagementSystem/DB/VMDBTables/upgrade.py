@@ -14,8 +14,8 @@ from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBTables.schema import (
     SCHEMA_VERSION,
     TABLES,
     UNVERSIONED,
-    UPGRADES,
-    upgrade_statements,
+    column_upgrade_statements,
+    index_upgrade_statements,
 )
 
 VERSION_TABLE = "VMDBSchema"
@@ -76,19 +76,23 @@ class SchemaUpgrade:
         return self._schemaVersion({row[0] for row in result["Value"]})
 
     def _upgradeTables(self):
-        """Add the columns an older version's tables lack (idempotent)."""
-        for (table, column), cmd in zip(UPGRADES, upgrade_statements()):
-            result = self._query(
-                "SELECT COUNT(*) FROM information_schema.COLUMNS "
-                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND COLUMN_NAME = %s",
-                args=(table, column),
-            )
-            if not result["OK"]:
-                return result
-            if int(result["Value"][0][0]):
-                continue
-            self.log.notice("Upgrading VMDB", f"adding column {table}.{column}")
-            result = self._update(cmd)
-            if not result["OK"]:
-                return result
+        """Add the columns, then the indexes, an older version's tables lack (idempotent)."""
+        for what, catalog, name_column, statements in (
+            ("column", "COLUMNS", "COLUMN_NAME", column_upgrade_statements()),
+            ("index", "STATISTICS", "INDEX_NAME", index_upgrade_statements()),
+        ):
+            for table, name, cmd in statements:
+                result = self._query(
+                    f"SELECT COUNT(*) FROM information_schema.{catalog} "
+                    f"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND {name_column} = %s",
+                    args=(table, name),
+                )
+                if not result["OK"]:
+                    return result
+                if int(result["Value"][0][0]):
+                    continue
+                self.log.notice("Upgrading VMDB", f"adding {what} {table}.{name}")
+                result = self._update(cmd)
+                if not result["OK"]:
+                    return result
         return S_OK()
