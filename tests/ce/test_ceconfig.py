@@ -260,5 +260,5 @@ def test_parsing_reads_nothing_but_its_arguments(restore_cs):
 
 
 def test_max_delete_threads_defaults_to_32_and_is_read():
-    assert parse().max_delete_threads == 32
+    assert parse().max_delete_threads == 64
     assert parse(MaxDeleteThreads="12").max_delete_threads == 12
