@@ -84,10 +84,11 @@ def gocdb_site_name(dirac_site: str) -> str:
     """The GOCDB name of a DIRAC site (its ``Name`` option in the CS), else the DIRAC name."""
     if not dirac_site:
         return ""
-    from DIRAC.ConfigurationSystem.Client.Helpers.Resources import getGOCSiteName
+    from DIRAC import gConfig
 
-    result = getGOCSiteName(dirac_site)
-    return result["Value"] if result["OK"] else dirac_site
+    # the option DIRAC's getGOCSiteName reads, read here: for a site without it (most cloud
+    # sites) that helper builds an S_ERROR with its call stack, once per accounted VM
+    return gConfig.getValue(f"{_site_section(dirac_site)}/Name", "") or dirac_site
 
 
 def _site_section(site: str) -> str:
