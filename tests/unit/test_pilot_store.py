@@ -76,12 +76,12 @@ def test_pilotagentsdb_configured_on_this_host_is_read_directly(local_cs, vmdb, 
     assert pilot_info(chosen.store, [REF.replace("c" * 32, "e" * 32)]) == S_OK({})  # DIRAC's EWMSNOPILOT
 
 
-def test_pilot_records_in_one_statement_read_what_dirac_s_calls_read(local_cs, vmdb, pilotdb, mariadb):
-    """pilot_records on DIRAC's PilotAgentsDB schema: one statement of ours answers as
+def test_pilot_rows_in_one_statement_read_what_dirac_s_calls_read(local_cs, vmdb, pilotdb, mariadb):
+    """pilot_rows on DIRAC's PilotAgentsDB schema: one statement of ours answers as
     selectPilots + getPilotInfo do (the referenced pilots, the CE's transient ones; the newest job)."""
     from DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
 
-    from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import _pilot_records_by_calls, pilot_records
+    from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import _pilot_rows_by_calls, pilot_rows, pilot_time
 
     local_cs.loadCFG(
         CFG().loadFromBuffer(
@@ -116,18 +116,22 @@ def test_pilot_records_in_one_statement_read_what_dirac_s_calls_read(local_cs, v
     transient = ["Running", "Scheduled", "Submitted", "Waiting"]
     referenced = [ref("a"), ref("b"), ref("z")]  # z: unknown
 
-    ours = pilot_records(db, ce, transient, referenced)
-    theirs = _pilot_records_by_calls(db, ce, transient, referenced)
+    ours = pilot_rows(db, ce, transient, referenced)
+    theirs = _pilot_rows_by_calls(db, ce, transient, referenced)  # DIRAC's selectPilots + getPilotInfo
 
     assert ours["OK"] and theirs["OK"]
-    assert sorted(ours["Value"]) == sorted(theirs["Value"]) == [ref("a"), ref("b"), ref("c")]
-    for reference, info in ours["Value"].items():
-        dirac = theirs["Value"][reference]
-        assert info["Status"] == dirac["Status"]
-        assert info["LastUpdateTime"] == dirac["LastUpdateTime"]
-        assert info["SubmissionTime"] == dirac["SubmissionTime"]
-        assert max(info["Jobs"], default=0) == max(dirac.get("Jobs") or [], default=0)
-    assert ours["Value"][ref("a")]["Jobs"] == [12]
-    transient_only = pilot_records(db, ce, transient, [ref("z")])["Value"]  # the CE's transient pilots
-    assert transient_only == {r: ours["Value"][r] for r in (ref("a"), ref("c"))}
-    assert pilot_records(db, other, [], []) == {"OK": True, "Value": {}}
+    by_reference = {row[0]: row for row in ours["Value"]}
+    dirac_by_reference = {row[0]: row for row in theirs["Value"]}
+    assert len(by_reference) == len(ours["Value"])  # one row per reference
+    assert sorted(by_reference) == sorted(dirac_by_reference) == [ref("a"), ref("b"), ref("c")]
+    for reference, (_, status, updated, submitted, job) in by_reference.items():
+        _, dirac_status, dirac_updated, dirac_submitted, dirac_job = dirac_by_reference[reference]
+        assert status == dirac_status
+        assert pilot_time(updated) == dirac_updated and dirac_updated is not None
+        assert pilot_time(submitted) == dirac_submitted and dirac_submitted is not None
+        assert job == dirac_job  # the newest of getPilotInfo's Jobs, 0 without one
+    assert by_reference[ref("a")][4] == 12 and by_reference[ref("b")][4] == 0
+    transient_only = pilot_rows(db, ce, transient, [ref("z")])["Value"]  # the CE's transient pilots
+    assert {row[0]: row for row in transient_only} == {r: by_reference[r] for r in (ref("a"), ref("c"))}
+    assert len(transient_only) == 2
+    assert pilot_rows(db, other, [], []) == {"OK": True, "Value": []}

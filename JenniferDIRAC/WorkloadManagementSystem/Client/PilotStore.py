@@ -6,7 +6,6 @@ Both answer the same calls the same way (``selectPilots``, ``getPilotInfo``, ``s
 statement of our own (DIRAC's getPilotInfo escapes each reference with a call of its own: 0.4 s
 of a 1 s cycle at 1,250 pilots per CE), from the service with its two calls; as tuples cheap to
 compare with the last cycle's (Director/pilotrecords.py keeps what it made of them).
-``pilot_records`` gives them as getPilotInfo's dicts.
 DIRAC's ``ServerUtils.getPilotAgentsDB`` is not used: it falls back to the service when the
 configured database cannot be reached, hiding the outage this choice must report.
 """
@@ -99,25 +98,12 @@ def pilot_time(value) -> datetime | None:
     return DateTime_or_None(value)
 
 
-def pilot_records(store, site: str, statuses: list[str], references: list[str]):
-    """S_OK({reference: {"Status", "LastUpdateTime", "SubmissionTime", "Jobs"}}) of `references`
-    and of every pilot sent to `site` (DestinationSite) whose status is one of `statuses`:
-    "Jobs" holds the newest job id when the pilot ran one (getPilotInfo's keys, its Jobs list
-    reduced to that job)."""
-    result = pilot_rows(store, site, statuses, references)
-    if not result["OK"]:
-        return result
-    return S_OK({
-        reference: {"Status": status, "LastUpdateTime": pilot_time(updated), "SubmissionTime": pilot_time(submitted),
-                    "Jobs": [job] if job else []}
-        for reference, status, updated, submitted, job in result["Value"]
-    })
-
-
 def pilot_rows(store, site: str, statuses: list[str], references):
-    """S_OK([PilotRow]) of what pilot_records reads (one row per reference), the rows as cheap
-    to compare as to make: a reader keeps what it made of a row and makes it again only for a
-    row that changed."""
+    """S_OK([PilotRow]), one row per reference, of `references` and of every pilot sent to
+    `site` (DestinationSite) whose status is one of `statuses`: what DIRAC's selectPilots +
+    getPilotInfo read, the newest of a pilot's jobs as its job id. The rows are as cheap to
+    compare as to make: a reader keeps what it made of a row and makes it again only for a row
+    that changed."""
     if not _is_database(store):
         return _pilot_rows_by_calls(store, site, statuses, references)
     references = sorted(set(references))
@@ -149,18 +135,16 @@ def pilot_rows(store, site: str, statuses: list[str], references):
     return S_OK(list(rows.values()))
 
 
-def _pilot_records_by_calls(store, site: str, statuses: list[str], references: list[str]):
+def _pilot_rows_by_calls(store, site: str, statuses: list[str], references):
+    """pilot_rows from DIRAC's calls: selectPilots, then getPilotInfo (the PilotManager service's
+    path; on PilotAgentsDB, what the one statement must read the same)."""
     result = store.selectPilots({"DestinationSite": site, "Status": sorted(statuses)})
     if not result["OK"]:
         return result
     wanted = sorted(set(references) | set(result["Value"]))
     if not wanted:
-        return S_OK({})
-    return pilot_info(store, wanted)
-
-
-def _pilot_rows_by_calls(store, site: str, statuses: list[str], references):
-    result = _pilot_records_by_calls(store, site, statuses, references)
+        return S_OK([])
+    result = pilot_info(store, wanted)
     if not result["OK"]:
         return result
     rows = []
