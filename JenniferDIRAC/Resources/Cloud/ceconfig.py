@@ -153,8 +153,8 @@ class CloudCEConfig:
         InstallationName option, else `cs_installation` (what the CS names).
 
         Parameters parsed before (the same items in the same order, the same Context_Template
-        file, present or not) give back the same frozen configuration, or raise the same
-        ConfigurationError again: a VMDirector cycle parses each CE's parameters three times."""
+        file, present or not) give back the same frozen configuration: a VMDirector cycle parses
+        each CE's parameters three times. Parameters refused are parsed again each time (rare)."""
         key = _parse_key(ce_name, params, installation, cs_installation)
         if key is None:
             return _Parser(ce_name, params).build(installation, cs_installation)
@@ -162,33 +162,21 @@ class CloudCEConfig:
             parsed = _PARSED.get(key)
             if parsed is not None:
                 _PARSED.move_to_end(key)
-        if parsed is None:
-            try:
-                parsed = _Parser(ce_name, params).build(installation, cs_installation)
-            except ConfigurationError as exc:
-                refusal = _refusal(exc)
-                if refusal is not None:
-                    _keep(key, refusal)
-                raise
-            _keep(key, parsed)
-        if isinstance(parsed, CloudCEConfig):
-            return parsed
-        raise ConfigurationError(*parsed)
+                return parsed
+        parsed = _Parser(ce_name, params).build(installation, cs_installation)
+        with _PARSED_LOCK:
+            _PARSED[key] = parsed
+            while len(_PARSED) > PARSED_CONFIGURATIONS:
+                _PARSED.popitem(last=False)
+        return parsed
 
 
 #: parses kept (CloudCEConfig.parse), the least recently used forgotten first: a process's CEs,
 #: each at its CE level and its queues'
 PARSED_CONFIGURATIONS = 512
-_PARSED: OrderedDict[tuple, CloudCEConfig | tuple[str, str]] = OrderedDict()
+_PARSED: OrderedDict[tuple, CloudCEConfig] = OrderedDict()
 _PARSED_LOCK = threading.Lock()
 _UNKEYED = object()
-
-
-def _keep(key: tuple, parsed: CloudCEConfig | tuple[str, str]) -> None:
-    with _PARSED_LOCK:
-        _PARSED[key] = parsed
-        while len(_PARSED) > PARSED_CONFIGURATIONS:
-            _PARSED.popitem(last=False)
 
 
 def _parse_key(ce_name: str, params: Mapping, installation: str | None, cs_installation: str) -> tuple | None:
@@ -223,15 +211,6 @@ def _frozen(value):
         parts = tuple(_frozen(part) for part in value)
         return _UNKEYED if any(part is _UNKEYED for part in parts) else (type(value), parts)
     return _UNKEYED
-
-
-def _refusal(exc: ConfigurationError) -> tuple[str, str] | None:
-    """(option, problem) to raise `exc` again from; None for a subclass or another message."""
-    prefix = f"CS option {exc.option}: "
-    message = str(exc)
-    if type(exc) is not ConfigurationError or not message.startswith(prefix) or len(exc.args) != 1:
-        return None
-    return exc.option, message[len(prefix):]
 
 
 def installation_name_from_cs() -> str:
