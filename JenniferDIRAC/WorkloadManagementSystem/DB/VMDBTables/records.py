@@ -112,19 +112,11 @@ class VMRecords:
         committed when the block ends, rolled back when a statement failed (``tx.rollback``) or
         the block raised. No transaction (``tx.error``, the block returns it) when there is no
         connection or it cannot start one."""
-        result = self._getConnection()
-        if not result["OK"]:
-            yield _Transaction(error=result)
+        tx = self._start(("START TRANSACTION",), "a transaction")
+        if tx.error is not None:
+            yield tx
             return
-        conn = result["Value"]
-        try:
-            cursor = conn.cursor()
-            cursor.execute("START TRANSACTION")
-            cursor.close()
-        except Exception as exc:  # the connection is broken: DIRAC's pool replaces it next time
-            yield _Transaction(error=S_ERROR(f"VMDB: cannot start a transaction: {exc!r}"))
-            return
-        tx = _Transaction(conn=conn)
+        conn = tx.conn
         try:
             yield tx
         except BaseException:
@@ -354,27 +346,40 @@ class VMRecords:
     @contextmanager
     def _snapshot(self) -> Iterator[_Transaction]:
         """A connection in a read-only REPEATABLE READ transaction with its consistent snapshot
-        taken: every statement of the ``with`` block reads the same committed state."""
+        taken: every statement of the ``with`` block reads the same committed state (no snapshot:
+        ``snapshot.error``, as ``_transaction``)."""
+        snapshot = self._start(
+            ("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+             "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"),
+            "a read snapshot",
+        )
+        if snapshot.error is not None:
+            yield snapshot
+            return
+        try:
+            yield snapshot
+        finally:
+            try:
+                snapshot.conn.rollback()  # it changed nothing: ends the snapshot
+            except Exception:  # a broken connection: the pool replaces it next time
+                pass  # nosec B110
+
+    def _start(self, statements: tuple[str, ...], what: str) -> _Transaction:
+        """A connection from DIRAC's pool with `statements` (which start `what`) run on it:
+        ``_Transaction(conn=...)``, or ``_Transaction(error=...)`` when there is no connection or
+        a statement fails."""
         result = self._getConnection()
         if not result["OK"]:
-            yield _Transaction(error=result)
-            return
+            return _Transaction(error=result)
         conn = result["Value"]
         try:
             cursor = conn.cursor()
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            for statement in statements:
+                cursor.execute(statement)
             cursor.close()
         except Exception as exc:  # the connection is broken: DIRAC's pool replaces it next time
-            yield _Transaction(error=S_ERROR(f"VMDB: cannot start a read snapshot: {exc!r}"))
-            return
-        try:
-            yield _Transaction(conn=conn)
-        finally:
-            try:
-                conn.rollback()  # it changed nothing: ends the snapshot
-            except Exception:  # a broken connection: the pool replaces it next time
-                pass  # nosec B110
+            return _Transaction(error=S_ERROR(f"VMDB: cannot start {what}: {exc!r}"))
+        return _Transaction(conn=conn)
 
     def _countExisting(self, names: list[str]):
         total = 0
