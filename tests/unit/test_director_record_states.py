@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from DIRAC import S_OK
+from DIRAC import S_ERROR, S_OK
 
 from JenniferDIRAC.Resources.Cloud.model import VM, VMState
 from JenniferDIRAC.WorkloadManagementSystem.Director.vmrecords import record_states
@@ -111,3 +111,52 @@ def test_records_of_unchanged_rows_are_the_last_reads():
     client.rows.append(row("c", "ACTIVE"))  # forgotten: a record made again
     assert vm_records(client, CE, kept)["c"] is not first["c"]
     assert vm_records(client, "other", kept)["d"] is other["d"]
+
+
+def test_a_service_without_getvmchanges_is_read_row_by_row_with_its_records_kept():
+    """A client whose getVMChanges answers an error (a VMManager service older than it) reads
+    every row through getVMRows each time, the records of unchanged rows kept between reads;
+    once getVMChanges answers, a full read of changes, then only the changes."""
+    from datetime import datetime as naive
+
+    from JenniferDIRAC.WorkloadManagementSystem.Director import vmrecords
+    from JenniferDIRAC.WorkloadManagementSystem.Director.vmrecords import KeptRecords, vm_records
+
+    now = naive(2026, 6, 1, 14)
+
+    def row(name, state):
+        return {"vm_name": name, "ce": CE, "vm_id": f"id-{name}", "cloud_state": state,
+                "created": naive(2026, 6, 1, 11), "started": naive(2026, 6, 1, 12), "ended": None,
+                "deleted": None, "accounted": 0}
+
+    class Service:
+        def __init__(self, rows):
+            self.rows, self.upgraded, self.asked, self.rows_reads = rows, False, [], 0
+
+        def getVMRows(self, ce, active_only=False, unaccounted_only=False):
+            self.rows_reads += 1
+            return S_OK([dict(r) for r in self.rows] if active_only else [])
+
+        def getVMChanges(self, ce, since=None):
+            self.asked.append(since)
+            if not self.upgraded:
+                return S_ERROR("Unknown method getVMChanges")
+            rows = [dict(r, changed_us=index) for index, r in enumerate(self.rows, 1)]
+            stamps = sum(r["changed_us"] for r in rows)
+            return S_OK({"now": now, "rows": rows if since is None else [], "count": len(rows), "stamps": stamps})
+
+    kept = KeptRecords()
+    service = Service([row("a", "ACTIVE"), row("b", "BUILD")])
+    first = vm_records(service, CE, kept)
+    service.rows = [row("a", "ACTIVE"), row("b", "ACTIVE")]
+    second = vm_records(service, CE, kept)
+
+    assert service.asked == [None, None] and service.rows_reads == 4  # each read: changes refused, every row
+    assert list(second) == ["a", "b"] and second["a"] is first["a"]  # kept between reads
+    assert second["b"] is not first["b"] and second["b"].cloud_state == "ACTIVE"
+    service.upgraded = True
+    third = vm_records(service, CE, kept)
+    fourth = vm_records(service, CE, kept)
+    assert service.asked == [None, None, None, now - vmrecords.CHANGE_MARGIN]  # a full read, then changes
+    assert service.rows_reads == 4
+    assert third == second and fourth == third and fourth["a"] is third["a"]

@@ -47,6 +47,10 @@ class _CERead:
     records: dict[str, VMRecord] = field(default_factory=dict)  # the last read's answer, in order
 
 
+#: what a CE's last read through getVMRows kept: {VM name: (its row's values, its record)}
+_RowsRead = dict[str, tuple[tuple, VMRecord]]
+
+
 class KeptRecords:
     """The VMRecords of each CE's last read, by VM name with the row they were made of: a row
     read again unchanged (most of a steady cycle's 5,000) gives back the same (frozen) record
@@ -55,22 +59,14 @@ class KeptRecords:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_ce: dict[str, dict[str, tuple[tuple, VMRecord]]] = {}
-        self._reads: dict[str, _CERead] = {}
+        #: CE -> what its last read kept: a _CERead (getVMChanges) or a _RowsRead (getVMRows)
+        self._reads: dict[str, _CERead | _RowsRead] = {}
 
-    def of(self, ce: str) -> dict[str, tuple[tuple, VMRecord]]:
-        with self._lock:
-            return self._by_ce.get(ce, {})
-
-    def keep(self, ce: str, kept: dict[str, tuple[tuple, VMRecord]]) -> None:
-        with self._lock:
-            self._by_ce[ce] = kept
-
-    def read_of(self, ce: str) -> _CERead | None:
+    def last(self, ce: str) -> _CERead | _RowsRead | None:
         with self._lock:
             return self._reads.get(ce)
 
-    def keep_read(self, ce: str, read: _CERead | None) -> None:
+    def keep(self, ce: str, read: _CERead | _RowsRead | None) -> None:
         with self._lock:
             if read is None:
                 self._reads.pop(ce, None)
@@ -82,22 +78,35 @@ def vm_records(client, ce: str, kept: KeptRecords | None = None) -> dict[str, VM
     """The CE's live VM records and the ended ones not yet accounted, by VM name (the live
     first, each group newest first); `kept`: the records of unchanged rows are the last read's,
     and, with a client that reads changes, only the rows changed since the last read are read
-    (its answer is what reading them all gives: checked on every read)."""
-    if kept is None or not hasattr(client, "getVMChanges"):
-        return _read_all_rows(client, ce, kept)
-    last = kept.read_of(ce)
-    kept.keep_read(ce, None)  # an error, whatever it is, makes the next read a full one
-    try:
-        records = None
-        if last is not None and last.incremental_reads < FULL_READ_EVERY:
-            records = _read_changes(client, ce, last)
-        if records is None:
-            last = _read_full(client, ce, last)
-            records = last.records
-    except _ChangesUnread:  # e.g. a VMManager service older than getVMChanges: read every row
-        return _read_all_rows(client, ce, kept)
-    kept.keep_read(ce, last)
-    return dict(records)
+    (its answer is what reading them all gives: checked on every read). A client without
+    getVMChanges, or whose getVMChanges answers an error (a VMManager service older than it),
+    reads every row through getVMRows."""
+    last = kept.last(ce) if kept is not None else None
+    if kept is not None and hasattr(client, "getVMChanges"):
+        read = last if isinstance(last, _CERead) else None
+        if read is not None:  # merged into in place: an error, whatever it is, makes the next read a full one
+            kept.keep(ce, None)
+        try:
+            read = _read_through_changes(client, ce, read)
+        except _ChangesUnread:
+            pass
+        else:
+            kept.keep(ce, read)
+            return dict(read.records)
+    records, rows = _read_all_rows(client, ce, last if isinstance(last, dict) else {})
+    if kept is not None:
+        kept.keep(ce, rows)
+    return records
+
+
+def _read_through_changes(client, ce: str, last: _CERead | None) -> _CERead:
+    """The CE's read through getVMChanges: its changes since `last` merged into it, a full read
+    when there is no last read, it is FULL_READ_EVERY incremental reads old or the merge is not
+    the database's rows."""
+    if last is not None and last.incremental_reads < FULL_READ_EVERY:
+        if _read_changes(client, ce, last) is not None:
+            return last
+    return _read_full(client, ce, last)
 
 
 class _ChangesUnread(Exception):
@@ -164,11 +173,11 @@ def _order(kept: _Kept) -> tuple:
     return kept.order
 
 
-def _read_all_rows(client, ce: str, kept: KeptRecords | None) -> dict[str, VMRecord]:
-    """Every wanted row through getVMRows (a client without getVMChanges)."""
+def _read_all_rows(client, ce: str, last: _RowsRead) -> tuple[dict[str, VMRecord], _RowsRead]:
+    """Every wanted row through getVMRows, the records of rows unchanged since `last` its ones;
+    and what to keep of this read."""
     records = {}
-    last = kept.of(ce) if kept is not None else {}
-    made: dict[str, tuple[tuple, VMRecord]] = {}
+    made: _RowsRead = {}
     for query in ({"active_only": True}, {"unaccounted_only": True}):
         result = client.getVMRows(ce=ce, **query)  # VMRecord.from_record reads the naive times as UTC
         if not result["OK"]:
@@ -183,9 +192,7 @@ def _read_all_rows(client, ce: str, kept: KeptRecords | None) -> dict[str, VMRec
                 record = VMRecord.from_record(row)
             records[name] = record
             made[name] = (values, record)
-    if kept is not None:
-        kept.keep(ce, made)
-    return records
+    return records, made
 
 
 def record_states(client, vms: Iterable[VM], records: dict[str, VMRecord], log, when=None) -> None:
