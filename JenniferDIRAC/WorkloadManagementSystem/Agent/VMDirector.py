@@ -8,8 +8,10 @@
 
 Each cycle, for every cloud CE it serves, the agent takes the VMs that this installation owns
 on that CE from ONE listing per cloud project (CEs of one project share it), reads the
-matching pilot records (PilotAgentsDB) and VM records (VMDB), asks the lifecycle policy (``Lifecycle/VMLifecycle.py``) what to do and applies the
-answer: pilot statuses first, then deletions in one bulk call, VM records, backoffs, accounting.
+matching pilot records (PilotAgentsDB) and VM records (VMDB), asks the lifecycle policy
+(``Lifecycle/VMLifecycle.py``) what to do and applies the answer: the deletions that wait for no
+pilot status are sent at once, and run while the VM states and pilot statuses are written; then
+the deletions that waited for their pilot's status, the VM records, backoffs, accounting.
 A CE whose configuration, cloud or databases cannot be read is skipped for the cycle: nothing is
 ever decided from a failed listing, and the other CEs carry on.
 The CEs of up to ``ProjectsInParallel`` cloud projects are handled at once: a slow cloud does not
@@ -46,8 +48,10 @@ from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateC
 from JenniferDIRAC.WorkloadManagementSystem.Configuration.CEQueues import CEParameters
 from JenniferDIRAC.WorkloadManagementSystem.Director.accounting import VMAccounting
 from JenniferDIRAC.WorkloadManagementSystem.Director.apply import (
+    SentDeletes,
     close_gone_records,
     delete_vms,
+    deletes_waiting_for_no_pilot,
     set_pilot_statuses,
     to_account,
 )
@@ -179,11 +183,13 @@ class VMDirector(AgentModule):
         return S_OK()
 
     def _serveProject(self, group: list[str], ces: dict[str, CEParameters]) -> list[CEReport]:
-        """The CEs of one cloud project, at once (they share its listing and DELETE threads)."""
-        if len(group) == 1 or self.cesInParallel == 1:
-            return [self._serveCE(ce, ces[ce]) for ce in group]
-        with ThreadPoolExecutor(max_workers=min(self.cesInParallel, len(group)),
-                                thread_name_prefix="vmdirector-ce") as pool:
+        """The CEs of one cloud project, at once (they share its listing and DELETE threads);
+        the project's listing starts at once, while its CEs read their databases."""
+        workers = 1 if len(group) == 1 else min(self.cesInParallel, len(group))
+        with ThreadPoolExecutor(max_workers=workers + 1, thread_name_prefix="vmdirector-ce") as pool:
+            pool.submit(self.backends.start_listing, group[0], ces[group[0]].with_first_queue)
+            if workers == 1:
+                return [self._serveCE(ce, ces[ce]) for ce in group]
             return list(pool.map(lambda ce: self._serveCE(ce, ces[ce]), group))
 
     def _serveCE(self, ce: str, options: CEParameters) -> CEReport:
@@ -204,13 +210,19 @@ class VMDirector(AgentModule):
 
     def _cycleCE(self, ce: str, options: CEParameters, report: CEReport):
         params = options.with_first_queue  # what the CE has once: credentials, listing, accounting
-        # the records first, read while another CE of the project lists it; a VM created since
-        # is listed without its record this cycle, which decide() leaves alone (orphans need two
+        # the databases first, read while the project's listing runs: a VM created since the
+        # listing has a record and no VM this cycle, one created since the records a VM and no
+        # record; decide() leaves both alone (the record's LostPilotGrace, an orphan's two
         # sightings past their grace)
         records = vm_records(self.vmState, ce, self.keptRecords)
-        # and the pilots of the VMs the records say are live (before the listing too)
+        # and the pilots of the VMs the records say are live
         recorded = {pilot_reference(ce, name) for name, record in records.items() if record.deleted is None}
         pilots = self.pilots.records(ce, recorded)
+        result = self.vmState.getBackoffs(ce=ce)
+        if not result["OK"]:
+            raise CENotServedThisCycle(f"cannot read backoffs: {result['Message']}")
+        backoffs = {row["profile"]: BackoffState.from_record(row) for row in result["Value"]}
+        recordedBootstraps = bootstraps(self.vmState, records)
         config, backend, vms = self.backends.listing(ce, params)
         thresholds, queueThresholds = self.thresholdOptions.per_queue(ce, options, config)
         owner = config.owner()
@@ -218,18 +230,11 @@ class VMDirector(AgentModule):
         report.vms = len(vms)
         now = self.clock()
 
-        if not self.dryRun:
-            # a name's VM record is its kept VM's: a twin's state or id must not overwrite it
-            record_states(self.vmState, split_twins(vms, records)[0], records, self.log, now)
         # the pilots of all listed VMs and of live records' VMs gone on their own, whatever their
         # status (a failed boot corrects the CE's Deleted)
         unread = {pilot_reference(ce, vm.name) for vm in vms} - recorded
         if unread:
             pilots.update(self.pilots.records(ce, unread))
-        result = self.vmState.getBackoffs(ce=ce)
-        if not result["OK"]:
-            raise CENotServedThisCycle(f"cannot read backoffs: {result['Message']}")
-        backoffs = {row["profile"]: BackoffState.from_record(row) for row in result["Value"]}
         self.metrics.ce_listed(ce, params.get("Site", ""), vms, records, backoffs, now)
         self.metrics.read_quota(config.openstack.project_name or ce, backend)
 
@@ -244,22 +249,32 @@ class VMDirector(AgentModule):
             self.orphanSightings.get(ce, frozenset()),
             queue_thresholds=queueThresholds,
             bootstrap_replayed=self.replayedBootstraps,
-            bootstraps=bootstraps(self.vmState, records),
+            bootstraps=recordedBootstraps,
         )
         decision = decide(view)
         self.orphanSightings[ce] = decision.orphan_sightings
-        self._apply(ce, backend, decision, report, params, thresholds, self.backends.deletions(ce, config))
+        if self.dryRun:
+            self._apply(ce, backend, decision, report, params, thresholds)
+            return
+        sent = SentDeletes(backend, self.backends.deletions(ce, config))
+        sent.send(deletes_waiting_for_no_pilot(decision))  # under way while the states are written
+        # a name's VM record is its kept VM's: a twin's state or id must not overwrite it
+        record_states(self.vmState, split_twins(vms, records)[0], records, self.log, now)
+        self._apply(ce, backend, decision, report, params, thresholds, sent)
 
     # --- applying the decision ---------------------------------------------------------------
-    def _apply(self, ce: str, backend, decision, report: CEReport, params, thresholds: Thresholds, deletions=None):
-        for action in decision.actions:
-            self.log.info(f"{'Would apply' if self.dryRun else 'Applying'} on {ce}", repr(action))
+    def _apply(self, ce: str, backend, decision, report: CEReport, params, thresholds: Thresholds,
+               sent: SentDeletes | None = None):
+        """Apply the decision (`sent`: its deletions already under way)."""
+        if self.log.shown("INFO"):
+            for action in decision.actions:
+                self.log.info(f"{'Would apply' if self.dryRun else 'Applying'} on {ce}", repr(action))
         if self.dryRun:
             return
         failedPilots = set_pilot_statuses(decision, self.pilots, report, self.log)
         now = self.clock()  # VMDB's times of this cycle's deletions: the policy's clock
         ended = delete_vms(
-            ce, backend, decision, failedPilots, self.vmState, self.metrics, report, self.log, now, deletions
+            ce, backend, decision, failedPilots, self.vmState, self.metrics, report, self.log, now, sent=sent
         )
         ended |= close_gone_records(decision, self.vmState, self.log, now)
         self._applyBackoffs(ce, decision, report)

@@ -77,14 +77,18 @@ class VMAccounting:
 
     def flavor_properties(self, ce: str, params: Mapping) -> Callable[[dict], dict[str, str]]:
         """VM record -> its flavor's properties; {} if the cloud cannot say (then HS06PerCore counts)."""
+        resolved: list[tuple] = []  # (backend, project): the CE's, found at its first VM with a flavor
 
         def properties(vm: dict) -> dict[str, str]:
             flavor = vm.get("flavor") or ""
             if not flavor:
                 return {}
             try:
-                config, backend = self.backends.backend(ce, params)
-                key = (self.backends.project_key(config, backend) or ce, flavor)
+                if not resolved:
+                    config, backend = self.backends.backend(ce, params)
+                    resolved.append((backend, self.backends.project_key(config, backend) or ce))
+                backend, project = resolved[0]
+                key = (project, flavor)
                 with self._flavor_lock:
                     read, found = self.flavor_cache.get(key, (0.0, None))
                     if found is None or time.time() - read > FLAVOR_PROPERTIES_SECONDS:

@@ -2,8 +2,10 @@
 ``_applyBackoffs``; accounting: ``accounting.py``).
 
 Pilot statuses go first: a VM whose deletion waits for its pilot's final status is kept while
-that status could not be set. Deletions go to the project's DELETE threads (deletions.py), or
-in one bulk call of the backend.
+that status could not be set. The deletions that wait for no pilot status are sent as soon as
+the decision is made (``SentDeletes``), and run while the VM states and pilot statuses are
+written. Deletions go to the project's DELETE threads (deletions.py), or in one bulk call of
+the backend.
 """
 
 from __future__ import annotations
@@ -16,6 +18,43 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     RecordGone,
     SetPilotStatus,
 )
+
+
+class SentDeletes:
+    """The DELETEs sent so far in a CE's cycle; their outcomes are read once (`errors`)."""
+
+    def __init__(self, backend, deletions=None) -> None:
+        self._backend, self._deletions = backend, deletions  # deletions: the project's ProjectDeletions
+        self.actions: list[DeleteVM] = []
+        self._futures: list = []
+        self._errors: dict[str, str] = {}
+
+    def send(self, actions: list[DeleteVM]) -> None:
+        """Send these deletions: to the project's DELETE threads, at once; without them, in one
+        bulk call of the backend, done on return."""
+        if not actions:
+            return
+        self.actions += actions
+        ids = [a.vm_id for a in actions]
+        if self._deletions is not None:
+            self._futures += self._deletions.start(self._backend, ids)
+            return
+        try:
+            self._errors.update(self._backend.delete_vms(ids))
+        except CloudError as exc:
+            self._errors.update({vm_id: str(exc) for vm_id in ids})
+
+    def errors(self) -> dict[str, str]:
+        """{vm_id: error} of the deletions sent that failed, once every one has ended."""
+        for future in self._futures:
+            self._errors.update(future.result())
+        self._futures = []
+        return self._errors
+
+
+def deletes_waiting_for_no_pilot(decision) -> list[DeleteVM]:
+    """The decision's deletions that may be sent before any pilot status is set."""
+    return [a for a in decision.of_type(DeleteVM) if not a.after_pilot]
 
 
 def set_pilot_statuses(decision, pilots, report: CEReport, log) -> set[str]:
@@ -33,21 +72,22 @@ def set_pilot_statuses(decision, pilots, report: CEReport, log) -> set[str]:
 
 def delete_vms(
     ce: str, backend, decision, failed_pilots: set[str], client, metrics, report: CEReport, log, when=None,
-    deletions=None,
+    deletions=None, sent: SentDeletes | None = None,
 ) -> set[str]:
     """Delete the decision's VMs (not those waiting for a pilot status that `failed_pilots`
-    lacks) and close their records, dated `when` (None: now); the names of the records closed.
-    `deletions`: the project's ProjectDeletions (None: the backend's own bulk call)."""
-    deletes = [
-        a for a in decision.of_type(DeleteVM) if not (a.after_pilot and a.after_pilot in failed_pilots)
-    ]
+    lacks; `sent`: those already under way) and close their records, dated `when` (None: now);
+    the names of the records closed. `deletions`: the project's ProjectDeletions (None: the
+    backend's own bulk call)."""
+    sent = sent if sent is not None else SentDeletes(backend, deletions)
+    under_way = {a.vm_id for a in sent.actions}
+    sent.send([
+        a for a in decision.of_type(DeleteVM)
+        if a.vm_id not in under_way and not (a.after_pilot and a.after_pilot in failed_pilots)
+    ])
+    deletes = sent.actions
     if not deletes:
         return set()
-    try:
-        ids = [a.vm_id for a in deletes]
-        errors = deletions.delete(backend, ids) if deletions is not None else backend.delete_vms(ids)
-    except CloudError as exc:
-        errors = {a.vm_id: str(exc) for a in deletes}
+    errors = sent.errors()
     done = [a for a in deletes if a.vm_id not in errors]
     for action in deletes:
         if action.vm_id in errors:

@@ -1,9 +1,9 @@
 """Each CE's backend, kept from cycle to cycle, and the ONE listing of a cloud project in a cycle.
 
 CEs of one cloud project (the backend's ``listing_scope()``) and installation share one listing
-per cycle (``one_listing_per_project``): the first CE to ask lists the installation's VMs
-(incrementally where the cloud can: sharedlisting.IncrementalView, kept between cycles), the
-others take their VMs from it. A backend without a scope lists its own CE's VMs. The CEs of a
+per cycle (``one_listing_per_project``): the listing of the installation's VMs starts with the
+project's turn in the cycle (``start_listing``; incrementally where the cloud can:
+sharedlisting.IncrementalView, kept between cycles) and each CE takes its VMs from it. A backend without a scope lists its own CE's VMs. The CEs of a
 project also share one pool of DELETE threads (deletions.py), as large as the smallest
 MaxDeleteThreads of the project's CEs.
 
@@ -183,6 +183,18 @@ class CEBackends:
                 listing = self.projects[key] = ProjectListing(shared_project(backend, owner.installation))
         backend.share_discovery(listing.discovery)
         return listing.ce_vms_in_cycle(backend, config, self._cycle)
+
+    def start_listing(self, ce: str, params: Mapping) -> None:
+        """Take this cycle's listing of `ce`'s cloud project now, while its CEs read their
+        databases (they then wait for it); a CE without a shared project lists on its own. What
+        fails is the CEs' to see: a failed listing is kept for the cycle, refused credentials
+        are read again by each CE's own call."""
+        try:
+            config, backend = self.backend(ce, params)
+            if self.project_key(config, backend) is not None:
+                self._list(config, backend)
+        except (CloudError, CENotServedThisCycle):
+            pass
 
     def listing(self, ce: str, params: Mapping):
         """(config, backend, the listing of the CE's project: filter it on the CE's owner);

@@ -36,12 +36,12 @@ class ProjectDeletions:
         """``backend.delete_vms`` of each id in the project's pool; {vm_id: error} of those that
         failed (an exception is that VM's error, never the others')."""
         errors: dict[str, str] = {}
-        vm_ids = list(vm_ids)
-        for future in self._submit(backend, vm_ids):
+        for future in self.start(backend, list(vm_ids)):
             errors.update(future.result())
         return errors
 
-    def _submit(self, backend: CloudBackend, vm_ids: list[str]) -> list[Future]:
+    def start(self, backend: CloudBackend, vm_ids: list[str]) -> list[Future]:
+        """Send the deletions now; each future's result is {vm_id: error} (empty: deleted)."""
         with self._lock:  # not resized while submitting
             return [self._pool.submit(self._attempt, backend, vm_id) for vm_id in vm_ids]
 
