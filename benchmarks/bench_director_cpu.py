@@ -52,26 +52,14 @@ def names(n: int) -> dict[str, str]:
 
 def seed_pilots(mariadb, database: str, vms: dict[str, str]) -> None:
     """Every VM's pilot Running with a job, submitted an hour ago (the state each child starts from)."""
+    from benchmarks.benchdb import insert_pilots
     from JenniferDIRAC.Resources.Cloud.references import pilot_reference
 
     mariadb.execute("DELETE FROM JobToPilotMapping", database=database)
     mariadb.execute("DELETE FROM PilotAgents", database=database)
-    rows = [(i + 1, pilot_reference(ce, name), VO, "Cloud", ce, SITE, "Running", f"{i:032x}")
-            for i, (name, ce) in enumerate(vms.items())]
-    for chunk in range(0, len(rows), 1000):
-        part = rows[chunk:chunk + 1000]
-        mariadb.execute(
-            "INSERT INTO PilotAgents (PilotID, PilotJobReference, VO, GridType, DestinationSite, GridSite, Status, "
-            "SubmissionTime, LastUpdateTime, PilotStamp) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, UTC_TIMESTAMP() - INTERVAL 3600 SECOND, "
-                         "UTC_TIMESTAMP() - INTERVAL 60 SECOND, %s)"] * len(part)),
-            database=database, params=tuple(v for row in part for v in row),
-        )
-        mariadb.execute(
-            "INSERT INTO JobToPilotMapping (PilotID, JobID, StartTime) VALUES "
-            + ", ".join(["(%s, %s, UTC_TIMESTAMP())"] * len(part)),
-            database=database, params=tuple(v for row in part for v in (row[0], 1000 + row[0])),
-        )
+    pilots = [(pilot_reference(ce, name), VO, "Cloud", ce, SITE, "Running", f"{i:032x}")
+              for i, (name, ce) in enumerate(vms.items())]
+    insert_pilots(mariadb, database, pilots, first_id=1, jobs=True)
 
 
 def tree_of(commit: str, into: Path) -> Path:

@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import json
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -79,53 +78,38 @@ def main() -> int:
     parser.add_argument("--flush-ms", type=int, default=1000, help="HeartbeatFlushMilliseconds")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
-    from DIRAC import gConfig, gLogger
-    from diraccfg import CFG
+    from benchmarks.benchdb import private_vmdb
 
-    from dev.mariadb import MariaDBServer
+    with private_vmdb("benchhb", "VMDB_bench_hb"):
+        from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
+        from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
+        from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.heartbeats import (
+            HeartbeatBatching,
+            HeartbeatBuffer,
+        )
+        from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import VMStateStore
 
-    with tempfile.TemporaryDirectory(prefix="benchhb") as tmp:
-        server = MariaDBServer(Path(tmp) / "db")
-        info = server.start()
-        try:
-            server.create_database("VMDB_bench_hb")
-            gConfig.loadCFG(CFG().loadFromBuffer(
-                f"Systems\n{{\n  Databases\n  {{\n    User = {info.user}\n    Password = {info.password}\n"
-                f"    Host = {info.host}\n    Port = {info.port}\n  }}\n  WorkloadManagement\n  {{\n"
-                "    Databases\n    {\n      VMDB\n      {\n        DBName = VMDB_bench_hb\n      }\n    }\n  }\n}\n"
-            ))
-            gLogger.setLevel("ERROR")
-            from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
-            from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.app import EndpointLimits, VMEndpointApp
-            from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.heartbeats import (
-                HeartbeatBatching,
-                HeartbeatBuffer,
-            )
-            from JenniferDIRAC.WorkloadManagementSystem.VMEndpointServer.store import VMStateStore
+        db = VMDB()
+        store = VMStateStore(db)
+        limits = EndpointLimits(max_concurrent_requests=64)
+        rows = []
+        for kind in ("one write per heartbeat", "batched"):
+            names = [f"jdirac-hb{kind[0]}{i:06d}" for i in range(args.n)]
+            created = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+            assert db.recordVMs([
+                {"vm_name": n, "vm_id": "id-" + n, "ce": "ce.example", "site": "CLOUD.B.uk", "vo": "vo",
+                 "profile": "default", "pilot_reference": f"cloud://ce.example/{n}", "stamp": "0" * 32,
+                 "flavor": "m1.small", "cores": 1, "ram_mb": 2048, "created": created} for n in names
+            ])["OK"]
 
-            db = VMDB()
-            store = VMStateStore(db)
-            limits = EndpointLimits(max_concurrent_requests=64)
-            rows = []
-            for kind in ("one write per heartbeat", "batched"):
-                names = [f"jdirac-hb{kind[0]}{i:06d}" for i in range(args.n)]
-                created = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-                assert db.recordVMs([
-                    {"vm_name": n, "vm_id": "id-" + n, "ce": "ce.example", "site": "CLOUD.B.uk", "vo": "vo",
-                     "profile": "default", "pilot_reference": f"cloud://ce.example/{n}", "stamp": "0" * 32,
-                     "flavor": "m1.small", "cores": 1, "ram_mb": 2048, "created": created} for n in names
-                ])["OK"]
+            def factory(authority, kind=kind):
+                if kind == "batched":
+                    buffer = HeartbeatBuffer(store, HeartbeatBatching(args.batch_rows, args.flush_ms / 1000,
+                                                                      max(args.batch_rows, 20000)))
+                    return VMEndpointApp(authority, store, limits, heartbeats=buffer), buffer
+                return VMEndpointApp(authority, store, limits), None
 
-                def factory(authority, kind=kind):
-                    if kind == "batched":
-                        buffer = HeartbeatBuffer(store, HeartbeatBatching(args.batch_rows, args.flush_ms / 1000,
-                                                                          max(args.batch_rows, 20000)))
-                        return VMEndpointApp(authority, store, limits, heartbeats=buffer), buffer
-                    return VMEndpointApp(authority, store, limits), None
-
-                rows.append(send(factory, db, names, kind))
-        finally:
-            server.destroy()
+            rows.append(send(factory, db, names, kind))
     per = 1000 / args.n
     print(f"SQL statements per 1,000 heartbeats over HTTP (N = {args.n}, HeartbeatBatchRows = {args.batch_rows}, "
           f"MariaDB counters)")

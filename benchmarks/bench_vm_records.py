@@ -26,7 +26,6 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -110,67 +109,52 @@ def main() -> int:
     parser.add_argument("--cycles", type=int, default=60)
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
-    from DIRAC import gConfig, gLogger
-    from diraccfg import CFG
+    from benchmarks.benchdb import private_vmdb
 
-    from dev.mariadb import MariaDBServer
+    with private_vmdb("benchvmrec", "VMDB_bench_rec"):
+        from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
+        from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
+        from JenniferDIRAC.WorkloadManagementSystem.Director import vmrecords
+        from JenniferDIRAC.WorkloadManagementSystem.Director.vmrecords import KeptRecords, vm_records
 
-    with tempfile.TemporaryDirectory(prefix="benchvmrec") as tmp:
-        server = MariaDBServer(Path(tmp) / "db")
-        info = server.start()
-        try:
-            server.create_database("VMDB_bench_rec")
-            gConfig.loadCFG(CFG().loadFromBuffer(
-                f"Systems\n{{\n  Databases\n  {{\n    User = {info.user}\n    Password = {info.password}\n"
-                f"    Host = {info.host}\n    Port = {info.port}\n  }}\n  WorkloadManagement\n  {{\n"
-                "    Databases\n    {\n      VMDB\n      {\n        DBName = VMDB_bench_rec\n      }\n    }\n  }\n}\n"
-            ))
-            gLogger.setLevel("ERROR")
-            from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
-            from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
-            from JenniferDIRAC.WorkloadManagementSystem.Director import vmrecords
-            from JenniferDIRAC.WorkloadManagementSystem.Director.vmrecords import KeptRecords, vm_records
+        vmrecords.CHANGE_MARGIN = dt.timedelta(0)
+        db = VMDB()
+        client = VMStateClient(mode="db")
+        ces = [f"ce{c}.bench.example" for c in range(args.ces)]
+        t0 = dt.datetime.now(UTC).replace(tzinfo=None, microsecond=0) - dt.timedelta(hours=1)
+        names = fill(db, ces, args.live, args.history, t0)
+        rng = random.Random(17)
+        ce = ces[0]
+        rows_read = []
+        reads = {"every row (before)": (AllRowsClient(client, rows_read), KeptRecords()),
+                 "changed rows (after)": (client, KeptRecords())}
+        figures = {kind: {"cpu": [], "wall": [], "rows": []} for kind in reads}
+        pending = {c: [] for c in ces}
+        original = client.getVMChanges
 
-            vmrecords.CHANGE_MARGIN = dt.timedelta(0)
-            db = VMDB()
-            client = VMStateClient(mode="db")
-            ces = [f"ce{c}.bench.example" for c in range(args.ces)]
-            t0 = dt.datetime.now(UTC).replace(tzinfo=None, microsecond=0) - dt.timedelta(hours=1)
-            names = fill(db, ces, args.live, args.history, t0)
-            rng = random.Random(17)
-            ce = ces[0]
-            rows_read = []
-            reads = {"every row (before)": (AllRowsClient(client, rows_read), KeptRecords()),
-                     "changed rows (after)": (client, KeptRecords())}
-            figures = {kind: {"cpu": [], "wall": [], "rows": []} for kind in reads}
-            pending = {c: [] for c in ces}
-            original = client.getVMChanges
+        def counting(ce, since=None):
+            result = original(ce, since)
+            rows_read.append(len(result["Value"]["rows"]) if result["OK"] else 0)
+            return result
 
-            def counting(ce, since=None):
-                result = original(ce, since)
-                rows_read.append(len(result["Value"]["rows"]) if result["OK"] else 0)
-                return result
-
-            client.getVMChanges = counting
-            for kind, (reader, kept) in reads.items():  # the first (full) reads, not counted
-                vm_records(reader, ce, kept)
-            for cycle in range(args.cycles):
-                t = t0 + dt.timedelta(seconds=60 * (cycle + 1))
-                for c in ces:
-                    change(db, c, names[c], args.changed, cycle, t, rng, pending[c], args.heartbeats)
-                order = list(reads) if cycle % 2 == 0 else list(reversed(reads))
-                answers = {}
-                for kind in order:
-                    reader, kept = reads[kind]
-                    rows_read.clear()
-                    cpu, wall, answers[kind] = measure(lambda: vm_records(reader, ce, kept))
-                    figures[kind]["cpu"].append(cpu)
-                    figures[kind]["wall"].append(wall)
-                    figures[kind]["rows"].append(sum(rows_read))
-                before, after = answers.values()
-                assert list(before.items()) == list(after.items()), f"cycle {cycle}: the reads differ"
-        finally:
-            server.destroy()
+        client.getVMChanges = counting
+        for kind, (reader, kept) in reads.items():  # the first (full) reads, not counted
+            vm_records(reader, ce, kept)
+        for cycle in range(args.cycles):
+            t = t0 + dt.timedelta(seconds=60 * (cycle + 1))
+            for c in ces:
+                change(db, c, names[c], args.changed, cycle, t, rng, pending[c], args.heartbeats)
+            order = list(reads) if cycle % 2 == 0 else list(reversed(reads))
+            answers = {}
+            for kind in order:
+                reader, kept = reads[kind]
+                rows_read.clear()
+                cpu, wall, answers[kind] = measure(lambda: vm_records(reader, ce, kept))
+                figures[kind]["cpu"].append(cpu)
+                figures[kind]["wall"].append(wall)
+                figures[kind]["rows"].append(sum(rows_read))
+            before, after = answers.values()
+            assert list(before.items()) == list(after.items()), f"cycle {cycle}: the reads differ"
     print(f"vm_records for one CE: {args.live} live VMs (+{args.history} deleted, accounted), {args.ces} CEs in "
           f"VMDB, {args.changed} changed + {args.heartbeats} heartbeats per CE and cycle, {args.cycles} cycles; "
           f"full read every {vmrecords.FULL_READ_EVERY} reads of the new path (in the mean)")

@@ -8,11 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from pathlib import Path
 
 import pytest
 from DIRAC import S_ERROR, gLogger
 from DIRAC.Core.Utilities import DEncode
+from vmdb_testkit import v010_database, vmdb_on
 
 from JenniferDIRAC.WorkloadManagementSystem.Client import VMStateClient as client_module
 from JenniferDIRAC.WorkloadManagementSystem.Client.VMStateClient import VMStateClient
@@ -27,7 +27,6 @@ UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 CES = ("ce-a.example", "ce-b.example")
 STATES = ("BUILD", "ACTIVE", "SHUTOFF", "ERROR", "CREATE_UNCERTAIN")
-V010_SCHEMA = Path(__file__).resolve().parent / "fixtures" / "vmdb_v0.1.0.sql"
 
 
 def ok(result):
@@ -319,22 +318,10 @@ def test_changes_through_the_service(vmdb, client, monkeypatch):
 
 
 def test_an_existing_database_gets_the_change_column_and_its_index(mariadb):
-    from DIRAC import gConfig
-    from diraccfg import CFG
-
-    name = "VMDB_v010_" + uuid.uuid4().hex[:10]
-    mariadb.create_database(name, V010_SCHEMA)
-    try:
+    with v010_database(mariadb) as name:
         mariadb.execute("INSERT INTO VMs (`VMName`, `CE`, `Created`) VALUES ('jdirac-old', 'ce', '2026-01-01')",
                         database=name)
-        gConfig.loadCFG(CFG().loadFromBuffer(
-            "Systems\n{\n  Databases\n  {\n"
-            f"    User = {mariadb.user}\n    Password = {mariadb.password}\n"
-            f"    Host = {mariadb.host}\n    Port = {mariadb.port}\n  }}\n"
-            "  WorkloadManagement\n  {\n    Databases\n    {\n      VMDB\n      {\n"
-            f"        DBName = {name}\n      }}\n    }}\n  }}\n}}\n"
-        ))
-        db = vmdb_module.VMDB()
+        db = vmdb_on(mariadb, name)
         index = mariadb.execute(
             "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'VMs' "
             "AND INDEX_NAME = 'CEChanged' ORDER BY SEQ_IN_INDEX", params=(name,))
@@ -347,5 +334,3 @@ def test_an_existing_database_gets_the_change_column_and_its_index(mariadb):
         vmdb_module.VMDB()  # a restart: idempotent
         assert "CEChanged" in mariadb.execute("SHOW CREATE TABLE VMs", database=name)[0][1]
         assert db.getSchemaVersion()["Value"] == vmdb_module.SCHEMA_VERSION
-    finally:
-        mariadb.drop_database(name)

@@ -4,14 +4,13 @@ VMDB class on its first connection and by ``dirac-install-db``'s VMDB.sql, with 
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from pathlib import Path
 
 import pytest
+from vmdb_testkit import V010_SCHEMA, vmdb_on
+from vmdb_testkit import v010_database as made_v010_database
 
 from JenniferDIRAC.WorkloadManagementSystem.DB import VMDB as vmdb_module
-
-V010_SCHEMA = Path(__file__).resolve().parent / "fixtures" / "vmdb_v0.1.0.sql"
 VMDB_SQL = Path(vmdb_module.__file__).with_name("VMDB.sql")
 T0 = dt.datetime(2026, 10, 1, 8, 0, 0)
 N_VMS = 1500
@@ -84,28 +83,10 @@ def _snapshot(mariadb, name: str) -> dict[str, list[tuple]]:
 
 @pytest.fixture
 def v010_database(mariadb):
-    name = "VMDB_v010_" + uuid.uuid4().hex[:10]
-    mariadb.create_database(name, V010_SCHEMA)
-    _fill(mariadb, name)
-    try:
+    """A v0.1.0 database full of rows (_fill)."""
+    with made_v010_database(mariadb) as name:
+        _fill(mariadb, name)
         yield name
-    finally:
-        mariadb.drop_database(name)
-
-
-def _use(mariadb, name: str):
-    """A VMDB object of the current release on database ``name`` (configured in gConfig)."""
-    from DIRAC import gConfig
-    from diraccfg import CFG
-
-    gConfig.loadCFG(CFG().loadFromBuffer(
-        "Systems\n{\n  Databases\n  {\n"
-        f"    User = {mariadb.user}\n    Password = {mariadb.password}\n"
-        f"    Host = {mariadb.host}\n    Port = {mariadb.port}\n  }}\n"
-        "  WorkloadManagement\n  {\n    Databases\n    {\n      VMDB\n      {\n"
-        f"        DBName = {name}\n      }}\n    }}\n  }}\n}}\n"
-    ))
-    return vmdb_module.VMDB()
 
 
 def _columns(mariadb, name: str, table: str) -> list[str]:
@@ -124,7 +105,7 @@ def test_first_connection_of_the_new_release_upgrades_a_full_v010_database(maria
     assert len(before["VMs"]) == N_VMS and len(before["VMLogs"]) == N_VMS and before["VMHeartbeats"]
     assert set(_columns(mariadb, v010_database, "VMs")) < set(vmdb_module.TABLES["VMs"]["Fields"])
 
-    db = _use(mariadb, v010_database)
+    db = vmdb_on(mariadb, v010_database)
 
     _assert_current_schema(mariadb, v010_database)
     assert _snapshot(mariadb, v010_database) == before
@@ -149,7 +130,7 @@ def test_first_connection_of_the_new_release_upgrades_a_full_v010_database(maria
     assert db.getVMs(names=[live])["Value"][0]["failure_kind"] == "quota"
     # A restart (second first connection) changes nothing more.
     after_first = _snapshot(mariadb, v010_database)
-    _use(mariadb, v010_database)
+    vmdb_on(mariadb, v010_database)
     assert _snapshot(mariadb, v010_database) == after_first
 
 
@@ -163,7 +144,7 @@ def test_vmdb_sql_of_dirac_install_db_upgrades_a_full_v010_database(mariadb, v01
         _assert_current_schema(mariadb, v010_database, tables=KEYS)  # the tables v0.1.0 had
         assert _snapshot(mariadb, v010_database) == before
     # The class adds what the script leaves to it (new tables) and changes no row.
-    _use(mariadb, v010_database)
+    vmdb_on(mariadb, v010_database)
     _assert_current_schema(mariadb, v010_database)
     assert _snapshot(mariadb, v010_database) == before
 
@@ -181,10 +162,10 @@ def test_a_fresh_database_is_made_at_the_current_schema_version(mariadb, vmdb):
 def test_a_v010_database_gets_the_current_schema_version_once(mariadb, v010_database):
     tables = {row[0] for row in mariadb.execute("SHOW TABLES", database=v010_database)}
     assert "VMDBSchema" not in tables
-    db = _use(mariadb, v010_database)
+    db = vmdb_on(mariadb, v010_database)
     assert db.getSchemaVersion()["Value"] == vmdb_module.SCHEMA_VERSION == 3
     assert _versions(mariadb, v010_database) == [vmdb_module.SCHEMA_VERSION]
-    _use(mariadb, v010_database)  # a restart: idempotent
+    vmdb_on(mariadb, v010_database)  # a restart: idempotent
     assert _versions(mariadb, v010_database) == [vmdb_module.SCHEMA_VERSION]
 
 
@@ -196,7 +177,7 @@ def test_a_current_database_without_a_version_is_upgraded_idempotently(mariadb, 
     assert db.setBackoff("ce.example", "", T0, "kept")["OK"]
     mariadb.execute("DROP TABLE VMDBSchema", database=name)
     assert db.getSchemaVersion()["Value"] == vmdb_module.UNVERSIONED
-    upgraded = _use(mariadb, name)
+    upgraded = vmdb_on(mariadb, name)
     assert _versions(mariadb, name) == [vmdb_module.SCHEMA_VERSION]
     assert [vm["vm_name"] for vm in upgraded.getVMs()["Value"]] == ["jdirac-kept"]
     assert upgraded.getBackoff("ce.example", "")["Value"]["reason"] == "kept"
@@ -209,7 +190,7 @@ def test_a_database_newer_than_the_code_is_refused_untouched(mariadb, vmdb):
     mariadb.execute(f"INSERT INTO VMDBSchema VALUES ({newer}, '2027-01-01 00:00:00')", database=name)
     mariadb.execute("DROP TABLE VMBootstrap", database=name)  # as if the newer schema dropped it
     with pytest.raises(RuntimeError) as refused:
-        _use(mariadb, name)
+        vmdb_on(mariadb, name)
     message = str(refused.value)
     assert f"schema is at version {newer}" in message and f"JenniferDIRAC's {vmdb_module.SCHEMA_VERSION}" in message
     assert "upgrade JenniferDIRAC" in message
@@ -226,7 +207,7 @@ def test_a_version_2_database_gets_the_capacity_table(mariadb, vmdb):
     mariadb.execute("DROP TABLE VMCapacity", database=name)
     mariadb.execute("DELETE FROM VMDBSchema", database=name)
     mariadb.execute("INSERT INTO VMDBSchema VALUES (2, '2026-11-01 00:00:00')", database=name)
-    upgraded = _use(mariadb, name)
+    upgraded = vmdb_on(mariadb, name)
     assert _versions(mariadb, name) == [2, 3] and vmdb_module.SCHEMA_VERSION == 3
     assert [vm["vm_name"] for vm in upgraded.getVMs()["Value"]] == ["jdirac-kept"]
     assert upgraded.setNoCapacity("cloud-key", "name:m1.large", "", 60, "No valid host")["OK"]

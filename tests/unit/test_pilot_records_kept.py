@@ -5,26 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from DIRAC import S_OK
-from diraccfg import CFG
+from pilotdb_testkit import configure_pilotagentsdb, local_cs  # noqa: F401 (local_cs: a fixture)
 
 from JenniferDIRAC.WorkloadManagementSystem.Director.pilotrecords import PilotRecords
 
 CE, OTHER = "cloud.kept.test", "other.kept.test"
 WHEN = datetime(2026, 6, 1, 12, 0)
-
-
-@pytest.fixture
-def local_cs():
-    """gConfig's local configuration, given back as it was after the test."""
-    from DIRAC import gConfig
-    from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
-
-    saved = gConfigurationData.localCFG.clone()
-    yield gConfig
-    gConfigurationData.localCFG = saved
-    gConfigurationData.sync()
 
 
 def ref(letter: str, ce: str = CE) -> str:
@@ -90,9 +77,7 @@ def test_pilotagentsdb_rows_are_kept_until_they_change(local_cs, vmdb, pilotdb, 
     whose status, time or job changed, with the times DIRAC's getPilotInfo reads."""
     from DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
 
-    local_cs.loadCFG(CFG().loadFromBuffer(
-        "Systems\n{\n  WorkloadManagement\n  {\n    Databases\n    {\n      PilotAgentsDB\n      {\n"
-        f"        DBName = {pilotdb}\n      }}\n    }}\n  }}\n}}\n"))
+    configure_pilotagentsdb(local_cs, pilotdb)
     for number, letter in enumerate("abc", 1):
         mariadb.execute(
             "INSERT INTO PilotAgents (PilotID, PilotJobReference, VO, GridType, DestinationSite, Status, PilotStamp, "
@@ -136,9 +121,7 @@ def test_references_that_need_escaping_are_read_too(local_cs, vmdb, pilotdb, mar
 
     from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import pilot_rows
 
-    local_cs.loadCFG(CFG().loadFromBuffer(
-        "Systems\n{\n  WorkloadManagement\n  {\n    Databases\n    {\n      PilotAgentsDB\n      {\n"
-        f"        DBName = {pilotdb}\n      }}\n    }}\n  }}\n}}\n"))
+    configure_pilotagentsdb(local_cs, pilotdb)
     odd = f"cloud://{CE}/it's-100%"
     for number, reference in enumerate((ref("a"), odd), 1):
         mariadb.execute(

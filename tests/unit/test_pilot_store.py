@@ -3,26 +3,13 @@ choice, PilotAgentsDB where it is configured on this host, the PilotManager serv
 
 from __future__ import annotations
 
-import pytest
 from DIRAC import S_ERROR, S_OK
 from DIRAC.Core.Utilities.DErrno import EWMSNOPILOT
-from diraccfg import CFG
+from pilotdb_testkit import configure_pilotagentsdb, local_cs  # noqa: F401 (local_cs: a fixture)
 
 from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import pilot_info, pilot_store
 
 REF = "cloud://cloud.store.test/jdirac-" + "c" * 32
-
-
-@pytest.fixture
-def local_cs():
-    """gConfig's local configuration, given back as it was after the test."""
-    from DIRAC import gConfig
-    from DIRAC.ConfigurationSystem.Client.ConfigurationData import gConfigurationData
-
-    saved = gConfigurationData.localCFG.clone()
-    yield gConfig
-    gConfigurationData.localCFG = saved
-    gConfigurationData.sync()
 
 
 class Answers:
@@ -59,12 +46,7 @@ def test_without_pilotagentsdb_on_this_host_the_pilotmanager_service_is_used(loc
 def test_pilotagentsdb_configured_on_this_host_is_read_directly(local_cs, vmdb, pilotdb, mariadb):
     from DIRAC.WorkloadManagementSystem.DB.PilotAgentsDB import PilotAgentsDB
 
-    local_cs.loadCFG(
-        CFG().loadFromBuffer(
-            "Systems\n{\n  WorkloadManagement\n  {\n    Databases\n    {\n      PilotAgentsDB\n      {\n"
-            f"        DBName = {pilotdb}\n      }}\n    }}\n  }}\n}}\n"
-        )
-    )
+    configure_pilotagentsdb(local_cs, pilotdb)
     mariadb.execute(
         "INSERT INTO PilotAgents (PilotJobReference, VO, GridType, Status, PilotStamp, SubmissionTime) "
         f"VALUES ('{REF}', 'belle', 'Cloud', 'Running', '{'d' * 32}', UTC_TIMESTAMP())",
@@ -83,12 +65,7 @@ def test_pilot_rows_in_one_statement_read_what_dirac_s_calls_read(local_cs, vmdb
 
     from JenniferDIRAC.WorkloadManagementSystem.Client.PilotStore import _pilot_rows_by_calls, pilot_rows, pilot_time
 
-    local_cs.loadCFG(
-        CFG().loadFromBuffer(
-            "Systems\n{\n  WorkloadManagement\n  {\n    Databases\n    {\n      PilotAgentsDB\n      {\n"
-            f"        DBName = {pilotdb}\n      }}\n    }}\n  }}\n}}\n"
-        )
-    )
+    configure_pilotagentsdb(local_cs, pilotdb)
     ce, other = "cloud.store.test", "other.store.test"
 
     def ref(letter, site=ce):

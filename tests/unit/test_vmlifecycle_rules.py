@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from JenniferDIRAC.Resources.Cloud.errors import FailureKind
-from JenniferDIRAC.Resources.Cloud.model import VM, OwnerTags, VMState
+from JenniferDIRAC.Resources.Cloud.model import OwnerTags, VMState
 from JenniferDIRAC.Resources.Cloud.references import pilot_reference
 from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.StateMachine import (
     BackoffState,
@@ -25,7 +25,8 @@ from JenniferDIRAC.WorkloadManagementSystem.Lifecycle.VMLifecycle import (
     VMRecord,
     decide,
 )
-from lifecycle_testkit import CE, thresholds
+from lifecycle_testkit import CE, cloud_vm, pilot_record, thresholds
+from lifecycle_testkit import ago as ago_from
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 OWNER = OwnerTags(installation="inst-a", ce=CE)
@@ -33,27 +34,18 @@ TH = thresholds()
 
 
 def ago(seconds):
-    return NOW - timedelta(seconds=seconds)
+    return ago_from(seconds, NOW)
 
 
 def vm(name, state=VMState.ACTIVE, age=1000, owner=OWNER, profile="", fault="", updated=None, launched=None,
        fault_kind=None, queue=""):
     tags = OwnerTags(owner.installation, owner.ce, profile=profile, queue=queue) if owner else None
-    return VM(
-        id="id-" + name,
-        name=name,
-        state=state,
-        created=ago(age),
-        updated=updated,
-        launched=launched,
-        metadata=tags.to_metadata() if tags else {},
-        fault=fault,
-        fault_kind=fault_kind,
-    )
+    return cloud_vm(name, state, ago(age), tags, updated=updated, launched=launched, fault=fault,
+                    fault_kind=fault_kind)
 
 
 def pilot(name, status="Running", updated=100, submitted=1000, job_id=0):
-    return PilotRecord(pilot_reference(CE, name), status, ago(updated), ago(submitted), job_id)
+    return pilot_record(name, status, ago(updated), ago(submitted), job_id)
 
 
 def view(vms=(), pilots=(), records=(), backoffs=(), sightings=frozenset(), th=TH, queues=None):
