@@ -81,6 +81,7 @@ class World:
         self.db, self.mariadb, self.dbname = db, mariadb, dbname
         self.names: list[str] = []
         self.clock = T0
+        self.late_writes = 0  # each late write's own old time: two statements never share a change stamp
 
     def some(self, rng, most=4) -> list[str]:
         return rng.sample(self.names, min(len(self.names), rng.randint(1, most)))
@@ -120,9 +121,11 @@ class World:
         elif kind == "purge":  # the retention agent: deleted and accounted rows go
             ok(self.db.purgeDeletedVMs(self.clock + dt.timedelta(days=1)))
         elif kind == "late":  # a transaction committed long after its statement's time
+            self.late_writes += 1
             self.mariadb.execute(
-                "UPDATE VMs SET `CloudState` = %s, `Changed` = '2001-01-01 00:00:00' WHERE `VMName` = %s",
-                database=self.dbname, params=(rng.choice(STATES), rng.choice(self.names)),
+                "UPDATE VMs SET `CloudState` = %s, `Changed` = '2001-01-01 00:00:00' + INTERVAL %s MICROSECOND "
+                "WHERE `VMName` = %s",
+                database=self.dbname, params=(rng.choice(STATES), self.late_writes, rng.choice(self.names)),
             )
         return kind
 
