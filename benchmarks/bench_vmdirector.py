@@ -65,6 +65,7 @@ def cpu_seconds(pid: int) -> float:
 def seed(world, cloud, vmdb, mariadb, n: int, ended: int) -> dict[str, str]:
     """N VMs over the CEs, one bulk write per table; the first `ended` SHUTOFF with pilot Done.
     {VM name: its CE}."""
+    from benchmarks.benchdb import insert_pilots
     from JenniferDIRAC.Resources.Cloud.model import OwnerTags
     from JenniferDIRAC.Resources.Cloud.references import make_vm_name, pilot_reference
     from test_vmdirector_cycle import INSTALLATION, SITE, VO
@@ -92,15 +93,7 @@ def seed(world, cloud, vmdb, mariadb, n: int, ended: int) -> dict[str, str]:
     started = {r["vm_name"]: {"state": "ACTIVE", "started": r["created"] + dt.timedelta(seconds=60)}
                for r in records}
     assert vmdb.db.setVMStates(started)["OK"]
-    for chunk in range(0, len(pilots), 1000):
-        rows = pilots[chunk:chunk + 1000]
-        mariadb.execute(
-            "INSERT INTO PilotAgents (PilotJobReference, VO, GridType, DestinationSite, GridSite, Status, "
-            "SubmissionTime, LastUpdateTime, PilotStamp) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s, UTC_TIMESTAMP() - INTERVAL 3600 SECOND, "
-                         "UTC_TIMESTAMP() - INTERVAL 60 SECOND, %s)"] * len(rows)),
-            database=world.pilot_db, params=tuple(v for row in rows for v in row),
-        )
+    insert_pilots(mariadb, world.pilot_db, pilots)
     return names
 
 
