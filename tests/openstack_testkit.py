@@ -306,3 +306,17 @@ def _stop_tree(proc: subprocess.Popen) -> None:
         pass
     if proc.poll() is None:
         proc.wait(timeout=10)
+
+
+def spy_sdk_deletes(backend, monkeypatch) -> list[str]:
+    """The URLs of the DELETEs an OpenStackBackend sends through the SDK's compute proxy (its
+    path after a 401), recorded while the proxy still sends them."""
+    sent: list[str] = []
+    proxy_delete = backend.connection.compute.delete
+
+    def spy(url, *args, **kwargs):
+        sent.append(url)
+        return proxy_delete(url, *args, **kwargs)
+
+    monkeypatch.setattr(backend.connection.compute, "delete", spy)
+    return sent

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from openstack_testkit import spy_sdk_deletes
 from test_openstack_backend import TOKENS, password_backend
 
 from JenniferDIRAC.Resources.Cloud.references import make_vm_name
@@ -25,16 +26,7 @@ def backend(local_cloud):
 
 @pytest.fixture
 def sdk_deletes(backend, monkeypatch):
-    """The DELETEs that went through the SDK's compute proxy (a spy on it)."""
-    sent: list[str] = []
-    proxy_delete = backend.connection.compute.delete
-
-    def spy(url, *args, **kwargs):
-        sent.append(url)
-        return proxy_delete(url, *args, **kwargs)
-
-    monkeypatch.setattr(backend.connection.compute, "delete", spy)
-    return sent
+    return spy_sdk_deletes(backend, monkeypatch)
 
 
 def _owner():

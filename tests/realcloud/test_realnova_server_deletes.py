@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 from keystoneauth1.identity import v3
+from openstack_testkit import spy_sdk_deletes
 
 from JenniferDIRAC.Resources.Cloud.OpenStackBackend import OpenStackBackend
 
@@ -30,15 +31,7 @@ def backend(real_openstack):
 
 @pytest.fixture
 def sdk_deletes(backend, monkeypatch):
-    sent: list[str] = []
-    proxy_delete = backend.connection.compute.delete
-
-    def spy(url, *args, **kwargs):
-        sent.append(url)
-        return proxy_delete(url, *args, **kwargs)
-
-    monkeypatch.setattr(backend.connection.compute, "delete", spy)
-    return sent
+    return spy_sdk_deletes(backend, monkeypatch)
 
 
 def test_real_nova_deletes_go_straight_and_an_unknown_id_is_already_deleted(real_openstack, backend, sdk_deletes):
