@@ -26,6 +26,7 @@ from .clock import Clock
 from .compute_catalog import FlavorsKeypairsQuotas, _quota_message
 from .compute_model import (  # noqa: F401  (names cloud.py, compute_api.py and the tests import from here)
     DELETE_SECONDS,
+    FILTER_STATUSES,
     MAX_LIST_LIMIT,
     MAX_METADATA_ITEMS,
     MAX_USER_DATA,
@@ -50,6 +51,14 @@ from .faults import FaultInjector, VmFate
 from .ids import IdFactory
 from .image import ImageState
 from .network import NetworkState
+
+
+def _vm_states_of(status: str | list[str] | None) -> set[str] | None:
+    """The vm_states a ``status`` filter (one status or several) selects; None: no filter."""
+    if status is None:
+        return None
+    statuses = [status] if isinstance(status, str) else status
+    return {FILTER_STATUSES[s.upper()] for s in statuses if s.upper() in FILTER_STATUSES}
 
 
 class ComputeState(FlavorsKeypairsQuotas):
@@ -322,7 +331,8 @@ class ComputeState(FlavorsKeypairsQuotas):
                 if server.status in ("BUILD", "ACTIVE") or server.delete_at is not None:
                     self._refresh(server)
 
-    def list_servers(self, project_id: str | None, *, name: str | None = None, status: str | None = None,
+    def list_servers(self, project_id: str | None, *, name: str | None = None,
+                     status: str | list[str] | None = None,
                      changes_since: float | None = None, changes_before: float | None = None,
                      image: str | None = None, flavor: str | None = None,
                      availability_zone: str | None = None, limit: int | None = None,
@@ -330,6 +340,7 @@ class ComputeState(FlavorsKeypairsQuotas):
                      tags_any: str | None = None) -> ListResult:
         """Nova's listing: newest first; ``name`` is a regular expression (``re.search``);
         ``tags`` (all of) and ``tags_any`` (any of) are comma-separated, as in the query."""
+        vm_states = _vm_states_of(status)
         all_tags = {t for t in (tags or "").split(",") if t}
         any_tags = {t for t in (tags_any or "").split(",") if t}
         try:
@@ -352,7 +363,7 @@ class ComputeState(FlavorsKeypairsQuotas):
                 s for s in pool
                 if (project_id is None or s.project_id == project_id)
                 and (pattern is None or pattern.search(s.name))
-                and (status is None or s.status == status.upper())
+                and (vm_states is None or STATES[s.status][0] in vm_states)
                 and (changes_since is None or s.updated >= changes_since)
                 and (changes_before is None or s.updated <= changes_before)
                 and (image is None or s.image_id == image)

@@ -12,10 +12,10 @@ from urllib.parse import urlencode
 from werkzeug.wrappers import Response
 
 from .clock import iso, parse_iso
-from .compute import ComputeState, Server
+from .compute import FILTER_STATUSES, ComputeState, Server
 from .compute_catalog_api import CatalogRoutes
 from .compute_microversions import MAX_MICROVERSION, MIN_MICROVERSION
-from .errors import BadRequest, LocalCloudError, NotFound
+from .errors import BadRequest, Forbidden, LocalCloudError, NotFound
 from .image import ImageState
 from .wire import Call, ServiceAPI, empty_response, html_response, json_response, new_request_id, route
 
@@ -232,7 +232,7 @@ class ComputeAPI(CatalogRoutes, ServiceAPI):
             raise BadRequest("Invalid input for query parameters changes-since/changes-before.") from None
         result = self.state.list_servers(
             call.token.project_id,
-            name=args.get("name"), status=args.get("status"), changes_since=since,
+            name=args.get("name"), status=self._status_filter(call), changes_since=since,
             changes_before=before, image=args.get("image"), flavor=args.get("flavor"),
             availability_zone=args.get("availability_zone"), limit=limit, marker=args.get("marker"),
             # Nova ignores the tag filters below 2.26, where tags do not exist
@@ -253,6 +253,21 @@ class ComputeAPI(CatalogRoutes, ServiceAPI):
             body["servers_links"] = [{"rel": "next",
                                       "href": f"{call.base_url}/compute/v2.1/{path}?{urlencode(query)}"}]
         return json_response(body)
+
+    @staticmethod
+    def _status_filter(call: Call) -> list[str] | None:
+        """The ``status`` values of a listing (repeatable, as Nova's; unknown ones ignored): none
+        known is refused from 2.38 (matches nothing before), and deleted servers alone only an
+        admin may list (LocalCloud has no admin)."""
+        asked = call.args.getlist("status")
+        if not asked:
+            return None
+        statuses = [s.upper() for s in asked if s.upper() in FILTER_STATUSES]
+        if not statuses and call.microversion >= (2, 38):
+            raise BadRequest("Invalid status value")
+        if statuses and {FILTER_STATUSES[s] for s in statuses} == {"deleted"}:
+            raise Forbidden("Only administrators may list deleted instances")
+        return statuses
 
     def list_servers(self, call: Call) -> Response:
         return self._list(call, detail=False)

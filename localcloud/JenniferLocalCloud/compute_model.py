@@ -31,6 +31,17 @@ STATES: dict[str, tuple[str, int]] = {  # status -> (vm_state, power_state)
     "DELETED": ("deleted", NOSTATE),
 }
 
+#: the ``status`` filter of a server listing: each status a client may ask for -> the vm_state
+#: Nova filters on (nova.api.openstack.common's state map, the states LocalCloud has none of
+#: included: a filter naming them is valid and matches nothing here)
+FILTER_STATUSES: dict[str, str] = {
+    "ACTIVE": "active", "REBOOT": "active", "HARD_REBOOT": "active", "PASSWORD": "active",
+    "REBUILD": "active", "MIGRATING": "active", "RESIZE": "active", "REVERT_RESIZE": "active",
+    "BUILD": "building", "SHUTOFF": "stopped", "VERIFY_RESIZE": "resized", "PAUSED": "paused",
+    "SUSPENDED": "suspended", "RESCUE": "rescued", "ERROR": "error", "DELETED": "deleted",
+    "SOFT_DELETED": "soft-delete", "SHELVED": "shelved", "SHELVED_OFFLOADED": "shelved_offloaded",
+}
+
 
 @dataclass
 class Flavor:

@@ -16,6 +16,7 @@ from JenniferDIRAC.Resources.Cloud.sharedlisting import CHANGES_MARGIN_SECONDS, 
 from test_openstack_backend import password_backend
 
 LIST = ("compute", "GET", "/v2.1/servers/detail")
+BRIEF = ("compute", "GET", "/v2.1/servers")
 STATES = ["ACTIVE", "SHUTOFF", "ERROR", "BUILD"]
 
 
@@ -58,20 +59,24 @@ OPS = st.one_of(
     st.tuples(st.just("foreign"), st.integers(0, 2)),
     st.tuples(st.just("state"), st.integers(0, 50), st.sampled_from(STATES)),
     st.tuples(st.just("delete"), st.integers(0, 50)),
+    st.tuples(st.just("own delete"), st.integers(0, 50)),
     st.tuples(st.just("finish")),
-    st.tuples(st.just("fault"), st.sampled_from([503, 500])),
+    st.tuples(st.just("fault"), st.sampled_from([503, 500]), st.sampled_from([LIST[2], BRIEF[2]])),
     st.tuples(st.just("advance"), st.floats(0, 3 * CHANGES_MARGIN_SECONDS)),
     st.tuples(st.just("restart")),
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(steps=st.lists(OPS, min_size=1, max_size=25))
-def test_incremental_view_equals_a_full_listing_after_any_sequence(local_cloud, backend, steps):
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(OPS, min_size=1, max_size=25), deleted_apart_after=st.sampled_from([1, 2, 10**9]))
+def test_incremental_view_equals_a_full_listing_after_any_sequence(local_cloud, backend, steps, deleted_apart_after):
+    """Deletions by others and by this process (``view.deleted``); with `deleted_apart_after`
+    1 or 2 the refreshes after this process's deletions ask for the deleted servers apart."""
     fleet = Fleet(local_cloud)
     for _ in range(5):
         fleet.create(0)
-    view = IncrementalView()
+    new_view = lambda: IncrementalView(deleted_apart_after=deleted_apart_after)  # noqa: E731
+    view = new_view()
     assert listed(view.refresh(backend, fleet.installation)) == listed(
         backend.list_installation_vms(fleet.installation))
     for step in steps:
@@ -85,17 +90,24 @@ def test_incremental_view_equals_a_full_listing_after_any_sequence(local_cloud, 
                                           fault="No valid host" if args[1] == "ERROR" else None)
         elif kind == "delete" and fleet.pick(args[0]):
             local_cloud.compute.delete_server(None, fleet.pick(args[0]))
+        elif kind == "own delete" and fleet.pick(args[0]):
+            assert backend.delete_vms([fleet.pick(args[0])]) == {}
+            view.deleted(1)
         elif kind == "finish":
             local_cloud.compute.finish_deletions()
         elif kind == "advance":
             local_cloud.clock.advance(args[0])
         elif kind == "restart":
-            view = IncrementalView()
+            view = new_view()
         elif kind == "fault":
-            local_cloud.faults.http_error(args[0], service="compute", method="GET",
-                                          path="/v2.1/servers/detail", times=1)
-            with pytest.raises(CloudError):
+            local_cloud.faults.http_error(args[0], service="compute", method="GET", path=args[1], times=1)
+            try:
                 view.refresh(backend, fleet.installation)
+            except CloudError:
+                pass
+            else:  # the brief listing is asked only by a refresh after this process's deletions
+                assert args[1] == BRIEF[2], steps
+            local_cloud.faults.clear()  # the rule, if it was not used
         merged = listed(view.refresh(backend, fleet.installation))
         assert merged == listed(backend.list_installation_vms(fleet.installation)), steps
 
@@ -144,3 +156,32 @@ def test_a_failed_refresh_and_the_resync_period_force_a_full_listing(local_cloud
     now[0] = 60.0
     view.refresh(backend, fleet.installation)
     assert view.full_listings == 3
+
+
+def test_after_this_process_deleted_enough_servers_a_refresh_names_the_deleted_by_id_only(local_cloud, backend):
+    fleet = Fleet(local_cloud)
+    ids = [fleet.create(i % 3, age=600 + 10 * i) for i in range(40)]
+    view = IncrementalView(deleted_apart_after=5)
+    view.refresh(backend, fleet.installation)
+    assert backend.delete_vms(ids[:4]) == {}
+    view.deleted(4)
+    local_cloud.compute.finish_deletions()
+    local_cloud.counters.reset()
+    view.refresh(backend, fleet.installation)  # 4 deleted: under the threshold, one request
+    assert local_cloud.counters.snapshot() == {LIST: 1}
+    assert backend.delete_vms(ids[4:10]) == {}
+    view.deleted(6)
+    local_cloud.compute.finish_deletions()
+    local_cloud.compute.set_state(ids[10], "SHUTOFF")
+    local_cloud.counters.reset()
+
+    vms = view.refresh(backend, fleet.installation)
+
+    assert local_cloud.counters.snapshot() == {BRIEF: 1, LIST: 1}
+    detailed = local_cloud.counters.bytes(*LIST)
+    assert detailed < 3000  # the one server that changed state, not the six deleted ones as well
+    assert listed(vms) == listed(backend.list_installation_vms(fleet.installation))
+    assert {vm.id for vm in vms}.isdisjoint(ids[:10])
+    local_cloud.counters.reset()
+    view.refresh(backend, fleet.installation)  # nothing deleted since: one request again
+    assert local_cloud.counters.snapshot() == {LIST: 1}

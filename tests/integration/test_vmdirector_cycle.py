@@ -635,6 +635,25 @@ def test_ces_of_one_project_share_one_listing_per_cycle(world, local_cloud):
     assert {world.names[f"healthy-{ce}"] for ce in (CE, OTHER_CE)} == set(world.servers())
 
 
+def test_after_a_cycle_deleted_vms_the_next_refresh_names_them_by_id_only(world, local_cloud):
+    """Six powered-off VMs deleted by the first cycle: the second cycle's refresh asks for the
+    changed servers' ids (brief listing) and the details of those in a listed state only."""
+    for i in range(6):
+        world.add_vm(f"stopped-{i}", "SHUTOFF", 7200, started_after=60, pilot="Running", pilot_age=600)
+    world.add_vm("healthy", "ACTIVE", 600, started_after=30, pilot="Running", pilot_age=60)
+    local_cloud.counters.reset()
+
+    out = world.run_agent(cycles=2)
+
+    assert out.count("VMDirector cycle done 1 CEs, 0 skipped, 6 VMs deleted") == 1, out
+    assert out.count("VMDirector cycle done 1 CEs, 0 skipped, 0 VMs deleted") == 1, out
+    assert local_cloud.counters.get("compute", "GET", "/v2.1/servers") == 1, local_cloud.counters
+    assert local_cloud.counters.get("compute", "GET", "/v2.1/servers/detail") == 2, local_cloud.counters
+    assert set(world.servers()) == {world.names["healthy"]}
+    assert all(world.record(f"stopped-{i}")["deleted"] is not None for i in range(6))
+    assert world.record("healthy")["deleted"] is None
+
+
 def test_ces_of_one_project_delete_at_once(world, local_cloud):
     """Two CEs of one project, one VM to delete each: the first DELETE the cloud receives is held
     until the second arrives, so the CEs' deletions overlap (served one after another, the other

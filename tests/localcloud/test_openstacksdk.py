@@ -103,6 +103,36 @@ def test_list_filters_name_status_and_changes_since(local_cloud):
     assert [s.id for s in conn.compute.servers(changes_since=later)] == []
 
 
+def test_the_status_filter_repeats_selects_by_vm_state_and_refuses_deleted_alone(local_cloud):
+    """As Nova: ``status`` may be given several times, a status with a task (REBOOT) selects its
+    vm_state, an unknown one is refused from 2.38, deleted servers alone only an admin may list."""
+    conn = local_cloud.connect()
+    pid = local_cloud.project_id
+    since = local_cloud.clock.utcnow().isoformat()
+    active = local_cloud.compute.add_server("s-active", pid)
+    stopped = local_cloud.compute.add_server("s-stopped", pid, status="SHUTOFF")
+    local_cloud.compute.add_server("s-error", pid, status="ERROR")
+    gone = local_cloud.compute.add_server("s-gone", pid)
+    local_cloud.compute.delete_server(pid, gone.id)
+    local_cloud.compute.finish_deletions()
+
+    def ids(query, microversion="2.1", expect=200):
+        reply = conn.compute.get(f"/servers/detail?{query}", microversion=microversion)
+        assert reply.status_code == expect, reply.text
+        return {s["id"] for s in reply.json()["servers"]} if expect == 200 else reply.json()
+
+    assert ids("status=ACTIVE&status=SHUTOFF") == {active.id, stopped.id}
+    assert ids("status=REBOOT") == {active.id}  # vm_state active, whatever its task
+    assert ids(f"changes-since={since}&status=ACTIVE&status=SOFT_DELETED") == {active.id}
+    assert ids("status=BOGUS") == set()
+    assert ids("status=BOGUS", microversion="2.38", expect=400)["badRequest"]["message"] == "Invalid status value"
+    refused = ids(f"changes-since={since}&status=DELETED", expect=403)
+    assert refused["forbidden"]["message"] == "Only administrators may list deleted instances"
+    brief = conn.compute.get(f"/servers?changes-since={since}", microversion="2.1").json()["servers"]
+    assert {s["id"] for s in brief} >= {active.id, gone.id}
+    assert set(brief[0]) == {"id", "name", "links"}
+
+
 def test_tags_filters(local_cloud):
     conn = local_cloud.connect()
     image = conn.image.find_image("EL9-x86_64")

@@ -351,4 +351,15 @@ def test_server_lifecycle_listing_console_delete(sides):
     failures += check(cases[-1], *both(sides, "GET", "compute", f"/servers/detail?changes-since={since}",
                                        microversion="2.1"),
                       values=lambda b: next(s["status"] for s in b["servers"] if s["name"] == "conf-a") if b else None)
+    # the two requests of a refresh that asks for deleted servers apart (OpenStackBackend)
+    cases.append("brief changes-since names the deleted server")
+    failures += check(cases[-1], *both(sides, "GET", "compute", f"/servers?changes-since={since}", microversion="2.1"),
+                      values=names)
+    cases.append("status filter of several leaves the deleted server out")
+    failures += check(cases[-1], *both(sides, "GET", "compute",
+                                       f"/servers/detail?changes-since={since}&status=ACTIVE&status=ERROR&status=SHUTOFF",
+                                       microversion="2.1"), values=names)
+    cases.append("deleted servers alone refused to a member")
+    failures += check(cases[-1], *both(sides, "GET", "compute", f"/servers/detail?changes-since={since}&status=DELETED",
+                                       microversion="2.1"))
     assert_conforms(failures, cases)

@@ -176,9 +176,11 @@ class CloudBackend(ABC):
         cannot tell, the other installations are weighed as OthersQuotaWeight."""
         return None
 
-    def list_installation_changes(self, installation: str, since: datetime) -> Changes | None:
+    def list_installation_changes(self, installation: str, since: datetime,
+                                  deleted_apart: bool = False) -> Changes | None:
         """The installation's VMs changed at or after `since` (the cloud's clock), deleted ones
-        included, in one listing; None (the default): this cloud has no such listing, list
+        included, in one listing (`deleted_apart`: the deleted ones asked for apart, by id
+        only, where that is cheaper); None (the default): this cloud has no such listing, list
         everything (list_installation_vms)."""
         return None
 

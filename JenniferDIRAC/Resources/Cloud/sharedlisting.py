@@ -208,6 +208,9 @@ class Snapshot:
 CHANGES_MARGIN_SECONDS = 5.0
 #: Seconds between full listings of a project listed incrementally (any doubt forces one sooner).
 FULL_RESYNC_SECONDS = 600.0
+#: servers deleted by this process from which a refresh asks for deleted servers apart: one more
+#: request (~20-50 ms on Nova) against a detailed server each (8-13 ms and ~1.4 KB)
+DELETED_APART_AFTER = 5
 
 
 class IncrementalView:
@@ -217,20 +220,33 @@ class IncrementalView:
     cloud's clock, so a skewed local clock does not matter) less CHANGES_MARGIN_SECONDS, merged
     in: changed ones replaced, deleted ones dropped. A full listing again after
     `full_resync_seconds`, after a failed refresh (what was missed is unknown), and whenever the
-    backend has no incremental listing or no ``updated`` time was seen."""
+    backend has no incremental listing or no ``updated`` time was seen.
+
+    The servers this process deleted since the last refresh (``deleted()``) are in the next
+    one's changes; from `deleted_apart_after` of them on, it asks for the deleted servers
+    apart, by id only (the backend's ``deleted_apart``)."""
 
     def __init__(self, full_resync_seconds: float = FULL_RESYNC_SECONDS,
                  margin_seconds: float = CHANGES_MARGIN_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 deleted_apart_after: int = DELETED_APART_AFTER) -> None:
         self.full_resync_seconds = full_resync_seconds
         self.margin = timedelta(seconds=margin_seconds)
+        self.deleted_apart_after = deleted_apart_after
         self._clock = clock
         self._lock = threading.Lock()
         self._vms: dict[str, VM] = {}
         self._newest: datetime | None = None
         self._full_at: float | None = None  # None: the next refresh lists everything
+        self._deleted_since = 0  # servers this process deleted since the last refresh
+        self._deleted_lock = threading.Lock()  # not the view's: a delete never waits for a listing
         self.full_listings = 0
         self.incremental_listings = 0
+
+    def deleted(self, count: int) -> None:
+        """This process deleted `count` servers: the next refresh will list them as changed."""
+        with self._deleted_lock:
+            self._deleted_since += count
 
     def forget(self) -> None:
         """Doubt: the next refresh is a full listing."""
@@ -248,9 +264,14 @@ class IncrementalView:
     def _refresh(self, backend: CloudBackend, installation: str) -> list[VM]:
         now = self._clock()
         due = self._full_at is None or now - self._full_at >= self.full_resync_seconds
+        with self._deleted_lock:
+            deleted, self._deleted_since = self._deleted_since, 0
         changes = None
         if not due and self._newest is not None:
-            changes = backend.list_installation_changes(installation, self._newest - self.margin)
+            since = self._newest - self.margin
+            changes = (backend.list_installation_changes(installation, since, deleted_apart=True)
+                       if deleted >= self.deleted_apart_after
+                       else backend.list_installation_changes(installation, since))
         if changes is None:
             vms = backend.list_installation_vms(installation)
             self._vms = {vm.id: vm for vm in vms}

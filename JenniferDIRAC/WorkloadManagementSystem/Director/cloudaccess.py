@@ -184,6 +184,13 @@ class CEBackends:
         backend.share_discovery(listing.discovery)
         return listing.ce_vms_in_cycle(backend, config, self._cycle)
 
+    def deleted(self, ce: str, count: int) -> None:
+        """`ce` deleted `count` servers: its project's next refresh lists them as changed."""
+        with self._lock:
+            listing = self.projects.get(self._ce_project.get(ce))
+        if listing is not None and count:
+            listing.project.view.deleted(count)
+
     def start_listing(self, ce: str, params: Mapping) -> None:
         """Take this cycle's listing of `ce`'s cloud project now, while its CEs read their
         databases (they then wait for it); a CE without a shared project lists on its own. What
