@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -81,31 +80,14 @@ def main() -> int:
     parser.add_argument("--n", type=int, action="append", help="number of VMs (repeatable)")
     parser.add_argument("--repeat", type=int, default=1, help="times the setBackoff runs are repeated")
     args = parser.parse_args()
-    from DIRAC import gConfig
-    from diraccfg import CFG
+    from benchmarks.benchdb import private_mariadb, use_vmdb
 
-    from dev.mariadb import MariaDBServer
+    with private_mariadb("benchvmdb") as server:
+        for n in args.n or [1000, 10000]:
+            use_vmdb(server, f"VMDB_bench_{n}")
+            from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
 
-    with tempfile.TemporaryDirectory(prefix="benchvmdb") as tmp:
-        server = MariaDBServer(Path(tmp) / "db")
-        info = server.start()
-        try:
-            for n in args.n or [1000, 10000]:
-                name = f"VMDB_bench_{n}"
-                server.create_database(name)
-                gConfig.loadCFG(CFG().loadFromBuffer(
-                    f"Systems\n{{\n  Databases\n  {{\n    User = {info.user}\n    Password = {info.password}\n"
-                    f"    Host = {info.host}\n    Port = {info.port}\n  }}\n  WorkloadManagement\n  {{\n"
-                    f"    Databases\n    {{\n      VMDB\n      {{\n        DBName = {name}\n      }}\n    }}\n  }}\n}}\n"
-                ))
-                from DIRAC import gLogger
-
-                gLogger.setLevel("ERROR")
-                from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
-
-                run(VMDB(), n, args.repeat)
-        finally:
-            server.destroy()
+            run(VMDB(), n, args.repeat)
     return 0
 
 

@@ -22,7 +22,6 @@ import argparse
 import datetime as dt
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,24 +113,18 @@ def measure(conn, database: str) -> Measure:
 
 def simulate(server, workload: Workload, policy, quiet: bool = False, fast_flush: bool = True) -> dict:
     """Both databases through ``workload``; {"without": Measure, "with": Measure, "retention_seconds": [..]}."""
-    from DIRAC import gConfig, gLogger
-    from diraccfg import CFG
+    from DIRAC import gLogger
 
+    from benchmarks.benchdb import use_vmdb
     from JenniferDIRAC.WorkloadManagementSystem.DB.VMDBRetention import apply_retention
 
     gLogger.setLevel("ERROR")
     if fast_flush:  # sizes do not depend on how often the redo log is flushed; the run time does
         server.execute("SET GLOBAL innodb_flush_log_at_trx_commit = 2")
-    info = server.info
     names = {"without": f"VMDB_noretention_{os.getpid()}", "with": f"VMDB_retention_{os.getpid()}"}
     dbs = {}
     for key, name in names.items():
-        server.create_database(name)
-        gConfig.loadCFG(CFG().loadFromBuffer(
-            f"Systems\n{{\n  Databases\n  {{\n    User = {info.user}\n    Password = {info.password}\n"
-            f"    Host = {info.host}\n    Port = {info.port}\n  }}\n  WorkloadManagement\n  {{\n"
-            f"    Databases\n    {{\n      VMDB\n      {{\n        DBName = {name}\n      }}\n    }}\n  }}\n}}\n"
-        ))
+        use_vmdb(server, name)
         from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
 
         dbs[key] = VMDB()
@@ -210,18 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     workload = Workload(args.days, args.vms_per_day, args.scale, args.hours, args.heartbeat_minutes,
                         args.log_bytes)
     policy = RetentionPolicy(args.vm_days, args.log_days, args.compaction_days)
-    from dev.mariadb import MariaDBServer
+    from benchmarks.benchdb import private_mariadb
 
-    with tempfile.TemporaryDirectory(prefix="benchretention") as tmp:
-        server = MariaDBServer(Path(tmp) / "db")
-        server.start()
-        try:
-            started = time.monotonic()
-            results = simulate(server, workload, policy)
-            print(report(workload, policy, results))
-            print(f"(simulation took {time.monotonic() - started:.0f} s)")
-        finally:
-            server.destroy()
+    with private_mariadb("benchretention") as server:
+        started = time.monotonic()
+        results = simulate(server, workload, policy)
+        print(report(workload, policy, results))
+        print(f"(simulation took {time.monotonic() - started:.0f} s)")
     return 0
 
 

@@ -248,10 +248,10 @@ def main() -> int:
     args = parser.parse_args()
     import random
 
-    from DIRAC import gConfig, gLogger
-    from diraccfg import CFG
+    from DIRAC import gLogger
     from JenniferLocalCloud import LocalCloud
 
+    from benchmarks.benchdb import use_vmdb
     from dev.mariadb import MariaDBServer
     from test_vmdirector_cycle import World
 
@@ -267,11 +267,7 @@ def main() -> int:
             cloud.compute.detail_seconds_per_server = args.per_server_ms / 1000
             cloud.faults.slow(args.delete_ms / 1000, service="compute", method="DELETE")
             dbname = "VMDB_bench"
-            mariadb.create_database(dbname)
-            cfg = (f"Systems\n{{\n  Databases\n  {{\n    User = {mariadb.user}\n    Password = {mariadb.password}\n"
-                   f"    Host = {mariadb.host}\n    Port = {mariadb.port}\n  }}\n  WorkloadManagement\n  {{\n"
-                   f"    Databases\n    {{\n      VMDB\n      {{\n        DBName = {dbname}\n      }}\n    }}\n  }}\n}}\n")
-            gConfig.loadCFG(CFG().loadFromBuffer(cfg))
+            cfg = use_vmdb(mariadb, dbname)
             from JenniferDIRAC.WorkloadManagementSystem.DB.VMDB import VMDB
 
             vmdb = types.SimpleNamespace(db=VMDB(), dbname=dbname, cfg=cfg)

@@ -1,5 +1,5 @@
 """What the benchmarks on a private MariaDB share: the server with a VMDB configured for DIRAC
-(``private_vmdb``), pilots seeded into DIRAC's PilotAgentsDB schema (``insert_pilots``).
+(``private_mariadb``, ``use_vmdb``, ``private_vmdb``), pilots seeded into DIRAC's PilotAgentsDB schema (``insert_pilots``).
 
 Run from the repository root (``benchmarks`` and ``dev`` importable), as the scripts set it up.
 """
@@ -12,30 +12,49 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-@contextmanager
-def private_vmdb(prefix: str, database: str) -> Iterator[object]:
-    """A MariaDB server of its own in a temporary directory, with an empty database `database`
-    that DIRAC's local configuration names as WorkloadManagement/VMDB (DIRAC's log at ERROR);
-    yields the server (dev.mariadb.MariaDBServer), destroyed when the block ends."""
-    from DIRAC import gConfig, gLogger
+def vmdb_cfg(server, database: str) -> str:
+    """DIRAC's local configuration of `server`'s `database` as WorkloadManagement/VMDB."""
+    return (f"Systems\n{{\n  Databases\n  {{\n    User = {server.user}\n    Password = {server.password}\n"
+            f"    Host = {server.host}\n    Port = {server.port}\n  }}\n  WorkloadManagement\n  {{\n"
+            f"    Databases\n    {{\n      VMDB\n      {{\n        DBName = {database}\n      }}\n    }}\n  }}\n}}\n")
+
+
+def use_vmdb(server, database: str) -> str:
+    """An empty database `database` on `server` (dev.mariadb.MariaDBServer), from now on the
+    VMDB of DIRAC's configuration in this process; its configuration text (vmdb_cfg)."""
+    from DIRAC import gConfig
     from diraccfg import CFG
+
+    server.create_database(database)
+    text = vmdb_cfg(server, database)
+    gConfig.loadCFG(CFG().loadFromBuffer(text))
+    return text
+
+
+@contextmanager
+def private_mariadb(prefix: str) -> Iterator[object]:
+    """A MariaDB server of its own in a temporary directory (DIRAC's log at ERROR); yields the
+    started server (dev.mariadb.MariaDBServer), destroyed when the block ends."""
+    from DIRAC import gLogger
 
     from dev.mariadb import MariaDBServer
 
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         server = MariaDBServer(Path(tmp) / "db")
-        info = server.start()
+        server.start()
         try:
-            server.create_database(database)
-            gConfig.loadCFG(CFG().loadFromBuffer(
-                f"Systems\n{{\n  Databases\n  {{\n    User = {info.user}\n    Password = {info.password}\n"
-                f"    Host = {info.host}\n    Port = {info.port}\n  }}\n  WorkloadManagement\n  {{\n"
-                f"    Databases\n    {{\n      VMDB\n      {{\n        DBName = {database}\n      }}\n    }}\n  }}\n}}\n"
-            ))
             gLogger.setLevel("ERROR")
             yield server
         finally:
             server.destroy()
+
+
+@contextmanager
+def private_vmdb(prefix: str, database: str) -> Iterator[object]:
+    """private_mariadb with an empty database `database` as DIRAC's VMDB (use_vmdb)."""
+    with private_mariadb(prefix) as server:
+        use_vmdb(server, database)
+        yield server
 
 
 #: the PilotAgents columns of a seeded pilot, in insert_pilots' order

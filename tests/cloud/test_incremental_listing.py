@@ -59,7 +59,7 @@ OPS = st.one_of(
     st.tuples(st.just("foreign"), st.integers(0, 2)),
     st.tuples(st.just("state"), st.integers(0, 50), st.sampled_from(STATES)),
     st.tuples(st.just("delete"), st.integers(0, 50)),
-    st.tuples(st.just("own delete"), st.integers(0, 50)),
+    st.tuples(st.just("own delete"), st.integers(0, 50), st.integers(1, 3)),
     st.tuples(st.just("finish")),
     st.tuples(st.just("fault"), st.sampled_from([503, 500]), st.sampled_from([LIST[2], BRIEF[2]])),
     st.tuples(st.just("advance"), st.floats(0, 3 * CHANGES_MARGIN_SECONDS)),
@@ -91,8 +91,9 @@ def test_incremental_view_equals_a_full_listing_after_any_sequence(local_cloud, 
         elif kind == "delete" and fleet.pick(args[0]):
             local_cloud.compute.delete_server(None, fleet.pick(args[0]))
         elif kind == "own delete" and fleet.pick(args[0]):
-            assert backend.delete_vms([fleet.pick(args[0])]) == {}
-            view.deleted(1)
+            ids = list({fleet.pick(args[0] + i) for i in range(args[1])})
+            assert backend.delete_vms(ids) == {}
+            view.deleted(len(ids))
         elif kind == "finish":
             local_cloud.compute.finish_deletions()
         elif kind == "advance":

@@ -6,8 +6,29 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ce"))
 from ce_fixtures import make_target_ce, wrapper  # noqa: E402, F401 - fixtures of the real-cloud tests
+
+
+@pytest.fixture
+def backend(real_openstack):
+    """An OpenStackBackend of the demo project's member (password), in an emptied project that
+    is emptied again afterwards."""
+    from keystoneauth1.identity import v3
+
+    from JenniferDIRAC.Resources.Cloud.OpenStackBackend import OpenStackBackend
+
+    real_openstack.reset()
+    demo = real_openstack.demo
+    auth = v3.Password(auth_url=real_openstack.auth_url, username=demo["username"], password=demo["password"],
+                       user_domain_name=demo["user_domain_name"], project_name=demo["project_name"],
+                       project_domain_name=demo["project_domain_name"])
+    backend = OpenStackBackend(auth=auth, secrets=[demo["password"]])
+    yield backend
+    backend.close()
+    real_openstack.reset()
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -10,23 +10,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from keystoneauth1.identity import v3
 from openstack_testkit import spy_sdk_deletes
-
-from JenniferDIRAC.Resources.Cloud.OpenStackBackend import OpenStackBackend
-
-
-@pytest.fixture
-def backend(real_openstack):
-    real_openstack.reset()
-    demo = real_openstack.demo
-    auth = v3.Password(auth_url=real_openstack.auth_url, username=demo["username"], password=demo["password"],
-                       user_domain_name=demo["user_domain_name"], project_name=demo["project_name"],
-                       project_domain_name=demo["project_domain_name"])
-    backend = OpenStackBackend(auth=auth, secrets=[demo["password"]])
-    yield backend
-    backend.close()
-    real_openstack.reset()
 
 
 @pytest.fixture
