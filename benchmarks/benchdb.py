@@ -1,5 +1,6 @@
-"""What the benchmarks on a private MariaDB share: the server with a VMDB configured for DIRAC
-(``private_mariadb``, ``use_vmdb``, ``private_vmdb``), pilots seeded into DIRAC's PilotAgentsDB schema (``insert_pilots``).
+"""What the benchmarks on a private MariaDB share: the server (``private_mariadb``), a database
+there as DIRAC's VMDB (``use_vmdb``; both: ``private_vmdb``), pilots seeded into DIRAC's
+PilotAgentsDB schema (``insert_pilots``).
 
 Run from the repository root (``benchmarks`` and ``dev`` importable), as the scripts set it up.
 """

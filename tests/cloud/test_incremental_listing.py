@@ -120,8 +120,8 @@ def test_after_one_full_listing_a_refresh_returns_only_what_changed(local_cloud,
     returned = []
     asked = backend.list_installation_changes
 
-    def spy(installation, since):
-        changes = asked(installation, since)
+    def spy(installation, since, deleted_apart=False):
+        changes = asked(installation, since, deleted_apart=deleted_apart)
         returned.append(len(changes.vms) + len(changes.gone))
         return changes
 

@@ -268,10 +268,8 @@ class IncrementalView:
             deleted, self._deleted_since = self._deleted_since, 0
         changes = None
         if not due and self._newest is not None:
-            since = self._newest - self.margin
-            changes = (backend.list_installation_changes(installation, since, deleted_apart=True)
-                       if deleted >= self.deleted_apart_after
-                       else backend.list_installation_changes(installation, since))
+            changes = backend.list_installation_changes(installation, self._newest - self.margin,
+                                                        deleted_apart=deleted >= self.deleted_apart_after)
         if changes is None:
             vms = backend.list_installation_vms(installation)
             self._vms = {vm.id: vm for vm in vms}

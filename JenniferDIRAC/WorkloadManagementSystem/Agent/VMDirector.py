@@ -261,7 +261,7 @@ class VMDirector(AgentModule):
         # a name's VM record is its kept VM's: a twin's state or id must not overwrite it
         record_states(self.vmState, split_twins(vms, records)[0], records, self.log, now)
         self._apply(ce, backend, decision, report, params, thresholds, sent)
-        self.backends.deleted(ce, sent.deleted())
+        self.backends.deleted(ce, report.deleted)
 
     # --- applying the decision ---------------------------------------------------------------
     def _apply(self, ce: str, backend, decision, report: CEReport, params, thresholds: Thresholds,

@@ -51,11 +51,6 @@ class SentDeletes:
         self._futures = []
         return self._errors
 
-    def deleted(self) -> int:
-        """How many of the deletions sent the cloud accepted, once every one has ended."""
-        errors = self.errors()
-        return sum(1 for a in self.actions if a.vm_id not in errors)
-
 
 def deletes_waiting_for_no_pilot(decision) -> list[DeleteVM]:
     """The decision's deletions that may be sent before any pilot status is set."""
